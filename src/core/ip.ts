@@ -1,0 +1,120 @@
+import { isIPv4, isIPv6 } from 'node:net';
+import { InvalidArgumentError } from './errors.js';
+
+export type IpFamily = 4 | 6;
+
+/** An IP address held both as text (canonical) and as network-order bytes. */
+export interface IpAddress {
+  readonly family: IpFamily;
+  readonly text: string;
+  readonly bytes: Buffer;
+}
+
+/** A prefix such as 10.244.1.0/24. `address` keeps the host bits as given (e.g. 10.244.1.1/24). */
+export interface Cidr {
+  readonly address: IpAddress;
+  readonly prefixLength: number;
+}
+
+function ipv4Bytes(text: string): Buffer {
+  return Buffer.from(text.split('.').map((part) => Number(part)));
+}
+
+function ipv6Bytes(text: string): Buffer {
+  // Expand an embedded dotted quad ("::ffff:1.2.3.4") into two hex groups first.
+  let s = text;
+  const v4 = /(\d+\.\d+\.\d+\.\d+)$/.exec(s);
+  if (v4?.[1]) {
+    const b = ipv4Bytes(v4[1]);
+    s = s.slice(0, -v4[1].length) + `${((b[0]! << 8) | b[1]!).toString(16)}:${((b[2]! << 8) | b[3]!).toString(16)}`;
+  }
+  const [head = '', tail] = s.split('::');
+  const headGroups = head ? head.split(':') : [];
+  const tailGroups = tail ? tail.split(':') : [];
+  const zeros = tail === undefined ? 0 : 8 - headGroups.length - tailGroups.length;
+  const groups = [...headGroups, ...Array<string>(zeros).fill('0'), ...tailGroups];
+  const out = Buffer.alloc(16);
+  groups.forEach((g, i) => out.writeUInt16BE(parseInt(g, 16), i * 2));
+  return out;
+}
+
+/** Formats 4 or 16 network-order bytes as an address in canonical text form (RFC 5952 for IPv6). */
+export function formatIp(bytes: Uint8Array): string {
+  if (bytes.length === 4) return Array.from(bytes).join('.');
+  if (bytes.length !== 16) throw new InvalidArgumentError('IP address bytes', bytes.length, 'need 4 or 16 bytes');
+  const groups: number[] = [];
+  for (let i = 0; i < 16; i += 2) groups.push((bytes[i]! << 8) | bytes[i + 1]!);
+  // RFC 5952 §4.2: compress the longest run of two or more zero groups, the first on a tie.
+  let bestStart = -1;
+  let bestLen = 1;
+  for (let i = 0; i < 8; ) {
+    if (groups[i] !== 0) { i++; continue; }
+    let j = i;
+    while (j < 8 && groups[j] === 0) j++;
+    if (j - i > bestLen) { bestStart = i; bestLen = j - i; }
+    i = j;
+  }
+  const hex = groups.map((g) => g.toString(16));
+  if (bestStart < 0) return hex.join(':');
+  return `${hex.slice(0, bestStart).join(':')}::${hex.slice(bestStart + bestLen).join(':')}`;
+}
+
+/** Parses an IPv4 or IPv6 address; throws InvalidArgumentError naming the value otherwise. */
+export function parseIp(text: string, what = 'IP address'): IpAddress {
+  if (typeof text !== 'string') throw new InvalidArgumentError(what, text, 'not a string');
+  if (isIPv4(text)) {
+    const bytes = ipv4Bytes(text);
+    return { family: 4, bytes, text: formatIp(bytes) };
+  }
+  if (isIPv6(text) && !text.includes('%')) {
+    const bytes = ipv6Bytes(text);
+    return { family: 6, bytes, text: formatIp(bytes) };
+  }
+  throw new InvalidArgumentError(what, text, 'not an IPv4 or IPv6 address');
+}
+
+/** Parses "a.b.c.d/len" or "x::y/len". The host part may be non-zero (an interface address). */
+export function parseCidr(text: string, what = 'CIDR'): Cidr {
+  if (typeof text !== 'string') throw new InvalidArgumentError(what, text, 'not a string');
+  const slash = text.indexOf('/');
+  if (slash < 0) throw new InvalidArgumentError(what, text, 'missing "/prefix-length"');
+  const lenText = text.slice(slash + 1);
+  let address: IpAddress;
+  try {
+    address = parseIp(text.slice(0, slash));
+  } catch {
+    throw new InvalidArgumentError(what, text, 'the address part is not an IPv4 or IPv6 address');
+  }
+  const max = address.family === 4 ? 32 : 128;
+  if (!/^\d{1,3}$/.test(lenText) || Number(lenText) > max) {
+    throw new InvalidArgumentError(what, text, `prefix length must be an integer 0..${max}`);
+  }
+  return { address, prefixLength: Number(lenText) };
+}
+
+/** The network address of a prefix (host bits cleared). */
+export function networkOf(cidr: Cidr): IpAddress {
+  const bytes = Buffer.from(cidr.address.bytes);
+  for (let bit = cidr.prefixLength; bit < bytes.length * 8; bit++) {
+    bytes[bit >> 3]! &= ~(0x80 >> (bit & 7));
+  }
+  return { family: cidr.address.family, bytes, text: formatIp(bytes) };
+}
+
+/** True when the prefix has no host bits set (10.244.1.0/24, not 10.244.1.1/24). */
+export function isNetworkAddress(cidr: Cidr): boolean {
+  return networkOf(cidr).bytes.equals(cidr.address.bytes);
+}
+
+export function formatCidr(cidr: Cidr): string {
+  return `${cidr.address.text}/${cidr.prefixLength}`;
+}
+
+/** Parses a CIDR and requires it to be a network (no host bits), as a route destination must be. */
+export function parsePrefix(text: string, what = 'prefix'): Cidr {
+  const cidr = parseCidr(text, what);
+  if (!isNetworkAddress(cidr)) {
+    throw new InvalidArgumentError(what, text, `host bits are set (the network is ${formatCidr({ address: networkOf(cidr), prefixLength: cidr.prefixLength })})`);
+  }
+  return cidr;
+}

@@ -1,0 +1,359 @@
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import netlinkPkg from 'netlink';
+import { NetlinkError } from './errors.js';
+import {
+  NETLINK_CAP_ACK, NETLINK_EXT_ACK, NETLINK_GET_STRICT_CHK, SOL_NETLINK, SOL_SOCKET, SO_RCVBUFFORCE,
+  SO_SNDBUFFORCE, setsockoptInt,
+} from './libc.js';
+
+const { RawNetlinkSocket } = netlinkPkg;
+type RawSocket = InstanceType<typeof RawNetlinkSocket>;
+
+const NETLINK_ROUTE = 0;
+const HEADER = 16;
+export const NLM_F_REQUEST = 0x1;
+export const NLM_F_MULTI = 0x2;
+export const NLM_F_ACK = 0x4;
+export const NLM_F_DUMP = 0x300;
+export const NLM_F_REPLACE = 0x100;
+export const NLM_F_EXCL = 0x200;
+export const NLM_F_CREATE = 0x400;
+export const NLM_F_APPEND = 0x800;
+const NLM_F_ACK_TLVS = 0x200;
+const NLM_F_CAPPED = 0x100;
+const NLMSG_NOOP = 0x1;
+const NLMSG_ERROR = 0x2;
+const NLMSG_DONE = 0x3;
+const NLMSGERR_ATTR_MSG = 1;
+
+/** Biggest datagram we send: well under the default socket send buffer (EMSGSIZE otherwise). */
+const MAX_DATAGRAM = 32 * 1024;
+/** Requests sent but not yet answered; above this, new requests wait (keeps replies within the receive buffer). */
+const MAX_IN_FLIGHT = 4096;
+const SOCKET_BUFFER = 8 * 1024 * 1024;
+
+export interface RawMessage {
+  readonly type: number;
+  readonly flags: number;
+  readonly seq: number;
+  readonly data: Buffer;
+}
+
+/** What the caller knows about a request, for its error message. */
+export interface RequestLabel {
+  readonly op: string;
+  readonly target?: string | undefined;
+}
+
+type Expect = 'ack' | 'reply' | 'dump';
+
+interface Pending {
+  readonly label: RequestLabel;
+  readonly expect: Expect;
+  readonly resolve: (msgs: RawMessage[]) => void;
+  readonly reject: (err: Error) => void;
+  readonly parts: RawMessage[];
+  sent: boolean;
+}
+
+interface Outgoing {
+  readonly seq: number;
+  readonly bytes: Buffer;
+}
+
+/**
+ * One rtnetlink socket with many requests in flight.
+ *
+ * Mutations are sent without NLM_F_ACK, many to a datagram, each datagram closed by an
+ * NLMSG_NOOP that does ask for an ACK (a "barrier"). The kernel handles the messages of a
+ * datagram in order inside sendmsg() and queues an NLMSG_ERROR only for those that fail
+ * (netlink_rcv_skb() in net/netlink/af_netlink.c), so when the barrier's ACK arrives every earlier
+ * request without an error has succeeded. This halves the replies compared with one ACK per
+ * request, as `ip -batch` does, and costs one sendmsg() per datagram instead of per request.
+ *
+ * Dumps run one at a time (the kernel answers EBUSY to a second dump on the same socket) and are
+ * sent alone in their datagram.
+ *
+ * The socket is created in the network namespace the thread is in at construction time and stays
+ * bound to it; see netns.ts for how to construct it inside another namespace.
+ */
+export class RtnlChannel {
+  private readonly raw: RawSocket;
+  private readonly pending = new Map<number, Pending>();
+  /** Barrier seq -> the requests sent in its datagram. */
+  private readonly batches = new Map<number, number[]>();
+  private readonly outbox: Outgoing[] = [];
+  private readonly dumpQueue: Outgoing[] = [];
+  private dumpRunning = false;
+  private flushScheduled = false;
+  private inFlight = 0;
+  private seq = Math.floor(Math.random() * 0x7fffffff);
+  private closed = false;
+  /** Filled in at construction: the socket's fd, so socket options can be set on it. */
+  readonly fd: number;
+
+  constructor() {
+    this.raw = new RawNetlinkSocket(NETLINK_ROUTE, { recvBufferSize: SOCKET_BUFFER, sendBufferSize: SOCKET_BUFFER });
+    this.fd = findNetlinkSocketFd(this.raw.address().port);
+    setsockoptInt(this.fd, SOL_NETLINK, NETLINK_EXT_ACK, 1);
+    setsockoptInt(this.fd, SOL_NETLINK, NETLINK_CAP_ACK, 1);
+    setsockoptInt(this.fd, SOL_NETLINK, NETLINK_GET_STRICT_CHK, 1);
+    // The *FORCE variants pass net.core.rmem_max (we hold CAP_NET_ADMIN); best effort otherwise.
+    for (const opt of [SO_RCVBUFFORCE, SO_SNDBUFFORCE]) {
+      try { setsockoptInt(this.fd, SOL_SOCKET, opt, SOCKET_BUFFER); } catch { /* keep the default size */ }
+    }
+    this.raw.on('message', (buf: Buffer) => this.receive(buf));
+    this.raw.on('error', (err: Error & { errno?: number }) => this.failAll(err));
+    this.raw.unref();
+  }
+
+  /** A mutation: resolves when the kernel has applied it, rejects with its NetlinkError. */
+  mutate(type: number, flags: number, body: Buffer, label: RequestLabel): Promise<void> {
+    return this.enqueue(type, flags, body, label, 'ack').then(() => undefined);
+  }
+
+  /** A request answered by one message (RTM_GETLINK by name, say). */
+  async get(type: number, body: Buffer, label: RequestLabel): Promise<RawMessage> {
+    const [msg] = await this.enqueue(type, 0, body, label, 'reply');
+    if (!msg) throw new Error(`${label.op}: the kernel sent no reply`);
+    return msg;
+  }
+
+  /** A dump request: resolves with every message of the multipart answer. */
+  dump(type: number, body: Buffer, label: RequestLabel): Promise<RawMessage[]> {
+    return this.enqueue(type, NLM_F_DUMP, body, label, 'dump');
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.failAll(new Error('netlink channel closed'));
+    this.raw.close();
+  }
+
+  private enqueue(type: number, flags: number, body: Buffer, label: RequestLabel, expect: Expect): Promise<RawMessage[]> {
+    if (this.closed) return Promise.reject(new Error(`${label.op}: netlink channel is closed`));
+    const seq = this.nextSeq();
+    const bytes = frame(type, NLM_F_REQUEST | flags, seq, body);
+    return new Promise<RawMessage[]>((resolve, reject) => {
+      this.pending.set(seq, { label, expect, resolve, reject, parts: [], sent: false });
+      (expect === 'dump' ? this.dumpQueue : this.outbox).push({ seq, bytes });
+      this.scheduleFlush();
+    });
+  }
+
+  private nextSeq(): number {
+    this.seq = (this.seq + 1) >>> 0 || 1;
+    return this.seq;
+  }
+
+  private scheduleFlush(): void {
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    // A microtask: every request issued in the same synchronous run shares datagrams.
+    queueMicrotask(() => {
+      this.flushScheduled = false;
+      this.flush();
+    });
+  }
+
+  private flush(): void {
+    if (this.closed) return;
+    if (!this.dumpRunning) {
+      const dumpReq = this.dumpQueue.shift();
+      if (dumpReq) {
+        this.dumpRunning = true;
+        this.markSent(dumpReq.seq);
+        this.raw.ref();
+        this.raw.send(dumpReq.bytes, undefined, (err) => err && this.failOne(dumpReq.seq, err));
+      }
+    }
+    while (this.outbox.length > 0 && this.inFlight < MAX_IN_FLIGHT) {
+      const chunk: Buffer[] = [];
+      const seqs: number[] = [];
+      let size = HEADER;
+      const barrier = this.nextSeq();
+      while (this.outbox.length > 0 && this.inFlight < MAX_IN_FLIGHT) {
+        const next = this.outbox[0]!;
+        if (chunk.length > 0 && size + next.bytes.length > MAX_DATAGRAM) break;
+        this.outbox.shift();
+        chunk.push(next.bytes);
+        size += next.bytes.length;
+        seqs.push(next.seq);
+        this.markSent(next.seq);
+      }
+      this.batches.set(barrier, seqs);
+      chunk.push(frame(NLMSG_NOOP, NLM_F_REQUEST | NLM_F_ACK, barrier, Buffer.alloc(0)));
+      this.raw.ref();
+      this.raw.send(Buffer.concat(chunk, size), undefined, (err) => {
+        if (err) this.failBarrier(barrier, err);
+      });
+    }
+  }
+
+  private receive(buf: Buffer): void {
+    for (let off = 0; off + HEADER <= buf.length; ) {
+      const len = buf.readUInt32LE(off);
+      if (len < HEADER || off + len > buf.length) break;
+      const msg: RawMessage = {
+        type: buf.readUInt16LE(off + 4),
+        flags: buf.readUInt16LE(off + 6),
+        seq: buf.readUInt32LE(off + 8),
+        data: buf.subarray(off + HEADER, off + len),
+      };
+      this.handle(msg);
+      off += (len + 3) & ~3;
+    }
+    if (this.pending.size === 0) this.raw.unref();
+    if (this.outbox.length > 0 || (!this.dumpRunning && this.dumpQueue.length > 0)) this.flush();
+  }
+
+  private handle(msg: RawMessage): void {
+    if (msg.type === NLMSG_ERROR) {
+      const errno = -msg.data.readInt32LE(0);
+      if (errno === 0) this.resolveBarrier(msg.seq);
+      const p = this.pending.get(msg.seq);
+      if (!p) return;
+      if (errno === 0) {
+        this.settle(msg.seq, p);
+        p.resolve(p.parts);
+        return;
+      }
+      this.settle(msg.seq, p);
+      p.reject(new NetlinkError({ ...p.label, errno, extack: parseExtack(msg) }));
+      return;
+    }
+    const p = this.pending.get(msg.seq);
+    if (!p) return;
+    if (p.expect === 'dump') {
+      if (msg.type === NLMSG_DONE) {
+        // A dump can end in an error (NLMSG_DONE carrying a negative int), e.g. EINTR on a
+        // concurrent change: report it so the caller retries instead of trusting a partial list.
+        const errno = msg.data.length >= 4 ? -msg.data.readInt32LE(0) : 0;
+        this.settle(msg.seq, p);
+        if (errno > 0) p.reject(new NetlinkError({ ...p.label, errno }));
+        else p.resolve(p.parts);
+      } else {
+        p.parts.push({ ...msg, data: Buffer.from(msg.data) });
+      }
+      return;
+    }
+    if (p.expect === 'reply') {
+      this.settle(msg.seq, p);
+      p.resolve([{ ...msg, data: Buffer.from(msg.data) }]);
+    }
+  }
+
+  private markSent(seq: number): void {
+    const p = this.pending.get(seq);
+    if (p && !p.sent) {
+      p.sent = true;
+      this.inFlight++;
+    }
+  }
+
+  private settle(seq: number, p: Pending): void {
+    this.pending.delete(seq);
+    if (p.sent) this.inFlight--;
+    if (p.expect === 'dump') {
+      this.dumpRunning = false;
+      if (this.dumpQueue.length > 0) this.scheduleFlush();
+    }
+  }
+
+  /** The barrier's ACK: every request of its datagram that has no error yet has succeeded. */
+  private resolveBarrier(barrier: number): void {
+    const seqs = this.batches.get(barrier);
+    if (!seqs) return;
+    this.batches.delete(barrier);
+    for (const seq of seqs) {
+      const p = this.pending.get(seq);
+      if (p && p.expect === 'ack') {
+        this.settle(seq, p);
+        p.resolve([]);
+      }
+    }
+  }
+
+  private failBarrier(barrier: number, err: Error): void {
+    const seqs = this.batches.get(barrier) ?? [];
+    this.batches.delete(barrier);
+    for (const seq of seqs) this.failOne(seq, err);
+  }
+
+  private failOne(seq: number, err: Error & { errno?: number }): void {
+    const p = this.pending.get(seq);
+    if (!p) return;
+    this.settle(seq, p);
+    p.reject(toNetlinkError(err, p.label));
+  }
+
+  /** Socket-level failure (ENOBUFS: replies were dropped): nothing in flight can be trusted. */
+  private failAll(err: Error & { errno?: number }): void {
+    for (const seq of [...this.pending.keys()]) this.failOne(seq, err);
+    this.outbox.length = 0;
+    this.dumpQueue.length = 0;
+    this.batches.clear();
+    this.dumpRunning = false;
+  }
+}
+
+function toNetlinkError(err: Error & { errno?: number }, label: RequestLabel): Error {
+  if (err instanceof NetlinkError) return err;
+  if (typeof err.errno === 'number') return new NetlinkError({ ...label, errno: Math.abs(err.errno) });
+  return err;
+}
+
+function frame(type: number, flags: number, seq: number, body: Buffer): Buffer {
+  const len = HEADER + body.length;
+  const out = Buffer.allocUnsafe((len + 3) & ~3);
+  out.writeUInt32LE(len, 0);
+  out.writeUInt16LE(type, 4);
+  out.writeUInt16LE(flags, 6);
+  out.writeUInt32LE(seq, 8);
+  out.writeUInt32LE(0, 12);
+  body.copy(out, HEADER);
+  out.fill(0, len);
+  return out;
+}
+
+/** The kernel's human-readable reason in an NLMSG_ERROR (RFC 3549 framing, extack TLVs). */
+function parseExtack(msg: RawMessage): string | undefined {
+  if (!(msg.flags & NLM_F_ACK_TLVS)) return undefined;
+  // struct nlmsgerr: int error; struct nlmsghdr msg; [payload unless NLM_F_CAPPED]; TLVs.
+  const origLen = msg.data.readUInt32LE(4);
+  let off = 4 + (msg.flags & NLM_F_CAPPED ? HEADER : (origLen + 3) & ~3);
+  while (off + 4 <= msg.data.length) {
+    const len = msg.data.readUInt16LE(off);
+    const type = msg.data.readUInt16LE(off + 2) & 0x3fff;
+    if (len < 4) break;
+    if (type === NLMSGERR_ATTR_MSG) {
+      return msg.data.subarray(off + 4, off + len).toString('utf8').replace(/\0+$/, '');
+    }
+    off += (len + 3) & ~3;
+  }
+  return undefined;
+}
+
+/**
+ * node-netlink does not expose the socket's descriptor, and NETLINK_EXT_ACK must be set on it.
+ * The kernel lists every netlink socket of the current namespace with its port id and inode in
+ * /proc/thread-self/net/netlink; our descriptor is the one whose /proc/self/fd link names that inode.
+ */
+function findNetlinkSocketFd(port: number): number {
+  const lines = readFileSync('/proc/thread-self/net/netlink', 'utf8').split('\n').slice(1);
+  let inode: string | undefined;
+  for (const line of lines) {
+    const cols = line.trim().split(/\s+/);
+    // sk Eth Pid Groups Rmem Wmem Dump Locks Drops Inode
+    if (cols.length >= 10 && cols[1] === String(NETLINK_ROUTE) && Number(cols[2]) === port) inode = cols[9];
+  }
+  if (inode === undefined) throw new Error(`netlink socket with port ${port} not found in /proc/thread-self/net/netlink`);
+  const wanted = `socket:[${inode}]`;
+  for (const entry of readdirSync('/proc/self/fd')) {
+    try {
+      if (readlinkSync(`/proc/self/fd/${entry}`) === wanted) return Number(entry);
+    } catch { /* descriptor closed meanwhile */ }
+  }
+  throw new Error(`descriptor of netlink socket ${wanted} not found`);
+}

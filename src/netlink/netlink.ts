@@ -1,0 +1,117 @@
+import { RtnlChannel } from './channel.js';
+import { NetlinkError } from './errors.js';
+import * as addresses from './addresses.js';
+import * as links from './links.js';
+import * as neighbours from './neighbours.js';
+import { runInNetns } from './netns.js';
+import * as routes from './routes.js';
+import { readSysctl, writeSysctl } from './sysctl.js';
+import type {
+  Address, BridgeSpec, FdbEntry, FdbSpec, IpipSpec, Link, LinkChanges, Neighbour, NeighbourSpec, Route, RouteSpec,
+  VethSpec, VxlanSpec,
+} from './types.js';
+
+/** A link by name ("cni0") or by index. */
+export type LinkRef = string | number;
+
+/**
+ * Twill's netlink handle: one rtnetlink socket bound to one network namespace, with typed,
+ * promise-returning operations. Requests issued together are pipelined (see channel.ts), so
+ * `Promise.all(routes.map((r) => nl.replaceRoute(r)))` programs thousands of routes quickly.
+ */
+export class Netlink {
+  private constructor(private readonly ch: RtnlChannel, readonly netnsPath: string | undefined) {}
+
+  /** Opens a socket in the namespace at `netnsPath`, or in the caller's own namespace. */
+  static open(netnsPath?: string): Netlink {
+    const ch = netnsPath === undefined ? new RtnlChannel() : runInNetns(netnsPath, () => new RtnlChannel());
+    return new Netlink(ch, netnsPath);
+  }
+
+  close(): void {
+    this.ch.close();
+  }
+
+  // ---- links ----
+
+  async getLink(ref: LinkRef): Promise<Link | undefined> {
+    return typeof ref === 'number' ? links.getLinkByIndex(this.ch, ref) : links.getLinkByName(this.ch, ref);
+  }
+
+  /** Like getLink, but a missing link is an ENODEV NetlinkError naming it. */
+  async requireLink(ref: LinkRef): Promise<Link> {
+    const link = await this.getLink(ref);
+    if (!link) throw new NetlinkError({ op: 'link.get', errno: 19, target: String(ref) }, 'no such interface');
+    return link;
+  }
+
+  private async indexOf(ref: LinkRef): Promise<number> {
+    return typeof ref === 'number' ? ref : (await this.requireLink(ref)).index;
+  }
+
+  listLinks(): Promise<Link[]> { return links.listLinks(this.ch); }
+  createBridge(spec: BridgeSpec): Promise<void> { return links.createBridge(this.ch, spec); }
+  createVeth(spec: VethSpec): Promise<void> { return links.createVeth(this.ch, spec); }
+  createVxlan(spec: VxlanSpec): Promise<void> { return links.createVxlan(this.ch, spec); }
+  createIpip(spec: IpipSpec): Promise<void> { return links.createIpip(this.ch, spec); }
+
+  async setLink(ref: LinkRef, changes: LinkChanges): Promise<void> {
+    return links.setLink(this.ch, await this.indexOf(ref), changes);
+  }
+
+  setUp(ref: LinkRef, up = true): Promise<void> { return this.setLink(ref, { up }); }
+  setMtu(ref: LinkRef, mtu: number): Promise<void> { return this.setLink(ref, { mtu }); }
+  setMac(ref: LinkRef, mac: string): Promise<void> { return this.setLink(ref, { mac }); }
+  async setMaster(ref: LinkRef, master: LinkRef | null): Promise<void> {
+    return this.setLink(ref, { masterIndex: master === null ? 0 : await this.indexOf(master) });
+  }
+  moveToNetns(ref: LinkRef, netnsPath: string): Promise<void> { return this.setLink(ref, { netnsPath }); }
+
+  async deleteLink(ref: LinkRef): Promise<void> {
+    return links.deleteLink(this.ch, await this.indexOf(ref));
+  }
+
+  // ---- addresses ----
+
+  async addAddress(ref: LinkRef, cidr: string): Promise<void> { return addresses.addAddress(this.ch, await this.indexOf(ref), cidr); }
+  async replaceAddress(ref: LinkRef, cidr: string): Promise<void> { return addresses.replaceAddress(this.ch, await this.indexOf(ref), cidr); }
+  async deleteAddress(ref: LinkRef, cidr: string): Promise<void> { return addresses.deleteAddress(this.ch, await this.indexOf(ref), cidr); }
+  async listAddresses(ref?: LinkRef): Promise<Address[]> {
+    return addresses.listAddresses(this.ch, ref === undefined ? undefined : await this.indexOf(ref));
+  }
+
+  // ---- routes (stamped with RTPROT_TWILL unless the spec says otherwise) ----
+
+  replaceRoute(spec: RouteSpec): Promise<void> { return routes.replaceRoute(this.ch, spec); }
+  deleteRoute(spec: RouteSpec): Promise<void> { return routes.deleteRoute(this.ch, spec); }
+  listRoutes(filter?: routes.RouteFilter): Promise<Route[]> { return routes.listRoutes(this.ch, filter); }
+
+  // ---- neighbours and FDB ----
+
+  replaceNeighbour(spec: NeighbourSpec): Promise<void> { return neighbours.replaceNeighbour(this.ch, spec); }
+  deleteNeighbour(spec: { index: number; ip: string }): Promise<void> { return neighbours.deleteNeighbour(this.ch, spec); }
+  listNeighbours(index?: number): Promise<Neighbour[]> { return neighbours.listNeighbours(this.ch, index); }
+  appendFdb(spec: FdbSpec): Promise<void> { return neighbours.appendFdb(this.ch, spec); }
+  replaceFdb(spec: FdbSpec): Promise<void> { return neighbours.replaceFdb(this.ch, spec); }
+  deleteFdb(spec: { index: number; mac: string; dst?: string }): Promise<void> { return neighbours.deleteFdb(this.ch, spec); }
+  listFdb(index?: number): Promise<FdbEntry[]> { return neighbours.listFdb(this.ch, index); }
+
+  // ---- sysctls of this handle's namespace ----
+
+  readSysctl(key: string): string { return readSysctl(key, this.netnsPath); }
+  writeSysctl(key: string, value: string | number): void { writeSysctl(key, value, this.netnsPath); }
+}
+
+/**
+ * Runs `fn` with a netlink handle bound to the namespace at `path` and closes it afterwards.
+ * The thread enters the namespace only while the socket is created (runInNetns), so awaiting
+ * inside `fn` is safe and never leaves the thread in the wrong namespace.
+ */
+export async function withNetns<T>(path: string, fn: (nl: Netlink) => Promise<T>): Promise<T> {
+  const nl = Netlink.open(path);
+  try {
+    return await fn(nl);
+  } finally {
+    nl.close();
+  }
+}

@@ -1,0 +1,104 @@
+import { InvalidArgumentError } from '../core/errors.js';
+import { formatIp, parseIp, parsePrefix } from '../core/ip.js';
+import { NLM_F_CREATE, NLM_F_REPLACE, type RtnlChannel } from './channel.js';
+import * as C from './constants.js';
+import type { Route, RouteSpec } from './types.js';
+import { AttrWriter, attrU32, parseAttrs } from './wire.js';
+
+/** struct rtmsg: family, dst_len, src_len, tos, table, protocol, scope, type, flags (12 bytes). */
+function rtmsg(family: number, dstLen: number, table: number, protocol: number, scope: number, type: number, flags: number): Buffer {
+  const b = Buffer.alloc(12);
+  b.writeUInt8(family, 0);
+  b.writeUInt8(dstLen, 1);
+  b.writeUInt8(table < 256 ? table : 0, 4);
+  b.writeUInt8(protocol, 5);
+  b.writeUInt8(scope, 6);
+  b.writeUInt8(type, 7);
+  b.writeUInt32LE(flags, 8);
+  return b;
+}
+
+function encode(spec: RouteSpec, forDelete: boolean): Buffer {
+  const dst = parsePrefix(spec.dst, 'route destination');
+  const family = dst.address.family === 4 ? C.AF_INET : C.AF_INET6;
+  const gateway = spec.gateway !== undefined ? parseIp(spec.gateway, 'route gateway') : undefined;
+  if (gateway && gateway.family !== dst.address.family) {
+    throw new InvalidArgumentError('route gateway', spec.gateway, `is IPv${gateway.family} but the destination ${spec.dst} is IPv${dst.address.family}`);
+  }
+  if (spec.onlink && spec.oif === undefined) {
+    throw new InvalidArgumentError('route', spec.dst, 'an onlink route needs an output interface (oif)');
+  }
+  const table = spec.table ?? C.RT_TABLE_MAIN;
+  // A route without a gateway reaches its destination directly on the link.
+  const scope = spec.scope !== undefined ? C.ROUTE_SCOPES[spec.scope] : gateway ? C.ROUTE_SCOPES.universe : C.ROUTE_SCOPES.link;
+  const protocol = spec.protocol ?? C.RTPROT_TWILL;
+  // On delete, unset fields act as wildcards; keep the protocol so we only ever delete our own.
+  const w = new AttrWriter(rtmsg(family, dst.prefixLength, table, protocol, forDelete ? C.ROUTE_SCOPES.nowhere : scope,
+    C.RTN_UNICAST, spec.onlink && !forDelete ? C.RTNH_F_ONLINK : 0), 64);
+  w.bytes(C.RTA_DST, dst.address.bytes);
+  if (table >= 256) w.u32(C.RTA_TABLE, table);
+  if (gateway) w.bytes(C.RTA_GATEWAY, gateway.bytes);
+  if (spec.oif !== undefined) w.u32(C.RTA_OIF, spec.oif);
+  if (spec.metric !== undefined) w.u32(C.RTA_PRIORITY, spec.metric);
+  if (spec.prefsrc !== undefined) w.bytes(C.RTA_PREFSRC, parseIp(spec.prefsrc, 'route source').bytes);
+  return w.finish();
+}
+
+/** Installs or overwrites the route to `spec.dst` (same table/metric), like `ip route replace`. */
+export async function replaceRoute(ch: RtnlChannel, spec: RouteSpec): Promise<void> {
+  const body = encode(spec, false);
+  await ch.mutate(C.RTM_NEWROUTE, NLM_F_CREATE | NLM_F_REPLACE, body, { op: 'route.replace', target: spec.dst });
+}
+
+export async function deleteRoute(ch: RtnlChannel, spec: RouteSpec): Promise<void> {
+  const body = encode(spec, true);
+  await ch.mutate(C.RTM_DELROUTE, 0, body, { op: 'route.delete', target: spec.dst });
+}
+
+export function parseRoute(data: Buffer): Route {
+  const family = data.readUInt8(0) === C.AF_INET ? 4 : 6;
+  const dstLen = data.readUInt8(1);
+  const attrs = parseAttrs(data, 12);
+  const dst = attrs.get(C.RTA_DST);
+  const gw = attrs.get(C.RTA_GATEWAY);
+  const src = attrs.get(C.RTA_PREFSRC);
+  return {
+    family,
+    dst: `${dst ? formatIp(dst) : family === 4 ? '0.0.0.0' : '::'}/${dstLen}`,
+    gateway: gw ? formatIp(gw) : undefined,
+    oif: attrU32(attrs, C.RTA_OIF),
+    table: attrU32(attrs, C.RTA_TABLE) ?? data.readUInt8(4),
+    protocol: data.readUInt8(5),
+    scope: data.readUInt8(6),
+    type: data.readUInt8(7),
+    onlink: (data.readUInt32LE(8) & C.RTNH_F_ONLINK) !== 0,
+    metric: attrU32(attrs, C.RTA_PRIORITY),
+    prefsrc: src ? formatIp(src) : undefined,
+  };
+}
+
+export interface RouteFilter {
+  readonly family?: 4 | 6;
+  readonly table?: number;
+  readonly protocol?: number;
+  readonly oif?: number;
+}
+
+/** Routes of the namespace; by default the main table, IPv4 and IPv6. */
+export async function listRoutes(ch: RtnlChannel, filter: RouteFilter = {}): Promise<Route[]> {
+  const families = filter.family === 4 ? [C.AF_INET] : filter.family === 6 ? [C.AF_INET6] : [C.AF_INET, C.AF_INET6];
+  const table = filter.table ?? C.RT_TABLE_MAIN;
+  const out: Route[] = [];
+  for (const family of families) {
+    const msgs = await ch.dump(C.RTM_GETROUTE, rtmsg(family, 0, 0, 0, 0, 0, 0), { op: 'route.list' });
+    for (const m of msgs) {
+      if (m.type !== C.RTM_NEWROUTE) continue;
+      const r = parseRoute(m.data);
+      if (r.table !== table) continue;
+      if (filter.protocol !== undefined && r.protocol !== filter.protocol) continue;
+      if (filter.oif !== undefined && r.oif !== filter.oif) continue;
+      out.push(r);
+    }
+  }
+  return out;
+}

@@ -1,0 +1,31 @@
+import { defineConfig } from 'vitest/config';
+
+// Three tiers (see README): unit tests need nothing; netns tests need root and create their own
+// throwaway network namespaces; integration tests also start real daemons (etcd, BGP peers).
+export default defineConfig({
+  test: {
+    projects: [
+      { test: { name: 'unit', include: ['test/unit/**/*.test.ts'] } },
+      {
+        test: {
+          name: 'netns',
+          include: ['test/netns/**/*.test.ts'],
+          // Namespace switching (setns) is per thread: run each file in its own forked process.
+          pool: 'forks',
+          testTimeout: 30_000,
+          hookTimeout: 30_000,
+        },
+      },
+      {
+        test: {
+          name: 'integration',
+          include: ['test/integration/**/*.test.ts'],
+          pool: 'forks',
+          testTimeout: 120_000,
+          hookTimeout: 60_000,
+          fileParallelism: false,
+        },
+      },
+    ],
+  },
+});
