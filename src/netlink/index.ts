@@ -1,0 +1,12 @@
+/**
+ * Twill's only door to the kernel's network configuration. Nothing outside src/netlink imports
+ * `netlink` or `koffi`; everything else uses what this file exports.
+ */
+export { Netlink, withNetns, type LinkRef } from './netlink.js';
+export { createNetns, deleteNetns, listNetns, netnsPath, runInNetns, currentNetnsId, NETNS_RUN_DIR } from './netns.js';
+export { NetlinkError, UnsupportedByKernelError, isNetlinkError } from './errors.js';
+export { ensureAddress, ensureBridge, ensureIpip, ensureVxlan, IncompatibleLinkError, type EnsureOptions, type EnsureResult } from './ensure.js';
+export { readSysctl, writeSysctl } from './sysctl.js';
+export { RTPROT_TWILL, RT_TABLE_MAIN, type RouteScope } from './constants.js';
+export type { RouteFilter } from './routes.js';
+export type * from './types.js';

@@ -1,0 +1,54 @@
+import { describe, expect, it } from 'vitest';
+import { NetlinkError, RTPROT_TWILL } from '../../src/netlink/index.js';
+import { canUseNetns, useScratchNamespaces } from './scratch.js';
+
+function subnet(i: number): string {
+  return `10.${100 + (i >> 8)}.${i & 255}.0/24`;
+}
+
+describe.skipIf(!canUseNetns)('pipelined netlink requests', () => {
+  const scratch = useScratchNamespaces();
+
+  it('programs thousands of entries in flight at once and matches each reply to its request', async () => {
+    const s = scratch('pipe');
+    // A host always has an underlay address; without one the main table does not exist yet and the
+    // kernel calls every onlink gateway invalid (inet_addr_type_table() finds no table).
+    await s.nl.createVeth({ name: 'eth0', peerName: 'eth0p' });
+    await s.nl.setUp('eth0');
+    await s.nl.addAddress('eth0', '198.18.0.1/24');
+    await s.nl.createVxlan({ name: 'twill.1', vni: 1, port: 8472 });
+    await s.nl.setUp('twill.1');
+    const vx = (await s.nl.requireLink('twill.1')).index;
+    const n = 3000;
+    // Every 7th route has an unreachable, non-onlink gateway and must fail on its own.
+    const results = await Promise.allSettled(Array.from({ length: n }, (_, i) => (i % 7 === 3
+      ? s.nl.replaceRoute({ dst: subnet(i), gateway: '192.0.2.77' })
+      : s.nl.replaceRoute({ dst: subnet(i), gateway: '10.0.0.1', oif: vx, onlink: true }))));
+    results.forEach((r, i) => {
+      if (i % 7 === 3) {
+        expect(r.status).toBe('rejected');
+        const err = (r as PromiseRejectedResult).reason as NetlinkError;
+        expect(err).toBeInstanceOf(NetlinkError);
+        expect(err.target).toBe(subnet(i));
+        expect(err.code).toBe('ENETUNREACH');
+      } else {
+        expect(r.status).toBe('fulfilled');
+      }
+    });
+    const installed = (await s.ipJson<{ dst: string }[]>('route', 'show', 'proto', String(RTPROT_TWILL))).map((r) => r.dst).sort();
+    const expected = Array.from({ length: n }, (_, i) => i).filter((i) => i % 7 !== 3).map(subnet).sort();
+    expect(installed).toEqual(expected);
+
+    // Mixed kinds of requests in flight together, including dumps.
+    const [routes, links] = await Promise.all([
+      s.nl.listRoutes({ protocol: RTPROT_TWILL }),
+      s.nl.listLinks(),
+      ...expected.slice(0, 1000).map((dst) => s.nl.deleteRoute({ dst, oif: vx })),
+    ]);
+    expect(links.map((l) => l.name)).toContain('twill.1');
+    // The dump raced with the deletes: it saw somewhere between all and none of them.
+    expect(routes.length).toBeGreaterThanOrEqual(expected.length - 1000);
+    expect(routes.length).toBeLessThanOrEqual(expected.length);
+    expect(await s.nl.listRoutes({ protocol: RTPROT_TWILL })).toHaveLength(expected.length - 1000);
+  });
+});
