@@ -1,6 +1,7 @@
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import netlinkPkg from 'netlink';
 import { NetlinkError } from './errors.js';
+import { Fifo } from './fifo.js';
 import {
   NETLINK_CAP_ACK, NETLINK_EXT_ACK, NETLINK_GET_STRICT_CHK, SOL_NETLINK, SOL_SOCKET, SO_RCVBUFFORCE,
   SO_SNDBUFFORCE, setsockoptInt,
@@ -82,8 +83,8 @@ export class RtnlChannel {
   private readonly pending = new Map<number, Pending>();
   /** Barrier seq -> the requests sent in its datagram. */
   private readonly batches = new Map<number, number[]>();
-  private readonly outbox: Outgoing[] = [];
-  private readonly dumpQueue: Outgoing[] = [];
+  private readonly outbox = new Fifo<Outgoing>();
+  private readonly dumpQueue = new Fifo<Outgoing>();
   private dumpRunning = false;
   private flushScheduled = false;
   private inFlight = 0;
@@ -174,7 +175,7 @@ export class RtnlChannel {
       let size = HEADER;
       const barrier = this.nextSeq();
       while (this.outbox.length > 0 && this.inFlight < MAX_IN_FLIGHT) {
-        const next = this.outbox[0]!;
+        const next = this.outbox.peek()!;
         if (chunk.length > 0 && size + next.bytes.length > MAX_DATAGRAM) break;
         this.outbox.shift();
         chunk.push(next.bytes);
@@ -291,8 +292,8 @@ export class RtnlChannel {
   /** Socket-level failure (ENOBUFS: replies were dropped): nothing in flight can be trusted. */
   private failAll(err: Error & { errno?: number }): void {
     for (const seq of [...this.pending.keys()]) this.failOne(seq, err);
-    this.outbox.length = 0;
-    this.dumpQueue.length = 0;
+    this.outbox.clear();
+    this.dumpQueue.clear();
     this.batches.clear();
     this.dumpRunning = false;
   }

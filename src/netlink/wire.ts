@@ -11,49 +11,66 @@ export class AttrWriter {
   private off: number;
 
   /** `header` is the fixed struct that precedes the attributes (ifinfomsg, rtmsg, ...). */
-  constructor(header: Buffer, capacity = 256) {
-    this.buf = Buffer.alloc(Math.max(capacity, header.length + 64));
+  constructor(header: Buffer, capacity = 128) {
+    // allocUnsafe draws small buffers from Node's shared pool; every byte is written below
+    // (header, attributes, and explicit zero padding), so nothing stale leaks to the kernel.
+    this.buf = Buffer.allocUnsafe(Math.max(capacity, align(header.length) + 64));
     header.copy(this.buf, 0);
+    this.buf.fill(0, header.length, align(header.length));
     this.off = align(header.length);
   }
 
   private reserve(n: number): void {
     if (this.off + n <= this.buf.length) return;
-    const bigger = Buffer.alloc(Math.max(this.buf.length * 2, this.off + n));
+    const bigger = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.off + n));
     this.buf.copy(bigger, 0, 0, this.off);
     this.buf = bigger;
   }
 
-  bytes(type: number, value: Uint8Array): this {
-    const len = 4 + value.length;
-    this.reserve(align(len));
+  /**
+   * Writes the attribute header for a payload of `size` bytes and returns the payload offset.
+   * It may grow (replace) this.buf, so callers take the offset before touching this.buf.
+   */
+  private begin(type: number, size: number): number {
+    const len = 4 + size;
+    const padded = align(len);
+    this.reserve(padded);
     this.buf.writeUInt16LE(len, this.off);
     this.buf.writeUInt16LE(type, this.off + 2);
-    this.buf.set(value, this.off + 4);
-    this.off += align(len);
+    if (padded > len) this.buf.fill(0, this.off + len, this.off + padded);
+    const at = this.off + 4;
+    this.off += padded;
+    return at;
+  }
+
+  bytes(type: number, value: Uint8Array): this {
+    const at = this.begin(type, value.length);
+    this.buf.set(value, at);
     return this;
   }
 
   u8(type: number, value: number): this {
-    return this.bytes(type, Uint8Array.of(value));
+    const at = this.begin(type, 1);
+    this.buf.writeUInt8(value, at);
+    return this;
   }
 
   u16be(type: number, value: number): this {
-    const b = Buffer.allocUnsafe(2);
-    b.writeUInt16BE(value);
-    return this.bytes(type, b);
+    const at = this.begin(type, 2);
+    this.buf.writeUInt16BE(value, at);
+    return this;
   }
 
   u32(type: number, value: number): this {
-    const b = Buffer.allocUnsafe(4);
-    b.writeUInt32LE(value >>> 0);
-    return this.bytes(type, b);
+    const at = this.begin(type, 4);
+    this.buf.writeUInt32LE(value >>> 0, at);
+    return this;
   }
 
   s32(type: number, value: number): this {
-    const b = Buffer.allocUnsafe(4);
-    b.writeInt32LE(value);
-    return this.bytes(type, b);
+    const at = this.begin(type, 4);
+    this.buf.writeInt32LE(value, at);
+    return this;
   }
 
   /** A NUL-terminated string, as the kernel expects for names and kinds. */

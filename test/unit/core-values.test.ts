@@ -1,0 +1,66 @@
+import { describe, expect, it } from 'vitest';
+import { InvalidArgumentError } from '../../src/core/errors.js';
+import { validateIfname } from '../../src/core/ifname.js';
+import { formatCidr, formatIp, isNetworkAddress, networkOf, parseCidr, parseIp, parsePrefix } from '../../src/core/ip.js';
+import { formatMac, parseMac } from '../../src/core/mac.js';
+
+describe('IP addresses and prefixes', () => {
+  it('parses IPv4 and IPv6 into bytes and canonical text', () => {
+    expect(parseIp('10.244.1.7')).toMatchObject({ family: 4, text: '10.244.1.7', bytes: Buffer.from([10, 244, 1, 7]) });
+    const v6 = parseIp('FD00:0:0:0:0:0:0:1');
+    expect(v6.family).toBe(6);
+    expect(v6.text).toBe('fd00::1');
+    expect(v6.bytes.length).toBe(16);
+    expect(parseIp('::ffff:198.18.0.1').text).toBe('::ffff:c612:1');
+    expect(parseIp('::').text).toBe('::');
+  });
+
+  it('formats IPv6 per RFC 5952: longest zero run compressed, first on a tie, single zeros kept', () => {
+    const bytes = (groups: number[]): Buffer => Buffer.from(groups.flatMap((g) => [g >> 8, g & 255]));
+    expect(formatIp(bytes([0x2001, 0xdb8, 0, 0, 1, 0, 0, 1]))).toBe('2001:db8::1:0:0:1');
+    expect(formatIp(bytes([0x2001, 0xdb8, 0, 1, 1, 1, 1, 1]))).toBe('2001:db8:0:1:1:1:1:1');
+    expect(formatIp(bytes([0x2001, 0, 0, 1, 0, 0, 0, 1]))).toBe('2001:0:0:1::1');
+    expect(() => formatIp(new Uint8Array(5))).toThrow(InvalidArgumentError);
+  });
+
+  it('rejects what is not an address, naming the value', () => {
+    for (const bad of ['10.244.1', '10.244.1.256', '1.2.3.4.5', 'fe80::1%eth0', 'hello', '']) {
+      expect(() => parseIp(bad)).toThrow(InvalidArgumentError);
+      expect(() => parseIp(bad)).toThrow(JSON.stringify(bad));
+    }
+  });
+
+  it('parses CIDRs, finds networks and refuses host bits where a prefix is required', () => {
+    const c = parseCidr('10.244.1.1/24');
+    expect(formatCidr(c)).toBe('10.244.1.1/24');
+    expect(networkOf(c).text).toBe('10.244.1.0');
+    expect(isNetworkAddress(c)).toBe(false);
+    expect(networkOf(parseCidr('10.244.255.255/20')).text).toBe('10.244.240.0');
+    expect(networkOf(parseCidr('fd00:1:2:3::9/48')).text).toBe('fd00:1:2::');
+    expect(formatCidr(parsePrefix('0.0.0.0/0'))).toBe('0.0.0.0/0');
+    expect(() => parsePrefix('10.244.1.1/24')).toThrow(/host bits are set \(the network is 10.244.1.0\/24\)/);
+    for (const bad of ['10.244.0.0', '10.244.0.0/33', '10.244.0.0/-1', '10.244.0.0/2x', 'fd00::/129', '10.244.0/16', '/16']) {
+      expect(() => parseCidr(bad)).toThrow(InvalidArgumentError);
+      expect(() => parseCidr(bad)).toThrow(JSON.stringify(bad));
+    }
+  });
+});
+
+describe('MAC addresses and interface names', () => {
+  it('parses and formats MACs', () => {
+    expect(parseMac('02:42:AC:11:00:02')).toEqual(Buffer.from([2, 0x42, 0xac, 0x11, 0, 2]));
+    expect(parseMac('02-42-ac-11-00-02')).toEqual(parseMac('02:42:ac:11:00:02'));
+    expect(formatMac(Buffer.from([2, 0x42, 0xac, 0x11, 0, 2]))).toBe('02:42:ac:11:00:02');
+    expect(() => parseMac('02:42:ac:11:00')).toThrow(/"02:42:ac:11:00".*5 octets/);
+    expect(() => parseMac('02:42:ac:11:00:02:03')).toThrow(/7 octets/);
+    expect(() => parseMac('0242ac110002')).toThrow(InvalidArgumentError);
+  });
+
+  it('accepts interface names up to 15 bytes and rejects what the kernel rejects', () => {
+    expect(validateIfname('twill.1')).toBe('twill.1');
+    expect(validateIfname('a'.repeat(15))).toBe('a'.repeat(15));
+    expect(() => validateIfname('a'.repeat(16))).toThrow(/16 bytes long, the kernel allows at most 15/);
+    expect(() => validateIfname('éééééééé')).toThrow(/16 bytes/); // bytes, not characters
+    for (const bad of ['', '.', '..', 'a/b', 'a b', 'a:b']) expect(() => validateIfname(bad)).toThrow(InvalidArgumentError);
+  });
+});
