@@ -20,6 +20,8 @@ export const NLM_F_REPLACE = 0x100;
 export const NLM_F_EXCL = 0x200;
 export const NLM_F_CREATE = 0x400;
 export const NLM_F_APPEND = 0x800;
+const NLM_F_DUMP_INTR = 0x10;
+const DUMP_ATTEMPTS = 5;
 const NLM_F_ACK_TLVS = 0x200;
 const NLM_F_CAPPED = 0x100;
 const NLMSG_NOOP = 0x1;
@@ -120,9 +122,17 @@ export class RtnlChannel {
     return msg;
   }
 
-  /** A dump request: resolves with every message of the multipart answer. */
-  dump(type: number, body: Buffer, label: RequestLabel): Promise<RawMessage[]> {
-    return this.enqueue(type, NLM_F_DUMP, body, label, 'dump');
+  /**
+   * A dump request: resolves with every message of the multipart answer. The kernel flags a dump
+   * that raced with a change (NLM_F_DUMP_INTR) as possibly inconsistent; such a dump is retried,
+   * and after DUMP_ATTEMPTS interrupted answers the caller gets EINTR rather than a partial list.
+   */
+  async dump(type: number, body: Buffer, label: RequestLabel): Promise<RawMessage[]> {
+    for (let attempt = 1; ; attempt++) {
+      const parts = await this.enqueue(type, NLM_F_DUMP, body, label, 'dump');
+      if (!parts.some((m) => m.flags & NLM_F_DUMP_INTR)) return parts;
+      if (attempt >= DUMP_ATTEMPTS) throw new NetlinkError({ ...label, errno: 4 }, `dump interrupted by concurrent changes ${attempt} times`);
+    }
   }
 
   close(): void {
