@@ -23,7 +23,8 @@ export default defineConfig({
           pool: 'forks',
           testTimeout: 120_000,
           hookTimeout: 60_000,
-          fileParallelism: false,
+          // One file at a time: each starts real daemons (etcd, BGP peers) on a 2-core machine.
+          poolOptions: { forks: { singleFork: true } },
         },
       },
     ],

@@ -27,13 +27,13 @@ function readVersion(): string {
   }
 }
 
+/** The version in `path` if it is Twill's package.json; undefined if missing, unreadable or another package's. */
 function versionIn(path: string): string | undefined {
-  let text: string;
+  let pkg: { name?: unknown; version?: unknown };
   try {
-    text = readFileSync(path, 'utf8');
+    pkg = JSON.parse(readFileSync(path, 'utf8')) as typeof pkg;
   } catch {
     return undefined;
   }
-  const pkg = JSON.parse(text) as { name?: unknown; version?: unknown };
   return pkg.name === PACKAGE_NAME && typeof pkg.version === 'string' ? pkg.version : undefined;
 }

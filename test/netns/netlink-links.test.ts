@@ -17,7 +17,7 @@ describe.skipIf(!canUseNetns)('netlink links', () => {
   const scratch = useScratchNamespaces();
 
   it('creates a bridge and reads it back like ip does', async () => {
-    const { nl, ipJson } = scratch('br');
+    const { nl, ipJson } = await scratch('br');
     await nl.createBridge({ name: 'cni0', mtu: 1450, mac: '02:aa:00:00:00:01' });
     const [ip] = await ipJson<IpLink[]>('-d', 'link', 'show', 'cni0');
     expect(ip?.linkinfo?.info_kind).toBe('bridge');
@@ -30,7 +30,7 @@ describe.skipIf(!canUseNetns)('netlink links', () => {
   });
 
   it('sets up/down, MTU, MAC, master, name, and deletes', async () => {
-    const { nl, ipJson } = scratch('set');
+    const { nl, ipJson } = await scratch('set');
     await nl.createBridge({ name: 'br0' });
     await nl.createVeth({ name: 'v0', peerName: 'v1' });
     await nl.setUp('br0');
@@ -56,8 +56,8 @@ describe.skipIf(!canUseNetns)('netlink links', () => {
   });
 
   it('creates a veth pair with its peer directly in another namespace, and moves links', async () => {
-    const host = scratch('host');
-    const pod = scratch('pod');
+    const host = await scratch('host');
+    const pod = await scratch('pod');
     await host.nl.createVeth({ name: 'veth0', peerName: 'eth0', peerNetnsPath: pod.path, mtu: 1450 });
     const [hostEnd] = await host.ipJson<IpLink[]>('-d', 'link', 'show', 'veth0');
     const [podEnd] = await pod.ipJson<IpLink[]>('-d', 'link', 'show', 'eth0');
@@ -77,7 +77,7 @@ describe.skipIf(!canUseNetns)('netlink links', () => {
   });
 
   it('creates a VXLAN device with VNI, port, local IP, underlay and learning off', async () => {
-    const { nl, ipJson } = scratch('vx');
+    const { nl, ipJson } = await scratch('vx');
     await nl.createVeth({ name: 'eth0', peerName: 'eth0p' });
     const underlay = await nl.requireLink('eth0');
     await nl.createVxlan({ name: 'twill.1', vni: 1, port: 8472, localIp: '198.18.0.1', underlayIndex: underlay.index, learning: false, mtu: 1450 });
@@ -94,7 +94,7 @@ describe.skipIf(!canUseNetns)('netlink links', () => {
   });
 
   it('reports a kernel without IPIP as a typed error, or creates the device where IPIP exists', async () => {
-    const { nl, ipJson } = scratch('ipip');
+    const { nl, ipJson } = await scratch('ipip');
     let created = false;
     try {
       await nl.createIpip({ name: 'tunl9', localIp: '198.18.0.1' });
@@ -114,7 +114,7 @@ describe.skipIf(!canUseNetns)('netlink links', () => {
   });
 
   it('names the errno, the operation and the object on kernel errors', async () => {
-    const { nl } = scratch('err');
+    const { nl } = await scratch('err');
     await nl.createBridge({ name: 'dup0' });
     const dup = await nl.createBridge({ name: 'dup0' }).catch((e: unknown) => e);
     expect(dup).toBeInstanceOf(NetlinkError);
@@ -127,7 +127,7 @@ describe.skipIf(!canUseNetns)('netlink links', () => {
   });
 
   it('rejects bad input with a typed error naming the value, before touching the kernel', async () => {
-    const { nl } = scratch('bad');
+    const { nl } = await scratch('bad');
     const longName = 'this-name-is-too-long';
     await expect(nl.createBridge({ name: longName })).rejects.toThrow(InvalidArgumentError);
     await expect(nl.createBridge({ name: longName })).rejects.toThrow(longName);
@@ -140,7 +140,7 @@ describe.skipIf(!canUseNetns)('netlink links', () => {
   });
 
   it('ensureBridge/ensureVxlan are idempotent and refuse incompatible links unless asked', async () => {
-    const { nl, ipJson } = scratch('ens');
+    const { nl, ipJson } = await scratch('ens');
     const first = await ensureBridge(nl, { name: 'cni0', mtu: 1500 });
     expect(first.changes).toEqual(['created', 'up']);
     const again = await ensureBridge(nl, { name: 'cni0', mtu: 1500 });

@@ -10,7 +10,7 @@ describe.skipIf(!canUseNetns)('pipelined netlink requests', () => {
   const scratch = useScratchNamespaces();
 
   it('programs thousands of entries in flight at once and matches each reply to its request', async () => {
-    const s = scratch('pipe');
+    const s = await scratch('pipe');
     // A host always has an underlay address; without one the main table does not exist yet and the
     // kernel calls every onlink gateway invalid (inet_addr_type_table() finds no table).
     await s.nl.createVeth({ name: 'eth0', peerName: 'eth0p' });

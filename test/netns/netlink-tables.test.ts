@@ -23,7 +23,7 @@ describe.skipIf(!canUseNetns)('netlink addresses, routes, neighbours, FDB', () =
   const scratch = useScratchNamespaces();
 
   it('adds, replaces, lists and deletes addresses (IPv4 and IPv6)', async () => {
-    const s = scratch('addr');
+    const s = await scratch('addr');
     await s.nl.createBridge({ name: 'cni0' });
     await s.nl.addAddress('cni0', '10.244.1.1/24');
     await s.nl.replaceAddress('cni0', '10.244.1.1/24'); // replace of the same address: no error
@@ -45,7 +45,7 @@ describe.skipIf(!canUseNetns)('netlink addresses, routes, neighbours, FDB', () =
   });
 
   it('replaces routes with Twill\'s protocol, onlink, scope, table and metric; deletes only its own', async () => {
-    const s = scratch('route');
+    const s = await scratch('route');
     const vx = await withVxlan(s);
     await s.nl.replaceRoute({ dst: '10.244.2.0/24', gateway: '10.244.2.0', oif: vx, onlink: true });
     await s.nl.replaceRoute({ dst: '10.244.3.0/24', oif: vx, scope: 'link' });
@@ -87,7 +87,7 @@ describe.skipIf(!canUseNetns)('netlink addresses, routes, neighbours, FDB', () =
   });
 
   it('replaces, lists and deletes permanent neighbours', async () => {
-    const s = scratch('neigh');
+    const s = await scratch('neigh');
     const vx = await withVxlan(s);
     await s.nl.replaceNeighbour({ index: vx, ip: '10.244.2.0', mac: '02:00:00:00:00:02' });
     await s.nl.replaceNeighbour({ index: vx, ip: '10.244.3.0', mac: '02:00:00:00:00:03' });
@@ -114,7 +114,7 @@ describe.skipIf(!canUseNetns)('netlink addresses, routes, neighbours, FDB', () =
   });
 
   it('appends, replaces, lists and deletes FDB entries on the VXLAN device', async () => {
-    const s = scratch('fdb');
+    const s = await scratch('fdb');
     const vx = await withVxlan(s);
     await s.nl.appendFdb({ index: vx, mac: '02:00:00:00:00:02', dst: '198.18.0.2' });
     await s.nl.appendFdb({ index: vx, mac: '00:00:00:00:00:00', dst: '198.18.0.2' });

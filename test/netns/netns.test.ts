@@ -31,7 +31,7 @@ describe.skipIf(!canUseNetns)('network namespaces', () => {
   });
 
   it('withNetns and runInNetns always return the thread to its own namespace', async () => {
-    const s = scratch('leak');
+    const s = await scratch('leak');
     const home = currentNetnsId();
     const inside = runInNetns(s.path, () => currentNetnsId());
     expect(inside).not.toBe(home);
@@ -70,8 +70,8 @@ describe.skipIf(!canUseNetns)('network namespaces', () => {
     expect(currentNetnsId()).toBe(home);
   });
 
-  it('reads and writes sysctls inside the namespace only', () => {
-    const s = scratch('sysctl');
+  it('reads and writes sysctls inside the namespace only', async () => {
+    const s = await scratch('sysctl');
     const rootForwarding = readSysctl('net.ipv4.ip_forward');
     const target = rootForwarding === '1' ? '0' : '1';
     writeSysctl('net.ipv4.ip_forward', target, s.path);

@@ -1,11 +1,13 @@
-import { execFile } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { promisify } from 'node:util';
-import { afterEach } from 'vitest';
-import { createNetns, deleteNetns, Netlink } from '../../src/netlink/index.js';
+import { Netlink } from '../../src/netlink/index.js';
+import { ipJson } from '../helpers/exec.js';
+import { createTestNetns } from '../helpers/netns.js';
+import { isRoot, useCleanup } from '../helpers/vitest.js';
 
-const run = promisify(execFile);
-
+/**
+ * A throwaway namespace plus one long-lived netlink handle in it, for tests of the netlink layer
+ * itself: the harness (test/helpers) creates and always deletes the namespace; this only adds the
+ * handle and `ip -j` / `bridge -j` readers for asserting what the kernel holds.
+ */
 export interface Scratch {
   readonly name: string;
   readonly path: string;
@@ -16,31 +18,21 @@ export interface Scratch {
   bridgeJson<T = unknown>(...args: string[]): Promise<T>;
 }
 
-/** True when this process may create namespaces (root with CAP_SYS_ADMIN/CAP_NET_ADMIN). */
-export const canUseNetns = process.getuid?.() === 0;
+export const canUseNetns = isRoot;
 
-/**
- * Throwaway namespaces for one test file: each call makes a fresh one with its own netlink handle;
- * afterEach deletes them all, whether the test passed, failed or timed out.
- */
-export function useScratchNamespaces(): (tag?: string) => Scratch {
-  const made: Scratch[] = [];
-  afterEach(() => {
-    for (const s of made.splice(0)) {
-      s.nl.close();
-      deleteNetns(s.name);
-    }
-  });
-  return (tag = 'ns') => {
-    const name = `twt-${tag}-${randomBytes(3).toString('hex')}`;
-    const path = createNetns(name);
-    const nl = Netlink.open(path);
-    const json = async <T>(cmd: string, args: string[]): Promise<T> => {
-      const { stdout } = await run(cmd, ['-n', name, '-j', ...args]);
-      return JSON.parse(stdout === '' ? '[]' : stdout) as T;
+/** Registers cleanup hooks for the calling file; each call then makes a fresh namespace. */
+export function useScratchNamespaces(): (tag?: string) => Promise<Scratch> {
+  useCleanup();
+  return async (tag = 'ns') => {
+    const ns = await createTestNetns(tag);
+    const nl = Netlink.open(ns.netnsPath);
+    ns.onDestroy('close netlink handle', () => nl.close());
+    return {
+      name: ns.name,
+      path: ns.netnsPath,
+      nl,
+      ipJson: (...args) => ns.json(args),
+      bridgeJson: async (...args) => ipJson(ns.name, args, 'bridge'),
     };
-    const s: Scratch = { name, path, nl, ipJson: (...a) => json('ip', a), bridgeJson: (...a) => json('bridge', a) };
-    made.push(s);
-    return s;
   };
 }
