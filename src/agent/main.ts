@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { parseArgs } from 'node:util';
+import { handleCommonFlags } from '../core/cli.js';
 import { twillVersion } from '../core/version.js';
 
 // twilld, the node agent. This build only answers --help and --version: leases, backends and
@@ -20,26 +20,8 @@ an option exits with status 1.
 `;
 
 function main(argv: string[]): number {
-  let values: { help?: boolean; version?: boolean };
-  try {
-    ({ values } = parseArgs({
-      args: argv,
-      options: { help: { type: 'boolean', short: 'h' }, version: { type: 'boolean' } },
-      strict: true,
-      allowPositionals: false,
-    }));
-  } catch (err) {
-    process.stderr.write(`twilld: ${(err as Error).message}\nTry 'twilld --help'.\n`);
-    return 2;
-  }
-  if (values.help === true) {
-    process.stdout.write(HELP);
-    return 0;
-  }
-  if (values.version === true) {
-    process.stdout.write(`twilld ${twillVersion()}\n`);
-    return 0;
-  }
+  const flags = handleCommonFlags('twilld', argv, HELP);
+  if (flags.done) return flags.exitCode;
   process.stderr.write(`twilld: the agent is not implemented in this build (${twillVersion()}); see 'twilld --help'.\n`);
   return 1;
 }

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { parseArgs } from 'node:util';
+import { handleCommonFlags } from '../core/cli.js';
 import { twillVersion } from '../core/version.js';
 
 // twill, the CNI plugin (CNI spec 1.1.0). The runtime passes the command in CNI_COMMAND and the
@@ -45,26 +45,8 @@ function runCni(command: string): number {
 
 function main(argv: string[]): number {
   if (argv.length > 0) {
-    let values: { help?: boolean; version?: boolean };
-    try {
-      ({ values } = parseArgs({
-        args: argv,
-        options: { help: { type: 'boolean', short: 'h' }, version: { type: 'boolean' } },
-        strict: true,
-        allowPositionals: false,
-      }));
-    } catch (err) {
-      process.stderr.write(`twill: ${(err as Error).message}\nTry 'twill --help'.\n`);
-      return 2;
-    }
-    if (values.help === true) {
-      process.stdout.write(HELP);
-      return 0;
-    }
-    if (values.version === true) {
-      process.stdout.write(`twill ${twillVersion()}\n`);
-      return 0;
-    }
+    const flags = handleCommonFlags('twill', argv, HELP);
+    if (flags.done) return flags.exitCode;
   }
   const command = process.env['CNI_COMMAND'];
   if (command === undefined || command === '') {

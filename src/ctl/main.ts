@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { parseArgs } from 'node:util';
+import { handleCommonFlags } from '../core/cli.js';
 import { twillVersion } from '../core/version.js';
 
 // twillctl, the operator's command line. This build only answers --help and --version: its
@@ -18,27 +18,9 @@ commands arrive in later releases, together with the agent's local API.
 `;
 
 function main(argv: string[]): number {
-  let parsed: { values: { help?: boolean; version?: boolean }; positionals: string[] };
-  try {
-    parsed = parseArgs({
-      args: argv,
-      options: { help: { type: 'boolean', short: 'h' }, version: { type: 'boolean' } },
-      strict: true,
-      allowPositionals: true,
-    });
-  } catch (err) {
-    process.stderr.write(`twillctl: ${(err as Error).message}\nTry 'twillctl --help'.\n`);
-    return 2;
-  }
-  const { values, positionals } = parsed;
-  if (values.help === true) {
-    process.stdout.write(HELP);
-    return 0;
-  }
-  if (values.version === true) {
-    process.stdout.write(`twillctl ${twillVersion()}\n`);
-    return 0;
-  }
+  const flags = handleCommonFlags('twillctl', argv, HELP, true);
+  if (flags.done) return flags.exitCode;
+  const positionals = flags.positionals;
   const command = positionals[0];
   process.stderr.write(
     command === undefined
