@@ -208,7 +208,8 @@ describe.skipIf(!isRoot)('namespace harness', () => {
 
     it('destroys everything, idempotently, and untracks it', async () => {
       const daemon = await cluster.hosts[0]!.spawn('sleep', ['600']);
-      expect(cluster.hosts[0]!.pids()).toContain(daemon.pid);
+      // `ip netns exec` enters the namespace a moment after the spawn returns: wait for it.
+      await waitFor(() => cluster.hosts[0]!.pids().includes(daemon.pid), { timeoutMs: 5000, what: 'the daemon inside host 0' });
       await Promise.all([cluster.destroy(), cluster.destroy()]);
       await cluster.destroy();
       expect(cluster.namespaces()).toEqual([]);
