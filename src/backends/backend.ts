@@ -1,0 +1,87 @@
+import type { Logger } from 'pino';
+import type { Netlink } from '../netlink/index.js';
+
+/**
+ * The seam between the agent and a backend (after flannel pkg/backend/common.go, made
+ * declarative). The agent:
+ *   1. parses the backend's options from the network config (parseOptions, at config time);
+ *   2. registers the network (register): the backend prepares what it needs before the lease
+ *      exists (a VXLAN device and its MAC, say) and says what to publish in the lease and the MTU;
+ *   3. acquires the lease with that data, then calls start(lease);
+ *   4. calls sync(desired) with the full set of remote leases whenever it changes, and run(signal)
+ *      once for the backend's own loops (periodic resync, link events) until shutdown.
+ * A backend never talks to the store and never imports another backend.
+ */
+
+/** The interface the node's traffic leaves by, and the address other hosts reach it at. */
+export interface ExternalInterface {
+  readonly name: string;
+  readonly index: number;
+  readonly mtu: number;
+  /** The interface's own IPv4 address. */
+  readonly address: string;
+  /** The address published in the lease (--public-ip, else `address`). */
+  readonly publicIp: string;
+}
+
+/** Everything a backend may use; nothing global. */
+export interface BackendContext {
+  readonly log: Logger;
+  /** Netlink handle in the agent's (the host's) network namespace. */
+  readonly netlink: Netlink;
+  readonly extIface: ExternalInterface;
+  /** The cluster network, e.g. "10.244.0.0/16". */
+  readonly clusterNetwork: string;
+  /** Where a backend may keep state across restarts (e.g. a VTEP MAC). */
+  readonly stateDir: string;
+}
+
+/** This host's lease, as the backend needs it. */
+export interface LocalLease {
+  readonly subnet: string;
+  readonly publicIp: string;
+}
+
+/** Another host's lease, for this backend's type. */
+export interface RemoteLease {
+  readonly subnet: string;
+  readonly publicIp: string;
+  readonly backendType: string;
+  /** Opaque: only the backend of that type decodes it. */
+  readonly backendData: unknown;
+}
+
+export interface SyncReport {
+  /** Kernel objects written or removed by this sync. */
+  readonly changes: number;
+  /** Leases skipped, each with the reason (a malformed BackendData, an off-link host...). */
+  readonly skipped: readonly { readonly subnet: string; readonly reason: string }[];
+}
+
+export interface Network {
+  /** BackendData to publish in this host's lease (flannel's JSON shape for the type). */
+  readonly leaseData: unknown;
+  /** MTU for pods (subnet.env FLANNEL_MTU). */
+  readonly mtu: number;
+  start(lease: LocalLease): Promise<void>;
+  /** Declarative and idempotent: afterwards the kernel holds exactly what `desired` implies. */
+  sync(desired: readonly RemoteLease[]): Promise<SyncReport>;
+  /** Resolves when `signal` aborts; keeps kernel state in place (a restart must not cut traffic). */
+  run(signal: AbortSignal): Promise<void>;
+}
+
+export interface Backend<Options = unknown> {
+  readonly type: string;
+  /**
+   * Validates this backend's options from the network config's Backend object (without "Type")
+   * into a frozen value. Throws InvalidArgumentError naming the option, prefixed with the type.
+   */
+  parseOptions(raw: Readonly<Record<string, unknown>>): Options;
+  register(ctx: BackendContext, options: Options): Promise<Network>;
+}
+
+/** Resolves when the signal aborts (immediately if it already has). */
+export function untilAborted(signal: AbortSignal): Promise<void> {
+  if (signal.aborted) return Promise.resolve();
+  return new Promise((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
+}
