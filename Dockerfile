@@ -34,4 +34,18 @@ COPY --from=builder /src/dist ./dist
 COPY --from=builder /src/proto ./proto
 RUN ln -s /opt/twill/dist/src/ctl/main.js /usr/local/bin/twillctl \
  && ln -s /opt/twill/dist/src/cni/main.js /usr/local/bin/twill
+# The CNI plugin launcher that deploy/kubernetes/twill.yaml installs on each node as
+# /opt/cni/bin/twill, with this image's package.json, dist/ and node_modules/ under
+# /opt/twill/current on the node. The plugin is a Node program for now, so the node needs
+# Node.js >= 20 on the container runtime's PATH (a later release makes it a thin client).
+RUN mkdir -p /opt/twill/bin \
+ && printf '%s\n' \
+    '#!/bin/sh' \
+    '# twill CNI plugin launcher: on a node the code is in /opt/twill/current, in the image in /opt/twill.' \
+    'dir=/opt/twill/current' \
+    '[ -d "$dir/dist" ] || dir=/opt/twill' \
+    'command -v node >/dev/null 2>&1 || { echo "twill: the CNI plugin needs Node.js >= 20 (node) on the PATH" >&2; exit 1; }' \
+    'exec node "$dir/dist/src/cni/main.js" "$@"' \
+    > /opt/twill/bin/twill-cni \
+ && chmod 0755 /opt/twill/bin/twill-cni
 ENTRYPOINT ["node", "/opt/twill/dist/src/agent/main.js"]

@@ -1,29 +1,90 @@
 #!/usr/bin/env node
-import { handleCommonFlags } from '../core/cli.js';
-import { twillVersion } from '../core/version.js';
+import { registerBuiltins } from '../backends/builtins.js';
+import { InvalidArgumentError } from '../core/errors.js';
+import { createLogger } from '../core/logger.js';
+import { Netlink } from '../netlink/index.js';
+import { EtcdSubnetStore } from '../store/index.js';
+import { Agent } from './agent.js';
+import { flagsForLog, parseAgentFlags, type AgentFlags } from './flags.js';
+import { startHealthServer, type HealthServer } from './http-server.js';
+import { AgentMetrics } from './metrics.js';
 
-// twilld, the node agent. This build only answers --help and --version: leases, backends and
-// the resync loop arrive in later releases, and until then starting the agent fails loudly.
+// twilld, the node agent: flags -> the parts -> Agent.run until SIGTERM/SIGINT. Exit codes:
+// 0 after a clean stop, 2 for bad flags, 1 for a fatal error.
 
-const HELP = `Usage: twilld [--help] [--version]
+async function runAgent(flags: AgentFlags): Promise<number> {
+  const log = createLogger({ level: flags.logLevel });
+  log.info({ flags: flagsForLog(flags) }, 'twilld starting');
+  const stop = new AbortController();
+  for (const sig of ['SIGTERM', 'SIGINT'] as const) {
+    process.once(sig, () => {
+      log.info({ signal: sig }, 'stopping; the lease and the kernel state stay');
+      stop.abort();
+    });
+  }
 
-twilld is Twill's node agent: it will hold this node's subnet lease in etcd and program the
-overlay (vxlan, ipip, host-gw or bgp backend) to reach every other node's subnet.
+  const metrics = new AgentMetrics();
+  const store = EtcdSubnetStore.connect({
+    endpoints: flags.etcdEndpoints,
+    prefix: flags.etcdPrefix,
+    tls: { caFile: flags.etcdCaFile, certFile: flags.etcdCertFile, keyFile: flags.etcdKeyFile },
+    username: flags.etcdUsername,
+    password: flags.etcdPassword,
+  });
+  const netlink = Netlink.open();
+  const agent = new Agent({
+    settings: {
+      iface: flags.ifaces,
+      publicIp: flags.publicIp,
+      subnetFile: flags.subnetFile,
+      leaseTtlSeconds: Math.round(flags.subnetLeaseTtlMs / 1000),
+      ipMasq: flags.ipMasq,
+    },
+    store,
+    netlink,
+    registry: registerBuiltins(),
+    log,
+    metrics,
+  });
 
-Options:
-  -h, --help   print this help and exit
-  --version    print the version and exit
-
-Status: this build (${twillVersion()}) contains the netlink layer only. The agent itself
-(configuration flags, etcd leases, backends) arrives in later releases; running twilld without
-an option exits with status 1.
-`;
-
-function main(argv: string[]): number {
-  const flags = handleCommonFlags('twilld', argv, HELP);
-  if (flags.done) return flags.exitCode;
-  process.stderr.write(`twilld: the agent is not implemented in this build (${twillVersion()}); see 'twilld --help'.\n`);
-  return 1;
+  let server: HealthServer | undefined;
+  try {
+    if (flags.healthzAddr !== undefined) {
+      server = await startHealthServer({
+        addr: flags.healthzAddr,
+        metrics: flags.metrics ? metrics : undefined,
+        health: () => agent.health(),
+        onError: (err) => log.warn({ err }, 'health endpoint error'),
+      });
+      log.info({ addr: server.address }, 'serving /healthz, /readyz and /metrics');
+    }
+    await agent.run(stop.signal);
+    return 0;
+  } catch (err) {
+    log.fatal({ err }, 'twilld failed');
+    return 1;
+  } finally {
+    await server?.close();
+    await store.close();
+    netlink.close();
+  }
 }
 
-process.exitCode = main(process.argv.slice(2));
+async function main(): Promise<number> {
+  let command;
+  try {
+    command = parseAgentFlags(process.argv.slice(2), process.env);
+  } catch (err) {
+    if (!(err instanceof InvalidArgumentError)) throw err;
+    process.stderr.write(`twilld: ${err.message}\n`);
+    return 2;
+  }
+  if (command.kind !== 'run') {
+    process.stdout.write(command.text.endsWith('\n') ? command.text : `${command.text}\n`);
+    return 0;
+  }
+  return runAgent(command.flags);
+}
+
+// Exit explicitly: gRPC channels to etcd may hold the event loop open after close().
+process.exit(await main());

@@ -1,33 +1,59 @@
 #!/usr/bin/env node
-import { handleCommonFlags } from '../core/cli.js';
-import { twillVersion } from '../core/version.js';
+import { readFileSync } from 'node:fs';
+import { InvalidArgumentError } from '../core/errors.js';
+import { EtcdSubnetStore, type SubnetStore } from '../store/index.js';
+import { configGet, configSet, leases, status, type CommandResult } from './commands.js';
+import { parseCtlFlags, type CtlFlags } from './flags.js';
 
-// twillctl, the operator's command line. This build only answers --help and --version: its
-// commands (leases, peers, routes, health) arrive together with the agent's local API.
+// twillctl: flags -> one command against etcd and/or the local agent. Exit codes: 0 success,
+// 1 failure (or `status` of an agent that is not ready), 2 usage error.
 
-const HELP = `Usage: twillctl [--help] [--version] <command>
-
-twillctl inspects and controls a running twilld through its local API.
-
-Options:
-  -h, --help   print this help and exit
-  --version    print the version and exit
-
-Commands: none yet. This build (${twillVersion()}) contains the netlink layer only; twillctl's
-commands arrive in later releases, together with the agent's local API.
-`;
-
-function main(argv: string[]): number {
-  const flags = handleCommonFlags('twillctl', argv, HELP, true);
-  if (flags.done) return flags.exitCode;
-  const positionals = flags.positionals;
-  const command = positionals[0];
-  process.stderr.write(
-    command === undefined
-      ? `twillctl: no command given (this build has none yet)\nTry 'twillctl --help'.\n`
-      : `twillctl: unknown command '${command}' (this build has none yet)\nTry 'twillctl --help'.\n`,
-  );
-  return 2;
+async function run(flags: CtlFlags, args: readonly string[]): Promise<CommandResult> {
+  const [command, sub, arg] = args;
+  const connect = (): SubnetStore => EtcdSubnetStore.connect({
+    endpoints: flags.etcdEndpoints,
+    prefix: flags.etcdPrefix,
+    tls: { caFile: flags.etcdCaFile, certFile: flags.etcdCertFile, keyFile: flags.etcdKeyFile },
+    username: flags.etcdUsername,
+    password: flags.etcdPassword,
+  });
+  const withStore = async (fn: (store: SubnetStore) => Promise<CommandResult>): Promise<CommandResult> => {
+    const store = connect();
+    try {
+      return await fn(store);
+    } finally {
+      await store.close();
+    }
+  };
+  if (command === 'config' && sub === 'get') return withStore((s) => configGet(s, flags));
+  if (command === 'config' && sub === 'set') return withStore((s) => configSet(s, arg, () => readFileSync(0, 'utf8')));
+  if (command === 'leases' && sub === undefined) return withStore((s) => leases(s, flags));
+  if (command === 'status' && sub === undefined) return withStore((s) => status(s, flags));
+  throw new InvalidArgumentError('command', args.join(' '), 'unknown; commands are: config get, config set FILE|-, leases, status (see twillctl --help)');
 }
 
-process.exitCode = main(process.argv.slice(2));
+async function main(): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseCtlFlags(process.argv.slice(2), process.env);
+  } catch (err) {
+    if (!(err instanceof InvalidArgumentError)) throw err;
+    process.stderr.write(`twillctl: ${err.message}\n`);
+    return 2;
+  }
+  if (parsed.kind !== 'run') {
+    process.stdout.write(parsed.text);
+    return 0;
+  }
+  try {
+    const result = await run(parsed.flags, parsed.args);
+    process.stdout.write(result.stdout);
+    return result.exitCode;
+  } catch (err) {
+    process.stderr.write(`twillctl: ${(err as Error).message}\n`);
+    return err instanceof InvalidArgumentError && (err.what === 'command' || err.what === 'config set') ? 2 : 1;
+  }
+}
+
+// Exit explicitly: gRPC channels to etcd may hold the event loop open after close().
+process.exit(await main());

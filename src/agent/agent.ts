@@ -1,0 +1,181 @@
+import { dirname } from 'node:path';
+import type { Logger } from 'pino';
+import type { Network, RemoteLease } from '../backends/backend.js';
+import type { BackendRegistry } from '../backends/registry.js';
+import { sleep } from '../core/backoff.js';
+import { formatCidr, networkOf, parseCidr } from '../core/ip.js';
+import { subnetEnvFromLease } from '../core/subnet-env.js';
+import { parseNetworkConfigText, type NetworkConfig } from '../ipam/network-config.js';
+import type { Netlink } from '../netlink/index.js';
+import type { SubnetStore } from '../store/subnet-store.js';
+import type { LeaseSetChange, SubnetLease } from '../store/types.js';
+import { findExternalInterface } from './external-interface.js';
+import { LeaseKeeper } from './lease-keeper.js';
+import type { AgentMetrics } from './metrics.js';
+import { readSubnetFile, writeSubnetFile } from './subnet-file.js';
+import { SyncLoop } from './sync-loop.js';
+
+export interface AgentSettings {
+  readonly iface: readonly string[];
+  readonly publicIp: string | undefined;
+  readonly subnetFile: string;
+  readonly leaseTtlSeconds: number;
+  readonly ipMasq: boolean;
+}
+
+export interface AgentDeps {
+  readonly settings: AgentSettings;
+  readonly store: SubnetStore;
+  readonly netlink: Netlink;
+  readonly registry: BackendRegistry;
+  readonly log: Logger;
+  readonly metrics: AgentMetrics;
+}
+
+/** What /healthz and /readyz report. */
+export interface AgentHealth {
+  readonly healthy: boolean;
+  readonly ready: boolean;
+  readonly reason: string;
+  readonly subnet?: string | undefined;
+}
+
+/** How often to look for the network config while there is none (flannel: 1 s). */
+const CONFIG_POLL_MS = 1000;
+
+/**
+ * twilld's main loop, the composition of the parts: config from the store, the external
+ * interface, the backend, the lease, the subnet file, and the watch that feeds the backend the
+ * full set of remote leases. On abort (SIGTERM) it stops its loops and leaves the lease and the
+ * kernel state in place, so a restart does not disturb pods.
+ */
+export class Agent {
+  private state: AgentHealth = { healthy: true, ready: false, reason: 'starting' };
+
+  constructor(private readonly deps: AgentDeps) {}
+
+  health(): AgentHealth {
+    return this.state;
+  }
+
+  async run(signal: AbortSignal): Promise<void> {
+    const { deps } = this;
+    const config = await this.waitForConfig(signal);
+    if (!config) return;
+    const ext = await findExternalInterface(deps.netlink, deps.settings.iface, deps.settings.publicIp);
+    deps.log.info({ iface: ext.name, address: ext.address, publicIp: ext.publicIp, mtu: ext.mtu }, 'external interface');
+
+    const backend = deps.registry.get(config.backend.type);
+    const network = await backend.register({
+      log: deps.log.child({ component: `backend-${backend.type}` }),
+      netlink: deps.netlink,
+      extIface: ext,
+      clusterNetwork: config.network,
+      stateDir: dirname(deps.settings.subnetFile),
+    }, config.backend.options);
+
+    const previous = await readSubnetFile(deps.settings.subnetFile).catch(() => undefined);
+    const keeper = new LeaseKeeper({
+      store: deps.store,
+      config,
+      record: { publicIp: ext.publicIp, backendType: backend.type, backendData: network.leaseData },
+      ttlSeconds: deps.settings.leaseTtlSeconds,
+      previousSubnet: previous?.subnet === undefined ? undefined : networkOfSubnet(previous.subnet),
+      log: deps.log.child({ component: 'lease' }),
+      metrics: deps.metrics,
+    });
+    this.state = { ...this.state, reason: 'acquiring a subnet' };
+    const lease = await keeper.acquire(signal);
+    if (!lease) return;
+    await this.activate(network, config, lease);
+    keeper.on('lease', (l) => {
+      this.activate(network, config, l).catch((err: unknown) => deps.log.error({ err }, 'cannot apply the new lease'));
+    });
+
+    await Promise.all([
+      keeper.run(signal),
+      network.run(signal),
+      this.watch(signal, network, backend.type, keeper),
+    ]);
+  }
+
+  /** Polls <prefix>/config until it exists and is valid; an invalid one is reported, not fatal. */
+  private async waitForConfig(signal: AbortSignal): Promise<NetworkConfig | undefined> {
+    let lastProblem = '';
+    while (!signal.aborted) {
+      let problem: string;
+      try {
+        const text = await this.deps.store.getNetworkConfig();
+        if (text !== undefined) return parseNetworkConfigText(text, this.deps.registry.parseOptions);
+        problem = 'no network config in the store yet (set it with `twillctl config set`)';
+      } catch (err) {
+        problem = (err as Error).message;
+        if ((err as { code?: string }).code?.startsWith('ESTORE')) this.deps.metrics.etcdError('config');
+      }
+      if (problem !== lastProblem) this.deps.log.warn({ problem }, 'waiting for a usable network config');
+      lastProblem = problem;
+      this.state = { ...this.state, reason: problem };
+      await sleep(CONFIG_POLL_MS, signal);
+    }
+    return undefined;
+  }
+
+  /** Tells the backend its lease and writes the subnet file; from then on the agent is ready. */
+  private async activate(network: Network, config: NetworkConfig, lease: SubnetLease): Promise<void> {
+    await network.start({ subnet: lease.subnet, publicIp: lease.record.publicIp });
+    await writeSubnetFile(this.deps.settings.subnetFile,
+      subnetEnvFromLease(config.network, lease.subnet, network.mtu, this.deps.settings.ipMasq));
+    this.deps.log.info({ subnet: lease.subnet, file: this.deps.settings.subnetFile, mtu: network.mtu }, 'subnet file written');
+    this.state = { healthy: true, ready: true, reason: 'lease held, subnet file written', subnet: lease.subnet };
+  }
+
+  /** Feeds the backend the full desired set on every change; never stops on a bad lease. */
+  private async watch(signal: AbortSignal, network: Network, type: string, keeper: LeaseKeeper): Promise<void> {
+    const { log, metrics } = this.deps;
+    const sync = new SyncLoop<readonly RemoteLease[]>(async (desired) => {
+      const started = performance.now();
+      try {
+        const report = await network.sync(desired);
+        metrics.observeSync(type, (performance.now() - started) / 1000);
+        for (const s of report.skipped) log.warn({ subnet: s.subnet, reason: s.reason }, 'remote lease skipped');
+      } catch (err) {
+        log.error({ err }, 'backend sync failed; the next change or resync retries');
+      }
+    });
+    const watcher = this.deps.store.watchLeases();
+    watcher.on('change', (change: LeaseSetChange) => {
+      const own = keeper.lease?.subnet;
+      metrics.setLeasesKnown(change.leases.size);
+      if (own !== undefined && change.removed.some((l) => l.subnet === own) && !signal.aborted) {
+        void keeper.onOwnLeaseRemoved(signal);
+      }
+      const desired: RemoteLease[] = [];
+      for (const l of change.leases.values()) {
+        if (l.subnet === own) continue;
+        if (l.record.backendType !== type) {
+          log.debug({ subnet: l.subnet, backendType: l.record.backendType }, 'lease of another backend type ignored');
+          continue;
+        }
+        desired.push({ subnet: l.subnet, publicIp: l.record.publicIp, backendType: l.record.backendType, backendData: l.record.backendData });
+      }
+      log.debug({ cause: change.cause, added: change.added.length, removed: change.removed.length, desired: desired.length }, 'leases changed');
+      void sync.update(desired);
+    });
+    watcher.on('malformed', (m: { key: string; reason: string }) => log.warn({ key: m.key, reason: m.reason }, 'malformed lease skipped'));
+    watcher.on('restart', (reason: string) => {
+      metrics.watchRestarted(reason.includes('compact') ? 'compacted' : 'error');
+      log.warn({ reason }, 'lease watch restarted (re-listing)');
+    });
+    watcher.on('disconnected', () => log.warn('lease watch disconnected from etcd; resuming when it is back'));
+    watcher.on('reconnected', () => log.info('lease watch reconnected'));
+    await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
+    await watcher.close();
+    await sync.idle();
+  }
+}
+
+/** subnet.env holds the first address ("10.244.3.1/24"); the lease key is the network. */
+function networkOfSubnet(firstAddress: string): string {
+  const cidr = parseCidr(firstAddress, 'FLANNEL_SUBNET');
+  return formatCidr({ address: networkOf(cidr), prefixLength: cidr.prefixLength });
+}

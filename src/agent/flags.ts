@@ -1,0 +1,135 @@
+import { isIPv4 } from 'node:net';
+import { parseDuration } from '../core/duration.js';
+import { InvalidArgumentError } from '../core/errors.js';
+import { validateIfname } from '../core/ifname.js';
+import { parseLogLevel, type LogLevel } from '../core/logger.js';
+import { twillVersion } from '../core/version.js';
+import { ETCD_FLAGS, hidePassword, parseEtcdFlags, type EtcdFlags } from '../core/etcd-flags.js';
+import { envName as envVar, FlagValues, helpText, readCommandLine, type FlagSpec } from '../core/flag-parser.js';
+import { formatHostPort, parseHostPort } from './http-server.js';
+
+// twilld's command line: the etcd flags shared with twillctl, then the agent's own. Every flag
+// can also come from the environment as TWILLD_<FLAG_IN_UPPER_SNAKE> (see core/flag-parser.ts).
+
+/** The validated settings, frozen. Durations are in milliseconds. */
+export interface AgentFlags extends EtcdFlags {
+  /** --iface values in order: interface names or IPv4 addresses; empty = the default route's interface. */
+  readonly ifaces: readonly string[];
+  readonly publicIp: string | undefined;
+  readonly subnetFile: string;
+  readonly subnetLeaseTtlMs: number;
+  readonly ipMasq: boolean;
+  /** "host:port" for /healthz, /readyz and /metrics, or undefined when disabled. */
+  readonly healthzAddr: string | undefined;
+  readonly metrics: boolean;
+  readonly logLevel: LogLevel;
+  readonly resyncIntervalMs: number;
+}
+
+export type AgentCommand =
+  | { readonly kind: 'run'; readonly flags: AgentFlags }
+  | { readonly kind: 'help'; readonly text: string }
+  | { readonly kind: 'version'; readonly text: string };
+
+const FLAGS: readonly FlagSpec[] = [
+  ...ETCD_FLAGS,
+  { name: 'iface', kind: 'list', arg: 'NAME|IPv4', help: 'interface for traffic to other nodes, by name or by one of its IPv4 addresses; comma-separated and/or repeated, the first that exists wins (default: the interface of the default route).' },
+  { name: 'public-ip', kind: 'string', arg: 'IPv4', help: 'address other nodes use to reach this one (default: the interface\'s address); set it behind NAT.' },
+  { name: 'subnet-file', kind: 'string', arg: 'FILE', default: '/run/twill/subnet.env', help: 'absolute path where the subnet, MTU and masquerade setting are written for the CNI plugin (flannel\'s subnet.env format).' },
+  { name: 'subnet-lease-ttl', kind: 'string', arg: 'DURATION', default: '24h', help: 'lifetime of the subnet lease in etcd; whole seconds, at least 2s.' },
+  { name: 'ip-masq', kind: 'boolean', default: 'false', help: 'masquerade traffic from pods to outside the overlay network.' },
+  { name: 'healthz-addr', kind: 'string', arg: 'HOST:PORT', default: '127.0.0.1:9101', help: 'listen address of /healthz, /readyz and /metrics; port 0 picks a free port, "" or "off" disables the listener.' },
+  { name: 'metrics', kind: 'boolean', default: 'true', help: 'serve Prometheus metrics at /metrics on the healthz listener.' },
+  { name: 'log-level', kind: 'string', arg: 'LEVEL', default: 'info', help: 'fatal, error, warn, info, debug or trace; logs are JSON lines on stderr.' },
+  { name: 'resync-interval', kind: 'string', arg: 'DURATION', default: '10s', help: 'how often the backend compares the kernel with the leases and repairs drift; at least 100ms.' },
+];
+
+const MIN_LEASE_TTL_MS = 2000;
+const MIN_RESYNC_MS = 100;
+const ENV_PREFIX = 'TWILLD';
+
+/**
+ * Reads twilld's command line and TWILLD_* environment. --help and --version win over every
+ * other flag (and are not checked against them). Throws InvalidArgumentError naming the flag
+ * (or the environment variable) and the bad value.
+ */
+export function parseAgentFlags(argv: readonly string[], env: NodeJS.ProcessEnv): AgentCommand {
+  const cli = readCommandLine(argv, env, { program: 'twilld', envPrefix: ENV_PREFIX, flags: FLAGS });
+  if (cli.help) return { kind: 'help', text: agentHelpText() };
+  if (cli.version) return { kind: 'version', text: `twilld ${twillVersion()}\n` };
+  return { kind: 'run', flags: validate(new FlagValues(cli.raw)) };
+}
+
+function validate(v: FlagValues): AgentFlags {
+  const ifaces = v.list('iface');
+  const subnetFile = v.required('subnet-file');
+  const ttl = v.required('subnet-lease-ttl');
+  const healthz = v.required('healthz-addr');
+  const resync = v.required('resync-interval');
+  const logLevel = v.required('log-level');
+  const flags: AgentFlags = {
+    ...parseEtcdFlags(v),
+    ifaces: Object.freeze(ifaces.items.map((i) => iface(i, ifaces.what))),
+    publicIp: v.optional('public-ip', publicIp),
+    subnetFile: absolutePath(subnetFile.value, subnetFile.what),
+    subnetLeaseTtlMs: leaseTtl(ttl.value, ttl.what),
+    ipMasq: v.bool('ip-masq'),
+    healthzAddr: healthzAddr(healthz.value, healthz.what),
+    metrics: v.bool('metrics'),
+    logLevel: parseLogLevel(logLevel.value, logLevel.what),
+    resyncIntervalMs: atLeast(parseDuration(resync.value, resync.what), MIN_RESYNC_MS, resync.value, resync.what),
+  };
+  return Object.freeze(flags);
+}
+
+export function envName(flag: string): string {
+  return envVar(ENV_PREFIX, flag);
+}
+
+function iface(value: string, what: string): string {
+  if (isIPv4(value)) return value;
+  try {
+    return validateIfname(value);
+  } catch (err) {
+    throw new InvalidArgumentError(what, value, `neither an IPv4 address nor an interface name (${(err as Error).message})`);
+  }
+}
+
+function publicIp(value: string, what: string): string {
+  if (!isIPv4(value)) throw new InvalidArgumentError(what, value, 'not an IPv4 address');
+  return value;
+}
+
+function absolutePath(value: string, what: string): string {
+  if (!value.startsWith('/') || value.endsWith('/')) throw new InvalidArgumentError(what, value, 'must be an absolute path to a file');
+  return value;
+}
+
+function leaseTtl(value: string, what: string): number {
+  const ms = atLeast(parseDuration(value, what), MIN_LEASE_TTL_MS, value, what);
+  if (ms % 1000 !== 0) throw new InvalidArgumentError(what, value, 'must be whole seconds (etcd lease TTLs count in seconds)');
+  return ms;
+}
+
+function atLeast(ms: number, min: number, value: string, what: string): number {
+  if (ms < min) throw new InvalidArgumentError(what, value, `must be at least ${min >= 1000 ? `${min / 1000}s` : `${min}ms`}`);
+  return ms;
+}
+
+function healthzAddr(value: string, what: string): string | undefined {
+  if (value === '' || value === 'off') return undefined;
+  return formatHostPort(parseHostPort(value, what));
+}
+
+/** The flags as a log line may show them: the etcd password replaced. */
+export function flagsForLog(flags: AgentFlags): Record<string, unknown> {
+  return { ...hidePassword(flags) };
+}
+
+/** twilld --help: every flag with its argument, environment variable and default. */
+export function agentHelpText(): string {
+  return helpText('Usage: twilld [options]', [
+    'twilld is Twill\'s node agent. It leases this node\'s pod subnet in etcd (flannel\'s key layout and lease records), writes the subnet file for the CNI plugin and programs the overlay to every other node\'s subnet.',
+    'Every option can also be set by the environment variable shown with it; the command line wins over the environment, and an empty variable counts as unset. Durations read like 24h, 90m, 1h30m, 10s or 500ms; a bare number means seconds. Boolean flags take --flag, --flag=false or --no-flag.',
+  ], FLAGS, ENV_PREFIX);
+}

@@ -1,0 +1,10 @@
+/**
+ * The store's public face: the SubnetStore interface and its etcd implementation, the watcher,
+ * errors, and the key/value codecs (twillctl shows raw keys; tests build values).
+ */
+export type * from './types.js';
+export { EtcdSubnetStore, type SubnetStore } from './subnet-store.js';
+export { LeaseWatcher, type LeaseWatcherEvents, type ListFailure } from './lease-watcher.js';
+export { StoreError, isStoreError, type StoreErrorCode } from './errors.js';
+export { DEFAULT_PREFIX, keyLayout, parseSubnetKeyName, subnetToKeyName, type KeyLayout } from './keys.js';
+export { decodeLease, encodeLease, type LeaseDecodeResult } from './lease-codec.js';

@@ -1,0 +1,215 @@
+import { describe, expect, it } from 'vitest';
+import { agentHelpText, envName, flagsForLog, parseAgentFlags, type AgentFlags } from '../../src/agent/flags.js';
+import { InvalidArgumentError } from '../../src/core/errors.js';
+import { twillVersion } from '../../src/core/version.js';
+
+/** The flags for `argv` and `env`, failing the test if the result is help or version. */
+function run(argv: string[], env: NodeJS.ProcessEnv = {}): AgentFlags {
+  const result = parseAgentFlags(argv, env);
+  if (result.kind !== 'run') throw new Error(`expected run, got ${result.kind}`);
+  return result.flags;
+}
+
+/** The message of the InvalidArgumentError that parsing throws. */
+function failure(argv: string[], env: NodeJS.ProcessEnv = {}): string {
+  try {
+    parseAgentFlags(argv, env);
+  } catch (err) {
+    expect(err).toBeInstanceOf(InvalidArgumentError);
+    return (err as Error).message;
+  }
+  throw new Error(`expected ${JSON.stringify(argv)} to be rejected`);
+}
+
+const ALL_FLAGS = [
+  'etcd-endpoints', 'etcd-cafile', 'etcd-certfile', 'etcd-keyfile', 'etcd-username', 'etcd-password', 'etcd-prefix',
+  'iface', 'public-ip', 'subnet-file', 'subnet-lease-ttl', 'ip-masq', 'healthz-addr', 'metrics', 'log-level', 'resync-interval',
+];
+
+describe('twilld flags', () => {
+  it('has flannel-like defaults and freezes the result', () => {
+    const flags = run([]);
+    expect(flags).toEqual({
+      etcdEndpoints: ['http://127.0.0.1:2379'],
+      etcdCaFile: undefined,
+      etcdCertFile: undefined,
+      etcdKeyFile: undefined,
+      etcdUsername: undefined,
+      etcdPassword: undefined,
+      etcdPrefix: '/coreos.com/network',
+      ifaces: [],
+      publicIp: undefined,
+      subnetFile: '/run/twill/subnet.env',
+      subnetLeaseTtlMs: 86_400_000,
+      ipMasq: false,
+      healthzAddr: '127.0.0.1:9101',
+      metrics: true,
+      logLevel: 'info',
+      resyncIntervalMs: 10_000,
+    });
+    expect(Object.isFrozen(flags)).toBe(true);
+    expect(Object.isFrozen(flags.etcdEndpoints)).toBe(true);
+    expect(Object.isFrozen(flags.ifaces)).toBe(true);
+  });
+
+  it('reads every flag', () => {
+    const flags = run([
+      '--etcd-endpoints=https://10.0.0.1:2379', '--etcd-cafile', '/etc/twill/ca.pem', '--etcd-certfile', '/etc/twill/c.pem',
+      '--etcd-keyfile', '/etc/twill/k.pem', '--etcd-username', 'twill', '--etcd-password', 's3cret', '--etcd-prefix', '/twill/net',
+      '--iface', 'eth1', '--public-ip', '198.18.0.7', '--subnet-file', '/tmp/x/subnet.env', '--subnet-lease-ttl', '1h',
+      '--ip-masq', '--healthz-addr', '[::1]:0', '--no-metrics', '--log-level', 'debug', '--resync-interval', '500ms',
+    ]);
+    expect(flags).toEqual({
+      etcdEndpoints: ['https://10.0.0.1:2379'],
+      etcdCaFile: '/etc/twill/ca.pem',
+      etcdCertFile: '/etc/twill/c.pem',
+      etcdKeyFile: '/etc/twill/k.pem',
+      etcdUsername: 'twill',
+      etcdPassword: 's3cret',
+      etcdPrefix: '/twill/net',
+      ifaces: ['eth1'],
+      publicIp: '198.18.0.7',
+      subnetFile: '/tmp/x/subnet.env',
+      subnetLeaseTtlMs: 3_600_000,
+      ipMasq: true,
+      healthzAddr: '[::1]:0',
+      metrics: false,
+      logLevel: 'debug',
+      resyncIntervalMs: 500,
+    });
+    expect(flagsForLog(flags).etcdPassword).toBe('<hidden>');
+  });
+
+  it('takes etcd endpoints and interfaces comma-separated and repeated, in order, without duplicates', () => {
+    const flags = run(['--etcd-endpoints', 'http://a:2379, http://b:2379', '--etcd-endpoints', 'http://c:2379/', '--etcd-endpoints=http://a:2379', '--iface', 'eth0,10.0.0.5', '--iface', 'bond0']);
+    expect(flags.etcdEndpoints).toEqual(['http://a:2379', 'http://b:2379', 'http://c:2379']);
+    expect(flags.ifaces).toEqual(['eth0', '10.0.0.5', 'bond0']);
+    expect(run([], { TWILLD_ETCD_ENDPOINTS: 'http://a:2379,http://[fd00::1]:2379', TWILLD_IFACE: 'eth0,eth1' })).toMatchObject({
+      etcdEndpoints: ['http://a:2379', 'http://[fd00::1]:2379'],
+      ifaces: ['eth0', 'eth1'],
+    });
+  });
+
+  it('reads TWILLD_* variables; a flag wins over its variable; an empty variable is unset', () => {
+    const env = {
+      TWILLD_ETCD_PREFIX: '/env/prefix',
+      TWILLD_LOG_LEVEL: 'warn',
+      TWILLD_IP_MASQ: '1',
+      TWILLD_METRICS: 'FALSE',
+      TWILLD_SUBNET_LEASE_TTL: '600',
+      TWILLD_PUBLIC_IP: '',
+      TWILLD_ETCD_ENDPOINTS: 'http://env:2379',
+      TWILLD_HEALTHZ_ADDR: 'off',
+      PATH: '/usr/bin',
+    };
+    expect(run([], env)).toMatchObject({
+      etcdPrefix: '/env/prefix', logLevel: 'warn', ipMasq: true, metrics: false, subnetLeaseTtlMs: 600_000,
+      publicIp: undefined, etcdEndpoints: ['http://env:2379'], healthzAddr: undefined,
+    });
+    expect(run(['--etcd-prefix=/flag', '--log-level', 'error', '--no-ip-masq', '--metrics', '--etcd-endpoints', 'http://flag:2379', '--healthz-addr', '0.0.0.0:9102'], env)).toMatchObject({
+      etcdPrefix: '/flag', logLevel: 'error', ipMasq: false, metrics: true, etcdEndpoints: ['http://flag:2379'], healthzAddr: '0.0.0.0:9102',
+    });
+  });
+
+  it('takes booleans as --flag, --flag=true|false (Go style), --no-flag; the last one wins', () => {
+    expect(run(['--ip-masq=false']).ipMasq).toBe(false);
+    expect(run(['--ip-masq=true']).ipMasq).toBe(true);
+    expect(run(['--metrics=0']).metrics).toBe(false);
+    expect(run(['--no-ip-masq', '--ip-masq']).ipMasq).toBe(true);
+    expect(run(['--ip-masq', '--no-ip-masq']).ipMasq).toBe(false);
+  });
+
+  it('disables the health listener with "" or off, keeps port 0', () => {
+    expect(run(['--healthz-addr=']).healthzAddr).toBeUndefined();
+    expect(run(['--healthz-addr', 'off']).healthzAddr).toBeUndefined();
+    expect(run(['--healthz-addr', '127.0.0.1:0']).healthzAddr).toBe('127.0.0.1:0');
+    expect(run(['--healthz-addr', 'localhost:9101']).healthzAddr).toBe('localhost:9101');
+  });
+
+  it('answers --help and --version before checking anything else', () => {
+    expect(parseAgentFlags(['--help'], {})).toEqual({ kind: 'help', text: agentHelpText() });
+    expect(parseAgentFlags(['-h', '--etcd-endpoints', 'nonsense'], { TWILLD_TYPO: 'x' }).kind).toBe('help');
+    expect(parseAgentFlags(['--version'], {})).toEqual({ kind: 'version', text: `twilld ${twillVersion()}\n` });
+  });
+
+  it('rejects every bad value with a message naming the flag and the value', () => {
+    const cases: [string[], string][] = [
+      [['--etcd-endpoints', 'foo'], 'invalid --etcd-endpoints "foo": not a URL'],
+      [['--etcd-endpoints', '127.0.0.1:2379'], 'invalid --etcd-endpoints "127.0.0.1:2379"'],
+      [['--etcd-endpoints', 'grpc://a:2379'], 'invalid --etcd-endpoints "grpc://a:2379": must start with http:// or https://'],
+      [['--etcd-endpoints', 'http://a:2379,'], 'invalid --etcd-endpoints "": an endpoint is empty'],
+      [['--etcd-endpoints', 'http://u:p@a:2379'], 'invalid --etcd-endpoints "http://u:p@a:2379": credentials go in'],
+      [['--etcd-endpoints', 'http://a:2379/v3'], 'invalid --etcd-endpoints "http://a:2379/v3": must be scheme://host:port only'],
+      [['--etcd-endpoints', 'https://a:2379', '--etcd-certfile', '/c.pem'], 'invalid --etcd-certfile "/c.pem": --etcd-keyfile is missing'],
+      [['--etcd-endpoints', 'https://a:2379', '--etcd-keyfile', '/k.pem'], 'invalid --etcd-keyfile "/k.pem": --etcd-certfile is missing'],
+      [['--etcd-cafile', '/ca.pem'], 'invalid --etcd-cafile "/ca.pem": TLS files are set but every etcd endpoint is http://'],
+      [['--etcd-endpoints', 'https://a:2379', '--etcd-cafile='], 'invalid --etcd-cafile "": must not be empty'],
+      [['--etcd-username', 'twill'], 'invalid --etcd-username "twill": --etcd-password is missing'],
+      [['--etcd-password', 'secret'], 'invalid --etcd-password "<hidden>": --etcd-username is missing'],
+      [['--etcd-prefix', 'coreos.com/network'], 'invalid --etcd-prefix "coreos.com/network": must start with "/"'],
+      [['--etcd-prefix', '/coreos.com/network/'], 'invalid --etcd-prefix "/coreos.com/network/": must not end with "/"'],
+      [['--etcd-prefix', '/'], 'invalid --etcd-prefix "/"'],
+      [['--iface', 'this-name-is-too-long'], 'invalid --iface "this-name-is-too-long": neither an IPv4 address nor an interface name'],
+      [['--iface', 'eth0,,eth1'], 'invalid --iface ""'],
+      [['--public-ip', '10.0.0.256'], 'invalid --public-ip "10.0.0.256": not an IPv4 address'],
+      [['--public-ip', 'fd00::1'], 'invalid --public-ip "fd00::1": not an IPv4 address'],
+      [['--subnet-file', 'subnet.env'], 'invalid --subnet-file "subnet.env": must be an absolute path'],
+      [['--subnet-file', '/run/twill/'], 'invalid --subnet-file "/run/twill/"'],
+      [['--subnet-lease-ttl', '1d'], 'invalid --subnet-lease-ttl "1d": cannot read "1d"'],
+      [['--subnet-lease-ttl', '1s'], 'invalid --subnet-lease-ttl "1s": must be at least 2s'],
+      [['--subnet-lease-ttl', '2500ms'], 'invalid --subnet-lease-ttl "2500ms": must be whole seconds'],
+      [['--ip-masq=yes'], 'invalid --ip-masq "yes": must be true or false'],
+      [['--no-ip-masq=true'], 'invalid --no-ip-masq "true": takes no value'],
+      [['--metrics=maybe'], 'invalid --metrics "maybe"'],
+      [['--healthz-addr', '127.0.0.1'], 'invalid --healthz-addr "127.0.0.1": expected host:port'],
+      [['--healthz-addr', ':9101'], 'invalid --healthz-addr ":9101": the host is missing'],
+      [['--healthz-addr', '127.0.0.1:70000'], 'invalid --healthz-addr "127.0.0.1:70000": the port must be 0..65535'],
+      [['--healthz-addr', '[nope]:1'], 'invalid --healthz-addr "[nope]:1"'],
+      [['--healthz-addr', 'a_b:1'], 'invalid --healthz-addr "a_b:1"'],
+      [['--log-level', 'verbose'], 'invalid --log-level "verbose": must be one of fatal, error, warn, info, debug, trace'],
+      [['--resync-interval', '10'], ''], // valid: a bare number is seconds (checked below)
+      [['--resync-interval', '50ms'], 'invalid --resync-interval "50ms": must be at least 100ms'],
+      [['--resync-interval', 'often'], 'invalid --resync-interval "often"'],
+      [['--etcd-prefix'], 'invalid --etcd-prefix "": needs a value'],
+      [['--etcd-prefix', '--iface', 'eth0'], 'invalid --etcd-prefix "--iface": the value looks like an option; write --etcd-prefix=VALUE'],
+      [['--etcd-prefix=-x'], 'invalid --etcd-prefix "-x": must start with "/"'],
+      [['--bogus'], 'invalid option "--bogus": unknown option'],
+      [['-x'], 'invalid option "-x": unknown option'],
+      [['--help=1'], 'invalid --help "1": takes no value'],
+      [['eth0'], 'invalid argument "eth0": twilld takes no positional arguments'],
+      [['--ip-masq', 'false'], 'invalid argument "false"'],
+    ];
+    for (const [argv, message] of cases) {
+      if (message === '') {
+        expect(() => run(argv)).not.toThrow();
+        continue;
+      }
+      expect(failure(argv)).toContain(message);
+    }
+  });
+
+  it('names the environment variable when the bad value came from there, and refuses unknown TWILLD_ names', () => {
+    expect(failure([], { TWILLD_ETCD_ENDPOINTS: 'foo' })).toContain('invalid TWILLD_ETCD_ENDPOINTS "foo": not a URL');
+    expect(failure([], { TWILLD_IP_MASQ: 'on' })).toContain('invalid TWILLD_IP_MASQ "on"');
+    expect(failure([], { TWILLD_SUBNET_LEASE_TTL: '1' })).toContain('invalid TWILLD_SUBNET_LEASE_TTL "1": must be at least 2s');
+    expect(failure([], { TWILLD_IFACES: 'eth0' })).toContain('invalid environment variable "TWILLD_IFACES": is not a twilld setting');
+    // The flag wins, so a bad variable under a good flag is never read.
+    expect(run(['--log-level', 'debug'], { TWILLD_LOG_LEVEL: 'loud' }).logLevel).toBe('debug');
+  });
+
+  it('lists every flag in --help with its environment variable and default', () => {
+    const help = agentHelpText();
+    for (const name of ALL_FLAGS) {
+      expect(help).toContain(`--${name}`);
+      expect(help).toContain(envName(name));
+    }
+    expect(envName('subnet-lease-ttl')).toBe('TWILLD_SUBNET_LEASE_TTL');
+    for (const dflt of ['http://127.0.0.1:2379', '/coreos.com/network', '/run/twill/subnet.env', '24h', '127.0.0.1:9101', '10s']) {
+      expect(help).toContain(`default ${dflt}`);
+    }
+    expect(help).toContain('--no-metrics');
+    expect(help).toContain('-h, --help');
+    expect(help).toContain('--version');
+    for (const line of help.split('\n')) expect(line.length).toBeLessThanOrEqual(100);
+  });
+});
