@@ -4,7 +4,11 @@
  */
 export type * from './types.js';
 export { EtcdSubnetStore, type SubnetStore } from './subnet-store.js';
-export { LeaseWatcher, type LeaseWatcherEvents, type ListFailure } from './lease-watcher.js';
+// LeaseWatchSource & co. let a fake store (test/fakes) reuse the real watcher rules.
+export {
+  LeaseWatcher, type LeaseWatcherEvents, type LeaseWatcherOptions, type ListFailure,
+  type LeaseWatchSource, type WatchEvent, type WatchStream, type WatchStreamHandlers,
+} from './lease-watcher.js';
 export { StoreError, isStoreError, type StoreErrorCode } from './errors.js';
 export { DEFAULT_PREFIX, keyLayout, parseSubnetKeyName, subnetToKeyName, type KeyLayout } from './keys.js';
 export { decodeLease, encodeLease, type LeaseDecodeResult } from './lease-codec.js';

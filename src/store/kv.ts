@@ -25,7 +25,8 @@ export function decodeKv(layout: KeyLayout, kv: RawKv, expiresAt?: number): KvDe
   const name = subnetFromKey(layout, kv.key);
   if (!name.ok) return { ok: false, malformed: { key: kv.key, reason: name.reason } };
   const value = decodeLease(kv.value);
-  if (!value.ok) return { ok: false, malformed: { key: kv.key, reason: value.reason } };
+  // The key names a subnet even if its value is garbage: that subnet is still taken.
+  if (!value.ok) return { ok: false, malformed: { key: kv.key, subnet: name.subnet, reason: value.reason } };
   const etcdLeaseId = leaseIdOf(kv.lease);
   return {
     ok: true,

@@ -16,7 +16,8 @@
  *   listFailed    one (re-)list attempt failed; the next comes after `retryInMs`
  */
 import { EventEmitter } from 'node:events';
-import { Backoff, type BackoffOptions } from './backoff.js';
+import { Backoff, sleep, type BackoffOptions } from '../core/backoff.js';
+import { WATCH_BACKOFF } from './backoff.js';
 import { StoreError } from './errors.js';
 import { subnetFromKey, type KeyLayout } from './keys.js';
 import { decodeKv, type RawKv } from './kv.js';
@@ -66,7 +67,7 @@ export interface LeaseWatcherEvents {
 }
 
 export interface LeaseWatcherOptions {
-  /** Re-list schedule; default 100 ms doubling to 5 s, jittered. */
+  /** Re-list schedule; default 100 ms doubling to 5 s, jittered (WATCH_BACKOFF). */
   readonly backoff?: BackoffOptions | undefined;
   /** Called once when close() is called (the store forgets the watcher). */
   readonly onClose?: (() => void) | undefined;
@@ -78,7 +79,8 @@ export class LeaseWatcher extends EventEmitter<LeaseWatcherEvents> {
   /** Bumped on every (re-)list and on close: callbacks of an older stream are ignored. */
   private generation = 0;
   private closed = false;
-  private wake: (() => void) | undefined;
+  /** Aborted by close(): cuts a re-list backoff short. */
+  private readonly closing = new AbortController();
   private readonly firstSnapshot: Promise<ReadonlyMap<string, SubnetLease>>;
   private settleFirst!: { resolve: (m: ReadonlyMap<string, SubnetLease>) => void; reject: (e: Error) => void };
   private snapshotTaken = false;
@@ -111,7 +113,7 @@ export class LeaseWatcher extends EventEmitter<LeaseWatcherEvents> {
     if (this.closed) return;
     this.closed = true;
     this.generation++;
-    this.wake?.();
+    this.closing.abort();
     if (!this.snapshotTaken) this.settleFirst.reject(new StoreError('ESTORE_CLOSED', 'lease watcher closed before its first snapshot', { op: 'watchLeases' }));
     this.opts.onClose?.();
     const stream = this.stream;
@@ -122,7 +124,7 @@ export class LeaseWatcher extends EventEmitter<LeaseWatcherEvents> {
   /** Lists (retrying with backoff until it works), reconciles, and watches from the listing. */
   private async establish(cause: 'snapshot' | 'resync'): Promise<void> {
     const gen = ++this.generation;
-    const backoff = new Backoff(this.opts.backoff);
+    const backoff = new Backoff(this.opts.backoff ?? WATCH_BACKOFF);
     let listing: LeaseListing | undefined;
     for (let attempt = 1; listing === undefined; attempt++) {
       if (gen !== this.generation) return;
@@ -133,7 +135,7 @@ export class LeaseWatcher extends EventEmitter<LeaseWatcherEvents> {
         const error = err instanceof StoreError ? err : new StoreError('ESTORE_FAILED', `listing leases failed: ${String(err)}`, { op: 'watchLeases', cause: err });
         const retryInMs = backoff.next();
         this.emit('listFailed', { error, attempt, retryInMs });
-        await this.sleep(retryInMs);
+        await sleep(retryInMs, this.closing.signal);
       }
     }
     if (gen !== this.generation) return;
@@ -205,13 +207,5 @@ export class LeaseWatcher extends EventEmitter<LeaseWatcherEvents> {
   private emitChange(cause: LeaseSetChange['cause'], diff: LeaseDiff): void {
     // A copy: listeners may keep it while the live map moves on.
     this.emit('change', { leases: new Map(this.leases), ...diff, cause });
-  }
-
-  private sleep(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const timer = setTimeout(done, ms);
-      function done(): void { clearTimeout(timer); resolve(); }
-      this.wake = done;
-    });
   }
 }

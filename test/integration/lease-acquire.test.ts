@@ -66,6 +66,17 @@ describe.skipIf(!isRoot || !etcdAvailable())('subnet acquisition against a real 
     expect(again.lease.etcdLeaseId).not.toBe(prev.lease.etcdLeaseId);
   });
 
+  it('never takes a subnet whose key holds a malformed value', async () => {
+    // Two leasable subnets; one key is garbage but present: only one subnet is free.
+    const config = parseNetworkConfig({ Network: '10.244.0.0/23', SubnetLen: 24, SubnetMin: '10.244.0.0', Backend: { Type: 'alloc' } }, registry.parseOptions);
+    await etcd.etcdctl(['put', `${PREFIX}/subnets/10.244.0.0-24`, '{broken']);
+    const s = store();
+    const first = await acquireLease({ store: s, config, record: record('198.18.0.1'), ttlSeconds: 60, previousSubnet: '10.244.0.0/24' });
+    expect(first.lease.subnet).toBe('10.244.1.0/24');
+    await expect(acquireLease({ store: s, config, record: record('198.18.0.2'), ttlSeconds: 60 })).rejects.toThrow(SubnetExhaustedError);
+    expect(await etcd.etcdctl(['get', `${PREFIX}/subnets/10.244.0.0-24`, '--print-value-only'])).toBe('{broken\n');
+  });
+
   it('gives up a lease that no longer fits a changed config', async () => {
     const old = parseNetworkConfig({ Network: '10.244.0.0/16', Backend: { Type: 'alloc' } }, registry.parseOptions);
     const s = store();

@@ -3,7 +3,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { InvalidArgumentError } from '../../src/core/errors.js';
-import { backoffDelay, Backoff, WatchReconnectBackoff } from '../../src/store/backoff.js';
+import { WATCH_BACKOFF, WatchReconnectBackoff } from '../../src/store/backoff.js';
 import { StoreError, toStoreError } from '../../src/store/errors.js';
 import { canonicalSubnet, keyLayout, normalisePrefix, parseSubnetKeyName, subnetFromKey, subnetKey, subnetToKeyName } from '../../src/store/keys.js';
 import { decodeKv } from '../../src/store/kv.js';
@@ -166,22 +166,19 @@ describe('store errors', () => {
   });
 });
 
-describe('backoff', () => {
-  it('doubles from 100 ms to a 5 s cap, jittered by at most 20%', () => {
-    const mid = { random: () => 0.5 };
-    expect([0, 1, 2, 3, 4, 5, 6, 7, 20, 5000].map((a) => backoffDelay(a, mid))).toEqual([100, 200, 400, 800, 1600, 3200, 5000, 5000, 5000, 5000]);
-    expect(backoffDelay(0, { random: () => 0 })).toBe(80);
-    expect(backoffDelay(0, { random: () => 0.999999 })).toBe(120);
-    expect(backoffDelay(10, { random: () => 0.999999 })).toBe(5000);
-    const b = new Backoff(mid);
-    expect([b.next(), b.next(), b.next()]).toEqual([100, 200, 400]);
-    b.reset();
-    expect(b.next()).toBe(100);
-  });
-
-  it("fits etcd3's immutable watch backoff shape", () => {
-    const first = new WatchReconnectBackoff({ random: () => 0.5 }).next();
-    expect(first.duration).toBe(100);
-    expect(first.next().next().duration).toBe(400);
+describe('watch backoff', () => {
+  it("gives etcd3 core's schedule in its immutable shape: 100 ms doubling to a 5 s cap", () => {
+    const top = { ...WATCH_BACKOFF, random: () => 0.999999 };
+    const factory = new WatchReconnectBackoff(top);
+    expect(factory.duration).toBe(0);
+    const durations: number[] = [];
+    for (let b = factory.next(), i = 0; i < 10; b = b.next(), i++) durations.push(Math.round(b.duration));
+    expect(durations).toEqual([100, 200, 400, 800, 1600, 3200, 5000, 5000, 5000, 5000]);
+    // etcd3 resets by asking the factory again: the schedule starts over.
+    expect(Math.round(factory.next().duration)).toBe(100);
+    // Jittered, never zero.
+    const low = new WatchReconnectBackoff({ ...WATCH_BACKOFF, random: () => 0 }).next().next();
+    expect(low.duration).toBeGreaterThan(0);
+    expect(low.duration).toBeLessThan(200);
   });
 });
