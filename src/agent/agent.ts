@@ -21,6 +21,7 @@ export interface AgentSettings {
   readonly subnetFile: string;
   readonly leaseTtlSeconds: number;
   readonly ipMasq: boolean;
+  readonly resyncIntervalMs: number;
 }
 
 export interface AgentDeps {
@@ -72,6 +73,7 @@ export class Agent {
       extIface: ext,
       clusterNetwork: config.network,
       stateDir: dirname(deps.settings.subnetFile),
+      resyncIntervalMs: deps.settings.resyncIntervalMs,
     }, config.backend.options);
 
     const previous = await readSubnetFile(deps.settings.subnetFile).catch(() => undefined);

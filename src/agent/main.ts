@@ -39,6 +39,7 @@ async function runAgent(flags: AgentFlags): Promise<number> {
       subnetFile: flags.subnetFile,
       leaseTtlSeconds: Math.round(flags.subnetLeaseTtlMs / 1000),
       ipMasq: flags.ipMasq,
+      resyncIntervalMs: flags.resyncIntervalMs,
     },
     store,
     netlink,

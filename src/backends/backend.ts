@@ -34,6 +34,8 @@ export interface BackendContext {
   readonly clusterNetwork: string;
   /** Where a backend may keep state across restarts (e.g. a VTEP MAC). */
   readonly stateDir: string;
+  /** How often run() compares the kernel with the desired state and repairs drift (default 10 s). */
+  readonly resyncIntervalMs: number;
 }
 
 /** This host's lease, as the backend needs it. */

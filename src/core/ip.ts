@@ -132,3 +132,10 @@ export function parsePrefix(text: string, what = 'prefix'): Cidr {
   }
   return cidr;
 }
+
+/** True when `inner` lies inside `outer` (same family, at least as long, same network bits). */
+export function prefixContains(outer: Cidr, inner: Cidr): boolean {
+  return inner.address.family === outer.address.family
+    && inner.prefixLength >= outer.prefixLength
+    && networkOf({ address: inner.address, prefixLength: outer.prefixLength }).bytes.equals(networkOf(outer).bytes);
+}

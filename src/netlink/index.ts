@@ -7,6 +7,7 @@ export { createNetns, deleteNetns, listNetns, netnsPath, runInNetns, currentNetn
 export { NetlinkError, UnsupportedByKernelError, isNetlinkError } from './errors.js';
 export { ensureAddress, ensureBridge, ensureIpip, ensureVxlan, IncompatibleLinkError, type EnsureOptions, type EnsureResult } from './ensure.js';
 export { readSysctl, writeSysctl } from './sysctl.js';
+export { LinkMonitor, type LinkEvent } from './link-monitor.js';
 export { RTPROT_TWILL, RT_TABLE_MAIN, type RouteScope } from './constants.js';
 export type { RouteFilter } from './routes.js';
 export type * from './types.js';

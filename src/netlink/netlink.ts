@@ -2,6 +2,7 @@ import { RtnlChannel } from './channel.js';
 import { NetlinkError } from './errors.js';
 import * as addresses from './addresses.js';
 import * as links from './links.js';
+import { LinkMonitor } from './link-monitor.js';
 import * as neighbours from './neighbours.js';
 import { runInNetns } from './netns.js';
 import * as routes from './routes.js';
@@ -95,6 +96,14 @@ export class Netlink {
   replaceFdb(spec: FdbSpec): Promise<void> { return neighbours.replaceFdb(this.ch, spec); }
   deleteFdb(spec: { index: number; mac: string; dst?: string }): Promise<void> { return neighbours.deleteFdb(this.ch, spec); }
   listFdb(index?: number): Promise<FdbEntry[]> { return neighbours.listFdb(this.ch, index); }
+
+  /**
+   * Link notifications of this handle's namespace (creation, change, deletion). Close the
+   * returned monitor when done.
+   */
+  watchLinks(): LinkMonitor {
+    return this.netnsPath === undefined ? new LinkMonitor() : runInNetns(this.netnsPath, () => new LinkMonitor());
+  }
 
   // ---- sysctls of this handle's namespace ----
 

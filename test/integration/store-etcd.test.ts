@@ -11,7 +11,7 @@ import { sleep } from '../helpers/wait.js';
 import { StoreError } from '../../src/store/errors.js';
 import { EtcdSubnetStore } from '../../src/store/subnet-store.js';
 import type { StoreOptions, SubnetLease } from '../../src/store/types.js';
-import { flannelJson, freshPrefix, hex, picture, rec } from './store-fixtures.js';
+import { flannelJson, freshPrefix, hex, picture, rec, openStore } from './store-fixtures.js';
 
 describe.skipIf(!isRoot || !etcdAvailable())('EtcdSubnetStore against etcd', () => {
   useCleanup();
@@ -22,11 +22,7 @@ describe.skipIf(!isRoot || !etcdAvailable())('EtcdSubnetStore against etcd', () 
   });
 
   /** A store on the shared etcd, closed after the test. */
-  function open(prefix: string, extra: Partial<StoreOptions> = {}): EtcdSubnetStore {
-    const store = EtcdSubnetStore.connect({ endpoints: [etcd.clientUrl], prefix, ...extra });
-    cleanup.defer('close store', () => store.close());
-    return store;
-  }
+  const open = (prefix: string, extra: Partial<StoreOptions> = {}): EtcdSubnetStore => openStore(etcd.clientUrl, prefix, extra);
 
   /** etcd's lease IDs, in etcd3's decimal form (etcdctl prints zero-padded hex). */
   async function leaseIds(): Promise<Set<string>> {

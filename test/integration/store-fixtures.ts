@@ -4,7 +4,9 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { LeaseWatcher } from '../../src/store/lease-watcher.js';
-import type { LeaseRecord, LeaseSetChange, MalformedLease, SubnetLease } from '../../src/store/types.js';
+import { EtcdSubnetStore } from '../../src/store/subnet-store.js';
+import type { LeaseRecord, LeaseSetChange, MalformedLease, StoreOptions, SubnetLease } from '../../src/store/types.js';
+import { cleanup } from '../helpers/cleanup.js';
 
 export const rec = (ip: string, mac = '02:00:00:00:00:01'): LeaseRecord => ({ publicIp: ip, backendType: 'vxlan', backendData: { VNI: 1, VtepMAC: mac } });
 
@@ -43,3 +45,10 @@ export const sortedSubnets = (m: ReadonlyMap<string, SubnetLease>): string[] => 
 /** The subnet -> PublicIP picture, to compare a watcher's set with etcd's. */
 export const picture = (leases: Iterable<SubnetLease>): Record<string, string> =>
   Object.fromEntries([...leases].map((l) => [l.subnet, l.record.publicIp] as const).sort(([a], [b]) => a.localeCompare(b)));
+
+/** A store on the test's etcd, closed when the current test (or file) unwinds. */
+export function openStore(clientUrl: string, prefix: string, extra: Partial<StoreOptions> = {}): EtcdSubnetStore {
+  const store = EtcdSubnetStore.connect({ endpoints: [clientUrl], prefix, ...extra });
+  cleanup.defer('close store', () => store.close());
+  return store;
+}

@@ -5,13 +5,12 @@
  * compaction while cut off (restart + resync).
  */
 import { beforeAll, describe, expect, it } from 'vitest';
-import { cleanup } from '../helpers/cleanup.js';
 import { etcdAvailable, startEtcd, type Etcd } from '../helpers/etcd.js';
 import { isRoot, useCleanup } from '../helpers/vitest.js';
 import { sleep, waitFor } from '../helpers/wait.js';
 import { EtcdSubnetStore } from '../../src/store/subnet-store.js';
 import type { StoreOptions } from '../../src/store/types.js';
-import { flannelJson, freshPrefix, picture, rec, recordWatcher, sortedSubnets } from './store-fixtures.js';
+import { flannelJson, freshPrefix, picture, rec, recordWatcher, sortedSubnets, openStore } from './store-fixtures.js';
 import { startFaultProxy } from './store-proxy.js';
 
 describe.skipIf(!isRoot || !etcdAvailable())('LeaseWatcher against etcd', () => {
@@ -23,11 +22,7 @@ describe.skipIf(!isRoot || !etcdAvailable())('LeaseWatcher against etcd', () => 
   });
 
   /** A store on the shared etcd, closed after the test. */
-  function open(prefix: string, extra: Partial<StoreOptions> = {}): EtcdSubnetStore {
-    const store = EtcdSubnetStore.connect({ endpoints: [etcd.clientUrl], prefix, ...extra });
-    cleanup.defer('close store', () => store.close());
-    return store;
-  }
+  const open = (prefix: string, extra: Partial<StoreOptions> = {}): EtcdSubnetStore => openStore(etcd.clientUrl, prefix, extra);
 
   it('a lease left to expire disappears, and the watcher reports its removal with the cached record', async () => {
     const prefix = freshPrefix();

@@ -84,3 +84,28 @@ describe.skipIf(!canUseNetns)('network namespaces', () => {
     expect(() => readSysctl('kernel.hostname')).toThrow(/sysctl key "kernel.hostname"/);
   });
 });
+
+describe.skipIf(!canUseNetns)('link notifications', () => {
+  const scratch = useScratchNamespaces();
+
+  it('reports creation, change and deletion of links in the namespace only', async () => {
+    const s = await scratch('mon');
+    const other = await scratch('mon2');
+    const monitor = s.nl.watchLinks();
+    const seen: string[] = [];
+    monitor.on('link', (e) => seen.push(`${e.type} ${e.link.name} ${e.link.up ? 'up' : 'down'}`));
+    try {
+      await other.nl.createBridge({ name: 'elsewhere' });
+      await s.nl.createBridge({ name: 'mon0' });
+      await s.nl.setUp('mon0');
+      await s.nl.deleteLink('mon0');
+      await new Promise((r) => setTimeout(r, 100));
+    } finally {
+      monitor.close();
+    }
+    expect(seen).toContain('new mon0 down');
+    expect(seen).toContain('new mon0 up');
+    expect(seen[seen.length - 1]).toBe('deleted mon0 down');
+    expect(seen.some((e) => e.includes('elsewhere'))).toBe(false);
+  });
+});
