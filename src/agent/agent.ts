@@ -134,7 +134,11 @@ export class Agent {
   /** Feeds the backend the full desired set on every change; never stops on a bad lease. */
   private async watch(signal: AbortSignal, network: Network, type: string, keeper: LeaseKeeper): Promise<void> {
     const { log, metrics } = this.deps;
-    const sync = new SyncLoop<readonly RemoteLease[]>(async (desired) => {
+    // The loop gets the whole lease map and turns it into the desired set only when a sync
+    // starts: thousands of leases arriving one event at a time cost one conversion per sync,
+    // not one per event.
+    const sync = new SyncLoop<ReadonlyMap<string, SubnetLease>>(async (leases) => {
+      const desired = remoteLeases(leases, keeper.lease?.subnet, type);
       const started = performance.now();
       try {
         const report = await network.sync(desired);
@@ -151,17 +155,8 @@ export class Agent {
       if (own !== undefined && change.removed.some((l) => l.subnet === own) && !signal.aborted) {
         void keeper.onOwnLeaseRemoved(signal);
       }
-      const desired: RemoteLease[] = [];
-      for (const l of change.leases.values()) {
-        if (l.subnet === own) continue;
-        if (l.record.backendType !== type) {
-          log.debug({ subnet: l.subnet, backendType: l.record.backendType }, 'lease of another backend type ignored');
-          continue;
-        }
-        desired.push({ subnet: l.subnet, publicIp: l.record.publicIp, backendType: l.record.backendType, backendData: l.record.backendData });
-      }
-      log.debug({ cause: change.cause, added: change.added.length, removed: change.removed.length, desired: desired.length }, 'leases changed');
-      void sync.update(desired);
+      log.debug({ cause: change.cause, added: change.added.length, removed: change.removed.length, updated: change.updated.length }, 'leases changed');
+      void sync.update(change.leases);
     });
     watcher.on('malformed', (m: { key: string; reason: string }) => log.warn({ key: m.key, reason: m.reason }, 'malformed lease skipped'));
     watcher.on('restart', (reason: string) => {
@@ -174,6 +169,17 @@ export class Agent {
     await watcher.close();
     await sync.idle();
   }
+}
+
+/** The remote leases of this backend's type: what the backend must make reachable. */
+function remoteLeases(leases: ReadonlyMap<string, SubnetLease>, own: string | undefined, type: string): RemoteLease[] {
+  const desired: RemoteLease[] = [];
+  for (const l of leases.values()) {
+    // Leases of another backend type are not ours to program (flannel ignores them too).
+    if (l.subnet === own || l.record.backendType !== type) continue;
+    desired.push({ subnet: l.subnet, publicIp: l.record.publicIp, backendType: l.record.backendType, backendData: l.record.backendData });
+  }
+  return desired;
 }
 
 /** subnet.env holds the first address ("10.244.3.1/24"); the lease key is the network. */
