@@ -77,6 +77,7 @@ module.exports = {
     onlyImports('netlink-imports-only-core', 'netlink', ['core'], 'src/netlink/ imports only src/core/.'),
     onlyImports('store-imports-only-core', 'store', ['core'], 'src/store/ imports only src/core/.'),
     onlyImports('ipam-imports-only-core', 'ipam', ['core'], 'src/ipam/ is pure: it imports only src/core/.'),
+    onlyImports('nftables-imports-only-core', 'nftables', ['core'], 'src/nftables/ (masquerading through nft) imports only src/core/.'),
     onlyImports('bgp-imports-only-core', 'bgp', ['core'], 'The BGP speaker (src/bgp/) is a library: it imports only src/core/.'),
     onlyImports('cni-imports', 'cni', ['core', 'netlink', 'ipam', 'gen'], 'The CNI plugin imports only core, netlink, ipam and gen.'),
     onlyImports('backends-imports', 'backends', ['core', 'netlink', 'store', 'bgp'], 'Backends import only core, netlink, store (types) and, for the bgp backend, src/bgp/index.ts.'),

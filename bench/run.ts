@@ -6,6 +6,7 @@
  */
 const benches: Record<string, () => Promise<{ run(args: string[]): Promise<void> }>> = {
   netlink: () => import('./netlink.js'),
+  vxlan: () => import('./vxlan.js'),
 };
 
 async function main(): Promise<void> {

@@ -24,8 +24,15 @@ export interface AgentSettings {
   readonly resyncIntervalMs: number;
 }
 
+/** Twill's masquerading rules (src/nftables Masquerade), injected so tests can fake them. */
+export interface MasqueradeRules {
+  apply(spec: { clusterNetwork: string; podSubnet: string }): Promise<void>;
+  remove(): Promise<void>;
+}
+
 export interface AgentDeps {
   readonly settings: AgentSettings;
+  readonly masquerade: MasqueradeRules;
   readonly store: SubnetStore;
   readonly netlink: Netlink;
   readonly registry: BackendRegistry;
@@ -98,6 +105,7 @@ export class Agent {
       keeper.run(signal),
       network.run(signal),
       this.watch(signal, network, backend.type, keeper),
+      this.keepMasquerade(signal, config, keeper),
     ]);
   }
 
@@ -125,10 +133,35 @@ export class Agent {
   /** Tells the backend its lease and writes the subnet file; from then on the agent is ready. */
   private async activate(network: Network, config: NetworkConfig, lease: SubnetLease): Promise<void> {
     await network.start({ subnet: lease.subnet, publicIp: lease.record.publicIp });
+    await this.syncMasquerade(config, lease.subnet);
     await writeSubnetFile(this.deps.settings.subnetFile,
       subnetEnvFromLease(config.network, lease.subnet, network.mtu, this.deps.settings.ipMasq));
     this.deps.log.info({ subnet: lease.subnet, file: this.deps.settings.subnetFile, mtu: network.mtu }, 'subnet file written');
     this.state = { healthy: true, ready: true, reason: 'lease held, subnet file written', subnet: lease.subnet };
+  }
+
+  /**
+   * --ip-masq: Twill's nftables table, replaced atomically; without it, the table is removed (a
+   * host switched from --ip-masq to none keeps no stale rules). A failure is logged, not fatal:
+   * pod-to-pod traffic does not depend on it.
+   */
+  private async syncMasquerade(config: NetworkConfig, podSubnet: string): Promise<void> {
+    try {
+      if (this.deps.settings.ipMasq) await this.deps.masquerade.apply({ clusterNetwork: config.network, podSubnet });
+      else await this.deps.masquerade.remove();
+    } catch (err) {
+      this.deps.log.error({ err, ipMasq: this.deps.settings.ipMasq }, 'cannot update the masquerading rules');
+    }
+  }
+
+  /** Re-applies the masquerading table every resync interval, repairing drift. */
+  private async keepMasquerade(signal: AbortSignal, config: NetworkConfig, keeper: LeaseKeeper): Promise<void> {
+    if (!this.deps.settings.ipMasq) return;
+    while (!signal.aborted) {
+      await sleep(this.deps.settings.resyncIntervalMs, signal);
+      const subnet = keeper.lease?.subnet;
+      if (subnet !== undefined && !signal.aborted) await this.syncMasquerade(config, subnet);
+    }
   }
 
   /** Feeds the backend the full desired set on every change; never stops on a bad lease. */

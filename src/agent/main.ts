@@ -3,6 +3,7 @@ import { registerBuiltins } from '../backends/builtins.js';
 import { InvalidArgumentError } from '../core/errors.js';
 import { createLogger } from '../core/logger.js';
 import { Netlink } from '../netlink/index.js';
+import { Masquerade } from '../nftables/index.js';
 import { EtcdSubnetStore } from '../store/index.js';
 import { Agent } from './agent.js';
 import { flagsForLog, parseAgentFlags, type AgentFlags } from './flags.js';
@@ -43,6 +44,7 @@ async function runAgent(flags: AgentFlags): Promise<number> {
     },
     store,
     netlink,
+    masquerade: new Masquerade(),
     registry: registerBuiltins(),
     log,
     metrics,

@@ -1,7 +1,11 @@
 import { allocBackend } from './alloc/alloc.js';
+import { hostGwBackend } from './host-gw/host-gw.js';
 import { BackendRegistry } from './registry.js';
+import { vxlanBackend } from './vxlan/vxlan.js';
 
 /** Every backend this build ships, registered by name in one explicit place. */
 export function registerBuiltins(registry: BackendRegistry = new BackendRegistry()): BackendRegistry {
+  registry.register(hostGwBackend);
+  registry.register(vxlanBackend);
   return registry.register(allocBackend);
 }

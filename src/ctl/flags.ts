@@ -29,6 +29,7 @@ const COMMANDS = [
   '  config set FILE|-          validate a network config (flannel JSON) and store it; - reads stdin',
   '  leases                     list every subnet lease: subnet, public IP, backend, expiry',
   '  status                     this host\'s lease and the local agent\'s health (exit 1 if not ready)',
+  '  demo [options]             a throwaway cluster in network namespaces, pinged and measured (twillctl demo --help)',
   '',
 ];
 

@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { InvalidArgumentError } from '../core/errors.js';
 import { EtcdSubnetStore, type SubnetStore } from '../store/index.js';
 import { configGet, configSet, leases, status, type CommandResult } from './commands.js';
+import { runDemo } from './demo/demo.js';
 import { parseCtlFlags, type CtlFlags } from './flags.js';
 
 // twillctl: flags -> one command against etcd and/or the local agent. Exit codes: 0 success,
@@ -29,10 +30,13 @@ async function run(flags: CtlFlags, args: readonly string[]): Promise<CommandRes
   if (command === 'config' && sub === 'set') return withStore((s) => configSet(s, arg, () => readFileSync(0, 'utf8')));
   if (command === 'leases' && sub === undefined) return withStore((s) => leases(s, flags));
   if (command === 'status' && sub === undefined) return withStore((s) => status(s, flags));
-  throw new InvalidArgumentError('command', args.join(' '), 'unknown; commands are: config get, config set FILE|-, leases, status (see twillctl --help)');
+  if (command === 'demo') throw new InvalidArgumentError('command', args.join(' '), 'demo takes its own options and comes first: twillctl demo [options] (see twillctl demo --help)');
+  throw new InvalidArgumentError('command', args.join(' '), 'unknown; commands are: config get, config set FILE|-, leases, status, demo (see twillctl --help)');
 }
 
 async function main(): Promise<number> {
+  // The demo builds its own cluster and has its own options (twillctl demo --help).
+  if (process.argv[2] === 'demo') return runDemo(process.argv.slice(3));
   let parsed;
   try {
     parsed = parseCtlFlags(process.argv.slice(2), process.env);

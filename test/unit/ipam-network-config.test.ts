@@ -30,8 +30,9 @@ describe('network config', () => {
     expect(raw).toEqual(copy);
   });
 
-  it('defaults the backend to vxlan, which this build does not ship yet', () => {
-    expect(() => parse({ Network: '10.244.0.0/16' })).toThrow(/Backend.Type "vxlan": is not a known backend \(known: alloc\)/);
+  it('defaults the backend to vxlan, as flannel\'s documentation does', () => {
+    expect(parse({ Network: '10.244.0.0/16' }).backend.type).toBe('vxlan');
+    expect(parse({ Network: '10.244.0.0/16', Backend: {} }).backend.type).toBe('vxlan');
   });
 
   it('names the field and the bad value for every kind of mistake', () => {

@@ -1,0 +1,171 @@
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { EtcdSubnetStore } from '../src/store/index.js';
+import { Netlink, RTPROT_TWILL } from '../src/netlink/index.js';
+import { cleanup, tempDir } from '../test/helpers/cleanup.js';
+import { createCluster, type Cluster } from '../test/helpers/cluster.js';
+import { startEtcd, type Etcd } from '../test/helpers/etcd.js';
+import { exec } from '../test/helpers/exec.js';
+import { startAgent, type TestAgent } from '../test/helpers/twilld.js';
+import { waitFor } from '../test/helpers/wait.js';
+import { median, percentile, report, round } from './report.js';
+
+/**
+ * `npm run bench -- vxlan [--leases N] [--joins N]`
+ *
+ * (a) N remote leases in etcd (default 5,000) -> time until all 3N kernel entries (neighbour,
+ *     FDB, route) exist on an agent that starts with them, beside `ip -batch` + `bridge -batch`
+ *     writing the same 3N entries in the same run; ratio Twill / iproute2.
+ * (b) a lease put on host A -> the route present on host B: p50/p99 over `--joins` joins.
+ * (d) the agent's RSS and idle CPU while it holds N leases.
+ * (c), pod-to-pod throughput, is `npm run bench -- throughput`.
+ */
+const PREFIX = '/coreos.com/network';
+const ETCD_IP = '198.18.0.254';
+const NETWORK = '10.0.0.0/8';
+
+interface FakeLease { subnet: string; gw: string; ip: string; mac: string }
+
+function fakeLeases(n: number): FakeLease[] {
+  return Array.from({ length: n }, (_, i) => {
+    const a = 100 + (i >> 8);
+    const b = i & 255;
+    return {
+      subnet: `10.${a}.${b}.0/24`, gw: `10.${a}.${b}.0`, ip: `198.19.${i >> 8}.${b}`,
+      mac: `0a:00:00:00:${(i >> 8).toString(16).padStart(2, '0')}:${b.toString(16).padStart(2, '0')}`,
+    };
+  });
+}
+
+function option(args: string[], name: string, fallback: number): number {
+  const i = args.indexOf(name);
+  return i >= 0 && args[i + 1] ? Number(args[i + 1]) : fallback;
+}
+
+/** How many of Twill's entries the namespace holds: [routes, permanent neighbours, FDB with a dst]. */
+async function countEntries(nl: Netlink, device: string): Promise<[number, number, number]> {
+  const dev = await nl.getLink(device);
+  if (!dev) return [0, 0, 0];
+  const [routes, neigh, fdb] = await Promise.all([
+    nl.listRoutes({ family: 4, protocol: RTPROT_TWILL }), nl.listNeighbours(dev.index), nl.listFdb(dev.index),
+  ]);
+  return [routes.length, neigh.filter((x) => x.permanent).length, fdb.filter((x) => x.dst !== undefined).length];
+}
+
+async function putLeases(store: EtcdSubnetStore, leases: readonly FakeLease[]): Promise<void> {
+  for (let i = 0; i < leases.length; i += 500) {
+    await Promise.all(leases.slice(i, i + 500).map(async (l) => {
+      const created = await store.createLease(l.subnet, { publicIp: l.ip, backendType: 'vxlan', backendData: { VNI: 1, VtepMAC: l.mac } }, 3600);
+      if (!created) throw new Error(`lease ${l.subnet} exists already`);
+    }));
+  }
+}
+
+/** iproute2 writing the same entries into a namespace of its own, with its own VXLAN device. */
+async function iproute2Reference(cluster: Cluster, leases: readonly FakeLease[], dir: string): Promise<number> {
+  const host = cluster.hosts[1]!;
+  await exec('ip', ['-n', host.name, 'link', 'add', 'ref.1', 'type', 'vxlan', 'id', '1', 'dstport', '8472', 'nolearning', 'dev', 'eth0']);
+  await exec('ip', ['-n', host.name, 'link', 'set', 'ref.1', 'up']);
+  const neigh = join(dir, 'neigh');
+  const fdb = join(dir, 'fdb');
+  const routes = join(dir, 'routes');
+  writeFileSync(neigh, leases.map((l) => `neigh replace ${l.gw} lladdr ${l.mac} dev ref.1 nud permanent\n`).join(''));
+  writeFileSync(fdb, leases.map((l) => `fdb append ${l.mac} dev ref.1 dst ${l.ip}\n`).join(''));
+  writeFileSync(routes, leases.map((l) => `route replace ${l.subnet} via ${l.gw} dev ref.1 onlink proto ${RTPROT_TWILL}\n`).join(''));
+  const t = performance.now();
+  await exec('ip', ['-n', host.name, '-batch', neigh]);
+  await exec('bridge', ['-n', host.name, '-batch', fdb]);
+  await exec('ip', ['-n', host.name, '-batch', routes]);
+  const elapsed = performance.now() - t;
+  await exec('ip', ['-n', host.name, 'link', 'del', 'ref.1']);
+  return elapsed;
+}
+
+/** utime+stime of a process, in clock ticks (100 per second on Linux). */
+function cpuTicks(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return Number(fields[11]) + Number(fields[12]);
+}
+
+function rssMiB(pid: number, field: 'VmRSS' | 'VmHWM'): number {
+  const line = readFileSync(`/proc/${pid}/status`, 'utf8').split('\n').find((l) => l.startsWith(`${field}:`))!;
+  return Number(line.split(/\s+/)[1]) / 1024;
+}
+
+export async function run(args: string[]): Promise<void> {
+  const n = option(args, '--leases', 5000);
+  const joins = option(args, '--joins', 100);
+  const leases = fakeLeases(n);
+  const agents: TestAgent[] = [];
+  try {
+    const cluster = await createCluster({ hosts: 2 });
+    await cluster.underlay.netlink(async (nl) => nl.addAddress('br0', `${ETCD_IP}/24`));
+    const etcd: Etcd = await startEtcd({ netns: cluster.underlay.name, host: ETCD_IP });
+    const dir = tempDir('bench-vxlan');
+    await etcd.etcdctl(['put', `${PREFIX}/config`, JSON.stringify({ Network: NETWORK, Backend: { Type: 'vxlan' } })]);
+    const store = EtcdSubnetStore.connect({ endpoints: [etcd.clientUrl], prefix: PREFIX });
+    cleanup.defer('close store', () => store.close());
+    const start = async (i: number): Promise<TestAgent> => {
+      const hostDir = join(dir, `host${i}`);
+      mkdirSync(hostDir, { recursive: true });
+      const agent = await startAgent(cluster.hosts[i]!, { etcd: etcd.clientUrl, dir: hostDir, args: ['--iface', 'eth0', '--log-level', 'warn'] });
+      agents[i] = agent;
+      return agent;
+    };
+
+    // (b) join latency, with both agents up and few leases.
+    await Promise.all([start(0), start(1)].map(async (a) => (await a).waitReady()));
+    const nlB = Netlink.open(cluster.hosts[1]!.netnsPath);
+    cleanup.defer('close netlink', () => nlB.close());
+    const latencies: number[] = [];
+    for (let i = 0; i < joins; i++) {
+      const subnet = `10.250.${i}.0/24`;
+      const t = performance.now();
+      await store.createLease(subnet, { publicIp: '198.18.0.1', backendType: 'vxlan', backendData: { VNI: 1, VtepMAC: '0a:00:00:00:ff:01' } }, 600);
+      await waitFor(async () => (await nlB.listRoutes({ family: 4, protocol: RTPROT_TWILL })).some((r) => r.dst === subnet), { timeoutMs: 5000, intervalMs: 1, what: `route ${subnet}` });
+      latencies.push(performance.now() - t);
+      await store.deleteLease(subnet);
+    }
+    report({ bench: 'vxlan', metric: 'join_to_route_p50_ms', value: round(percentile(latencies, 50), 1), unit: 'ms' });
+    report({ bench: 'vxlan', metric: 'join_to_route_p99_ms', value: round(percentile(latencies, 99), 1), unit: 'ms', target: '<100' });
+
+    // (a) an agent starting with N leases in etcd, its kernel clean.
+    await agents[1]!.daemon.stop();
+    await exec('ip', ['-n', cluster.hosts[1]!.name, 'link', 'del', 'twill.1']);
+    await putLeases(store, leases);
+    const twillTimes: number[] = [];
+    const refTimes: number[] = [];
+    for (let round_ = 0; round_ < 3; round_++) {
+      const t = performance.now();
+      await start(1);
+      await waitFor(async () => {
+        const [r, ne, f] = await countEntries(nlB, 'twill.1');
+        return r >= n + 1 && ne >= n + 1 && f >= n + 1; // + host A
+      }, { timeoutMs: 60_000, intervalMs: 20, what: `${3 * n} kernel entries` });
+      twillTimes.push(performance.now() - t);
+      await agents[1]!.daemon.stop();
+      await exec('ip', ['-n', cluster.hosts[1]!.name, 'link', 'del', 'twill.1']);
+      refTimes.push(await iproute2Reference(cluster, leases, dir));
+      process.stderr.write(`round ${round_ + 1}: twill ${Math.round(twillTimes[round_]!)} ms (agent start to ${3 * n} entries), iproute2 ${Math.round(refTimes[round_]!)} ms\n`);
+    }
+    report({ bench: 'vxlan', metric: 'leases', value: n, unit: 'count' });
+    report({ bench: 'vxlan', metric: 'twill_start_to_entries_ms', value: round(median(twillTimes), 1), unit: 'ms' });
+    report({ bench: 'vxlan', metric: 'iproute2_batch_ms', value: round(median(refTimes), 1), unit: 'ms' });
+    report({ bench: 'vxlan', metric: 'ratio_vs_iproute2', value: round(median(twillTimes) / median(refTimes)), unit: 'x', target: '<=1.0' });
+
+    // (d) the agent holding N leases: memory and idle CPU.
+    const agent = await start(1);
+    await agent.waitReady(60_000);
+    await waitFor(async () => (await countEntries(nlB, 'twill.1'))[0] >= n + 1, { timeoutMs: 60_000, what: 'entries' });
+    const pid = agent.daemon.pid;
+    const before = cpuTicks(pid);
+    await new Promise((r) => setTimeout(r, 10_000));
+    const idle = (cpuTicks(pid) - before) / 100 / 10;
+    report({ bench: 'vxlan', metric: 'agent_rss', value: round(rssMiB(pid, 'VmRSS'), 1), unit: 'MiB' });
+    report({ bench: 'vxlan', metric: 'agent_peak_rss', value: round(rssMiB(pid, 'VmHWM'), 1), unit: 'MiB' });
+    report({ bench: 'vxlan', metric: 'agent_idle_cpu', value: round(idle * 100, 2), unit: '%' });
+  } finally {
+    await Promise.all(agents.map((a) => a?.daemon.stop()));
+    await cleanup.runAll();
+  }
+}

@@ -1,0 +1,101 @@
+import { InvalidArgumentError } from '../../core/errors.js';
+import { option, rejectUnknownOptions } from '../options.js';
+
+/**
+ * The vxlan backend's options, from the network config's Backend object:
+ *
+ *   {"Type": "vxlan", "VNI": 1, "Port": 8472, "MTU": 1450, "DirectRouting": false, "GBP": false}
+ *
+ * Keys are case-insensitive (flannel decodes with Go's encoding/json, which is). Unlike flannel's
+ * parseVXLANConfig, every value is range-checked and unknown keys are rejected, so a typo such as
+ * "DirectRoute" fails at `twillctl config set` instead of being ignored on every node.
+ */
+export interface VxlanOptions {
+  /** VXLAN Network Identifier, 24 bits (RFC 7348 §5). */
+  readonly vni: number;
+  /** UDP destination port of the tunnel. */
+  readonly port: number;
+  /** Device and pod MTU; undefined means "the external interface's MTU minus the overhead". */
+  readonly mtu: number | undefined;
+  /** Route to peers on the same L2 segment directly, without encapsulation. */
+  readonly directRouting: boolean;
+  /** VXLAN Group Based Policy extension (carries the skb mark). */
+  readonly gbp: boolean;
+}
+
+export const TYPE = 'vxlan';
+export const DEFAULT_VNI = 1;
+/**
+ * Linux's (and flannel's) historical VXLAN port; IANA assigned 4789 later (RFC 7348 §5). A flannel
+ * node listens on 8472, so Twill must default to it to interoperate during a migration.
+ */
+export const DEFAULT_PORT = 8472;
+/**
+ * Encapsulation overhead: outer IPv4 header 20 + UDP 8 + VXLAN 8 + inner Ethernet 14 (RFC 7348 §5).
+ * An IPv6 underlay would need 70; Twill's VXLAN underlay is IPv4 only, so 50 is exact here.
+ */
+export const VXLAN_OVERHEAD = 50;
+export const MIN_MTU = 68;
+export const MAX_MTU = 65535;
+export const MAX_VNI = 0xffffff;
+
+const KNOWN = ['VNI', 'Port', 'MTU', 'DirectRouting', 'GBP', 'Learning'];
+
+function fail(name: string, value: unknown, reason: string): never {
+  throw new InvalidArgumentError(`${TYPE} backend option ${name}`, value, reason);
+}
+
+/**
+ * An integer option in [min, max]; absent or null gives undefined. With `zeroMeans`, 0 is also
+ * accepted and gives undefined: flannel treats Port 0 and MTU 0 as "not set" (Go's zero value),
+ * so flannel configs that spell them out keep working.
+ */
+function integer(raw: Readonly<Record<string, unknown>>, name: string, min: number, max: number, zeroMeans?: string): number | undefined {
+  const value = option(raw, name);
+  if (value === undefined || value === null) return undefined;
+  if (zeroMeans !== undefined && value === 0) return undefined;
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+    fail(name, value, `must be an integer ${min}..${max}${zeroMeans === undefined ? '' : ` (0 means ${zeroMeans})`}`);
+  }
+  return value;
+}
+
+function boolean(raw: Readonly<Record<string, unknown>>, name: string): boolean {
+  const value = option(raw, name);
+  if (value === undefined || value === null) return false;
+  if (typeof value !== 'boolean') fail(name, value, 'must be true or false');
+  return value;
+}
+
+export function parseVxlanOptions(raw: Readonly<Record<string, unknown>>): VxlanOptions {
+  rejectUnknownOptions(TYPE, raw, KNOWN);
+  // flannel's configs may say "Learning": false (its default). Twill programs the FDB itself and
+  // never turns learning on, so accept false for migration and refuse true.
+  if (boolean(raw, 'Learning')) fail('Learning', true, 'is not supported: Twill programs the FDB itself (learning stays off)');
+  const vni = integer(raw, 'VNI', 1, MAX_VNI) ?? DEFAULT_VNI;
+  const port = integer(raw, 'Port', 1, 65535, `the default ${DEFAULT_PORT}`) ?? DEFAULT_PORT;
+  const mtu = integer(raw, 'MTU', MIN_MTU, MAX_MTU, `the external interface's MTU - ${VXLAN_OVERHEAD}`);
+  return Object.freeze({
+    vni,
+    port,
+    mtu,
+    directRouting: boolean(raw, 'DirectRouting'),
+    gbp: boolean(raw, 'GBP'),
+  });
+}
+
+/** The device name, `twill.<VNI>` (flannel uses flannel.<VNI>; the two can coexist by name). */
+export function deviceName(vni: number): string {
+  return `twill.${vni}`;
+}
+
+/** The device's (and the pods') MTU: the option, else what the underlay can carry. */
+export function deviceMtu(options: VxlanOptions, externalMtu: number): number {
+  if (options.mtu !== undefined) return options.mtu;
+  const mtu = externalMtu - VXLAN_OVERHEAD;
+  if (mtu < MIN_MTU) {
+    throw new InvalidArgumentError(`${TYPE} backend MTU`, mtu,
+      `the external interface's MTU ${externalMtu} leaves less than ${MIN_MTU} after the ${VXLAN_OVERHEAD}-byte VXLAN overhead; set the MTU option`);
+  }
+  return mtu;
+}

@@ -1,0 +1,92 @@
+import { TwillError } from '../../core/errors.js';
+import { networkOf, parseCidr, prefixContains } from '../../core/ip.js';
+import { ensureAddress, ensureVxlan, type EnsureResult, type Link, type Netlink } from '../../netlink/index.js';
+
+/** The VXLAN device as Twill wants it. */
+export interface DeviceSpec {
+  readonly name: string;
+  readonly vni: number;
+  readonly port: number;
+  /** Source address of the tunnel: the external interface's IPv4 address. */
+  readonly localIp: string;
+  /** The external interface: encapsulated packets leave by it. */
+  readonly underlayIndex: number;
+  readonly gbp: boolean;
+  readonly mtu: number;
+  readonly mac: string;
+}
+
+export interface DeviceState {
+  readonly link: Link;
+  /** What had to change ("created", "mac ...", "address ..."); empty when nothing did. */
+  readonly changes: readonly string[];
+}
+
+/**
+ * Makes twill.<VNI> exist as specified and be up. twill.* is Twill's own name, so an existing
+ * device that differs (another port, learning on, ...) is ours and is recreated, and one with
+ * another MAC is corrected in place with setMac (no recreation, no traffic cut).
+ *
+ * The MAC is given at creation (IFLA_ADDRESS), so systemd-udevd's MACAddressPolicy=persistent
+ * has nothing to replace (flannel #1155, PR #1485), and checked again afterwards: udev applies
+ * its policy asynchronously, so a MAC changed behind our back is set back (flannel #1795 fails
+ * instead).
+ */
+export async function ensureDevice(nl: Netlink, spec: DeviceSpec): Promise<DeviceState> {
+  const changes: string[] = [];
+  const existing = await nl.getLink(spec.name);
+  if (existing?.kind === 'vxlan' && existing.mac !== spec.mac) {
+    await nl.setMac(existing.index, spec.mac);
+    changes.push(`mac ${existing.mac ?? 'none'}->${spec.mac}`);
+  }
+  let ensured: EnsureResult;
+  try {
+    ensured = await ensureVxlan(nl, { ...spec, learning: false, up: true }, { recreate: true });
+  } catch (err) {
+    throw (await conflictOf(nl, spec, err)) ?? err;
+  }
+  changes.push(...ensured.changes);
+  let link = ensured.link;
+  if (link.mac !== spec.mac) {
+    await nl.setMac(link.index, spec.mac);
+    changes.push(`mac ${link.mac ?? 'none'}->${spec.mac}`);
+    link = await nl.requireLink(link.index);
+    if (link.mac !== spec.mac) {
+      throw new TwillError('EVTEP_MAC', `${spec.name} has MAC ${link.mac ?? 'none'} although ${spec.mac} was set (is something else rewriting it?)`);
+    }
+  }
+  return { link, changes };
+}
+
+/**
+ * The kernel allows one VXLAN device per VNI and UDP port (and local address): creating ours
+ * fails with EEXIST while, say, flanneld's flannel.1 still holds VNI 1 on port 8472, and the
+ * raw error does not say which device is in the way. This names it.
+ */
+async function conflictOf(nl: Netlink, spec: DeviceSpec, cause: unknown): Promise<TwillError | undefined> {
+  const other = (await nl.listLinks().catch(() => [])).find((l) =>
+    l.name !== spec.name && l.vxlan?.vni === spec.vni && l.vxlan.port === spec.port);
+  if (!other) return undefined;
+  return new TwillError('EVXLAN_CONFLICT',
+    `cannot create ${spec.name}: ${other.name} already uses VNI ${spec.vni} on UDP port ${spec.port} and the kernel allows only one such device ` +
+    `(flanneld's? stop it and delete ${other.name} when moving the node to Twill, or give Twill another VNI or Port)`, { cause });
+}
+
+/**
+ * Gives the device the lease's network address as a /32 (10.244.3.0/32), as flannel does: it is
+ * the address peers route to (their neighbour entry for us) and the source of packets the node
+ * itself sends into the overlay. Other addresses inside the cluster network (an older lease's)
+ * are removed; anything else on the device is left alone.
+ */
+export async function ensureDeviceAddress(nl: Netlink, index: number, subnet: string, clusterNetwork: string): Promise<string[]> {
+  const want = `${networkOf(parseCidr(subnet, 'lease subnet')).text}/32`;
+  const cluster = parseCidr(clusterNetwork, 'cluster network');
+  const changes: string[] = [];
+  for (const a of await nl.listAddresses(index)) {
+    if (a.family !== 4 || a.cidr === want || !prefixContains(cluster, parseCidr(a.cidr))) continue;
+    await nl.deleteAddress(index, a.cidr);
+    changes.push(`address -${a.cidr}`);
+  }
+  if (await ensureAddress(nl, index, want)) changes.push(`address +${want}`);
+  return changes;
+}

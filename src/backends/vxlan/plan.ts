@@ -1,0 +1,137 @@
+import { networkOf, parseCidr, parseIp, parsePrefix, prefixContains, type Cidr } from '../../core/ip.js';
+import type { FdbSpec, NeighbourSpec, RouteSpec } from '../../netlink/index.js';
+import type { RemoteLease } from '../backend.js';
+import { TYPE } from './config.js';
+import { decodeLeaseData } from './lease-data.js';
+
+/**
+ * Pure: what the kernel must hold for a set of remote leases. No I/O, so every decision (which
+ * lease is usable, encapsulated or direct, which entries) is unit-testable; apply.ts diffs the
+ * result against the kernel.
+ *
+ * Per encapsulated peer, flannel's scheme (pkg/backend/vxlan, "design" comment in vxlan.go):
+ *   neighbour  10.244.9.0 lladdr <peer VtepMAC> nud permanent dev twill.N   (no ARP on the overlay)
+ *   FDB        <peer VtepMAC> dst <peer PublicIP> self permanent dev twill.N (no flooding, learning off)
+ *   route      10.244.9.0/24 via 10.244.9.0 dev twill.N onlink              (the gateway is the neighbour)
+ * With DirectRouting and a peer inside a connected subnet of the external interface, only
+ *   route      10.244.9.0/24 via <peer PublicIP> dev <ext>
+ */
+export interface PlanInput {
+  readonly leases: readonly RemoteLease[];
+  readonly vni: number;
+  readonly clusterNetwork: string;
+  /** This node's PublicIP and VTEP MAC: a lease claiming either is not a peer. */
+  readonly localPublicIp: string;
+  readonly localMac: string;
+  readonly directRouting: boolean;
+  /** True when an IPv4 address is directly reachable on the external interface (see onLinkMatcher). */
+  readonly onLink: (ip: string) => boolean;
+  readonly vxlanIndex: number;
+  readonly extIndex: number;
+}
+
+/** What one usable lease needs; neighbour and fdb are absent for a directly routed peer. */
+export interface PeerPlan {
+  readonly subnet: string;
+  readonly direct: boolean;
+  readonly neighbour: NeighbourSpec | undefined;
+  readonly fdb: FdbSpec | undefined;
+  readonly route: RouteSpec;
+}
+
+export interface Skipped {
+  readonly subnet: string;
+  readonly reason: string;
+}
+
+export interface Plan {
+  /** Sorted by subnet, so conflicts resolve the same way on every node and every run. */
+  readonly peers: readonly PeerPlan[];
+  readonly skipped: readonly Skipped[];
+}
+
+export function planPeers(input: PlanInput): Plan {
+  const inCluster = parseCidr(input.clusterNetwork, 'cluster network');
+  const peers: PeerPlan[] = [];
+  const skipped: Skipped[] = [];
+  // One MAC can point at one VTEP only: the FDB is keyed by MAC. Who claimed which MAC first.
+  const macOwner = new Map<string, { subnet: string; publicIp: string }>();
+  const seen = new Set<string>();
+
+  for (const lease of [...input.leases].sort((a, b) => compareSubnets(a.subnet, b.subnet))) {
+    const skip = (reason: string): void => { skipped.push({ subnet: lease.subnet, reason }); };
+    if (lease.backendType !== TYPE) { skip(`BackendType is ${JSON.stringify(lease.backendType)}, not "${TYPE}"`); continue; }
+
+    let subnet: Cidr;
+    try {
+      subnet = parsePrefix(lease.subnet, 'lease subnet');
+    } catch (err) {
+      skip((err as Error).message);
+      continue;
+    }
+    if (subnet.address.family !== 4) { skip('the subnet is not IPv4'); continue; }
+    // Twill owns only routes inside the cluster network (route-sync.ts): one outside would never be removed.
+    if (!prefixContains(inCluster, subnet)) { skip(`the subnet is outside the cluster network ${input.clusterNetwork}`); continue; }
+
+    let publicIp: string;
+    try {
+      publicIp = parseIp(lease.publicIp, 'PublicIP').text;
+    } catch (err) {
+      skip((err as Error).message);
+      continue;
+    }
+    if (publicIp.includes(':')) { skip(`PublicIP ${publicIp} is not IPv4 (the VXLAN underlay is IPv4)`); continue; }
+    if (publicIp === input.localPublicIp) { skip(`PublicIP ${publicIp} is this node's own`); continue; }
+
+    const decoded = decodeLeaseData(lease.backendData, input.vni);
+    if (!decoded.ok) { skip(decoded.reason); continue; }
+    const { mac } = decoded.vtep;
+    if (mac === input.localMac) { skip(`VtepMAC ${mac} is this node's own`); continue; }
+
+    const dst = `${subnet.address.text}/${subnet.prefixLength}`;
+    if (seen.has(dst)) { skip('another lease for the same subnet came first'); continue; }
+    seen.add(dst);
+    if (input.directRouting && input.onLink(publicIp)) {
+      peers.push({ subnet: dst, direct: true, neighbour: undefined, fdb: undefined, route: { dst, gateway: publicIp, oif: input.extIndex } });
+      continue;
+    }
+    const owner = macOwner.get(mac);
+    if (owner && owner.publicIp !== publicIp) {
+      skip(`VtepMAC ${mac} is also claimed by ${owner.subnet} (PublicIP ${owner.publicIp})`);
+      continue;
+    }
+    macOwner.set(mac, { subnet: dst, publicIp });
+    // The subnet's network address is the peer's overlay "gateway": it sits on the peer's device
+    // as a /32 and never on a pod, so it is free to serve as the neighbour key.
+    const gateway = networkOf(subnet).text;
+    peers.push({
+      subnet: dst,
+      direct: false,
+      neighbour: { index: input.vxlanIndex, ip: gateway, mac },
+      fdb: { index: input.vxlanIndex, mac, dst: publicIp },
+      route: { dst, gateway, oif: input.vxlanIndex, onlink: true },
+    });
+  }
+  return { peers, skipped };
+}
+
+/**
+ * "Is this IPv4 address on-link": inside a connected subnet of the external interface (one of its
+ * addresses' prefixes). flannel asks `ip route get` instead, which also says yes for a peer behind
+ * a more specific on-link route; the connected subnets are the L2 segment proper.
+ */
+export function onLinkMatcher(interfaceCidrs: readonly string[]): (ip: string) => boolean {
+  const nets = interfaceCidrs
+    .map((c) => parseCidr(c, 'interface address'))
+    .filter((c) => c.address.family === 4 && c.prefixLength < 32);
+  return (ip) => {
+    const host = parseCidr(`${ip}/32`, 'IP address');
+    return nets.some((n) => prefixContains(n, host));
+  };
+}
+
+/** Orders "10.244.9.0/24" before "10.244.10.0/24" (numerically, not as text). */
+function compareSubnets(a: string, b: string): number {
+  const key = (s: string): string => s.split(/[./]/).map((p) => p.padStart(3, '0')).join('.');
+  return key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0;
+}

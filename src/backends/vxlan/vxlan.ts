@@ -1,0 +1,190 @@
+import { sleep } from '../../core/backoff.js';
+import { InvalidArgumentError } from '../../core/errors.js';
+import { parseIp } from '../../core/ip.js';
+import type { LinkEvent } from '../../netlink/index.js';
+import type { Backend, BackendContext, LocalLease, Network, RemoteLease, SyncReport } from '../backend.js';
+import { applyPlan } from './apply.js';
+import { deviceMtu, deviceName, parseVxlanOptions, TYPE, VXLAN_OVERHEAD, type VxlanOptions } from './config.js';
+import { ensureDevice, ensureDeviceAddress, type DeviceSpec } from './device.js';
+import { encodeLeaseData, type VxlanLeaseData } from './lease-data.js';
+import { deriveVtepMac } from './mac.js';
+import { onLinkMatcher, planPeers } from './plan.js';
+
+/**
+ * The vxlan backend (flannel's default and recommended one): pod traffic to another node is
+ * wrapped in VXLAN (RFC 7348) on the device twill.<VNI> and sent to that node's PublicIP.
+ *
+ * Where it differs from flannel's pkg/backend/vxlan:
+ *   - the VTEP MAC is derived from PublicIP and VNI, so it survives restarts and reboots (mac.ts);
+ *   - sync is declarative: stale entries go, including the old FDB entry of a peer whose MAC
+ *     changed and entries of peers that left while the agent was down (apply.ts);
+ *   - a periodic resync repairs entries deleted by hand, and a deleted or downed device is
+ *     recreated at once and *every* entry replayed (flannel recreates the device only, #2247);
+ *   - unusable leases are skipped with a reason instead of failing the whole batch.
+ */
+export const vxlanBackend: Backend<VxlanOptions> = {
+  type: TYPE,
+  parseOptions: parseVxlanOptions,
+  async register(ctx, options) {
+    const network = new VxlanNetwork(ctx, options);
+    await network.register();
+    return network;
+  },
+};
+
+/** One vxlan network on this node: the device and the entries for every peer. */
+export class VxlanNetwork implements Network {
+  readonly leaseData: VxlanLeaseData;
+  readonly mtu: number;
+  readonly device: DeviceSpec;
+  private lease: LocalLease | undefined;
+  /** The last desired set; undefined until the first sync (see resync()). */
+  private desired: readonly RemoteLease[] | undefined;
+  /** Every kernel-writing step runs through this chain, one at a time (sync, start, resync, repair). */
+  private queue: Promise<unknown> = Promise.resolve();
+
+  constructor(private readonly ctx: BackendContext, private readonly options: VxlanOptions) {
+    const { extIface } = ctx;
+    if (parseIp(extIface.address, 'external interface address').family !== 4) {
+      throw new InvalidArgumentError(`${TYPE} backend external interface address`, extIface.address, 'the VXLAN underlay must be IPv4');
+    }
+    this.mtu = deviceMtu(options, extIface.mtu);
+    const mac = deriveVtepMac(extIface.publicIp, options.vni);
+    this.device = {
+      name: deviceName(options.vni),
+      vni: options.vni,
+      port: options.port,
+      localIp: extIface.address,
+      underlayIndex: extIface.index,
+      gbp: options.gbp,
+      mtu: this.mtu,
+      mac,
+    };
+    this.leaseData = encodeLeaseData(options.vni, mac);
+  }
+
+  /** Creates or adopts the device before the lease exists, so the lease can carry its MAC. */
+  async register(): Promise<void> {
+    const { log, extIface } = this.ctx;
+    if (this.mtu > extIface.mtu - VXLAN_OVERHEAD) {
+      log.warn({ mtu: this.mtu, iface: extIface.name, ifaceMtu: extIface.mtu },
+        `MTU option exceeds what ${extIface.name} can carry after the ${VXLAN_OVERHEAD}-byte VXLAN overhead: large packets will be fragmented or dropped`);
+    }
+    const { link, changes } = await this.serial(() => ensureDevice(this.ctx.netlink, this.device));
+    log.info({ device: link.name, index: link.index, vni: this.device.vni, port: this.device.port, mac: this.device.mac, mtu: this.mtu, changes },
+      'vxlan device ready');
+  }
+
+  async start(lease: LocalLease): Promise<void> {
+    this.lease = lease;
+    await this.serial(() => this.ensure());
+  }
+
+  sync(desired: readonly RemoteLease[]): Promise<SyncReport> {
+    // Kept before applying, so a failed sync is retried by the next resync. A resync already
+    // queued will then apply this set itself (it reads the newest), and this report counts only
+    // what was left to do: the kernel state is the same either way.
+    this.desired = desired;
+    return this.serial(() => this.reconcile(desired));
+  }
+
+  /**
+   * Until aborted: every resyncIntervalMs, re-ensure the device and re-apply the last desired
+   * set (repairs drift: entries deleted by hand, bogus Twill routes); and on a link event saying
+   * the device was deleted or went down, repair at once. On abort, leaves everything in place:
+   * a restarting agent must not cut traffic.
+   */
+  async run(signal: AbortSignal): Promise<void> {
+    if (signal.aborted) return;
+    const { log, extIface } = this.ctx;
+    let repairQueued = false;
+    const repair = (why: string): void => {
+      if (repairQueued || signal.aborted) return;
+      repairQueued = true; // events that arrive while one repair waits are covered by it
+      void this.serial(async () => {
+        repairQueued = false;
+        await this.resync(why);
+      }).catch((err: unknown) => log.error({ err, why }, 'vxlan repair failed; the periodic resync retries'));
+    };
+
+    let extUp = true;
+    const monitor = this.ctx.netlink.watchLinks();
+    monitor.on('link', (ev: LinkEvent) => {
+      if (ev.link.name === this.device.name && (ev.type === 'deleted' || !ev.link.up)) {
+        repair(`${this.device.name} ${ev.type === 'deleted' ? 'deleted' : 'down'}`);
+      } else if (ev.link.index === extIface.index && ev.type === 'new') {
+        // The kernel flushes routes through an interface that goes down (DirectRouting routes):
+        // put them back as soon as it is up again.
+        if (ev.link.up && !extUp) repair(`${extIface.name} up again`);
+        extUp = ev.link.up;
+      }
+    });
+    // ENOBUFS: notifications were lost in a burst, so compare everything.
+    monitor.on('error', (err: Error) => repair(`link notifications lost (${err.message})`));
+
+    try {
+      while (!signal.aborted) {
+        await sleep(this.ctx.resyncIntervalMs, signal);
+        if (signal.aborted) break;
+        await this.serial(() => this.resync('periodic'))
+          .catch((err: unknown) => log.error({ err }, 'vxlan resync failed; retrying at the next interval'));
+      }
+    } finally {
+      monitor.close();
+      // Let a write in progress finish, so the caller may close the netlink handle afterwards.
+      await this.queue;
+    }
+  }
+
+  /** Runs `fn` after every earlier step; a failed step does not block the next. */
+  private serial<T>(fn: () => Promise<T>): Promise<T> {
+    const result = this.queue.then(fn);
+    this.queue = result.catch(() => undefined);
+    return result;
+  }
+
+  /** The device and (once the lease is known) its address; returns the link and what changed. */
+  private async ensure(): Promise<{ index: number; changes: string[] }> {
+    const { link, changes } = await ensureDevice(this.ctx.netlink, this.device);
+    const all = [...changes];
+    if (this.lease) all.push(...await ensureDeviceAddress(this.ctx.netlink, link.index, this.lease.subnet, this.ctx.clusterNetwork));
+    return { index: link.index, changes: all };
+  }
+
+  private async reconcile(desired: readonly RemoteLease[]): Promise<SyncReport> {
+    const { netlink: nl, extIface, clusterNetwork } = this.ctx;
+    const device = await this.ensure();
+    const onLink = this.options.directRouting
+      ? onLinkMatcher((await nl.listAddresses(extIface.index)).map((a) => a.cidr))
+      : () => false;
+    const plan = planPeers({
+      leases: desired,
+      vni: this.device.vni,
+      clusterNetwork,
+      localPublicIp: extIface.publicIp,
+      localMac: this.device.mac,
+      directRouting: this.options.directRouting,
+      onLink,
+      vxlanIndex: device.index,
+      extIndex: extIface.index,
+    });
+    const applied = await applyPlan(nl, clusterNetwork, device.index, plan.peers);
+    return { changes: device.changes.length + applied.changes, skipped: [...plan.skipped, ...applied.failed] };
+  }
+
+  /**
+   * Re-applies the last desired set. Before the first sync there is none: only the device is
+   * ensured, because an empty set would delete every entry a previous run of the agent left
+   * (and the traffic they carry) before the lease watch has delivered its snapshot.
+   */
+  private async resync(why: string): Promise<void> {
+    const { log } = this.ctx;
+    if (this.desired === undefined) {
+      const { changes } = await this.ensure();
+      if (changes.length > 0) log.info({ why, changes }, 'vxlan device repaired');
+      return;
+    }
+    const report = await this.reconcile(this.desired);
+    if (report.changes > 0) log.info({ why, changes: report.changes }, 'vxlan kernel state repaired');
+  }
+}

@@ -1,0 +1,67 @@
+import { InvalidArgumentError } from '../../core/errors.js';
+import { FlagValues, helpText, readCommandLine, type FlagSpec } from '../../core/flag-parser.js';
+import { twillVersion } from '../../core/version.js';
+import { MAX_HOSTS } from './topology.js';
+
+/** `twillctl demo`'s own flags (it takes none of twillctl's global ones). */
+export interface DemoFlags {
+  readonly hosts: number;
+  readonly podsPerHost: number;
+  /** Backend.Type of the network config, passed through to the agents. */
+  readonly backend: string;
+  readonly keep: boolean;
+  readonly down: boolean;
+  readonly json: boolean;
+  readonly iperf: boolean;
+}
+
+export type DemoCommand =
+  | { readonly kind: 'run'; readonly flags: DemoFlags }
+  | { readonly kind: 'help' | 'version'; readonly text: string };
+
+const ENV_PREFIX = 'TWILL_DEMO';
+export const MAX_PODS_PER_HOST = 10;
+
+const FLAGS: readonly FlagSpec[] = [
+  { name: 'hosts', kind: 'string', arg: 'N', default: '3', help: `number of hosts, 1..${MAX_HOSTS}.` },
+  { name: 'pods-per-host', kind: 'string', arg: 'N', default: '2', help: `pods on each host, 1..${MAX_PODS_PER_HOST}.` },
+  { name: 'backend', kind: 'string', arg: 'NAME', default: 'vxlan', help: 'Backend.Type of the network config (vxlan, host-gw, alloc, ...: any backend this build of twilld knows). alloc leases subnets but routes nothing, so only pods on the same host reach each other.' },
+  { name: 'keep', kind: 'boolean', default: 'false', help: 'leave the demo running afterwards, and print how to explore it and how to remove it (twillctl demo --down).' },
+  { name: 'down', kind: 'boolean', default: 'false', help: 'remove a demo left running by --keep (or by a demo that was killed): its processes, namespaces and temp dir.' },
+  { name: 'json', kind: 'boolean', default: 'false', help: 'print the result as JSON on stdout instead of tables (progress stays on stderr).' },
+  { name: 'iperf', kind: 'boolean', default: 'true', help: 'measure pod-to-pod throughput across two hosts with iperf3 (needs 2 or more hosts).' },
+];
+
+export function demoHelpText(): string {
+  return helpText('Usage: twillctl demo [options]', [
+    'Builds a throwaway cluster on this machine and shows Twill at work: an underlay, N hosts each running twilld, and pods wired by the reference CNI plugins (bridge + host-local) from the subnet file twilld writes. It then pings every pod from every pod, measures throughput with iperf3 and prints a connectivity matrix. Exit status 0 only when every ping succeeded.',
+    'Everything lives in network namespaces named twill-demo-* that the demo creates and deletes (also on Ctrl-C): the machine\'s own network is never touched. Needs root, etcd (apt-get install etcd-server), the reference CNI plugins (apt-get install containernetworking-plugins), nft, ping and, optionally, iperf3 (bash .ci/setup-system.sh installs them all).',
+  ], FLAGS, ENV_PREFIX);
+}
+
+function count(v: FlagValues, name: string, max: number): number {
+  const { what, value } = v.required(name);
+  if (!/^\d+$/.test(value) || Number(value) < 1 || Number(value) > max) throw new InvalidArgumentError(what, value, `must be an integer 1..${max}`);
+  return Number(value);
+}
+
+export function parseDemoFlags(argv: readonly string[], env: NodeJS.ProcessEnv): DemoCommand {
+  const cli = readCommandLine(argv, env, { program: 'twillctl demo', envPrefix: ENV_PREFIX, flags: FLAGS });
+  if (cli.help) return { kind: 'help', text: demoHelpText() };
+  if (cli.version) return { kind: 'version', text: `twillctl ${twillVersion()}\n` };
+  const v = new FlagValues(cli.raw);
+  const backend = v.required('backend');
+  if (!/^[a-z][a-z0-9-]*$/.test(backend.value)) throw new InvalidArgumentError(backend.what, backend.value, 'must be a backend name such as vxlan, host-gw or alloc');
+  return {
+    kind: 'run',
+    flags: Object.freeze({
+      hosts: count(v, 'hosts', MAX_HOSTS),
+      podsPerHost: count(v, 'pods-per-host', MAX_PODS_PER_HOST),
+      backend: backend.value,
+      keep: v.bool('keep'),
+      down: v.bool('down'),
+      json: v.bool('json'),
+      iperf: v.bool('iperf'),
+    }),
+  };
+}

@@ -1,0 +1,159 @@
+import { mkdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { registerBuiltins } from '../../src/backends/builtins.js';
+import { parseSubnetEnv } from '../../src/core/subnet-env.js';
+import { attachPod } from '../../src/ctl/demo/reference-cni.js';
+import { createCluster, type Cluster, type Host } from '../helpers/cluster.js';
+import { tempDir } from '../helpers/cleanup.js';
+import { etcdAvailable, startEtcd, type Etcd } from '../helpers/etcd.js';
+import { commandAvailable, exec, run } from '../helpers/exec.js';
+import { createTestNetns, type TestNetns } from '../helpers/netns.js';
+import { startAgent, type TestAgent } from '../helpers/twilld.js';
+import { isRoot, useCleanup } from '../helpers/vitest.js';
+import { waitFor } from '../helpers/wait.js';
+
+const PREFIX = '/coreos.com/network';
+const ETCD_IP = '198.18.0.254';
+const registered = registerBuiltins().types();
+const referencePlugins = commandAvailable('/usr/lib/cni/bridge');
+
+interface Pod { readonly ns: TestNetns; readonly host: number; readonly ip: string }
+interface IpRoute { dst: string; gateway?: string; dev: string; flags?: string[] }
+
+/** The network address of a subnet file's FLANNEL_SUBNET ("10.244.3.1/24" -> "10.244.3.0/24"). */
+function leaseSubnet(agent: TestAgent): string {
+  return agent.subnetEnv()!.FLANNEL_SUBNET!.replace(/\.1\/(\d+)$/, '.0/$1');
+}
+
+async function pingAll(pods: readonly Pod[]): Promise<string[]> {
+  const failures: string[] = [];
+  await Promise.all(pods.flatMap((from) => pods.filter((to) => to !== from).map(async (to) => {
+    const r = await run('ip', ['netns', 'exec', from.ns.name, 'ping', '-c', '2', '-i', '0.2', '-W', '2', to.ip], { allowFailure: true });
+    if (r.code !== 0) failures.push(`${from.ip} (host ${from.host}) -> ${to.ip} (host ${to.host})`);
+  })));
+  return failures;
+}
+
+for (const backend of ['vxlan', 'host-gw'] as const) {
+  describe.skipIf(!isRoot || !etcdAvailable() || !referencePlugins || !registered.includes(backend))(`twilld with the ${backend} backend`, () => {
+    useCleanup();
+    let cluster: Cluster;
+    let etcd: Etcd;
+    let dir: string;
+    const agents: TestAgent[] = [];
+    const pods: Pod[] = [];
+
+    const startOn = async (i: number): Promise<TestAgent> => {
+      const hostDir = join(dir, `host${i}`);
+      mkdirSync(hostDir, { recursive: true });
+      const agent = await startAgent(cluster.hosts[i]!, { etcd: etcd.clientUrl, dir: hostDir, args: ['--iface', 'eth0', '--resync-interval', '1s'] });
+      agents[i] = agent;
+      await agent.waitReady();
+      return agent;
+    };
+
+    beforeAll(async () => {
+      cluster = await createCluster({ hosts: 3 });
+      await cluster.underlay.netlink(async (nl) => nl.addAddress('br0', `${ETCD_IP}/24`));
+      etcd = await startEtcd({ netns: cluster.underlay.name, host: ETCD_IP });
+      dir = tempDir(`overlay-${backend}`);
+      await etcd.etcdctl(['put', `${PREFIX}/config`, JSON.stringify({ Network: '10.244.0.0/16', Backend: { Type: backend } })]);
+      for (let i = 0; i < 3; i++) await startOn(i);
+      // Two pods per host, wired by Debian's reference bridge + host-local plugins from the subnet file.
+      for (let i = 0; i < 3; i++) {
+        const env = parseSubnetEnv(readFileSync(agents[i]!.subnetFile, 'utf8'), agents[i]!.subnetFile);
+        for (let p = 0; p < 2; p++) {
+          const ns = await createTestNetns(`h${i}p${p}`);
+          const host: Host = cluster.hosts[i]!;
+          const { ip } = await attachPod({
+            hostNetns: host.name, podNetnsPath: ns.netnsPath, containerId: `${ns.name}`, ifname: 'eth0',
+            subnetEnv: env, dataDir: join(dir, `host${i}`, 'ipam'),
+            // As kube-flannel's conflist: with FLANNEL_IPMASQ=false the bridge plugin masquerades
+            // pod traffic leaving the subnet, so replies come to an underlay address that only a
+            // default route reaches.
+            isDefaultGateway: true,
+          });
+          pods.push({ ns, host: i, ip: ip.split('/')[0]! });
+        }
+      }
+    });
+
+    afterAll(async () => {
+      await Promise.all(agents.map((a) => a?.daemon.stop()));
+    });
+
+    it('connects every pod with every other pod across 3 hosts', async () => {
+      expect(pods).toHaveLength(6);
+      expect(await pingAll(pods)).toEqual([]);
+    });
+
+    it('programs exactly what the leases say', async () => {
+      const subnets = agents.map(leaseSubnet);
+      for (const [i, host] of cluster.hosts.entries()) {
+        const others = subnets.filter((_, j) => j !== i).sort();
+        const routes = (await host.json<IpRoute[]>(['route', 'show', 'proto', '84'])).filter((r) => r.dst.startsWith('10.244.'));
+        expect(routes.map((r) => r.dst).sort()).toEqual(others);
+        if (backend === 'host-gw') {
+          for (const r of routes) expect(r.dev).toBe('eth0');
+          continue;
+        }
+        const [link] = await host.json<{ mtu: number; address: string; linkinfo: { info_data: { id: number; port: number; learning: boolean } } }[]>(['-d', 'link', 'show', 'twill.1']);
+        expect(link!.mtu).toBe(1450);
+        expect(link!.linkinfo.info_data).toMatchObject({ id: 1, port: 8472, learning: false });
+        const macs = await Promise.all(cluster.hosts.map(async (h) => (await h.json<{ address: string }[]>(['link', 'show', 'twill.1']))[0]!.address));
+        const peers = cluster.hosts.map((h, j) => ({ mac: macs[j]!, ip: h.underlayIp, subnet: subnets[j]! })).filter((_, j) => j !== i);
+        const neigh = await host.json<{ dst: string; lladdr: string }[]>(['neigh', 'show', 'dev', 'twill.1', 'nud', 'permanent']);
+        expect(neigh.map((n) => `${n.dst} ${n.lladdr}`).sort()).toEqual(peers.map((p) => `${p.subnet.replace('/24', '')} ${p.mac}`).sort());
+        const fdb = JSON.parse(await exec('bridge', ['-n', host.name, '-j', 'fdb', 'show', 'dev', 'twill.1'])) as { mac: string; dst?: string }[];
+        expect(fdb.filter((e) => e.dst !== undefined).map((e) => `${e.mac} ${e.dst}`).sort()).toEqual(peers.map((p) => `${p.mac} ${p.ip}`).sort());
+      }
+    });
+
+    it('keeps traffic flowing while an agent is SIGKILLed and restarted', async () => {
+      const from = pods.find((p) => p.host === 1)!;
+      const to = pods.find((p) => p.host === 0)!;
+      const ping = run('ip', ['netns', 'exec', from.ns.name, 'ping', '-c', '60', '-i', '0.05', '-W', '1', to.ip], { allowFailure: true });
+      await agents[0]!.daemon.kill('SIGKILL');
+      await startOn(0);
+      const result = await ping;
+      expect(result.stdout).toMatch(/ 0% packet loss/);
+    });
+
+    it('installs its masquerading table with --ip-masq and removes it when started without', async () => {
+      const host = cluster.hosts[1]!;
+      const tables = async (): Promise<string[]> => {
+        const out = JSON.parse(await exec('ip', ['netns', 'exec', host.name, 'nft', '-j', 'list', 'tables'])) as { nftables: { table?: { family: string; name: string } }[] };
+        return out.nftables.flatMap((e) => (e.table ? [`${e.table.family} ${e.table.name}`] : []));
+      };
+      await agents[1]!.daemon.stop();
+      const masq = await startAgent(host, { etcd: etcd.clientUrl, dir: join(dir, 'host1'), args: ['--iface', 'eth0', '--ip-masq'] });
+      agents[1] = masq;
+      await masq.waitReady();
+      expect(await tables()).toContain('ip twill');
+      expect(masq.subnetEnv()!.FLANNEL_IPMASQ).toBe('true');
+      await masq.daemon.stop();
+      await startOn(1);
+      await waitFor(async () => !(await tables()).includes('ip twill'), { timeoutMs: 5000, what: 'the twill table to be removed' });
+      expect(await pingAll(pods)).toEqual([]);
+    });
+
+    it('removes a departed host\'s entries from the others within a second', async () => {
+      const gone = leaseSubnet(agents[2]!);
+      await agents[2]!.daemon.kill('SIGKILL');
+      const started = Date.now();
+      await etcd.etcdctl(['del', `${PREFIX}/subnets/${gone.replace('/', '-')}`]);
+      await waitFor(async () => {
+        const r = await Promise.all([0, 1].map((i) => cluster.hosts[i]!.json<IpRoute[]>(['route', 'show', gone])));
+        return r.every((routes) => routes.length === 0);
+      }, { timeoutMs: 1000, intervalMs: 20, what: `the route to ${gone} to vanish on hosts 0 and 1` });
+      expect(Date.now() - started).toBeLessThan(1000);
+      if (backend === 'vxlan') {
+        for (const i of [0, 1]) {
+          const neigh = await cluster.hosts[i]!.json<{ dst: string }[]>(['neigh', 'show', 'dev', 'twill.1', 'nud', 'permanent']);
+          expect(neigh.map((n) => n.dst)).not.toContain(gone.replace('/24', ''));
+        }
+      }
+    });
+  });
+}
