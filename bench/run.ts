@@ -7,6 +7,7 @@
 const benches: Record<string, () => Promise<{ run(args: string[]): Promise<void> }>> = {
   netlink: () => import('./netlink.js'),
   vxlan: () => import('./vxlan.js'),
+  throughput: () => import('./throughput.js'),
 };
 
 async function main(): Promise<void> {

@@ -38,7 +38,8 @@ export type AcquireOutcome = { readonly lease: SubnetLease; readonly how: 'reuse
  */
 export async function acquireLease(req: AcquireRequest): Promise<AcquireOutcome> {
   for (;;) {
-    const listing = await req.store.listLeases();
+    // No per-lease TTL lookups: with thousands of hosts they would dominate start-up.
+    const listing = await req.store.listLeases({ expiry: false });
     const mine = listing.leases.filter((l) => l.record.publicIp === req.record.publicIp);
     for (const lease of mine) {
       if (subnetFits(req.config, lease.subnet)) continue;

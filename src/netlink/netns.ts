@@ -63,6 +63,31 @@ export function runInNetns<T>(path: string, fn: () => T): T {
   }
 }
 
+/**
+ * Moves the calling thread into the namespace at `path` until the returned function moves it
+ * back: `ip netns exec` for the rest of this process's work, for tools (benchmarks, the demo) whose
+ * sockets must live on an underlay they created. Sockets opened meanwhile stay in that namespace.
+ */
+export function enterNetns(path: string): () => void {
+  const target = openNetnsFile(path);
+  const home = openSync(SELF_NETNS, fsc.O_RDONLY);
+  try {
+    setns(target, CLONE_NEWNET, path);
+  } catch (err) {
+    closeSync(home);
+    throw err;
+  } finally {
+    closeSync(target);
+  }
+  let left = false;
+  return () => {
+    if (left) return;
+    left = true;
+    switchBack(home);
+    closeSync(home);
+  };
+}
+
 function switchBack(home: number): void {
   try {
     setns(home, CLONE_NEWNET, SELF_NETNS);

@@ -23,7 +23,11 @@ export interface SubnetStore {
   getNetworkConfig(): Promise<string | undefined>;
   putNetworkConfig(text: string): Promise<void>;
   /** Every key under subnets/ at one revision, with each lease's expiry; bad keys go to `malformed`. */
-  listLeases(): Promise<LeaseListing>;
+  /**
+   * Every lease under subnets/. `expiry` (default true) also asks etcd each lease's remaining TTL,
+   * one RPC per lease: needed to show expiry, not to pick a subnet.
+   */
+  listLeases(opts?: { readonly expiry?: boolean }): Promise<LeaseListing>;
   /** Takes a free subnet bound to a new etcd lease of `ttlSeconds`; undefined if the key already exists. */
   createLease(subnet: string, record: LeaseRecord, ttlSeconds: number): Promise<SubnetLease | undefined>;
   /**
@@ -84,8 +88,8 @@ export class EtcdSubnetStore implements SubnetStore {
     await this.call('putNetworkConfig', (o) => this.client.put(this.layout.configKey).value(text).options(o).exec());
   }
 
-  listLeases(): Promise<LeaseListing> {
-    return this.list('listLeases', true);
+  listLeases(opts: { readonly expiry?: boolean } = {}): Promise<LeaseListing> {
+    return this.list('listLeases', opts.expiry ?? true);
   }
 
   async createLease(subnet: string, record: LeaseRecord, ttlSeconds: number): Promise<SubnetLease | undefined> {

@@ -68,7 +68,10 @@ export interface StoreOptions {
 
 /** The full desired picture after a change, plus what changed. */
 export interface LeaseSetChange {
-  /** Every valid lease currently in the store, by subnet. */
+  /**
+   * Every valid lease currently in the store, by subnet. The watcher's live map: later changes
+   * show through it; copy it to keep a snapshot.
+   */
   readonly leases: ReadonlyMap<string, SubnetLease>;
   readonly added: readonly SubnetLease[];
   /** Removed leases carry their last known record (an etcd delete has no value). */

@@ -7,13 +7,20 @@
  *   expect((await agent.subnetEnv()).FLANNEL_SUBNET).toMatch(/^10\.244\./);
  */
 import { existsSync, readFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import type { Daemon } from './daemon.js';
 import { exec } from './exec.js';
 import type { TestNetns } from './netns.js';
 import { waitFor } from './wait.js';
 
-export const AGENT_MAIN = resolve(import.meta.dirname, '../../dist/src/agent/main.js');
+/** The repository root: the nearest folder above this file holding package.json (works from test/ and dist/test/). */
+function repoRoot(): string {
+  let dir = import.meta.dirname;
+  while (!existsSync(join(dir, 'package.json')) && dirname(dir) !== dir) dir = dirname(dir);
+  return dir;
+}
+
+export const AGENT_MAIN = resolve(repoRoot(), 'dist/src/agent/main.js');
 
 export interface AgentOptions {
   /** etcd client URL(s), comma-separated. */
@@ -22,6 +29,8 @@ export interface AgentOptions {
   readonly dir: string;
   readonly args?: readonly string[];
   readonly env?: Record<string, string>;
+  /** Arguments for node itself, before the script (e.g. --cpu-prof). */
+  readonly nodeArgs?: readonly string[];
 }
 
 export interface TestAgent {
@@ -49,7 +58,7 @@ export function parseEnvFile(text: string): Record<string, string> {
 export async function startAgent(host: TestNetns, opts: AgentOptions): Promise<TestAgent> {
   if (!existsSync(AGENT_MAIN)) throw new Error(`${AGENT_MAIN} is missing: run \`npm run build\` before the integration tests`);
   const subnetFile = join(opts.dir, 'subnet.env');
-  const daemon = await host.spawn('node', [AGENT_MAIN,
+  const daemon = await host.spawn('node', [...(opts.nodeArgs ?? []), AGENT_MAIN,
     '--etcd-endpoints', opts.etcd,
     '--subnet-file', subnetFile,
     '--healthz-addr', '127.0.0.1:9101',

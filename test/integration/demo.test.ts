@@ -3,7 +3,9 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { registerBuiltins } from '../../src/backends/builtins.js';
-import { missingReferencePlugins } from '../../src/ctl/demo/reference-cni.js';
+import { parsePing } from '../../src/ctl/demo/measure.js';
+import { bridgeConfig, missingReferencePlugins } from '../../src/ctl/demo/reference-cni.js';
+import { parseSubnetEnv } from '../../src/core/subnet-env.js';
 import { STATE_FILE } from '../../src/ctl/demo/state.js';
 import { listNetns } from '../../src/netlink/index.js';
 import { commandAvailable, run, type RunResult } from '../helpers/exec.js';
@@ -197,5 +199,24 @@ describe.skipIf(!ready)('twillctl demo', () => {
     expect(unknown.code).toBe(1);
     expect(unknown.stderr).toMatch(/backend "warp-drive" is not in this build of twilld/);
     expect(demoNamespaces()).toEqual([]);
+  });
+});
+
+describe('twillctl demo: the pure parts', () => {
+  it('turns subnet.env into the bridge + host-local config flannel\'s CNI plugin delegates', () => {
+    const env = parseSubnetEnv('FLANNEL_NETWORK=10.244.0.0/16\nFLANNEL_SUBNET=10.244.3.1/24\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=true\n');
+    expect(bridgeConfig({ hostNetns: 'h', podNetnsPath: '/run/netns/p', containerId: 'p', subnetEnv: env, dataDir: '/tmp/x/ipam', networkName: 'twill-demo' })).toEqual({
+      cniVersion: '1.0.0', name: 'twill-demo', type: 'bridge', bridge: 'cni0', isGateway: true, ipMasq: false, mtu: 1450, hairpinMode: true,
+      ipam: { type: 'host-local', ranges: [[{ subnet: '10.244.3.0/24' }]], routes: [{ dst: '10.244.0.0/16' }], dataDir: '/tmp/x/ipam' },
+    });
+    const noMasq = parseSubnetEnv('FLANNEL_NETWORK=10.244.0.0/16\nFLANNEL_SUBNET=10.244.3.1/24\nFLANNEL_MTU=1500\nFLANNEL_IPMASQ=false\n');
+    expect(bridgeConfig({ hostNetns: 'h', podNetnsPath: '/p', containerId: 'p', subnetEnv: noMasq, dataDir: '/d', isDefaultGateway: true }))
+      .toMatchObject({ name: 'twill', ipMasq: true, mtu: 1500, isDefaultGateway: true });
+  });
+
+  it('reads ping\'s summary', () => {
+    expect(parsePing('--- 10.244.3.2 ping statistics ---\n3 packets transmitted, 3 received, 0% packet loss, time 405ms\nrtt min/avg/max/mdev = 0.041/0.062/0.090/0.020 ms\n'))
+      .toEqual({ sent: 3, received: 3, avgMs: 0.062 });
+    expect(parsePing('3 packets transmitted, 0 received, +3 errors, 100% packet loss, time 410ms\n')).toEqual({ sent: 3, received: 0, avgMs: null });
   });
 });

@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, readlinkSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import {
-  NetlinkError, createNetns, currentNetnsId, deleteNetns, listNetns, netnsPath, readSysctl, runInNetns, withNetns, writeSysctl,
+  NetlinkError, createNetns, currentNetnsId, deleteNetns, enterNetns, listNetns, netnsPath, readSysctl, runInNetns, withNetns, writeSysctl,
 } from '../../src/netlink/index.js';
 import { canUseNetns, useScratchNamespaces } from './scratch.js';
 
@@ -107,5 +107,29 @@ describe.skipIf(!canUseNetns)('link notifications', () => {
     expect(seen).toContain('new mon0 up');
     expect(seen[seen.length - 1]).toBe('deleted mon0 down');
     expect(seen.some((e) => e.includes('elsewhere'))).toBe(false);
+  });
+});
+
+describe.skipIf(!canUseNetns)('enterNetns', () => {
+  const scratch = useScratchNamespaces();
+
+  it('keeps the thread in the namespace until told to leave, and then returns it home', async () => {
+    const s = await scratch('enter');
+    const home = currentNetnsId();
+    const leave = enterNetns(s.path);
+    let inside: string;
+    try {
+      inside = currentNetnsId();
+      await new Promise((r) => setTimeout(r, 10)); // still there after awaiting
+      expect(currentNetnsId()).toBe(inside);
+    } finally {
+      leave();
+    }
+    expect(inside).not.toBe(home);
+    expect(currentNetnsId()).toBe(home);
+    leave(); // twice is harmless
+    expect(currentNetnsId()).toBe(home);
+    expect(() => enterNetns('/run/netns/twt-no-such')).toThrow(expect.objectContaining({ code: 'ENOENT' }) as Error);
+    expect(currentNetnsId()).toBe(home);
   });
 });

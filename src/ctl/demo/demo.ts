@@ -3,7 +3,7 @@ import { accessSync, constants as fsc, existsSync, mkdirSync, mkdtempSync, readF
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { registerBuiltins } from '../../backends/builtins.js';
-import { InvalidArgumentError } from '../../core/errors.js';
+import { InvalidArgumentError, TwillError } from '../../core/errors.js';
 import { formatCidr, networkOf, parseCidr } from '../../core/ip.js';
 import { parseSubnetEnv, type SubnetEnv } from '../../core/subnet-env.js';
 import { describeFailure, runCommand } from './exec.js';
@@ -128,7 +128,6 @@ interface RunningHost extends DemoHost {
 class DemoRun {
   readonly abort = new AbortController();
   private interruptedBy: NodeJS.Signals | undefined;
-  readonly daemons = new Map<string, DemoDaemon>();
   readonly attachments: PodAttachment[] = [];
   readonly started = Date.now();
   private step = 0;
@@ -185,11 +184,12 @@ class DemoRun {
   async sleep(ms: number): Promise<void> {
     this.check();
     await new Promise<void>((resolve) => {
-      const t = setTimeout(done, ms);
-      function done(): void {
-        clearTimeout(t);
+      const done = (): void => {
+        clearTimeout(timer);
+        this.signal.removeEventListener('abort', done);
         resolve();
-      }
+      };
+      const timer = setTimeout(done, ms);
       this.signal.addEventListener('abort', done, { once: true });
     });
     this.check();
@@ -213,13 +213,12 @@ class DemoRun {
     const { flags } = this;
     this.tmpDir = mkdtempSync(join(tmpdir(), DEMO_PREFIX));
     writeState(this.state(false));
-    const noteCreated = (): void => undefined; // sweep() finds namespaces by prefix
 
     let t = this.begin(`creating the underlay (${UNDERLAY_NETNS}, bridge with ${UNDERLAY_GATEWAY}/24) and ${flags.hosts} host namespace${flags.hosts === 1 ? '' : 's'}`);
-    await createUnderlay(noteCreated);
+    await createUnderlay();
     for (let i = 0; i < flags.hosts; i++) {
       this.check();
-      await createHost(i, noteCreated);
+      await createHost(i);
     }
     progress(`      ${hostNetnsName(0)}${flags.hosts > 1 ? `..${hostNetnsName(flags.hosts - 1)}` : ''} on eth0 ${hostUnderlayIp(0)}${flags.hosts > 1 ? `..${hostUnderlayIp(flags.hosts - 1)}` : ''}/24 (${seconds(t)})`);
 
@@ -297,7 +296,6 @@ class DemoRun {
       logFile: join(dir, 'etcd.log'),
       env: hermeticEnv(),
     });
-    this.daemons.set('etcd', daemon);
     const health = await this.whileRunning(daemon, (signal) =>
       pollUrlInNetns(UNDERLAY_NETNS, `${ETCD_URL}/health`, { match: '"health":\\s*"true"', timeoutMs: READY_TIMEOUT_MS, signal }));
     this.check();
@@ -353,7 +351,6 @@ class DemoRun {
         logFile: join(dir, 'twilld.log'),
         env: hermeticEnv(),
       });
-      this.daemons.set(name, daemon);
       return { i, name, dir, subnetFile, daemon };
     }));
     return this.all(started.map(({ i, name, dir, subnetFile, daemon }) => async () => {
@@ -389,7 +386,7 @@ class DemoRun {
     for (let j = 0; j < this.flags.podsPerHost; j++) {
       this.check();
       const name = podNetnsName(host.index, j);
-      const path = await createPodNetns(host.index, j, () => undefined);
+      const path = await createPodNetns(host.index, j);
       const attachment: PodAttachment = {
         hostNetns: host.name, podNetnsPath: path, containerId: name, ifname: 'eth0', subnetEnv: host.env,
         dataDir: join(host.dir, 'ipam'), networkName: CNI_NETWORK_NAME,
@@ -528,7 +525,8 @@ async function demo(flags: DemoFlags): Promise<number> {
     code = result.ok ? 0 : 1;
   } catch (err) {
     const sig = run.interrupted;
-    if (sig === undefined) progress(`twillctl demo: ${err instanceof DemoError ? err.message : (err as Error).stack ?? String(err)}`);
+    // Twill's own errors (netlink, CNI, ...) say what failed; anything else is a bug: show the stack.
+    if (sig === undefined) progress(`twillctl demo: ${err instanceof DemoError || err instanceof TwillError ? err.message : (err as Error).stack ?? String(err)}`);
     code = sig === undefined ? 1 : 128 + (SIGNAL_NUMBERS[sig] ?? 0);
   }
   // The signal handlers stay until the teardown is done: a second Ctrl-C must not cut it short.

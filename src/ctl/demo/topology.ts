@@ -36,16 +36,15 @@ export function hostUnderlayIp(i: number): string {
   return `198.18.0.${i + 1}`;
 }
 
-/** Creates a namespace, reports its name to `created` first (so teardown finds a half-made one), brings lo up. */
-async function namespace(name: string, created: (name: string) => void): Promise<string> {
-  created(name);
+/** Creates a namespace and brings its lo up. Teardown finds every one by the name prefix. */
+async function namespace(name: string): Promise<string> {
   const path = createNetns(name);
   await withNetns(path, (nl) => nl.setUp('lo'));
   return path;
 }
 
-export async function createUnderlay(created: (name: string) => void): Promise<void> {
-  const path = await namespace(UNDERLAY_NETNS, created);
+export async function createUnderlay(): Promise<void> {
+  const path = await namespace(UNDERLAY_NETNS);
   await withNetns(path, async (nl) => {
     await nl.createBridge({ name: UNDERLAY_BRIDGE, mtu: UNDERLAY_MTU });
     await nl.addAddress(UNDERLAY_BRIDGE, `${UNDERLAY_GATEWAY}/24`);
@@ -54,9 +53,9 @@ export async function createUnderlay(created: (name: string) => void): Promise<v
 }
 
 /** Host `i`: its namespace, a veth to the underlay bridge (eth0 inside), address, lo, forwarding. */
-export async function createHost(i: number, created: (name: string) => void): Promise<void> {
+export async function createHost(i: number): Promise<void> {
   const name = hostNetnsName(i);
-  const path = await namespace(name, created);
+  const path = await namespace(name);
   const port = `veth-host${i + 1}`;
   await withNetns(netnsPath(UNDERLAY_NETNS), async (nl) => {
     await nl.createVeth({ name: port, peerName: HOST_IFNAME, peerNetnsPath: path, mtu: UNDERLAY_MTU });
@@ -71,6 +70,6 @@ export async function createHost(i: number, created: (name: string) => void): Pr
 }
 
 /** An empty pod namespace with lo up; the CNI plugin adds its eth0. Returns its path. */
-export function createPodNetns(host: number, pod: number, created: (name: string) => void): Promise<string> {
-  return namespace(podNetnsName(host, pod), created);
+export function createPodNetns(host: number, pod: number): Promise<string> {
+  return namespace(podNetnsName(host, pod));
 }
