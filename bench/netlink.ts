@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { Netlink, RTPROT_TWILL, createNetns, deleteNetns } from '../src/netlink/index.js';
-import { median, peakRssMiB, report, round } from './report.js';
+import { median, numberOption, peakRssMiB, remoteHosts, report, round, type RemoteHost } from './report.js';
 
 const exec = promisify(execFile);
 
@@ -20,20 +20,7 @@ const exec = promisify(execFile);
  * reverse). That keeps flannel's per-host order (neighbour and FDB before the route) and is what
  * the kernel handles fastest: interleaving the three kinds per host costs both sides 20-100% more.
  */
-interface Entry { dst: string; gw: string; mac: string; vtep: string }
-
-function entries(n: number): Entry[] {
-  return Array.from({ length: n }, (_, i) => {
-    const a = 100 + (i >> 8);
-    const b = i & 255;
-    return {
-      dst: `10.${a}.${b}.0/24`,
-      gw: `10.${a}.${b}.0`,
-      mac: `02:00:00:00:${(i >> 8).toString(16).padStart(2, '0')}:${b.toString(16).padStart(2, '0')}`,
-      vtep: `198.19.${i >> 8}.${b}`,
-    };
-  });
-}
+type Entry = RemoteHost;
 
 async function setUpHost(nl: Netlink): Promise<number> {
   await nl.setUp('lo');
@@ -52,15 +39,15 @@ async function twillRound(nl: Netlink, vx: number, list: Entry[]): Promise<{ add
   let t = performance.now();
   await Promise.all([
     ...list.map((e) => nl.replaceNeighbour({ index: vx, ip: e.gw, mac: e.mac })),
-    ...list.map((e) => nl.appendFdb({ index: vx, mac: e.mac, dst: e.vtep })),
-    ...list.map((e) => nl.replaceRoute({ dst: e.dst, gateway: e.gw, oif: vx, onlink: true })),
+    ...list.map((e) => nl.appendFdb({ index: vx, mac: e.mac, dst: e.ip })),
+    ...list.map((e) => nl.replaceRoute({ dst: e.subnet, gateway: e.gw, oif: vx, onlink: true })),
   ]);
   const add = performance.now() - t;
   await verify(nl, vx, list.length);
   t = performance.now();
   await Promise.all([
-    ...list.map((e) => nl.deleteRoute({ dst: e.dst, gateway: e.gw, oif: vx })),
-    ...list.map((e) => nl.deleteFdb({ index: vx, mac: e.mac, dst: e.vtep })),
+    ...list.map((e) => nl.deleteRoute({ dst: e.subnet, gateway: e.gw, oif: vx })),
+    ...list.map((e) => nl.deleteFdb({ index: vx, mac: e.mac, dst: e.ip })),
     ...list.map((e) => nl.deleteNeighbour({ index: vx, ip: e.gw })),
   ]);
   const del = performance.now() - t;
@@ -77,10 +64,10 @@ async function iproute2Round(ns: string, nl: Netlink, vx: number, list: Entry[],
   const neighAdd = join(dir, 'neigh-add');
   const routeDel = join(dir, 'route-del');
   writeFileSync(neighAdd, lines((e) => `neigh replace ${e.gw} lladdr ${e.mac} dev twill.1 nud permanent`));
-  writeFileSync(brAdd, lines((e) => `fdb append ${e.mac} dev twill.1 dst ${e.vtep}`));
-  writeFileSync(ipAdd, lines((e) => `route replace ${e.dst} via ${e.gw} dev twill.1 onlink proto ${RTPROT_TWILL}`));
-  writeFileSync(routeDel, lines((e) => `route del ${e.dst} via ${e.gw} dev twill.1 proto ${RTPROT_TWILL}`));
-  writeFileSync(brDel, lines((e) => `fdb del ${e.mac} dev twill.1 dst ${e.vtep}`));
+  writeFileSync(brAdd, lines((e) => `fdb append ${e.mac} dev twill.1 dst ${e.ip}`));
+  writeFileSync(ipAdd, lines((e) => `route replace ${e.subnet} via ${e.gw} dev twill.1 onlink proto ${RTPROT_TWILL}`));
+  writeFileSync(routeDel, lines((e) => `route del ${e.subnet} via ${e.gw} dev twill.1 proto ${RTPROT_TWILL}`));
+  writeFileSync(brDel, lines((e) => `fdb del ${e.mac} dev twill.1 dst ${e.ip}`));
   writeFileSync(ipDel, lines((e) => `neigh del ${e.gw} dev twill.1`));
   let t = performance.now();
   await exec('ip', ['-n', ns, '-batch', neighAdd]);
@@ -111,15 +98,11 @@ async function verify(nl: Netlink, vx: number, n: number): Promise<void> {
   }
 }
 
-function option(args: string[], name: string, fallback: number): number {
-  const i = args.indexOf(name);
-  return i >= 0 && args[i + 1] ? Number(args[i + 1]) : fallback;
-}
 
 export async function run(args: string[]): Promise<void> {
-  const n = option(args, '--entries', 5000);
-  const rounds = option(args, '--rounds', 5);
-  const list = entries(n);
+  const n = numberOption(args, '--entries', 5000);
+  const rounds = numberOption(args, '--rounds', 5);
+  const list = remoteHosts(n);
   const tag = `${process.pid}`;
   const twillNs = `twb-twill-${tag}`;
   const refNs = `twb-iproute2-${tag}`;

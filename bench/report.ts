@@ -31,3 +31,31 @@ export function round(value: number, digits = 3): number {
   const f = 10 ** digits;
   return Math.round(value * f) / f;
 }
+
+/** `--name N` from a benchmark's arguments, or the fallback. */
+export function numberOption(args: readonly string[], name: string, fallback: number): number {
+  const i = args.indexOf(name);
+  return i >= 0 && args[i + 1] ? Number(args[i + 1]) : fallback;
+}
+
+/** What one remote VXLAN host means to the kernel: its subnet, neighbour/gateway, VTEP MAC and IP. */
+export interface RemoteHost {
+  readonly subnet: string;
+  readonly gw: string;
+  readonly mac: string;
+  readonly ip: string;
+}
+
+/** N distinct remote hosts: subnets 10.100.0.0/24 upward, VTEPs in 198.19.0.0/16. */
+export function remoteHosts(n: number, macPrefix = '02:00:00:00'): RemoteHost[] {
+  return Array.from({ length: n }, (_, i) => {
+    const a = 100 + (i >> 8);
+    const b = i & 255;
+    return {
+      subnet: `10.${a}.${b}.0/24`,
+      gw: `10.${a}.${b}.0`,
+      mac: `${macPrefix}:${(i >> 8).toString(16).padStart(2, '0')}:${b.toString(16).padStart(2, '0')}`,
+      ip: `198.19.${i >> 8}.${b}`,
+    };
+  });
+}

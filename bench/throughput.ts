@@ -8,7 +8,7 @@ import { startEtcd } from '../test/helpers/etcd.js';
 import { exec } from '../test/helpers/exec.js';
 import { createTestNetns, type TestNetns } from '../test/helpers/netns.js';
 import { startAgent, type TestAgent } from '../test/helpers/twilld.js';
-import { median, report, round } from './report.js';
+import { median, numberOption, report, round } from './report.js';
 
 /**
  * `npm run bench -- throughput [--seconds N] [--rounds R]`
@@ -22,10 +22,6 @@ const PREFIX = '/coreos.com/network';
 const ETCD_IP = '198.18.0.254';
 const TARGETS: Record<string, string> = { vxlan: '>=0.75', 'host-gw': '>=0.95' };
 
-function option(args: string[], name: string, fallback: number): number {
-  const i = args.indexOf(name);
-  return i >= 0 && args[i + 1] ? Number(args[i + 1]) : fallback;
-}
 
 /** One iperf3 TCP run from `client` to `serverIp` (served from `server`): Gbit/s received. */
 async function iperf(server: TestNetns, client: TestNetns, serverIp: string, seconds: number): Promise<number> {
@@ -67,8 +63,8 @@ async function setUp(backend: string): Promise<{ cluster: Cluster; pods: { ns: T
 }
 
 export async function run(args: string[]): Promise<void> {
-  const seconds = option(args, '--seconds', 5);
-  const rounds = option(args, '--rounds', 3);
+  const seconds = numberOption(args, '--seconds', 5);
+  const rounds = numberOption(args, '--rounds', 3);
   for (const backend of ['vxlan', 'host-gw']) {
     const { cluster, pods, agents } = await setUp(backend);
     try {

@@ -8,7 +8,7 @@ import { startEtcd, type Etcd } from '../test/helpers/etcd.js';
 import { exec } from '../test/helpers/exec.js';
 import { startAgent, type TestAgent } from '../test/helpers/twilld.js';
 import { waitFor } from '../test/helpers/wait.js';
-import { median, percentile, report, round } from './report.js';
+import { median, numberOption, percentile, remoteHosts, report, round, type RemoteHost } from './report.js';
 
 /**
  * `npm run bench -- vxlan [--leases N] [--joins N]`
@@ -24,23 +24,7 @@ const PREFIX = '/coreos.com/network';
 const ETCD_IP = '198.18.0.254';
 const NETWORK = '10.0.0.0/8';
 
-interface FakeLease { subnet: string; gw: string; ip: string; mac: string }
-
-function fakeLeases(n: number): FakeLease[] {
-  return Array.from({ length: n }, (_, i) => {
-    const a = 100 + (i >> 8);
-    const b = i & 255;
-    return {
-      subnet: `10.${a}.${b}.0/24`, gw: `10.${a}.${b}.0`, ip: `198.19.${i >> 8}.${b}`,
-      mac: `0a:00:00:00:${(i >> 8).toString(16).padStart(2, '0')}:${b.toString(16).padStart(2, '0')}`,
-    };
-  });
-}
-
-function option(args: string[], name: string, fallback: number): number {
-  const i = args.indexOf(name);
-  return i >= 0 && args[i + 1] ? Number(args[i + 1]) : fallback;
-}
+type FakeLease = RemoteHost;
 
 /** How many of Twill's entries the namespace holds: [routes, permanent neighbours, FDB with a dst]. */
 async function countEntries(nl: Netlink, device: string): Promise<[number, number, number]> {
@@ -93,10 +77,10 @@ function rssMiB(pid: number, field: 'VmRSS' | 'VmHWM'): number {
 }
 
 export async function run(args: string[]): Promise<void> {
-  const n = option(args, '--leases', 5000);
-  const joins = option(args, '--joins', 100);
+  const n = numberOption(args, '--leases', 5000);
+  const joins = numberOption(args, '--joins', 100);
   const profileDir = args.includes('--profile') ? args[args.indexOf('--profile') + 1] : undefined;
-  const leases = fakeLeases(n);
+  const leases = remoteHosts(n, '0a:00:00:00');
   const agents: TestAgent[] = [];
   try {
     const cluster = await createCluster({ hosts: 2 });
