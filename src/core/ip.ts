@@ -139,3 +139,23 @@ export function prefixContains(outer: Cidr, inner: Cidr): boolean {
     && inner.prefixLength >= outer.prefixLength
     && networkOf({ address: inner.address, prefixLength: outer.prefixLength }).bytes.equals(networkOf(outer).bytes);
 }
+
+/**
+ * Sorts prefixes numerically ("10.244.9.0/24" before "10.244.10.0/24"), IPv4 before IPv6,
+ * then by length; text that is not a prefix goes last. Each key is computed once (a comparator
+ * that re-parsed both sides cost most of a 5,000-lease sync).
+ */
+export function sortPrefixes<T>(items: readonly T[], prefixOf: (item: T) => string): T[] {
+  const keyed = items.map((item) => {
+    let key: string;
+    try {
+      const c = parseCidr(prefixOf(item));
+      key = `${c.address.family}${c.address.bytes.toString('hex')}${c.prefixLength.toString().padStart(3, '0')}`;
+    } catch {
+      key = `9${prefixOf(item)}`;
+    }
+    return { item, key };
+  });
+  keyed.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  return keyed.map((k) => k.item);
+}

@@ -3,7 +3,7 @@ import { registerBuiltins } from '../backends/builtins.js';
 import { formatDuration } from '../core/duration.js';
 import { InvalidArgumentError } from '../core/errors.js';
 import { parseSubnetEnv } from '../core/subnet-env.js';
-import { formatCidr, networkOf, parseCidr } from '../core/ip.js';
+import { formatCidr, networkOf, parseCidr, sortPrefixes } from '../core/ip.js';
 import { parseNetworkConfigText } from '../ipam/network-config.js';
 import type { SubnetStore } from '../store/index.js';
 import type { SubnetLease } from '../store/types.js';
@@ -49,20 +49,13 @@ function leaseJson(l: SubnetLease): Record<string, unknown> {
 
 export async function leases(store: SubnetStore, flags: CtlFlags, now = Date.now()): Promise<CommandResult> {
   const listing = await store.listLeases();
-  const sorted = [...listing.leases].sort((a, b) => compareSubnets(a.subnet, b.subnet));
+  const sorted = sortPrefixes(listing.leases, (l) => l.subnet);
   if (flags.output === 'json') {
     return ok(json({ leases: sorted.map(leaseJson), malformed: listing.malformed }));
   }
   const rows = sorted.map((l) => [l.subnet, l.record.publicIp, l.record.backendType, expiry(l, now)]);
   const warnings = listing.malformed.map((m) => `malformed: ${m.key}: ${m.reason}\n`).join('');
   return ok(formatTable(['SUBNET', 'PUBLIC IP', 'BACKEND', 'EXPIRES'], rows) + warnings);
-}
-
-function compareSubnets(a: string, b: string): number {
-  const key = (s: string): number[] => s.split(/[./]/).map(Number);
-  const [ka, kb] = [key(a), key(b)];
-  for (let i = 0; i < ka.length; i++) if (ka[i] !== kb[i]) return (ka[i] ?? 0) - (kb[i] ?? 0);
-  return 0;
 }
 
 interface AgentProbe { readonly status: number | 'unreachable'; readonly body: unknown }

@@ -64,3 +64,11 @@ describe('MAC addresses and interface names', () => {
     for (const bad of ['', '.', '..', 'a/b', 'a b', 'a:b']) expect(() => validateIfname(bad)).toThrow(InvalidArgumentError);
   });
 });
+
+describe('sortPrefixes', () => {
+  it('orders numerically, IPv4 before IPv6, shorter first, garbage last', async () => {
+    const { sortPrefixes } = await import('../../src/core/ip.js');
+    const input = ['10.244.10.0/24', 'junk', 'fd00::/64', '10.244.9.0/24', '10.244.9.0/25', '9.0.0.0/8'];
+    expect(sortPrefixes(input, (s) => s)).toEqual(['9.0.0.0/8', '10.244.9.0/24', '10.244.9.0/25', '10.244.10.0/24', 'fd00::/64', 'junk']);
+  });
+});

@@ -1,4 +1,4 @@
-import { networkOf, parseCidr, parseIp, parsePrefix, prefixContains, type Cidr } from '../../core/ip.js';
+import { networkOf, parseCidr, parseIp, parsePrefix, prefixContains, sortPrefixes, type Cidr } from '../../core/ip.js';
 import type { FdbSpec, NeighbourSpec, RouteSpec } from '../../netlink/index.js';
 import type { RemoteLease } from '../backend.js';
 import { TYPE } from './config.js';
@@ -58,7 +58,7 @@ export function planPeers(input: PlanInput): Plan {
   const macOwner = new Map<string, { subnet: string; publicIp: string }>();
   const seen = new Set<string>();
 
-  for (const lease of [...input.leases].sort((a, b) => compareSubnets(a.subnet, b.subnet))) {
+  for (const lease of sortPrefixes(input.leases, (l) => l.subnet)) {
     const skip = (reason: string): void => { skipped.push({ subnet: lease.subnet, reason }); };
     if (lease.backendType !== TYPE) { skip(`BackendType is ${JSON.stringify(lease.backendType)}, not "${TYPE}"`); continue; }
 
@@ -128,10 +128,4 @@ export function onLinkMatcher(interfaceCidrs: readonly string[]): (ip: string) =
     const host = parseCidr(`${ip}/32`, 'IP address');
     return nets.some((n) => prefixContains(n, host));
   };
-}
-
-/** Orders "10.244.9.0/24" before "10.244.10.0/24" (numerically, not as text). */
-function compareSubnets(a: string, b: string): number {
-  const key = (s: string): string => s.split(/[./]/).map((p) => p.padStart(3, '0')).join('.');
-  return key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0;
 }
