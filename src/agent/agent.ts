@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import type { Network, RemoteLease } from '../backends/backend.js';
 import type { BackendRegistry } from '../backends/registry.js';
 import { sleep } from '../core/backoff.js';
-import { formatCidr, networkOf, parseCidr } from '../core/ip.js';
+import { networkPrefix } from '../core/ip.js';
 import { subnetEnvFromLease } from '../core/subnet-env.js';
 import { parseNetworkConfigText, type NetworkConfig } from '../ipam/network-config.js';
 import type { Netlink } from '../netlink/index.js';
@@ -89,7 +89,7 @@ export class Agent {
       config,
       record: { publicIp: ext.publicIp, backendType: backend.type, backendData: network.leaseData },
       ttlSeconds: deps.settings.leaseTtlSeconds,
-      previousSubnet: previous?.subnet === undefined ? undefined : networkOfSubnet(previous.subnet),
+      previousSubnet: previous?.subnet === undefined ? undefined : networkPrefix(previous.subnet, 'FLANNEL_SUBNET'),
       log: deps.log.child({ component: 'lease' }),
       metrics: deps.metrics,
     });
@@ -213,10 +213,4 @@ function remoteLeases(leases: ReadonlyMap<string, SubnetLease>, own: string | un
     desired.push({ subnet: l.subnet, publicIp: l.record.publicIp, backendType: l.record.backendType, backendData: l.record.backendData });
   }
   return desired;
-}
-
-/** subnet.env holds the first address ("10.244.3.1/24"); the lease key is the network. */
-function networkOfSubnet(firstAddress: string): string {
-  const cidr = parseCidr(firstAddress, 'FLANNEL_SUBNET');
-  return formatCidr({ address: networkOf(cidr), prefixLength: cidr.prefixLength });
 }

@@ -1,5 +1,6 @@
 #!/usr/bin/env node
-import { handleCommonFlags } from '../core/cli.js';
+import { InvalidArgumentError } from '../core/errors.js';
+import { readCommandLine } from '../core/flag-parser.js';
 import { twillVersion } from '../core/version.js';
 
 // twill, the CNI plugin (CNI spec 1.1.0). The runtime passes the command in CNI_COMMAND and the
@@ -45,8 +46,23 @@ function runCni(command: string): number {
 
 function main(argv: string[]): number {
   if (argv.length > 0) {
-    const flags = handleCommonFlags('twill', argv, HELP);
-    if (flags.done) return flags.exitCode;
+    // Only --help and --version; the environment belongs to the runtime (CNI_*), so none is read.
+    let cli;
+    try {
+      cli = readCommandLine(argv, {}, { program: 'twill', envPrefix: 'TWILL_CNI', flags: [] });
+    } catch (err) {
+      if (!(err instanceof InvalidArgumentError)) throw err;
+      process.stderr.write(`twill: ${err.message}\n`);
+      return 2;
+    }
+    if (cli.help) {
+      process.stdout.write(HELP);
+      return 0;
+    }
+    if (cli.version) {
+      process.stdout.write(`twill ${twillVersion()}\n`);
+      return 0;
+    }
   }
   const command = process.env['CNI_COMMAND'];
   if (command === undefined || command === '') {

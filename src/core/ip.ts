@@ -124,6 +124,12 @@ export function formatCidr(cidr: Cidr): string {
   return `${cidr.address.text}/${cidr.prefixLength}`;
 }
 
+/** The network of an address with its prefix length, as text: "10.244.3.1/24" -> "10.244.3.0/24". */
+export function networkPrefix(text: string, what = 'CIDR'): string {
+  const cidr = parseCidr(text, what);
+  return formatCidr({ address: networkOf(cidr), prefixLength: cidr.prefixLength });
+}
+
 /** Parses a CIDR and requires it to be a network (no host bits), as a route destination must be. */
 export function parsePrefix(text: string, what = 'prefix'): Cidr {
   const cidr = parseCidr(text, what);

@@ -3,7 +3,7 @@ import { registerBuiltins } from '../backends/builtins.js';
 import { formatDuration } from '../core/duration.js';
 import { InvalidArgumentError } from '../core/errors.js';
 import { parseSubnetEnv } from '../core/subnet-env.js';
-import { formatCidr, networkOf, parseCidr, sortPrefixes } from '../core/ip.js';
+import { networkPrefix, sortPrefixes } from '../core/ip.js';
 import { parseNetworkConfigText } from '../ipam/network-config.js';
 import type { SubnetStore } from '../store/index.js';
 import type { SubnetLease } from '../store/types.js';
@@ -85,8 +85,7 @@ export async function status(store: SubnetStore | undefined, flags: CtlFlags): P
   let lease: SubnetLease | undefined;
   let storeError: string | undefined;
   if (env && store) {
-    const cidr = parseCidr(env.subnet);
-    const network = formatCidr({ address: networkOf(cidr), prefixLength: cidr.prefixLength });
+    const network = networkPrefix(env.subnet);
     try {
       lease = (await store.listLeases()).leases.find((l) => l.subnet === network);
     } catch (err) {

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { registerBuiltins } from '../../backends/builtins.js';
 import { InvalidArgumentError, TwillError } from '../../core/errors.js';
-import { formatCidr, networkOf, parseCidr } from '../../core/ip.js';
+import { networkPrefix } from '../../core/ip.js';
 import { parseSubnetEnv, type SubnetEnv } from '../../core/subnet-env.js';
 import { describeFailure, runCommand } from './exec.js';
 import { parseDemoFlags, type DemoFlags } from './flags.js';
@@ -112,8 +112,7 @@ function networkConfig(backend: string): string {
 
 /** The network address of FLANNEL_SUBNET: "10.244.3.1/24" -> "10.244.3.0/24". */
 function leaseSubnet(env: SubnetEnv): string {
-  const c = parseCidr(env.subnet);
-  return formatCidr({ address: networkOf(c), prefixLength: c.prefixLength });
+  return networkPrefix(env.subnet);
 }
 
 interface RunningHost extends DemoHost {

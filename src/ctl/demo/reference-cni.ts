@@ -1,7 +1,7 @@
 import { accessSync, constants as fsc, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { TwillError } from '../../core/errors.js';
-import { formatCidr, networkOf, parseCidr } from '../../core/ip.js';
+import { networkPrefix } from '../../core/ip.js';
 import type { SubnetEnv } from '../../core/subnet-env.js';
 import { describeFailure, runCommand, type CommandResult } from './exec.js';
 
@@ -101,11 +101,6 @@ export function missingReferencePlugins(cniPath = REFERENCE_CNI_DIR): string[] {
   });
 }
 
-/** "10.244.3.1/24" -> "10.244.3.0/24". */
-function networkText(cidr: string): string {
-  const c = parseCidr(cidr, 'subnet');
-  return formatCidr({ address: networkOf(c), prefixLength: c.prefixLength });
-}
 
 /**
  * The bridge config flannel's CNI plugin delegates to for this subnet.env: bridge `cni0` as the
@@ -115,10 +110,10 @@ function networkText(cidr: string): string {
  */
 export function bridgeConfig(pod: PodAttachment): Record<string, unknown> {
   const env = pod.subnetEnv;
-  const ranges: { subnet: string }[][] = [[{ subnet: networkText(env.subnet) }]];
+  const ranges: { subnet: string }[][] = [[{ subnet: networkPrefix(env.subnet, 'subnet') }]];
   const routes: { dst: string }[] = [{ dst: env.network }];
   if (env.ipv6Subnet !== undefined && env.ipv6Network !== undefined) {
-    ranges.push([{ subnet: networkText(env.ipv6Subnet) }]);
+    ranges.push([{ subnet: networkPrefix(env.ipv6Subnet, 'subnet') }]);
     routes.push({ dst: env.ipv6Network });
   }
   return {
