@@ -175,7 +175,9 @@ export class Agent {
       const started = performance.now();
       try {
         const report = await network.sync(desired);
-        metrics.observeSync(type, (performance.now() - started) / 1000);
+        const ms = performance.now() - started;
+        metrics.observeSync(type, ms / 1000);
+        log.debug({ desired: desired.length, changes: report.changes, ms: Math.round(ms) }, 'backend synced');
         for (const s of report.skipped) log.warn({ subnet: s.subnet, reason: s.reason }, 'remote lease skipped');
       } catch (err) {
         log.error({ err }, 'backend sync failed; the next change or resync retries');

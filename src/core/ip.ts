@@ -54,7 +54,7 @@ function ipv6Bytes(text: string): Buffer {
 
 /** Formats 4 or 16 network-order bytes as an address in canonical text form (RFC 5952 for IPv6). */
 export function formatIp(bytes: Uint8Array): string {
-  if (bytes.length === 4) return Array.from(bytes).join('.');
+  if (bytes.length === 4) return `${bytes[0]!}.${bytes[1]!}.${bytes[2]!}.${bytes[3]!}`;
   if (bytes.length !== 16) throw new InvalidArgumentError('IP address bytes', bytes.length, 'need 4 or 16 bytes');
   const groups: number[] = [];
   for (let i = 0; i < 16; i += 2) groups.push((bytes[i]! << 8) | bytes[i + 1]!);
@@ -108,6 +108,9 @@ export function parseCidr(text: string, what = 'CIDR'): Cidr {
 
 /** The network address of a prefix (host bits cleared). */
 export function networkOf(cidr: Cidr): IpAddress {
+  // Most prefixes handled are networks already (every lease subnet): hand back the same address
+  // rather than copy and re-format it, which a sync of thousands of leases felt.
+  if (!hasHostBits(cidr)) return cidr.address;
   const bytes = Buffer.from(cidr.address.bytes);
   for (let bit = cidr.prefixLength; bit < bytes.length * 8; bit++) {
     bytes[bit >> 3]! &= ~(0x80 >> (bit & 7));
@@ -115,9 +118,17 @@ export function networkOf(cidr: Cidr): IpAddress {
   return { family: cidr.address.family, bytes, text: formatIp(bytes) };
 }
 
+function hasHostBits(cidr: Cidr): boolean {
+  const { bytes } = cidr.address;
+  for (let bit = cidr.prefixLength; bit < bytes.length * 8; bit++) {
+    if ((bytes[bit >> 3]! & (0x80 >> (bit & 7))) !== 0) return true;
+  }
+  return false;
+}
+
 /** True when the prefix has no host bits set (10.244.1.0/24, not 10.244.1.1/24). */
 export function isNetworkAddress(cidr: Cidr): boolean {
-  return networkOf(cidr).bytes.equals(cidr.address.bytes);
+  return !hasHostBits(cidr);
 }
 
 export function formatCidr(cidr: Cidr): string {
