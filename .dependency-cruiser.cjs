@@ -79,7 +79,7 @@ module.exports = {
     onlyImports('ipam-imports-only-core', 'ipam', ['core'], 'src/ipam/ is pure: it imports only src/core/.'),
     onlyImports('nftables-imports-only-core', 'nftables', ['core'], 'src/nftables/ (masquerading through nft) imports only src/core/.'),
     onlyImports('bgp-imports-only-core', 'bgp', ['core'], 'The BGP speaker (src/bgp/) is a library: it imports only src/core/.'),
-    onlyImports('cni-imports', 'cni', ['core', 'netlink', 'ipam', 'gen'], 'The CNI plugin imports only core, netlink, ipam and gen.'),
+    onlyImports('cni-imports', 'cni', ['core', 'netlink', 'ipam', 'nftables', 'gen'], 'The CNI plugin imports only core, netlink, ipam, nftables (ipMasq) and gen.'),
     onlyImports('backends-imports', 'backends', ['core', 'netlink', 'store', 'bgp'], 'Backends import only core, netlink, store (types) and, for the bgp backend, src/bgp/index.ts.'),
     {
       name: 'backend-not-to-sibling-backend',

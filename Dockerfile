@@ -7,12 +7,19 @@
 ARG NODE_IMAGE=node:20-bookworm-slim
 
 FROM ${NODE_IMAGE} AS builder
-WORKDIR /src
-# Dependencies first, so this layer is reused while only the sources change. The native parts
-# (koffi, netlink) ship prebuilt binaries for linux-x64/arm64: no compiler is needed.
+# The native npm parts (koffi, netlink) ship prebuilt binaries for linux-x64/arm64; the C compiler
+# is for the CNI shim (src/cni/shim/twill-cni.c), which `npm run build` compiles (postbuild).
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends gcc libc6-dev \
+ && rm -rf /var/lib/apt/lists/*
+# The shim has its fallback (node + dist/src/cni/main.js) compiled in as absolute paths, so the
+# build runs where the code lives at run time: /opt/twill/current, which is the release directory
+# on a node (deploy/kubernetes/twill.yaml) and a symlink to /opt/twill in the image (below).
+WORKDIR /opt/twill/current
+# Dependencies first, so this layer is reused while only the sources change.
 COPY package.json package-lock.json ./
 RUN npm ci
-# .dockerignore lets only tsconfig.json, src/ and proto/ through besides the two files above.
+# .dockerignore lets only tsconfig.json, src/, scripts/ and proto/ through besides the two files above.
 COPY . .
 RUN mkdir -p proto \
  && npm run build \
@@ -28,24 +35,21 @@ RUN apt-get update \
 # src/netlink/constants.ts).
 ENV NODE_ENV=production
 WORKDIR /opt/twill
-COPY --from=builder /src/package.json ./package.json
-COPY --from=builder /src/node_modules ./node_modules
-COPY --from=builder /src/dist ./dist
-COPY --from=builder /src/proto ./proto
-RUN ln -s /opt/twill/dist/src/ctl/main.js /usr/local/bin/twillctl \
- && ln -s /opt/twill/dist/src/cni/main.js /usr/local/bin/twill
-# The CNI plugin launcher that deploy/kubernetes/twill.yaml installs on each node as
-# /opt/cni/bin/twill, with this image's package.json, dist/ and node_modules/ under
-# /opt/twill/current on the node. The plugin is a Node program for now, so the node needs
-# Node.js >= 20 on the container runtime's PATH (a later release makes it a thin client).
-RUN mkdir -p /opt/twill/bin \
- && printf '%s\n' \
-    '#!/bin/sh' \
-    '# twill CNI plugin launcher: on a node the code is in /opt/twill/current, in the image in /opt/twill.' \
-    'dir=/opt/twill/current' \
-    '[ -d "$dir/dist" ] || dir=/opt/twill' \
-    'command -v node >/dev/null 2>&1 || { echo "twill: the CNI plugin needs Node.js >= 20 (node) on the PATH" >&2; exit 1; }' \
-    'exec node "$dir/dist/src/cni/main.js" "$@"' \
-    > /opt/twill/bin/twill-cni \
- && chmod 0755 /opt/twill/bin/twill-cni
+COPY --from=builder /opt/twill/current/package.json ./package.json
+COPY --from=builder /opt/twill/current/node_modules ./node_modules
+COPY --from=builder /opt/twill/current/dist ./dist
+COPY --from=builder /opt/twill/current/proto ./proto
+# The CNI plugin that deploy/kubernetes/twill.yaml installs on each node as /opt/cni/bin/twill,
+# with this image's package.json, dist/ and node_modules/ under /opt/twill/current on the node.
+# It is the C shim (dist/cni/twill): it hands each call to twilld over /run/twill/cni.sock and,
+# when the agent is not reachable, runs `node /opt/twill/current/dist/src/cni/main.js` (node from
+# /usr/local/bin, else the PATH), so the node still needs Node.js >= 20 for that fallback. The
+# `current` symlink makes the same compiled-in path valid inside this image.
+RUN ln -s . /opt/twill/current \
+ && test -f /opt/twill/current/dist/src/cni/main.js \
+ && mkdir -p /opt/twill/bin \
+ && cp /opt/twill/dist/cni/twill /opt/twill/bin/twill-cni \
+ && chmod 0755 /opt/twill/bin/twill-cni \
+ && ln -s /opt/twill/dist/src/ctl/main.js /usr/local/bin/twillctl \
+ && ln -s /opt/twill/bin/twill-cni /usr/local/bin/twill
 ENTRYPOINT ["node", "/opt/twill/dist/src/agent/main.js"]

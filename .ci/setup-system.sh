@@ -29,6 +29,8 @@ packages=(
   gobgpd bird2 frr
   # certificates for etcd TLS tests
   openssl ca-certificates
+  # C compiler and headers: `npm run build` compiles the CNI shim (scripts/build-shim.mjs)
+  gcc libc6-dev
 )
 
 # Package scripts must not start daemons (bird, zebra) in the root network namespace: deny

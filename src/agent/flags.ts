@@ -24,6 +24,10 @@ export interface AgentFlags extends EtcdFlags {
   readonly metrics: boolean;
   readonly logLevel: LogLevel;
   readonly resyncIntervalMs: number;
+  /** Where the CNI shim reaches the agent; undefined when serving CNI calls is off. */
+  readonly cniSocket: string | undefined;
+  /** The CNI plugin's default dataDir, reconciled against live namespaces at start. */
+  readonly cniDataDir: string;
 }
 
 export type AgentCommand =
@@ -41,6 +45,8 @@ const FLAGS: readonly FlagSpec[] = [
   { name: 'healthz-addr', kind: 'string', arg: 'HOST:PORT', default: '127.0.0.1:9101', help: 'listen address of /healthz, /readyz and /metrics; port 0 picks a free port, "" or "off" disables the listener.' },
   { name: 'metrics', kind: 'boolean', default: 'true', help: 'serve Prometheus metrics at /metrics on the healthz listener.' },
   { name: 'log-level', kind: 'string', arg: 'LEVEL', default: 'info', help: 'fatal, error, warn, info, debug or trace; logs are JSON lines on stderr.' },
+  { name: 'cni-socket', kind: 'string', arg: 'PATH', default: '/run/twill/cni.sock', help: 'unix socket where the twill CNI plugin hands its calls to the agent (warm state: much faster ADD and DEL); "" or "off" disables it, and the plugin then runs in-process.' },
+  { name: 'cni-data-dir', kind: 'string', arg: 'DIR', default: '/run/twill/ipam', help: 'the CNI plugin\'s address records (its dataDir); at start, addresses of pods whose network namespace is gone are released.' },
   { name: 'resync-interval', kind: 'string', arg: 'DURATION', default: '10s', help: 'how often the backend compares the kernel with the leases and repairs drift; at least 100ms.' },
 ];
 
@@ -67,6 +73,8 @@ function validate(v: FlagValues): AgentFlags {
   const healthz = v.required('healthz-addr');
   const resync = v.required('resync-interval');
   const logLevel = v.required('log-level');
+  const cniSocket = v.required('cni-socket');
+  const cniDataDir = v.required('cni-data-dir');
   const flags: AgentFlags = {
     ...parseEtcdFlags(v),
     ifaces: Object.freeze(ifaces.items.map((i) => iface(i, ifaces.what))),
@@ -78,6 +86,8 @@ function validate(v: FlagValues): AgentFlags {
     metrics: v.bool('metrics'),
     logLevel: parseLogLevel(logLevel.value, logLevel.what),
     resyncIntervalMs: atLeast(parseDuration(resync.value, resync.what), MIN_RESYNC_MS, resync.value, resync.what),
+    cniSocket: cniSocket.value === '' || cniSocket.value === 'off' ? undefined : absolutePath(cniSocket.value, cniSocket.what),
+    cniDataDir: absolutePath(cniDataDir.value, cniDataDir.what),
   };
   return Object.freeze(flags);
 }

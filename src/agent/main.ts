@@ -6,6 +6,7 @@ import { Netlink } from '../netlink/index.js';
 import { Masquerade } from '../nftables/index.js';
 import { EtcdSubnetStore } from '../store/index.js';
 import { Agent } from './agent.js';
+import { startCniService, type CniService } from './cni-service.js';
 import { flagsForLog, parseAgentFlags, type AgentFlags } from './flags.js';
 import { startHealthServer, type HealthServer } from './http-server.js';
 import { AgentMetrics } from './metrics.js';
@@ -51,7 +52,11 @@ async function runAgent(flags: AgentFlags): Promise<number> {
   });
 
   let server: HealthServer | undefined;
+  let cni: CniService | undefined;
   try {
+    if (flags.cniSocket !== undefined) {
+      cni = await startCniService({ socketPath: flags.cniSocket, dataDir: flags.cniDataDir, log: log.child({ component: 'cni' }) });
+    }
     if (flags.healthzAddr !== undefined) {
       server = await startHealthServer({
         addr: flags.healthzAddr,
@@ -68,6 +73,7 @@ async function runAgent(flags: AgentFlags): Promise<number> {
     return 1;
   } finally {
     await server?.close();
+    await cni?.close();
     await store.close();
     netlink.close();
   }

@@ -1,50 +1,60 @@
 #!/usr/bin/env node
+import { readFileSync } from 'node:fs';
 import { InvalidArgumentError } from '../core/errors.js';
 import { readCommandLine } from '../core/flag-parser.js';
 import { twillVersion } from '../core/version.js';
+import { createLogger } from '../core/logger.js';
+import { DEFAULT_BRIDGE, DEFAULT_DATA_DIR, DEFAULT_SUBNET_FILE } from './config.js';
+import { createPluginContext } from './context-factory.js';
+import { runPlugin } from './plugin.js';
+import { CURRENT_VERSION, SUPPORTED_VERSIONS } from './spec/versions.js';
 
-// twill, the CNI plugin (CNI spec 1.1.0). The runtime passes the command in CNI_COMMAND and the
-// network config on stdin, and reads the result or error JSON from stdout, so nothing else may
-// ever be written there: diagnostics go to stderr. This build answers VERSION; ADD, DEL, CHECK,
-// STATUS and GC arrive in a later release and fail with a CNI error until then.
-
-const CNI_VERSION = '1.1.0';
-const SUPPORTED_VERSIONS = ['0.3.0', '0.3.1', '0.4.0', '1.0.0', '1.1.0'];
-const SPEC_COMMANDS = new Set(['ADD', 'DEL', 'CHECK', 'STATUS', 'GC']);
-
-// CNI error codes: 4 = invalid necessary environment variables; 100+ = plugin-specific.
-const ERR_INVALID_ENV = 4;
-const ERR_NOT_IMPLEMENTED = 100;
+// twill, the CNI plugin (CNI spec 1.1.0), run in-process. The runtime normally executes the
+// small C shim (dist/cni/twill), which hands the call to twilld over a unix socket and comes here
+// only when the agent cannot be reached, so this is the fallback that must always work (DEL
+// above all). The runtime reads the result or error JSON from stdout, so nothing else is ever
+// written there: logs go to stderr.
 
 const HELP = `Usage: CNI_COMMAND=<command> twill < netconf.json
        twill [--help] [--version]
 
-twill is Twill's CNI plugin, run by container runtimes as the CNI specification ${CNI_VERSION}
-describes. VERSION reports these spec versions: ${SUPPORTED_VERSIONS.join(', ')}.
+twill is Twill's CNI plugin, run by container runtimes as the CNI specification ${CURRENT_VERSION}
+describes: ADD, DEL, CHECK, STATUS, GC and VERSION (spec versions ${SUPPORTED_VERSIONS.join(', ')}).
+
+Network configuration keys (all optional): subnetFile (${DEFAULT_SUBNET_FILE}), bridge (${DEFAULT_BRIDGE}),
+mtu (FLANNEL_MTU), hairpinMode (false), isDefaultGateway (true), ipMasq (the opposite of
+FLANNEL_IPMASQ), forceAddress (false), dataDir (${DEFAULT_DATA_DIR}); capabilities ips and mac.
+
+Environment: TWILL_CNI_LOG_LEVEL (default info) for the log lines on stderr.
 
 Options:
   -h, --help   print this help and exit
   --version    print the version and exit
-
-Status: this build (${twillVersion()}) implements CNI_COMMAND=VERSION only. ADD, DEL, CHECK,
-STATUS and GC arrive in a later release; until then they fail with CNI error code ${ERR_NOT_IMPLEMENTED}.
 `;
 
-function cniError(code: number, msg: string): number {
-  process.stdout.write(`${JSON.stringify({ cniVersion: CNI_VERSION, code, msg })}\n`);
-  return 1;
-}
-
-function runCni(command: string): number {
-  if (command === 'VERSION') {
-    process.stdout.write(`${JSON.stringify({ cniVersion: CNI_VERSION, supportedVersions: SUPPORTED_VERSIONS })}\n`);
-    return 0;
+async function runCni(): Promise<number> {
+  const levels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace'] as const;
+  const level = levels.find((l) => l === process.env.TWILL_CNI_LOG_LEVEL) ?? 'info';
+  const log = createLogger({ level }).child({ component: 'cni' });
+  let stdin: Buffer;
+  try {
+    stdin = readFileSync(0);
+  } catch {
+    stdin = Buffer.alloc(0);
   }
-  if (SPEC_COMMANDS.has(command)) return cniError(ERR_NOT_IMPLEMENTED, `twill: ${command} not implemented in this build`);
-  return cniError(ERR_INVALID_ENV, `twill: unknown CNI_COMMAND ${JSON.stringify(command)}`);
+  const ctx = createPluginContext();
+  try {
+    const reply = await runPlugin(ctx, { env: process.env, stdin });
+    process.stdout.write(reply.stdout);
+    if (reply.error) log.error({ command: reply.command, containerId: process.env.CNI_CONTAINERID, err: reply.error }, 'CNI call failed');
+    return reply.exitCode;
+  } finally {
+    ctx.close();
+  }
 }
 
-function main(argv: string[]): number {
+/** --help and --version; undefined when the call is a CNI call. */
+function main(argv: string[]): number | undefined {
   if (argv.length > 0) {
     // Only --help and --version; the environment belongs to the runtime (CNI_*), so none is read.
     let cli;
@@ -64,12 +74,9 @@ function main(argv: string[]): number {
       return 0;
     }
   }
-  const command = process.env['CNI_COMMAND'];
-  if (command === undefined || command === '') {
-    process.stderr.write(`twill: CNI_COMMAND is not set; this is a CNI plugin, run by a container runtime.\nTry 'twill --help'.\n`);
-    return 1;
-  }
-  return runCni(command);
+  return undefined;
 }
 
-process.exitCode = main(process.argv.slice(2));
+const early = main(process.argv.slice(2));
+if (early !== undefined) process.exitCode = early;
+else process.exitCode = await runCni();

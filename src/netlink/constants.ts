@@ -33,6 +33,12 @@ export const IFLA_NET_NS_FD = 28;
 export const IFLA_LINK_NETNSID = 37;
 export const IFLA_INFO_KIND = 1;
 export const IFLA_INFO_DATA = 2;
+export const IFLA_INFO_SLAVE_KIND = 4;
+export const IFLA_INFO_SLAVE_DATA = 5;
+/** IFLA_BRPORT_MODE in a bridge port's slave data: 1 = hairpin (reflective relay). */
+export const IFLA_BRPORT_MODE = 4;
+/** IF_OPER_UP in IFLA_OPERSTATE (RFC 2863 operational status). */
+export const IF_OPER_UP = 6;
 export const VETH_INFO_PEER = 1;
 
 export const IFLA_VXLAN_ID = 1;

@@ -27,6 +27,8 @@ export function parseLink(data: Buffer): Link {
   const infoAttrs = info ? parseAttrs(info) : undefined;
   const kind = infoAttrs ? attrStr(infoAttrs, C.IFLA_INFO_KIND) : undefined;
   const infoData = infoAttrs?.get(C.IFLA_INFO_DATA);
+  const slaveKind = infoAttrs ? attrStr(infoAttrs, C.IFLA_INFO_SLAVE_KIND) : undefined;
+  const slaveData = infoAttrs?.get(C.IFLA_INFO_SLAVE_DATA);
   const mac = attrs.get(C.IFLA_ADDRESS);
   return {
     index,
@@ -40,6 +42,8 @@ export function parseLink(data: Buffer): Link {
     linkNetnsId: attrs.has(C.IFLA_LINK_NETNSID) ? attrs.get(C.IFLA_LINK_NETNSID)!.readInt32LE(0) : undefined,
     vxlan: kind === 'vxlan' && infoData ? parseVxlan(parseAttrs(infoData)) : undefined,
     ipip: kind === 'ipip' && infoData ? parseIpip(parseAttrs(infoData)) : undefined,
+    operUp: attrU8(attrs, C.IFLA_OPERSTATE) === C.IF_OPER_UP,
+    hairpin: slaveKind === 'bridge' && slaveData ? (attrU8(parseAttrs(slaveData), C.IFLA_BRPORT_MODE) ?? 0) === 1 : undefined,
   };
 }
 
@@ -173,6 +177,16 @@ export async function setLink(ch: RtnlChannel, index: number, changes: LinkChang
   if (changes.mtu !== undefined) w.u32(C.IFLA_MTU, validateMtu(changes.mtu));
   if (changes.masterIndex !== undefined) w.u32(C.IFLA_MASTER, changes.masterIndex);
   if (changes.mac !== undefined) w.bytes(C.IFLA_ADDRESS, parseMac(changes.mac));
+  if (changes.hairpin !== undefined) {
+    if (changes.masterIndex !== undefined) throw new InvalidArgumentError('link changes', 'hairpin with masterIndex', 'enslave the port first, then set hairpin');
+    // `ip link set <port> type bridge_slave hairpin on`: the kernel hands the slave data to the
+    // port's current master, so the kind must name the master's type.
+    const hairpin = changes.hairpin;
+    w.nested(C.IFLA_LINKINFO, (li) => {
+      li.str(C.IFLA_INFO_SLAVE_KIND, 'bridge');
+      li.nested(C.IFLA_INFO_SLAVE_DATA, (d) => d.u8(C.IFLA_BRPORT_MODE, hairpin ? 1 : 0));
+    });
+  }
   const nsFd = changes.netnsPath !== undefined ? openNetnsFd(changes.netnsPath) : undefined;
   try {
     if (nsFd !== undefined) w.u32(C.IFLA_NET_NS_FD, nsFd);

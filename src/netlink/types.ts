@@ -16,6 +16,10 @@ export interface Link {
   readonly linkNetnsId: number | undefined;
   readonly vxlan: VxlanInfo | undefined;
   readonly ipip: IpipInfo | undefined;
+  /** Operationally up (IFLA_OPERSTATE is IF_OPER_UP): carrier and, for a veth, the peer up too. */
+  readonly operUp: boolean;
+  /** For a bridge port: whether hairpin mode (IFLA_BRPORT_MODE) is on; undefined for other links. */
+  readonly hairpin: boolean | undefined;
 }
 
 export interface VxlanInfo {
@@ -79,6 +83,11 @@ export interface LinkChanges {
   /** Move the link into another namespace. */
   readonly netnsPath?: string;
   readonly name?: string;
+  /**
+   * Hairpin mode of a bridge port (a pod reaching itself through a Service). Sent as bridge
+   * slave data, so the link must already be enslaved: not combinable with masterIndex.
+   */
+  readonly hairpin?: boolean;
 }
 
 export interface Address {

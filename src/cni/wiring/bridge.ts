@@ -1,0 +1,59 @@
+import { formatCidr, networkPrefix, parseCidr } from '../../core/ip.js';
+import { ensureBridge, isNetlinkError, type Link, type Netlink } from '../../netlink/index.js';
+import { CniCode, CniError } from '../spec/errors.js';
+
+export interface HostBridgeSpec {
+  readonly name: string;
+  /** MTU for a bridge twill creates; an existing bridge keeps its own (as the reference plugin does). */
+  readonly mtu: number;
+  /** The pods' gateway with the lease's prefix, e.g. "10.244.3.1/24". */
+  readonly gatewayCidr: string;
+  /** Replace a different IPv4 address on the bridge (a host whose lease changed, flannel#1850). */
+  readonly forceAddress: boolean;
+}
+
+/**
+ * The host's bridge (cni0 by default): created if missing, up, holding the gateway address.
+ * Safe when many ADDs race at node start (plugins#366): the loser of a create race adopts the
+ * winner's bridge, and an address someone else added first counts as present.
+ */
+export async function ensureHostBridge(nl: Netlink, spec: HostBridgeSpec): Promise<Link> {
+  let link = await nl.getLink(spec.name);
+  if (link && link.kind !== 'bridge') {
+    throw new CniError(CniCode.INVALID_CONFIG, `"${spec.name}" exists and is a ${link.kind ?? 'plain'} device, not a bridge`);
+  }
+  if (!link) {
+    try {
+      await nl.createBridge({ name: spec.name, mtu: spec.mtu });
+      const created = await nl.requireLink(spec.name);
+      // Pin the MAC: a bridge otherwise takes the lowest MAC of its ports, so it would change as
+      // pods come and go and every pod's neighbour entry for the gateway would go stale.
+      if (created.mac) await nl.setMac(created.index, created.mac);
+    } catch (err) {
+      if (!isNetlinkError(err, 'EEXIST')) throw err;
+    }
+  }
+  link = (await ensureBridge(nl, { name: spec.name, up: true })).link;
+  await ensureGatewayAddress(nl, link, spec);
+  return link;
+}
+
+async function ensureGatewayAddress(nl: Netlink, bridge: Link, spec: HostBridgeSpec): Promise<void> {
+  const want = formatCidr(parseCidr(spec.gatewayCidr, 'gateway'));
+  const present = (await nl.listAddresses(bridge.index)).filter((a) => !a.cidr.includes(':'));
+  if (present.some((a) => a.cidr === want)) return;
+  const others = present.filter((a) => networkPrefix(a.cidr) !== networkPrefix(want));
+  if (others.length > 0) {
+    if (!spec.forceAddress) {
+      throw new CniError(CniCode.INVALID_CONFIG,
+        `bridge ${spec.name} already has an IP address different from ${want} (${others.map((a) => a.cidr).join(', ')}): ` +
+        'the host lease changed; set "forceAddress": true to replace it, or delete the bridge');
+    }
+    for (const a of others) await nl.deleteAddress(bridge.index, a.cidr);
+  }
+  try {
+    await nl.addAddress(bridge.index, want);
+  } catch (err) {
+    if (!isNetlinkError(err, 'EEXIST')) throw err;
+  }
+}

@@ -1,0 +1,91 @@
+import { randomBytes } from 'node:crypto';
+import { isNetlinkError, writeSysctl, type Link, type Netlink } from '../../netlink/index.js';
+import { CniCode, CniError } from '../spec/errors.js';
+
+/** Routes in the pod are the pod's own configuration, like `ip route add`'s (RTPROT_BOOT). */
+const RTPROT_BOOT = 3;
+const NAME_ATTEMPTS = 5;
+
+export interface PodVethSpec {
+  /** CNI_IFNAME, the interface inside the pod. */
+  readonly ifname: string;
+  readonly netnsPath: string;
+  readonly mtu: number;
+  /** The container end's MAC (capability "mac"); the kernel picks one otherwise. */
+  readonly mac: string | undefined;
+  readonly bridgeIndex: number;
+  readonly hairpin: boolean;
+}
+
+export interface PodVeth {
+  readonly host: Link;
+  readonly container: Link;
+}
+
+/**
+ * The pod's veth pair, created in one request with the container end already inside the pod's
+ * namespace (so a half-made pair never shows up in the host), the host end named "veth" plus
+ * 8 random hex digits like the reference plugin's, enslaved to the bridge and up.
+ */
+export async function createPodVeth(hostNl: Netlink, podNl: Netlink, spec: PodVethSpec): Promise<PodVeth> {
+  if (await podNl.getLink(spec.ifname)) {
+    throw new CniError(CniCode.INTERFACE_EXISTS, `interface ${spec.ifname} already exists in ${spec.netnsPath}`);
+  }
+  let hostName = '';
+  for (let attempt = 1; ; attempt++) {
+    hostName = `veth${randomBytes(4).toString('hex')}`;
+    try {
+      await hostNl.createVeth({ name: hostName, peerName: spec.ifname, peerNetnsPath: spec.netnsPath, mtu: spec.mtu, ...(spec.mac && { peerMac: spec.mac }) });
+      break;
+    } catch (err) {
+      if (!isNetlinkError(err, 'EEXIST')) throw err;
+      // Which name was taken: the pod's (created meanwhile) or our random host name?
+      if (await podNl.getLink(spec.ifname)) throw new CniError(CniCode.INTERFACE_EXISTS, `interface ${spec.ifname} already exists in ${spec.netnsPath}`);
+      if (attempt >= NAME_ATTEMPTS) throw err;
+    }
+  }
+  try {
+    const host = await hostNl.requireLink(hostName);
+    await hostNl.setLink(host.index, { masterIndex: spec.bridgeIndex, up: true });
+    if (spec.hairpin) await hostNl.setLink(host.index, { hairpin: true });
+    const container = await podNl.requireLink(spec.ifname);
+    return { host: await hostNl.requireLink(host.index), container };
+  } catch (err) {
+    await deleteQuietly(hostNl, hostName);
+    throw err;
+  }
+}
+
+export interface PodAddressing {
+  readonly ifname: string;
+  readonly netnsPath: string;
+  /** "10.244.3.5/24" */
+  readonly cidr: string;
+  readonly gateway: string;
+  /** Destinations routed via the gateway, e.g. ["0.0.0.0/0", "10.244.0.0/16"]. */
+  readonly routes: readonly string[];
+}
+
+/** Address, link up and routes inside the pod; arp_notify as the reference plugin sets it. */
+export async function configurePod(podNl: Netlink, link: Link, spec: PodAddressing): Promise<void> {
+  // Announce the (possibly reused) address at once so neighbours drop a stale MAC.
+  writeSysctl(`net/ipv4/conf/${spec.ifname}/arp_notify`, 1, spec.netnsPath);
+  await podNl.addAddress(link.index, spec.cidr);
+  await podNl.setUp(link.index);
+  for (const dst of spec.routes) {
+    await podNl.replaceRoute({ dst, gateway: spec.gateway, oif: link.index, protocol: RTPROT_BOOT });
+  }
+}
+
+/** Deletes a link by name, ignoring one that is already gone. */
+export async function deleteQuietly(nl: Netlink, name: string): Promise<boolean> {
+  try {
+    const link = await nl.getLink(name);
+    if (!link) return false;
+    await nl.deleteLink(link.index);
+    return true;
+  } catch (err) {
+    if (isNetlinkError(err, 'ENODEV')) return false;
+    throw err;
+  }
+}

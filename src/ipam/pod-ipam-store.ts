@@ -1,0 +1,417 @@
+import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmdirSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { isIPv4 } from 'node:net';
+import { join } from 'node:path';
+import { InvalidArgumentError } from '../core/errors.js';
+import { validateIfname } from '../core/ifname.js';
+import { ipv4ToInt } from './ipv4.js';
+import { errnoOf, ioError, PodIpamError } from './pod-ipam-errors.js';
+
+/**
+ * The pod allocator's files, one directory per CNI network, laid out like the reference
+ * host-local plugin (plugins/ipam/host-local/backend/disk/backend.go) plus an attachments tree:
+ *
+ *   <dataDir>/<network>/<ip>                                "<containerId>\r\n<ifname>", O_EXCL
+ *   <dataDir>/<network>/last_reserved_ip.0                  round-robin hint
+ *   <dataDir>/<network>/attachments/<containerId>/<ifname>  JSON AttachmentRecord
+ *
+ * There is no lock: whoever creates a file with O_EXCL owns it, which holds across processes
+ * (the CNI binary and the agent) as much as within one. Everything here is synchronous: the
+ * files are tiny and a CNI ADD must take milliseconds, so thread-pool round trips would cost
+ * more than the I/O itself.
+ */
+
+/** The one owner of an address: a container's interface (the CNI "attachment" key). */
+export interface Owner {
+  readonly containerId: string;
+  readonly ifname: string;
+}
+
+/** What `attachments/<containerId>/<ifname>` holds. */
+export interface AttachmentRecord {
+  readonly containerId: string;
+  readonly ifname: string;
+  /** The network namespace path the runtime gave (CNI_NETNS), when it gave one. */
+  readonly netns?: string;
+  /** CIDRs, e.g. "10.244.3.5/24"; empty while an ADD is between its two claims. */
+  readonly ips: readonly string[];
+  /** ISO 8601 time of the ADD. */
+  readonly created: string;
+}
+
+/** One attachment file found by a listing: its record, or why it could not be read. */
+export interface AttachmentEntry {
+  readonly owner: Owner;
+  readonly record?: AttachmentRecord;
+  readonly error?: Error;
+}
+
+export interface AttachmentListing {
+  readonly entries: AttachmentEntry[];
+  /** Temporary files of attachment rewrites (left behind only by a crash). */
+  readonly temps: string[];
+  /** Directories that could not be read. */
+  readonly errors: Error[];
+}
+
+export const LAST_RESERVED_FILE = 'last_reserved_ip.0';
+const ATTACHMENTS_DIR = 'attachments';
+// host-local's separator; it compares contents after trimming whitespace, and so do we.
+const LINE_BREAK = '\r\n';
+const FILE_MODE = 0o600;
+// host-local creates its directories 0755 (os.MkdirAll(dir, 0755)).
+const DIR_MODE = 0o755;
+/** Longest file name Linux allows (NAME_MAX). */
+const NAME_MAX = 255;
+
+const NETWORK_NAME = /^[A-Za-z0-9_.-]{1,128}$/;
+// CNI spec, CNI_CONTAINERID: "must start with an alphanumeric character, optionally followed by
+// any combination of one or more alphanumeric characters, underscore, dot or hyphen". That makes
+// it one path component that is never "." or "..".
+const CONTAINER_ID = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
+
+export function checkNetworkName(name: string): string {
+  if (typeof name !== 'string' || !NETWORK_NAME.test(name) || name === '.' || name === '..') {
+    throw new InvalidArgumentError('CNI network name', name, 'must be 1 to 128 characters of A-Z, a-z, 0-9, "_", "." and "-", and not "." or ".."');
+  }
+  return name;
+}
+
+/**
+ * The caller validates both names already; these checks repeat the part that keeps every path
+ * inside the network's directory (no "/", no "." or "..", no empty name), as defence in depth.
+ */
+export function checkOwner(containerId: string, ifname: string): Owner {
+  if (typeof containerId !== 'string' || !CONTAINER_ID.test(containerId) || containerId.length > NAME_MAX) {
+    throw new InvalidArgumentError('container ID', containerId, `must be 1 to ${NAME_MAX} characters of A-Z, a-z, 0-9, "_", "." and "-", starting with a letter or digit`);
+  }
+  validateIfname(ifname);
+  if (ifname.includes('\0')) throw new InvalidArgumentError('interface name', ifname, 'must not contain NUL');
+  return { containerId, ifname };
+}
+
+/** The content of an address file: exactly what host-local writes. */
+export function ownerText(owner: Owner): string {
+  return `${owner.containerId}${LINE_BREAK}${owner.ifname}`;
+}
+
+/**
+ * Reads an address file's content back. A file with no line break is what host-local wrote
+ * before it recorded interface names: ifname is then "".
+ */
+export function parseOwnerText(text: string): Owner {
+  const t = text.trim();
+  const nl = t.indexOf('\n');
+  if (nl < 0) return { containerId: t, ifname: '' };
+  return { containerId: t.slice(0, nl).trimEnd(), ifname: t.slice(nl + 1).trim() };
+}
+
+export class PodIpamStore {
+  /** `<dataDir>/<network>`. */
+  readonly dir: string;
+  private readonly attachmentsDir: string;
+
+  constructor(dataDir: string, network: string) {
+    this.dir = join(dataDir, checkNetworkName(network));
+    this.attachmentsDir = join(this.dir, ATTACHMENTS_DIR);
+  }
+
+  // ---- address files ----
+
+  addressPath(ip: string): string {
+    return join(this.dir, ip);
+  }
+
+  /** Creates the address file for `owner`; false when it exists (someone else holds it). */
+  claimAddress(ip: string, owner: Owner): boolean {
+    return this.createExclusive(this.addressPath(ip), this.dir, ownerText(owner));
+  }
+
+  /** The raw content of an address file, or undefined when there is none. */
+  readAddress(ip: string): string | undefined {
+    const path = this.addressPath(ip);
+    try {
+      return readFileSync(path, 'utf8');
+    } catch (err) {
+      if (errnoOf(err) === 'ENOENT') return undefined;
+      throw ioError('read', path, err);
+    }
+  }
+
+  holdsAddress(ip: string, owner: Owner): boolean {
+    return this.readAddress(ip)?.trim() === ownerText(owner);
+  }
+
+  /**
+   * Removes the address file if it names `owner`, so a stale record never frees an address that
+   * has since gone to someone else. (Between the read and the unlink the file could change hands
+   * only if its owner released it and another ADD claimed it in that instant; host-local closes
+   * that window with a lock, which we do without on purpose.)
+   */
+  releaseAddress(ip: string, owner: Owner): boolean {
+    return this.removeAddressIf(ip, (text) => text.trim() === ownerText(owner));
+  }
+
+  /** Removes the address file if its content passes `test`. */
+  removeAddressIf(ip: string, test: (content: string) => boolean): boolean {
+    const text = this.readAddress(ip);
+    return text !== undefined && test(text) && this.unlink(this.addressPath(ip));
+  }
+
+  /** Modification time of an address file (ms since the epoch), or undefined when it is gone. */
+  addressMtimeMs(ip: string): number | undefined {
+    const path = this.addressPath(ip);
+    try {
+      return statSync(path, { throwIfNoEntry: false })?.mtimeMs;
+    } catch (err) {
+      throw ioError('stat', path, err);
+    }
+  }
+
+  /** Names of every address file: canonical dotted quads, nothing else (not `lock`, not hints). */
+  listAddresses(): string[] {
+    let names: string[];
+    try {
+      names = readdirSync(this.dir);
+    } catch (err) {
+      if (errnoOf(err) === 'ENOENT') return [];
+      throw ioError('list', this.dir, err);
+    }
+    // node:net's isIPv4 accepts canonical dotted quads only ("010.1.1.1" is not one). Numeric
+    // order, so what a scan releases is reported the same way every time.
+    return names
+      .filter((name) => isIPv4(name))
+      .map((name) => ({ name, key: ipv4ToInt(Uint8Array.from(name.split('.'), Number)) }))
+      .sort((a, b) => a.key - b.key)
+      .map((a) => a.name);
+  }
+
+  // ---- round-robin hint ----
+
+  /** The last address handed out, as text; undefined when unknown. Never throws: it is a hint. */
+  readLastReserved(): string | undefined {
+    try {
+      return readFileSync(join(this.dir, LAST_RESERVED_FILE), 'utf8').trim();
+    } catch {
+      return undefined;
+    }
+  }
+
+  /**
+   * Records the address just handed out, as host-local does (no newline, not atomic). A reader
+   * racing the write may see a partial or empty file; it then starts at the beginning of the
+   * range, which costs a few EEXIST retries and nothing else. A failed write is ignored for the
+   * same reason: the address is claimed already.
+   */
+  writeLastReserved(ip: string): void {
+    try {
+      writeFileSync(join(this.dir, LAST_RESERVED_FILE), ip, { mode: FILE_MODE });
+    } catch {
+      // only a hint
+    }
+  }
+
+  // ---- attachments ----
+
+  private containerDir(containerId: string): string {
+    return join(this.attachmentsDir, containerId);
+  }
+
+  private attachmentPath(owner: Owner): string {
+    return join(this.attachmentsDir, owner.containerId, owner.ifname);
+  }
+
+  /**
+   * Claims the attachment with O_EXCL, writing `record` (ips still empty) into it. False when
+   * (containerId, ifname) has an attachment already: this claim is what makes a repeated ADD fail
+   * atomically, whichever process made the first one.
+   */
+  claimAttachment(record: AttachmentRecord): boolean {
+    return this.createExclusive(this.attachmentPath(record), this.containerDir(record.containerId), JSON.stringify(record));
+  }
+
+  /** Replaces the attachment whole: a temporary file in the same directory, then rename(2). */
+  writeAttachment(record: AttachmentRecord): void {
+    const path = this.attachmentPath(record);
+    // ":" never occurs in an interface name, so a listing can tell temporaries from attachments.
+    const temp = `${path}:${process.pid}:${Math.random().toString(36).slice(2, 10)}`;
+    try {
+      writeFileSync(temp, JSON.stringify(record), { mode: FILE_MODE, flag: 'wx' });
+      renameSync(temp, path);
+    } catch (err) {
+      this.unlinkQuietly(temp);
+      throw ioError('write', path, err);
+    }
+  }
+
+  /** The attachment of `owner`, undefined when there is none; throws PodIpamError IO if malformed. */
+  readAttachment(owner: Owner): AttachmentRecord | undefined {
+    const path = this.attachmentPath(owner);
+    let text: string;
+    try {
+      text = readFileSync(path, 'utf8');
+    } catch (err) {
+      const code = errnoOf(err);
+      if (code === 'ENOENT' || code === 'ENOTDIR') return undefined;
+      throw ioError('read', path, err);
+    }
+    if (text === '') {
+      // Claimed by O_EXCL an instant ago and not written yet: an ADD in progress, holding nothing.
+      const mtime = statSync(path, { throwIfNoEntry: false })?.mtimeMs ?? Date.now();
+      return { containerId: owner.containerId, ifname: owner.ifname, ips: [], created: new Date(mtime).toISOString() };
+    }
+    return parseAttachment(text, owner, path);
+  }
+
+  /** Removes the attachment and, when it was the container's last, the container's directory. */
+  removeAttachment(owner: Owner): boolean {
+    const removed = this.unlink(this.attachmentPath(owner));
+    const dir = this.containerDir(owner.containerId);
+    try {
+      rmdirSync(dir);
+    } catch (err) {
+      // ENOTEMPTY/EEXIST: another interface of the container, or an ADD that just created the
+      // directory and is about to claim in it (it retries if we win). ENOENT: removed already.
+      const code = errnoOf(err);
+      if (code !== 'ENOTEMPTY' && code !== 'EEXIST' && code !== 'ENOENT') throw ioError('remove', dir, err);
+    }
+    return removed;
+  }
+
+  /** Every attachment file, sorted by container ID then interface name. */
+  listAttachments(): AttachmentListing {
+    const entries: AttachmentEntry[] = [];
+    const temps: string[] = [];
+    const errors: Error[] = [];
+    let ids: string[];
+    try {
+      ids = readdirSync(this.attachmentsDir);
+    } catch (err) {
+      if (errnoOf(err) === 'ENOENT') return { entries, temps, errors };
+      throw ioError('list', this.attachmentsDir, err);
+    }
+    for (const containerId of ids.sort()) {
+      if (!CONTAINER_ID.test(containerId)) continue; // not ours: leave it alone
+      const dir = this.containerDir(containerId);
+      let names: string[];
+      try {
+        names = readdirSync(dir);
+      } catch (err) {
+        const code = errnoOf(err);
+        if (code !== 'ENOENT' && code !== 'ENOTDIR') errors.push(ioError('list', dir, err));
+        continue;
+      }
+      for (const ifname of names.sort()) {
+        if (ifname.includes(':')) {
+          temps.push(join(dir, ifname));
+          continue;
+        }
+        let owner: Owner;
+        try {
+          owner = checkOwner(containerId, ifname);
+        } catch {
+          continue; // not an attachment of ours
+        }
+        try {
+          const record = this.readAttachment(owner);
+          if (record) entries.push({ owner, record });
+        } catch (err) {
+          entries.push({ owner, error: err instanceof Error ? err : ioError('read', join(dir, ifname), err) });
+        }
+      }
+    }
+    return { entries, temps, errors };
+  }
+
+  /** Removes a temporary file if it is older than `graceMs` (a rewrite may be using a new one). */
+  removeStaleTemp(path: string, graceMs: number, now: number): boolean {
+    try {
+      const st = statSync(path, { throwIfNoEntry: false });
+      return st !== undefined && now - st.mtimeMs >= graceMs && this.unlink(path);
+    } catch (err) {
+      throw ioError('remove', path, err);
+    }
+  }
+
+  // ---- helpers ----
+
+  /**
+   * open(2) with O_CREAT|O_EXCL, then the content. False on EEXIST. A missing directory is
+   * created and the open retried: on first use, or when a release removed a container's empty
+   * attachment directory between our mkdir and our open.
+   */
+  private createExclusive(path: string, dir: string, content: string): boolean {
+    for (let attempt = 0; ; attempt++) {
+      let fd: number;
+      try {
+        fd = openSync(path, 'wx', FILE_MODE);
+      } catch (err) {
+        const code = errnoOf(err);
+        if (code === 'EEXIST') return false;
+        if (code === 'ENOENT' && attempt < 3) {
+          this.mkdir(dir);
+          continue;
+        }
+        throw ioError('create', path, err);
+      }
+      try {
+        writeFileSync(fd, content);
+        closeSync(fd);
+      } catch (err) {
+        try {
+          closeSync(fd);
+        } catch {
+          // closed already, or the close itself failed: nothing more to do
+        }
+        // The file is ours, half-written: remove it so it does not hold the name.
+        this.unlinkQuietly(path);
+        throw ioError('write', path, err);
+      }
+      return true;
+    }
+  }
+
+  private mkdir(dir: string): void {
+    try {
+      mkdirSync(dir, { recursive: true, mode: DIR_MODE });
+    } catch (err) {
+      throw ioError('create directory', dir, err);
+    }
+  }
+
+  /** unlink(2): true when this call removed the file, false when it was gone already. */
+  private unlink(path: string): boolean {
+    try {
+      unlinkSync(path);
+      return true;
+    } catch (err) {
+      if (errnoOf(err) === 'ENOENT') return false;
+      throw ioError('remove', path, err);
+    }
+  }
+
+  private unlinkQuietly(path: string): void {
+    try {
+      unlinkSync(path);
+    } catch {
+      // best effort: undoing a step that failed already
+    }
+  }
+}
+
+function parseAttachment(text: string, owner: Owner, path: string): AttachmentRecord {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (err) {
+    throw new PodIpamError('IO', `malformed attachment ${path}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+  }
+  const bad = (reason: string): PodIpamError => new PodIpamError('IO', `malformed attachment ${path}: ${reason}`);
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw bad('not a JSON object');
+  const v = value as Record<string, unknown>;
+  if (v.containerId !== owner.containerId || v.ifname !== owner.ifname) throw bad('containerId and ifname do not match its path');
+  const { ips, created, netns } = v;
+  if (!Array.isArray(ips) || !ips.every((ip): ip is string => typeof ip === 'string')) throw bad('"ips" is not a list of strings');
+  if (typeof created !== 'string') throw bad('"created" is not a string');
+  if (netns !== undefined && typeof netns !== 'string') throw bad('"netns" is not a string');
+  return { containerId: owner.containerId, ifname: owner.ifname, ...(netns === undefined ? {} : { netns }), ips: [...ips], created };
+}

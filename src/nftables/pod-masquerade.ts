@@ -1,0 +1,103 @@
+import { parseIp, parsePrefix } from '../core/ip.js';
+import { NftError } from './errors.js';
+import { nftArgv, spawnRunner, type NftResult, type NftRunner } from './runner.js';
+
+/** The CNI plugin's own table, apart from the agent's `ip twill` (either may exist without the other). */
+export const POD_MASQ_TABLE = 'twill-cni';
+const FAMILY = 'ip';
+const PODS_SET = 'masq-pods';
+const SUBNETS_SET = 'pod-subnets';
+
+export interface PodMasqueradeOptions {
+  readonly nftPath?: string | undefined;
+  /** Run nft inside this named network namespace (tests). */
+  readonly netns?: string | undefined;
+  readonly runner?: NftRunner | undefined;
+}
+
+/**
+ * Per-pod masquerading for the CNI plugin's `ipMasq` (what the reference bridge plugin does with
+ * one iptables chain per container): traffic from a listed pod to anywhere outside the pod
+ * subnets of this host (and not multicast) leaves with the host's address. Pods are elements of
+ * one set, so ADD and DEL are one small nft transaction each, and DEL needs only the address,
+ * which IPAM returns even when the pod's namespace is gone (the leak of plugins#810).
+ */
+export class PodMasquerade {
+  private readonly runner: NftRunner;
+  private readonly describe: (args: readonly string[]) => string;
+
+  constructor(opts: PodMasqueradeOptions = {}) {
+    this.runner = opts.runner ?? spawnRunner({ nftPath: opts.nftPath, netns: opts.netns });
+    this.describe = (args) => nftArgv(opts.runner ? {} : opts, args).flat().join(' ');
+  }
+
+  /** Masquerades `podIp` (of the pod subnet `subnet`); idempotent, and creates the table as needed. */
+  async add(podIp: string, subnet: string): Promise<void> {
+    const ip = parseIp(podIp, 'pod IP');
+    const net = parsePrefix(subnet, 'pod subnet');
+    if (ip.family !== 4 || net.address.family !== 4) throw new NftError({ command: 'nft', exitCode: null, stderr: '', problem: 'IPv4 only' });
+    // One transaction: the skeleton (add = create if missing), the rule rewritten in place (so
+    // repeating it never duplicates it), then the elements.
+    const script = [
+      `add table ${FAMILY} ${POD_MASQ_TABLE}`,
+      `add set ${FAMILY} ${POD_MASQ_TABLE} ${PODS_SET} { type ipv4_addr; comment "pods whose CNI config has ipMasq"; }`,
+      `add set ${FAMILY} ${POD_MASQ_TABLE} ${SUBNETS_SET} { type ipv4_addr; flags interval; comment "this host's pod subnets"; }`,
+      `add chain ${FAMILY} ${POD_MASQ_TABLE} postrouting { type nat hook postrouting priority srcnat; policy accept; }`,
+      `flush chain ${FAMILY} ${POD_MASQ_TABLE} postrouting`,
+      `add rule ${FAMILY} ${POD_MASQ_TABLE} postrouting ip saddr @${PODS_SET} ip daddr != @${SUBNETS_SET} ip daddr != 224.0.0.0/4 masquerade comment "twill CNI ipMasq"`,
+      `add element ${FAMILY} ${POD_MASQ_TABLE} ${SUBNETS_SET} { ${subnet} }`,
+      `add element ${FAMILY} ${POD_MASQ_TABLE} ${PODS_SET} { ${ip.text} }`,
+      '',
+    ].join('\n');
+    await this.nft(['-f', '-'], script);
+  }
+
+  /** Stops masquerading these addresses; absent ones (or an absent table) are fine. */
+  async remove(podIps: readonly string[]): Promise<void> {
+    if (podIps.length === 0) return;
+    const ips = podIps.map((p) => parseIp(p, 'pod IP').text).join(', ');
+    // nft 1.0.6 (Debian 12) has no "destroy element": add-then-delete in one transaction deletes
+    // whether or not the element was there; the table and set are created if missing, which is
+    // harmless (no rule, no effect) and keeps the script valid.
+    const script = [
+      `add table ${FAMILY} ${POD_MASQ_TABLE}`,
+      `add set ${FAMILY} ${POD_MASQ_TABLE} ${PODS_SET} { type ipv4_addr; comment "pods whose CNI config has ipMasq"; }`,
+      `add element ${FAMILY} ${POD_MASQ_TABLE} ${PODS_SET} { ${ips} }`,
+      `delete element ${FAMILY} ${POD_MASQ_TABLE} ${PODS_SET} { ${ips} }`,
+      '',
+    ].join('\n');
+    await this.nft(['-f', '-'], script);
+  }
+
+  /** The masqueraded pod addresses; [] when the table does not exist. */
+  async list(): Promise<string[]> {
+    const args = ['-j', 'list', 'set', FAMILY, POD_MASQ_TABLE, PODS_SET];
+    const result = await this.nft(args, undefined, true);
+    if (result.code !== 0) {
+      if (/No such file or directory|does not exist/i.test(result.stderr)) return [];
+      throw this.failure(args, result);
+    }
+    try {
+      const parsed = JSON.parse(result.stdout) as { nftables: { set?: { elem?: unknown[] } }[] };
+      const set = parsed.nftables.find((x) => x.set)?.set;
+      return (set?.elem ?? []).filter((e): e is string => typeof e === 'string');
+    } catch (err) {
+      throw new NftError({ command: this.describe(args), exitCode: result.code, stderr: result.stderr, problem: `unexpected output: ${(err as Error).message}` });
+    }
+  }
+
+  private async nft(args: readonly string[], input?: string, allowFailure = false): Promise<NftResult> {
+    let result: NftResult;
+    try {
+      result = await this.runner(args, input);
+    } catch (err) {
+      throw new NftError({ command: this.describe(args), exitCode: null, stderr: '', problem: `could not run: ${(err as Error).message}` }, { cause: err });
+    }
+    if (result.code !== 0 && !allowFailure) throw this.failure(args, result);
+    return result;
+  }
+
+  private failure(args: readonly string[], result: NftResult): NftError {
+    return new NftError({ command: this.describe(args), exitCode: result.code, stderr: result.stderr });
+  }
+}

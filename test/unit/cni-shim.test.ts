@@ -1,0 +1,161 @@
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { CniSocketServer, type CniCall, type CniHandler } from '../../src/cni/agent-socket.js';
+
+// The compiled C shim (src/cni/shim/twill-cni.c) against a CniSocketServer in this process, and
+// its fallback to a stand-in for the Node plugin. `npm run build` compiles it (postbuild).
+
+const SHIM = fileURLToPath(new URL('../../dist/cni/twill', import.meta.url));
+const built = existsSync(SHIM);
+const describeShim = built ? describe : describe.skip;
+
+/** Stands in for dist/src/cni/main.js: echoes what it got, exits 3. */
+const FALLBACK_SCRIPT = `
+const chunks = [];
+process.stdin.on('data', (c) => chunks.push(c));
+process.stdin.on('end', () => {
+  process.stdout.write(JSON.stringify({
+    fallback: true,
+    command: process.env.CNI_COMMAND ?? null,
+    args: process.argv.slice(2),
+    stdin: Buffer.concat(chunks).toString('base64'),
+  }));
+  process.exitCode = 3;
+});
+`;
+
+interface ShimResult {
+  readonly code: number | null;
+  readonly stdout: Buffer;
+  readonly stderr: string;
+}
+
+function runShim(env: Record<string, string>, stdin: Buffer, args: string[] = []): Promise<ShimResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(SHIM, args, { env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin', ...env } });
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    child.stdout.on('data', (c: Buffer) => out.push(c));
+    child.stderr.on('data', (c: Buffer) => err.push(c));
+    child.stdin.on('error', () => {}); // EPIPE when the program (--version) never reads stdin
+    child.stdin.end(stdin);
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout: Buffer.concat(out), stderr: Buffer.concat(err).toString() }));
+  });
+}
+
+function parseFallback(stdout: Buffer): { fallback: boolean; command: string | null; args: string[]; stdin: Buffer } {
+  const got = JSON.parse(stdout.toString()) as { fallback: boolean; command: string | null; args: string[]; stdin: string };
+  return { ...got, stdin: Buffer.from(got.stdin, 'base64') };
+}
+
+describeShim(built ? 'twill CNI shim' : 'twill CNI shim (skipped: dist/cni/twill is not built; run `node scripts/build-shim.mjs`)', () => {
+  let dir: string;
+  let socketPath: string;
+  let fallbackEnv: Record<string, string>;
+  const servers: CniSocketServer[] = [];
+  const rawServers: net.Server[] = [];
+
+  beforeEach(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'twill-cni-shim-'));
+    socketPath = join(dir, 'cni.sock');
+    const script = join(dir, 'fallback.js');
+    await writeFile(script, FALLBACK_SCRIPT);
+    fallbackEnv = { TWILL_CNI_SOCKET: socketPath, TWILL_CNI_NODE_MAIN: script };
+  });
+  afterEach(async () => {
+    await Promise.all(servers.splice(0).map((s) => s.close()));
+    await Promise.all(rawServers.splice(0).map((s) => new Promise((r) => s.close(r))));
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  async function serve(handler: CniHandler): Promise<void> {
+    servers.push(await CniSocketServer.listen(socketPath, handler));
+  }
+
+  /** A server at the socket path that is not twilld: it runs `onConnection` on each client. */
+  async function serveRaw(onConnection: (socket: net.Socket) => void): Promise<void> {
+    const server = net.createServer(onConnection);
+    rawServers.push(server);
+    await new Promise<void>((r) => server.listen(socketPath, r));
+  }
+
+  it.each([0, 1, 7, 255])('replays the agent stdout and exit code %i exactly', async (exitCode) => {
+    const stdout = `{"cniVersion":"1.1.0","msg":"ünïcode ✓"}\nsecond line without newline`;
+    await serve(async () => ({ exitCode, stdout }));
+    const res = await runShim({ ...fallbackEnv, CNI_COMMAND: 'ADD' }, Buffer.from('{}'));
+    expect(res.code).toBe(exitCode);
+    expect(res.stdout.equals(Buffer.from(stdout))).toBe(true);
+    expect(res.stderr).toBe('');
+  });
+
+  it('forwards only CNI_* variables, and stdin byte for byte', async () => {
+    const calls: CniCall[] = [];
+    await serve(async (call) => {
+      calls.push(call);
+      return { exitCode: 0, stdout: '' };
+    });
+    const stdin = Buffer.alloc(300_000);
+    for (let i = 0; i < stdin.length; i++) stdin[i] = (i * 7) & 0xff;
+    const cni = {
+      CNI_COMMAND: 'ADD',
+      CNI_CONTAINERID: 'abc123',
+      CNI_NETNS: '/var/run/netns/x',
+      CNI_IFNAME: 'eth0',
+      CNI_ARGS: 'IgnoreUnknown=1;K8S_POD_NAME=a=b',
+      CNI_PATH: '/opt/cni/bin',
+    };
+    const res = await runShim({ ...fallbackEnv, ...cni, UNRELATED_VAR: 'secret', XCNI_NOPE: '1' }, stdin);
+    expect(res.code).toBe(0);
+    expect(calls).toHaveLength(1);
+    expect(calls[0]?.env).toEqual(cni);
+    expect(calls[0]?.stdin.equals(stdin)).toBe(true);
+  });
+
+  it('runs the Node plugin when no agent listens, with stdin and environment untouched', async () => {
+    const stdin = Buffer.from('{"cniVersion":"1.1.0","name":"twill","type":"twill"}');
+    const res = await runShim({ ...fallbackEnv, TWILL_CNI_SOCKET: join(dir, 'missing.sock'), CNI_COMMAND: 'DEL' }, stdin);
+    expect(res.code).toBe(3);
+    const got = parseFallback(res.stdout);
+    expect(got).toMatchObject({ fallback: true, command: 'DEL', args: [] });
+    expect(got.stdin.equals(stdin)).toBe(true);
+  });
+
+  it('runs the Node plugin with the full stdin when the agent drops the connection', async () => {
+    await serveRaw((socket) => socket.destroy());
+    const stdin = Buffer.alloc(200_000, 'x'); // more than a pipe buffer: the shim must stream it
+    const res = await runShim({ ...fallbackEnv, CNI_COMMAND: 'ADD' }, stdin);
+    expect(res.code).toBe(3);
+    const got = parseFallback(res.stdout);
+    expect(got).toMatchObject({ fallback: true, command: 'ADD' });
+    expect(got.stdin.equals(stdin)).toBe(true);
+  });
+
+  it('runs the Node plugin when the answer has a malformed header', async () => {
+    await serveRaw((socket) => {
+      socket.resume();
+      socket.on('end', () => socket.end('HTTP/1.1 400 Bad Request\r\n\r\n'));
+    });
+    const res = await runShim({ ...fallbackEnv, CNI_COMMAND: 'CHECK' }, Buffer.from('{"a":1}'));
+    expect(res.code).toBe(3);
+    expect(parseFallback(res.stdout)).toMatchObject({ fallback: true, command: 'CHECK' });
+  });
+
+  it('hands command-line arguments (--version) to the Node plugin without asking the agent', async () => {
+    let calls = 0;
+    await serve(async () => {
+      calls++;
+      return { exitCode: 0, stdout: 'agent' };
+    });
+    const res = await runShim(fallbackEnv, Buffer.alloc(0), ['--version']);
+    expect(res.code).toBe(3);
+    expect(parseFallback(res.stdout)).toMatchObject({ fallback: true, args: ['--version'] });
+    expect(calls).toBe(0);
+  });
+});
