@@ -8,6 +8,7 @@ const benches: Record<string, () => Promise<{ run(args: string[]): Promise<void>
   netlink: () => import('./netlink.js'),
   vxlan: () => import('./vxlan.js'),
   throughput: () => import('./throughput.js'),
+  cni: () => import('./cni.js'),
 };
 
 async function main(): Promise<void> {

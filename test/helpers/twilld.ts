@@ -62,6 +62,9 @@ export async function startAgent(host: TestNetns, opts: AgentOptions): Promise<T
     '--etcd-endpoints', opts.etcd,
     '--subnet-file', subnetFile,
     '--healthz-addr', '127.0.0.1:9101',
+    // Per agent: the defaults under /run/twill are one path for every agent on this machine.
+    '--cni-socket', join(opts.dir, 'cni.sock'),
+    '--cni-data-dir', join(opts.dir, 'ipam'),
     ...(opts.args ?? [])], { env: { ...opts.env }, stopSignal: 'SIGTERM', label: `twilld-${host.name}` });
   const http = async (path: string): Promise<{ status: number; body: string }> => {
     // The test process lives in the root namespace; the agent listens on the host's loopback.

@@ -10,7 +10,7 @@ import { describeFailure, runCommand } from './exec.js';
 import { parseDemoFlags, type DemoFlags } from './flags.js';
 import { iperf, mapLimit, pingMatrix, type IperfResult } from './measure.js';
 import { logTail, pollUrlInNetns, startDaemon, type DemoDaemon } from './processes.js';
-import { attachPod, detachPod, missingReferencePlugins, type PodAttachment } from './reference-cni.js';
+import { attachPod, detachPod, type PodAttachment } from './reference-cni.js';
 import { formatHuman, resultJson, type DemoHost, type DemoPod, type DemoResult } from './report.js';
 import { demoNamespaces, ownerRunning, readState, sweep, writeState, type DemoState } from './state.js';
 import {
@@ -38,6 +38,8 @@ const CONVERGE_TIMEOUT_MS = 20_000;
 
 const CTL_MAIN = join(import.meta.dirname, '..', 'main.js');
 const AGENT_MAIN = join(import.meta.dirname, '..', '..', 'agent', 'main.js');
+/** Twill's CNI plugin as runtimes run it: the shim, which hands each call to the host's twilld. */
+const CNI_SHIM = join(import.meta.dirname, '..', '..', '..', 'cni', 'twill');
 
 /** A failure to explain to the user in one message (no stack trace). */
 class DemoError extends Error {}
@@ -91,11 +93,8 @@ function preflight(flags: DemoFlags): string | null {
   for (const [cmd, pkg] of needs) {
     if (!onPath(cmd)) throw new DemoError(`\`${cmd}\` is not installed: apt-get install ${pkg} (or run bash .ci/setup-system.sh)`);
   }
-  const missing = missingReferencePlugins();
-  if (missing.length > 0) {
-    throw new DemoError(`the reference CNI plugins (${missing.join(', ')}) are missing from /usr/lib/cni: apt-get install containernetworking-plugins`);
-  }
   if (!existsSync(AGENT_MAIN)) throw new DemoError(`${AGENT_MAIN} is missing: run \`npm run build\` first`);
+  if (!existsSync(CNI_SHIM)) throw new DemoError(`${CNI_SHIM} (Twill's CNI plugin) is missing: run \`npm run build\` first (it needs gcc)`);
   const known = registerBuiltins().types();
   if (!known.includes(flags.backend)) {
     throw new DemoError(`backend "${flags.backend}" is not in this build of twilld (it knows: ${known.join(', ')}); pick one with --backend`);
@@ -235,7 +234,7 @@ class DemoRun {
     await this.waitConverged(hosts);
     progress(`      done (${seconds(t)})`);
 
-    t = this.begin(`attaching ${flags.podsPerHost} pod${flags.podsPerHost === 1 ? '' : 's'} per host with the reference CNI plugins (bridge cni0 + host-local)`);
+    t = this.begin(`attaching ${flags.podsPerHost} pod${flags.podsPerHost === 1 ? '' : 's'} per host with Twill's CNI plugin (bridge cni0, addresses from the lease; calls served by each host's twilld)`);
     const pods = (await this.all(hosts.map((h) => () => this.attachPods(h)))).flat();
     progress(`      ${pods.length} pods (${seconds(t)})`);
 
@@ -342,6 +341,7 @@ class DemoRun {
         cmd: process.execPath,
         args: [AGENT_MAIN, '--etcd-endpoints', ETCD_URL, '--iface', 'eth0', '--subnet-file', subnetFile,
           '--healthz-addr', HEALTHZ, '--resync-interval', '2s',
+          '--cni-socket', join(dir, 'cni.sock'), '--cni-data-dir', join(dir, 'ipam'),
           // As kube-flannel runs flanneld: the agent masquerades traffic that leaves the overlay,
           // so the bridge plugin does not (ipMasq = !FLANNEL_IPMASQ) and pods see each other's
           // own addresses. Without it the bridge would masquerade pod-to-pod traffic to the
@@ -389,6 +389,7 @@ class DemoRun {
       const attachment: PodAttachment = {
         hostNetns: host.name, podNetnsPath: path, containerId: name, ifname: 'eth0', subnetEnv: host.env,
         dataDir: join(host.dir, 'ipam'), networkName: CNI_NETWORK_NAME,
+        twill: { shim: CNI_SHIM, socket: join(host.dir, 'cni.sock'), subnetFile: host.subnetFile },
       };
       // Registered before ADD: a failed ADD still gets its DEL, as the CNI spec asks.
       this.attachments.push(attachment);

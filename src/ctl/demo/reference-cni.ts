@@ -50,6 +50,11 @@ export interface PodAttachment {
   readonly cniPath?: string | undefined;
   /** Per plugin call; default 30 s. */
   readonly timeoutMs?: number | undefined;
+  /**
+   * Wire the pod with Twill's own plugin instead of bridge + host-local: `shim` is dist/cni/twill,
+   * `socket` the host agent's --cni-socket, `subnetFile` the agent's subnet file.
+   */
+  readonly twill?: { readonly shim: string; readonly socket: string; readonly subnetFile: string } | undefined;
 }
 
 export interface AttachedPod {
@@ -130,10 +135,26 @@ export function bridgeConfig(pod: PodAttachment): Record<string, unknown> {
   };
 }
 
+/** Twill's plugin config for the same pod: it reads the subnet file itself and does its own IPAM. */
+export function twillConfig(pod: PodAttachment, subnetFile: string): Record<string, unknown> {
+  return {
+    cniVersion: '1.1.0',
+    name: pod.networkName ?? 'twill',
+    type: 'twill',
+    subnetFile,
+    dataDir: pod.dataDir,
+    bridge: pod.bridge ?? 'cni0',
+    isDefaultGateway: pod.isDefaultGateway === true,
+    hairpinMode: true,
+  };
+}
+
 async function callBridge(command: 'ADD' | 'DEL', pod: PodAttachment, withNetns: boolean): Promise<CommandResult> {
   const cniPath = pod.cniPath ?? REFERENCE_CNI_DIR;
-  return runCommand('ip', ['netns', 'exec', pod.hostNetns, join(cniPath, 'bridge')], {
-    input: JSON.stringify(bridgeConfig(pod)),
+  const twill = pod.twill;
+  const plugin = twill ? twill.shim : join(cniPath, 'bridge');
+  return runCommand('ip', ['netns', 'exec', pod.hostNetns, plugin], {
+    input: JSON.stringify(twill ? twillConfig(pod, twill.subnetFile) : bridgeConfig(pod)),
     timeoutMs: pod.timeoutMs ?? 30_000,
     env: {
       CNI_COMMAND: command,
@@ -142,6 +163,7 @@ async function callBridge(command: 'ADD' | 'DEL', pod: PodAttachment, withNetns:
       CNI_IFNAME: pod.ifname ?? 'eth0',
       CNI_PATH: cniPath,
       CNI_ARGS: undefined,
+      TWILL_CNI_SOCKET: twill?.socket,
     },
   });
 }
