@@ -77,7 +77,7 @@ class Bench {
   /** One plugin call; throws (with env, stdin, stdout and stderr) unless it exited 0. */
   async call(v: Variant, env: Record<string, string>, conf: Record<string, unknown>): Promise<{ ms: number; result: RunResult }> {
     const input = JSON.stringify(conf);
-    // run() merges env over process.env: drop any CNI_* this process happens to carry.
+    // runCommand() merges env over process.env: drop any CNI_* this process happens to carry.
     const clean: Record<string, string | undefined> = {};
     for (const key of Object.keys(process.env)) if (key.startsWith('CNI_')) clean[key] = undefined;
     const full = { CNI_PATH: REF_PLUGIN_DIR, ...v.env, ...env };
@@ -141,7 +141,7 @@ class Bench {
   }
 }
 
-/** Links the plugins left in the host namespace: veths and (by name) bridges are expected only. */
+/** Veths left in the host namespace: after every DEL there should be none (the bridges stay). */
 async function leftoverVeths(host: TestNetns): Promise<string[]> {
   return (await host.links()).filter((l) => l.linkinfo?.info_kind === 'veth').map((l) => l.ifname);
 }

@@ -14,7 +14,9 @@
  *
  * Nothing but the result goes to stdout; diagnostics go to stderr. Built by scripts/build-shim.mjs.
  */
-#define _GNU_SOURCE
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* SOCK_CLOEXEC under -std=c99 */
+#endif
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -31,7 +33,7 @@
 #endif
 
 #define DEFAULT_SOCKET "/run/twill/cni.sock"
-#define MAX_STDIN (16u << 20)    /* same limit as the agent's default maxRequestBytes */
+#define MAX_STDIN (16u << 20)    /* as the agent's default maxRequestBytes (which counts the env too) */
 #define MAX_RESPONSE (64u << 20) /* a CNI result is a few KiB; this only bounds a broken agent */
 
 extern char **environ;
@@ -161,12 +163,19 @@ int main(int argc, char **argv) {
     const char *path = env_nonempty("TWILL_CNI_SOCKET");
     if (!path) path = DEFAULT_SOCKET;
     struct sockaddr_un addr = {.sun_family = AF_UNIX};
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0 || strlen(path) >= sizeof addr.sun_path) exec_fallback(argc, argv);
+    if (strlen(path) >= sizeof addr.sun_path) {
+        fprintf(stderr, "twill-cni: socket path too long: %s; running the plugin locally\n", path);
+        exec_fallback(argc, argv);
+    }
     memcpy(addr.sun_path, path, strlen(path) + 1);
-    /* Not connected (agent down, socket missing, no permission): stdin is still unread, so the
-     * Node plugin can simply take this process's place. */
-    if (connect(fd, (struct sockaddr *)&addr, sizeof addr) < 0) exec_fallback(argc, argv);
+    /* Not connected: stdin is still unread, so the Node plugin can simply take this process's
+     * place. An agent that is down (no socket, or nobody listening) is routine: no message. */
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0 || connect(fd, (struct sockaddr *)&addr, sizeof addr) < 0) {
+        if (errno != ENOENT && errno != ECONNREFUSED)
+            fprintf(stderr, "twill-cni: cannot connect to %s: %s; running the plugin locally\n", path, strerror(errno));
+        exec_fallback(argc, argv);
+    }
 
     struct buf in = {0}, req = {0}, resp = {0};
     char chunk[65536];

@@ -40,20 +40,24 @@ export async function ensureHostBridge(nl: Netlink, spec: HostBridgeSpec): Promi
 
 async function ensureGatewayAddress(nl: Netlink, bridge: Link, spec: HostBridgeSpec): Promise<void> {
   const want = formatCidr(parseCidr(spec.gatewayCidr, 'gateway'));
-  const present = (await nl.listAddresses(bridge.index)).filter((a) => !a.cidr.includes(':'));
-  if (present.some((a) => a.cidr === want)) return;
-  const others = present.filter((a) => networkPrefix(a.cidr) !== networkPrefix(want));
-  if (others.length > 0) {
-    if (!spec.forceAddress) {
-      throw new CniError(CniCode.INVALID_CONFIG,
-        `bridge ${spec.name} already has an IP address different from ${want} (${others.map((a) => a.cidr).join(', ')}): ` +
-        'the host lease changed; set "forceAddress": true to replace it, or delete the bridge');
-    }
-    for (const a of others) await nl.deleteAddress(bridge.index, a.cidr);
-  }
+  // Fast path, and the only one once the bridge is set up: adding an address the bridge has is
+  // EEXIST. Listing first would dump every address of the host, and with many ADDs at once (each
+  // veth brings addresses of its own) the dump keeps being interrupted (NLM_F_DUMP_INTR).
   try {
     await nl.addAddress(bridge.index, want);
   } catch (err) {
-    if (!isNetlinkError(err, 'EEXIST')) throw err;
+    if (isNetlinkError(err, 'EEXIST')) return;
+    throw err;
   }
+  // The address was new: a bridge left with another lease's address needs a decision.
+  const others = (await nl.listAddresses(bridge.index))
+    .filter((a) => !a.cidr.includes(':') && networkPrefix(a.cidr) !== networkPrefix(want));
+  if (others.length === 0) return;
+  if (!spec.forceAddress) {
+    await nl.deleteAddress(bridge.index, want).catch(() => undefined);
+    throw new CniError(CniCode.INVALID_CONFIG,
+      `bridge ${spec.name} already has an IP address different from ${want} (${others.map((a) => a.cidr).join(', ')}): ` +
+      'the host lease changed; set "forceAddress": true to replace it, or delete the bridge');
+  }
+  for (const a of others) await nl.deleteAddress(bridge.index, a.cidr);
 }
