@@ -111,10 +111,17 @@ module.exports = {
     },
     {
       name: 'entry-points-imported-by-none',
-      comment: 'src/agent/, src/ctl/ and src/cni/ are composition roots and binaries: no other folder of src/ imports them.',
+      comment: 'src/agent/, src/ctl/ and src/cni/ are composition roots and binaries: no other folder of src/ imports them (but see agent-serves-cni).',
       severity: 'error',
-      from: { path: '^src/([^/]+)/' },
+      from: { path: '^src/([^/]+)/', pathNot: '^src/agent/' },
       to: { path: '^src/(agent|ctl|cni)/', pathNot: '^src/$1/' },
+    },
+    {
+      name: 'agent-serves-cni',
+      comment: 'The agent serves CNI calls (thick plugin) through plugin.ts, context-factory.ts and agent-socket.ts only; and never imports src/ctl.',
+      severity: 'error',
+      from: { path: '^src/agent/' },
+      to: { path: '^src/(ctl/|cni/(?!(plugin|context-factory|agent-socket)\\.ts$))' },
     },
   ],
   options: {

@@ -15,7 +15,6 @@ import { isRoot, useCleanup } from '../helpers/vitest.js';
  */
 
 const VERSIONS = ['0.3.1', '0.4.0', '1.0.0', '1.1.0'] as const;
-const SUBNET = '10.244.7.0/24';
 const GATEWAY = '10.244.7.1';
 
 interface Ctx {

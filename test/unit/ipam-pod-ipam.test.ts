@@ -347,7 +347,7 @@ describe('PodIpam', () => {
       ipam.allocate({ containerId: 'pod', ifname: 'eth0' });
       const old = join(netDir(), '10.244.3.100');
       writeFileSync(old, 'crashed\r\neth0');
-      const past = new Date(Math.floor(Date.now() / 1000) * 1000 - 120_000); // whole ms: utimes rounds
+      const past = new Date(Math.floor(Date.now() / 1000) * 1000 - 120_000); // whole seconds: utimes may round finer parts
       utimesSync(old, past, past);
       writeFileSync(join(netDir(), '10.244.3.101'), 'adding\r\neth0');
       // Listed by an attachment, but not its owner's: an orphan too.

@@ -39,7 +39,7 @@ export async function add(ctx: PluginContext, req: CniRequest): Promise<CniResul
   } catch (err) {
     throw ipamToCni(err);
   }
-  const undo: (() => Promise<unknown>)[] = [async () => ipam.release(env.containerId, env.ifname)];
+  const undo: (() => Promise<unknown>)[] = [() => Promise.resolve(ipam.release(env.containerId, env.ifname))];
   const pod = ctx.openNetlink(env.netns);
   try {
     const veth = await createPodVeth(host, pod, {

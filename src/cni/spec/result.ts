@@ -80,5 +80,5 @@ export function readResult(value: unknown, version: string): CniResult & Record<
   const ips = Array.isArray(obj.ips)
     ? (obj.ips as Record<string, unknown>[]).map(({ version: _v, ...rest }) => rest as unknown as CniIpConfig)
     : undefined;
-  return { ...obj, cniVersion: version, ...(ips && { ips }) } as CniResult & Record<string, unknown>;
+  return { ...obj, cniVersion: version, ...(ips && { ips }) };
 }
