@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { cleanup, tempDir } from '../test/helpers/cleanup.js';
 import { CNI_SHIM, startCniServer, writeSubnetFile } from '../test/helpers/cni.js';
@@ -23,6 +24,8 @@ import { median, numberOption, percentile, report, round } from './report.js';
  *
  * Rounds interleave the variants (the machine is shared and noisy), rotating their order; the
  * per-cycle latencies of all rounds are pooled into p50/p99, throughput is the median of rounds.
+ * *_seq_cpu_ms_per_cycle is the CPU the sequential cycles cost (wrapper, plugin processes and, for
+ * twill_agent, the agent's CNI service): what bounds the parallel figures on a small machine.
  * Target: twill_agent p50 / reference p50 <= 1.0 (must not exceed 2.0), sequential and parallel.
  */
 const BENCH = 'cni';
@@ -40,6 +43,8 @@ interface Variant {
   readonly env: Record<string, string>;
   /** What an ADD's address must look like. */
   readonly addressPattern: RegExp;
+  /** The process that does the work besides the plugin's own (the agent's CNI service). */
+  readonly servicePid?: number;
 }
 
 interface Timings {
@@ -53,6 +58,21 @@ interface Samples {
   readonly par: Timings;
   /** Cycles per second of each parallel round. */
   readonly parRate: number[];
+  /** CPU clock ticks spent over the sequential cycles: plugin processes plus the agent's service. */
+  cpuTicks: number;
+}
+
+/** CPU time in clock ticks (100 a second): this process's waited-for children, plus `pid`'s own. */
+function cpuTicks(pid?: number): number {
+  const fields = (p: number | 'self'): number[] => readFileSync(`/proc/${p}/stat`, 'utf8').split(') ')[1]!.split(' ').map(Number);
+  const self = fields('self');
+  // cutime + cstime: every plugin call (nsenter execs the plugin; host-local and node are its children).
+  let ticks = self[13]! + self[14]!;
+  if (pid !== undefined) {
+    const svc = fields(pid);
+    ticks += svc[11]! + svc[12]!;
+  }
+  return ticks;
 }
 
 function timings(): Timings {
@@ -154,9 +174,8 @@ export async function run(args: string[]): Promise<void> {
   const cycles = numberOption(args, '--cycles', 100);
   const rounds = Math.max(1, numberOption(args, '--rounds', 4));
   const workers = Math.max(1, numberOption(args, '--workers', 8));
-  const wrapperArg = args.includes('--wrapper') ? args[args.indexOf('--wrapper') + 1] : 'nsenter';
-  if (wrapperArg !== 'nsenter' && wrapperArg !== 'ip') throw new Error(`--wrapper ${wrapperArg}: expected nsenter or ip`);
-  const wrapper = wrapperArg;
+  const wrapper = args.includes('--wrapper') ? args[args.indexOf('--wrapper') + 1] : 'nsenter';
+  if (wrapper !== 'nsenter' && wrapper !== 'ip') throw new Error(`--wrapper ${wrapper}: expected nsenter or ip`);
   const seqPerRound = Math.ceil(cycles / rounds);
   const parPerWorker = Math.ceil(cycles / (rounds * workers));
   let server: Daemon | undefined;
@@ -172,7 +191,10 @@ export async function run(args: string[]): Promise<void> {
     const twillConf = { cniVersion: '1.0.0', name: 'bench', type: 'twill', subnetFile, dataDir: twillData };
     const twillAddress = /^10\.244\.7\.\d+\/24$/;
     const variants: Variant[] = [
-      { name: 'twill_agent', plugin: CNI_SHIM, conf: twillConf, env: { TWILL_CNI_SOCKET: started.socket }, addressPattern: twillAddress },
+      {
+        name: 'twill_agent', plugin: CNI_SHIM, conf: twillConf, env: { TWILL_CNI_SOCKET: started.socket }, addressPattern: twillAddress,
+        servicePid: started.daemon.pid,
+      },
       { name: 'twill_fallback', plugin: CNI_SHIM, conf: twillConf, env: { TWILL_CNI_SOCKET: join(dir, 'no-agent.sock') }, addressPattern: twillAddress },
       {
         name: 'reference',
@@ -196,7 +218,7 @@ export async function run(args: string[]): Promise<void> {
       process.stderr.write(`warm-up ${v.name}: ok\n`);
     }
 
-    const samples = new Map<VariantName, Samples>(variants.map((v) => [v.name, { seq: timings(), par: timings(), parRate: [] }]));
+    const samples = new Map<VariantName, Samples>(variants.map((v) => [v.name, { seq: timings(), par: timings(), parRate: [], cpuTicks: 0 }]));
     for (let r = 0; r < rounds; r++) {
       const order = variants.map((_, i) => variants[(i + r) % variants.length]!);
       const line: string[] = [];
@@ -204,7 +226,9 @@ export async function run(args: string[]): Promise<void> {
         const s = samples.get(v.name)!;
         const seq = timings();
         const par = timings();
+        const cpu = cpuTicks(v.servicePid);
         await bench.sequential(v, pods, seqPerRound, seq);
+        s.cpuTicks += cpuTicks(v.servicePid) - cpu;
         const rate = await bench.parallel(v, pods, parPerWorker, par);
         for (const [from, to] of [[seq, s.seq], [par, s.par]] as const) {
           to.cycles.push(...from.cycles);
@@ -231,6 +255,7 @@ export async function run(args: string[]): Promise<void> {
       report({ bench: BENCH, metric: `${v.name}_seq_cycle_p99_ms`, value: ms(s.seq.cycles, 99), unit: 'ms' });
       report({ bench: BENCH, metric: `${v.name}_seq_add_p50_ms`, value: ms(s.seq.adds, 50), unit: 'ms' });
       report({ bench: BENCH, metric: `${v.name}_seq_del_p50_ms`, value: ms(s.seq.dels, 50), unit: 'ms' });
+      report({ bench: BENCH, metric: `${v.name}_seq_cpu_ms_per_cycle`, value: round((s.cpuTicks * 10) / s.seq.cycles.length, 1), unit: 'ms' });
       report({ bench: BENCH, metric: `${v.name}_${par}_cycle_p50_ms`, value: ms(s.par.cycles, 50), unit: 'ms' });
       report({ bench: BENCH, metric: `${v.name}_${par}_cycle_p99_ms`, value: ms(s.par.cycles, 99), unit: 'ms' });
       report({ bench: BENCH, metric: `${v.name}_${par}_cycles_per_s`, value: round(median(s.parRate), 1), unit: 'cycles/s' });

@@ -206,7 +206,6 @@ describe.skipIf(!isRoot || !available)('twill in a libcni runtime flow with Debi
    */
   async function checkList(twillSocket: string, list: ConfList, conf: RuntimeConf): Promise<void> {
     const plain = await runtime(twillSocket).checkNetworkList(list, conf).then(() => undefined, (e: unknown) => e);
-    console.log('DBG plain check', twillSocket, plain === undefined ? 'ok' : String(plain).slice(0, 300));
     if (plain !== undefined) expect(plain).toMatchObject({ plugin: 'portmap', message: expect.stringMatching(/could not check ipv6 dnat/) });
     await runtime(twillSocket, v4Env).checkNetworkList(list, conf);
   }
@@ -237,8 +236,6 @@ describe.skipIf(!isRoot || !available)('twill in a libcni runtime flow with Debi
     }
     expect(result.ips).toEqual([{ address: expect.stringMatching(/^10\.244\.9\.\d+\/24$/), gateway: GATEWAY, interface: 2 }]);
     const ip = podIp(result);
-    console.log('DBG result', withBandwidth, JSON.stringify(result));
-    console.log('DBG nat', (await portmapRules(conf.containerId)).join('\n'));
     expect(ip).not.toBe(GATEWAY);
     // The recorder, last in the list, was handed exactly what the runtime cached.
     const [recAdd, ...recRest] = readLog();
@@ -297,7 +294,6 @@ describe.skipIf(!isRoot || !available)('twill in a libcni runtime flow with Debi
     expect(await portmapRules(conf.containerId)).toEqual([]);
     expect(await host.exec('iptables-save', ['-t', 'nat'])).not.toMatch(/^:CNI-DN-/m);
     const refused = await connect(ext, HOST_IP, hostPort);
-    console.log('DBG refused', refused.text, JSON.stringify(recDel!.hostLinks));
     expect(refused.ok).toBe(false);
     expect(refused.text).toMatch(/ECONNREFUSED/);
 

@@ -46,6 +46,8 @@ describe('twilld flags', () => {
       metrics: true,
       logLevel: 'info',
       resyncIntervalMs: 10_000,
+      cniSocket: '/run/twill/cni.sock',
+      cniDataDir: '/run/twill/ipam',
     });
     expect(Object.isFrozen(flags)).toBe(true);
     expect(Object.isFrozen(flags.etcdEndpoints)).toBe(true);
@@ -58,6 +60,7 @@ describe('twilld flags', () => {
       '--etcd-keyfile', '/etc/twill/k.pem', '--etcd-username', 'twill', '--etcd-password', 's3cret', '--etcd-prefix', '/twill/net',
       '--iface', 'eth1', '--public-ip', '198.18.0.7', '--subnet-file', '/tmp/x/subnet.env', '--subnet-lease-ttl', '1h',
       '--ip-masq', '--healthz-addr', '[::1]:0', '--no-metrics', '--log-level', 'debug', '--resync-interval', '500ms',
+      '--cni-socket', 'off', '--cni-data-dir', '/var/lib/twill/ipam',
     ]);
     expect(flags).toEqual({
       etcdEndpoints: ['https://10.0.0.1:2379'],
@@ -76,6 +79,8 @@ describe('twilld flags', () => {
       metrics: false,
       logLevel: 'debug',
       resyncIntervalMs: 500,
+      cniSocket: undefined,
+      cniDataDir: '/var/lib/twill/ipam',
     });
     expect(flagsForLog(flags).etcdPassword).toBe('<hidden>');
   });
