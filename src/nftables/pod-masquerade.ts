@@ -1,6 +1,6 @@
 import { parseIp, parsePrefix } from '../core/ip.js';
 import { NftError } from './errors.js';
-import { nftArgv, spawnRunner, type NftResult, type NftRunner } from './runner.js';
+import { Nft, type NftOptions } from './nft.js';
 
 /** The CNI plugin's own table, apart from the agent's `ip twill` (either may exist without the other). */
 export const POD_MASQ_TABLE = 'twill-cni';
@@ -8,12 +8,8 @@ const FAMILY = 'ip';
 const PODS_SET = 'masq-pods';
 const SUBNETS_SET = 'pod-subnets';
 
-export interface PodMasqueradeOptions {
-  readonly nftPath?: string | undefined;
-  /** Run nft inside this named network namespace (tests). */
-  readonly netns?: string | undefined;
-  readonly runner?: NftRunner | undefined;
-}
+/** How PodMasquerade reaches nft. */
+export type PodMasqueradeOptions = NftOptions;
 
 /**
  * Per-pod masquerading for the CNI plugin's `ipMasq` (what the reference bridge plugin does with
@@ -23,12 +19,10 @@ export interface PodMasqueradeOptions {
  * which IPAM returns even when the pod's namespace is gone (the leak of plugins#810).
  */
 export class PodMasquerade {
-  private readonly runner: NftRunner;
-  private readonly describe: (args: readonly string[]) => string;
+  private readonly nft: Nft;
 
   constructor(opts: PodMasqueradeOptions = {}) {
-    this.runner = opts.runner ?? spawnRunner({ nftPath: opts.nftPath, netns: opts.netns });
-    this.describe = (args) => nftArgv(opts.runner ? {} : opts, args).flat().join(' ');
+    this.nft = new Nft(opts);
   }
 
   /** Masquerades `podIp` (of the pod subnet `subnet`); idempotent, and creates the table as needed. */
@@ -49,7 +43,7 @@ export class PodMasquerade {
       `add element ${FAMILY} ${POD_MASQ_TABLE} ${PODS_SET} { ${ip.text} }`,
       '',
     ].join('\n');
-    await this.nft(['-f', '-'], script);
+    await this.nft.run(['-f', '-'], script);
   }
 
   /** Stops masquerading these addresses; absent ones (or an absent table) are fine. */
@@ -66,38 +60,21 @@ export class PodMasquerade {
       `delete element ${FAMILY} ${POD_MASQ_TABLE} ${PODS_SET} { ${ips} }`,
       '',
     ].join('\n');
-    await this.nft(['-f', '-'], script);
+    await this.nft.run(['-f', '-'], script);
   }
 
   /** The masqueraded pod addresses; [] when the table does not exist. */
   async list(): Promise<string[]> {
     const args = ['-j', 'list', 'set', FAMILY, POD_MASQ_TABLE, PODS_SET];
-    const result = await this.nft(args, undefined, true);
+    const result = await this.nft.run(args, undefined, true);
     if (result.code !== 0) {
       if (/No such file or directory|does not exist/i.test(result.stderr)) return [];
-      throw this.failure(args, result);
+      throw this.nft.failure(args, result);
     }
-    try {
-      const parsed = JSON.parse(result.stdout) as { nftables: { set?: { elem?: unknown[] } }[] };
+    return this.nft.parse(args, result, (stdout) => {
+      const parsed = JSON.parse(stdout) as { nftables: { set?: { elem?: unknown[] } }[] };
       const set = parsed.nftables.find((x) => x.set)?.set;
       return (set?.elem ?? []).filter((e): e is string => typeof e === 'string');
-    } catch (err) {
-      throw new NftError({ command: this.describe(args), exitCode: result.code, stderr: result.stderr, problem: `unexpected output: ${(err as Error).message}` });
-    }
-  }
-
-  private async nft(args: readonly string[], input?: string, allowFailure = false): Promise<NftResult> {
-    let result: NftResult;
-    try {
-      result = await this.runner(args, input);
-    } catch (err) {
-      throw new NftError({ command: this.describe(args), exitCode: null, stderr: '', problem: `could not run: ${(err as Error).message}` }, { cause: err });
-    }
-    if (result.code !== 0 && !allowFailure) throw this.failure(args, result);
-    return result;
-  }
-
-  private failure(args: readonly string[], result: NftResult): NftError {
-    return new NftError({ command: this.describe(args), exitCode: result.code, stderr: result.stderr });
+    }, 'unexpected output: ');
   }
 }
