@@ -22,6 +22,7 @@ import { CNI_SHIM, startCniServer, writeSubnetFile } from '../helpers/cni.js';
 import { commandAvailable, run } from '../helpers/exec.js';
 import { CniRuntime, type CniCacheEntry, type CniResult, type ConfList, type RuntimeConf } from '../helpers/libcni.js';
 import { connectNetns, createTestNetns, type TestNetns } from '../helpers/netns.js';
+import { connectPeer, startPeerServer } from '../helpers/tcp-peer.js';
 import { isRoot, useCleanup } from '../helpers/vitest.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -77,17 +78,6 @@ interface RecorderEntry {
   hostLinks: string[];
   nat: string;
 }
-
-/** A TCP server answering each connection with the peer address it sees. */
-const SERVER = `require('node:net').createServer((s) => s.end(s.remoteAddress + '\\n')).listen(Number(process.argv[1]), '0.0.0.0', () => console.log('listening'));`;
-/** Connects and prints the answer; exit 1 on error (e.g. refused), 2 after 3 s without one. */
-const CLIENT = `
-const s = require('node:net').connect({ host: process.argv[1], port: Number(process.argv[2]) });
-let out = '';
-s.setTimeout(3000, () => { console.error('timeout'); process.exit(2); });
-s.on('data', (d) => { out += d; });
-s.on('end', () => process.stdout.write(out));
-s.on('error', (e) => { console.error(e.message); process.exit(1); });`;
 
 /** Whether this kernel lets bandwidth make its ifb device (probed in a throwaway namespace). */
 async function ifbWorks(): Promise<boolean> {
@@ -168,10 +158,7 @@ describe.skipIf(!isRoot || !available)('twill in a libcni runtime flow with Debi
     return { pod, conf };
   }
 
-  async function connect(from: TestNetns, ip: string, port: number): Promise<{ ok: boolean; text: string }> {
-    const r = await from.run(process.execPath, ['-e', CLIENT, ip, String(port)], { allowFailure: true, timeoutMs: 10_000 });
-    return { ok: r.code === 0, text: (r.code === 0 ? r.stdout : r.stderr).trim() };
-  }
+  const connect = connectPeer;
 
   function podIp(result: CniResult): string {
     return result.ips![0]!.address.split('/')[0]!;
@@ -261,8 +248,7 @@ describe.skipIf(!isRoot || !available)('twill in a libcni runtime flow with Debi
     // hostPort: from outside (ext) to the host's own address; portmap DNATs it to the pod without
     // masquerading it (snat only covers hairpin and localhost), so the pod sees ext's address.
     expect(await portmapRules(conf.containerId)).not.toEqual([]);
-    const server = await pod.spawn(process.execPath, ['-e', SERVER, String(POD_PORT)], { label: `pod-server ${conf.containerId}` });
-    await server.waitForOutput(/listening/, 10_000);
+    await startPeerServer(pod, POD_PORT, `pod-server ${conf.containerId}`);
     expect(await connect(ext, HOST_IP, hostPort)).toEqual({ ok: true, text: EXT_IP });
     // Hairpin (twill's hairpinMode + portmap's snat): the pod reaches itself through its hostPort.
     expect(await connect(pod, HOST_IP, hostPort)).toEqual({ ok: true, text: GATEWAY });

@@ -16,6 +16,7 @@ import {
   CniError, CniRuntime, effectiveVersion, type CniCacheEntry, type CniResult, type ConfList, type RuntimeConf,
 } from '../helpers/libcni.js';
 import { connectNetns, createTestNetns, type TestNetns } from '../helpers/netns.js';
+import { connectPeer, startPeerServer } from '../helpers/tcp-peer.js';
 import { isRoot, useCleanup } from '../helpers/vitest.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -291,22 +292,8 @@ describe.skipIf(!isRoot || !debianAvailable)("libcni mimic driving Debian's refe
   let runtime: CniRuntime;
   let v4Runtime: CniRuntime;
 
-  /** A TCP server answering each connection with the peer address it sees. */
-  const SERVER = `require('node:net').createServer((s) => s.end(s.remoteAddress + '\\n')).listen(Number(process.argv[1]), '0.0.0.0', () => console.log('listening'));`;
-  /** Connects and prints the answer; exit 1 on error (e.g. refused), 2 after 3 s without one. */
-  const CLIENT = `
-const s = require('node:net').connect({ host: process.argv[1], port: Number(process.argv[2]) });
-let out = '';
-s.setTimeout(3000, () => { console.error('timeout'); process.exit(2); });
-s.on('data', (d) => { out += d; });
-s.on('end', () => process.stdout.write(out));
-s.on('error', (e) => { console.error(e.message); process.exit(1); });`;
-
-  /** What the pod's server says when `from` connects to ip:port: the peer it saw, or the failure. */
-  async function connect(from: TestNetns, ip: string, port = HOST_PORT): Promise<{ ok: boolean; text: string }> {
-    const r = await from.run(process.execPath, ['-e', CLIENT, ip, String(port)], { allowFailure: true, timeoutMs: 10_000 });
-    return { ok: r.code === 0, text: (r.code === 0 ? r.stdout : r.stderr).trim() };
-  }
+  /** What the pod's server says when `from` connects to ip:port (default the hostPort). */
+  const connect = (from: TestNetns, ip: string, port = HOST_PORT): ReturnType<typeof connectPeer> => connectPeer(from, ip, port);
 
   function bridgePlugin(): Record<string, unknown> {
     return {
@@ -413,8 +400,7 @@ s.on('error', (e) => { console.error(e.message); process.exit(1); });`;
 
     // hostPort: from outside (ext) to the host's own address; portmap DNATs it to the pod and
     // does not masquerade it, so the pod sees ext's address.
-    const server = await pod.spawn(process.execPath, ['-e', SERVER, String(POD_PORT)], { label: 'pod-server' });
-    await server.waitForOutput(/listening/, 10_000);
+    await startPeerServer(pod, POD_PORT, 'pod-server');
     expect(await connect(ext, ip, POD_PORT)).toEqual({ ok: false, text: expect.any(String) }); // no route to the pod network from ext
     expect(await connect(ext, HOST_IP)).toEqual({ ok: true, text: EXT_IP });
     expect(await natRules()).toMatch(/CNI-DN-/);
