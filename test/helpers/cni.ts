@@ -1,10 +1,10 @@
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { tempDir } from './cleanup.js';
 import type { Daemon } from './daemon.js';
 import { run, type RunResult } from './exec.js';
 import type { TestNetns } from './netns.js';
+import { repoRoot } from './twilld.js';
 import { waitFor } from './wait.js';
 
 /**
@@ -14,11 +14,6 @@ import { waitFor } from './wait.js';
  * startCniServer); without, it falls back to the in-process Node plugin.
  */
 
-function repoRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, 'package.json'))) dir = dirname(dir);
-  return dir;
-}
 export const CNI_SHIM = join(repoRoot(), 'dist/cni/twill');
 export const CNI_SERVER_FIXTURE = join(repoRoot(), 'test/helpers/fixtures/cni-server.mjs');
 

@@ -14,7 +14,7 @@ import type { TestNetns } from './netns.js';
 import { waitFor } from './wait.js';
 
 /** The repository root: the nearest folder above this file holding package.json (works from test/ and dist/test/). */
-function repoRoot(): string {
+export function repoRoot(): string {
   let dir = import.meta.dirname;
   while (!existsSync(join(dir, 'package.json')) && dirname(dir) !== dir) dir = dirname(dir);
   return dir;
