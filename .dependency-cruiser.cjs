@@ -118,10 +118,10 @@ module.exports = {
     },
     {
       name: 'agent-serves-cni',
-      comment: 'The agent serves CNI calls (thick plugin) through plugin.ts, context-factory.ts and agent-socket.ts only; and never imports src/ctl.',
+      comment: 'The agent serves CNI calls (thick plugin) through plugin-pool.ts and agent-socket.ts only; and never imports src/ctl.',
       severity: 'error',
       from: { path: '^src/agent/' },
-      to: { path: '^src/(ctl/|cni/(?!(plugin|context-factory|agent-socket)\\.ts$))' },
+      to: { path: '^src/(ctl/|cni/(?!(plugin-pool|agent-socket)\\.ts$))' },
     },
   ],
   options: {

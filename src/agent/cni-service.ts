@@ -1,8 +1,7 @@
 import { existsSync, readdirSync } from 'node:fs';
 import type { Logger } from 'pino';
 import { CniSocketServer } from '../cni/agent-socket.js';
-import { createPluginContext } from '../cni/context-factory.js';
-import { runPlugin } from '../cni/plugin.js';
+import { PluginPool } from '../cni/plugin-pool.js';
 import { PodIpam } from '../ipam/pod-ipam.js';
 
 /** The agent's side of the thick CNI plugin: its socket, and IPAM's start-up reconciliation. */
@@ -29,29 +28,34 @@ export function reconcileCniAddresses(dataDir: string, log: Logger): void {
   }
 }
 
-/** Serves CNI calls on `socketPath` with warm netlink and nft state; the shim forwards to it. */
-export async function startCniService(opts: { socketPath: string; dataDir: string; log: Logger }): Promise<CniService> {
+/**
+ * Serves CNI calls on `socketPath`; the shim forwards to it. The calls run on `workers` threads
+ * with warm netlink and nft state (cni/plugin-pool.ts says why threads).
+ */
+export async function startCniService(opts: { socketPath: string; dataDir: string; workers?: number | undefined; log: Logger }): Promise<CniService> {
   const { log } = opts;
   reconcileCniAddresses(opts.dataDir, log);
-  const ctx = createPluginContext();
+  const pool = await PluginPool.start({ size: opts.workers }, {
+    onWorkerExit: (err) => log.error({ err }, 'CNI worker thread died; its calls failed and it is being replaced'),
+  });
   let server: CniSocketServer;
   try {
     server = await CniSocketServer.listen(opts.socketPath, async (call) => {
-      const reply = await runPlugin(ctx, call);
+      const reply = await pool.run(call);
       if (reply.error) log.warn({ command: reply.command, containerId: call.env.CNI_CONTAINERID, ifname: call.env.CNI_IFNAME, err: reply.error }, 'CNI call failed');
       return reply;
     });
   } catch (err) {
-    ctx.close();
+    await pool.close();
     throw err;
   }
   server.on('call', (ev) => log.debug(ev, 'CNI call'));
   server.on('error', (err) => log.warn({ err }, 'CNI socket'));
-  log.info({ socket: opts.socketPath }, 'serving CNI calls');
+  log.info({ socket: opts.socketPath, workers: pool.size }, 'serving CNI calls');
   return {
     async close() {
       await server.close();
-      ctx.close();
+      await pool.close();
     },
   };
 }

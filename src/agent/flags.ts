@@ -1,4 +1,5 @@
 import { isIPv4 } from 'node:net';
+import { availableParallelism } from 'node:os';
 import { parseDuration } from '../core/duration.js';
 import { InvalidArgumentError } from '../core/errors.js';
 import { validateIfname } from '../core/ifname.js';
@@ -28,12 +29,17 @@ export interface AgentFlags extends EtcdFlags {
   readonly cniSocket: string | undefined;
   /** The CNI plugin's default dataDir, reconciled against live namespaces at start. */
   readonly cniDataDir: string;
+  /** Threads serving CNI calls. */
+  readonly cniWorkers: number;
 }
 
 export type AgentCommand =
   | { readonly kind: 'run'; readonly flags: AgentFlags }
   | { readonly kind: 'help'; readonly text: string }
   | { readonly kind: 'version'; readonly text: string };
+
+/** One per core, at most 4: a CNI call is mostly kernel work, and runtimes rarely run more at once. */
+const DEFAULT_CNI_WORKERS = Math.min(4, availableParallelism());
 
 const FLAGS: readonly FlagSpec[] = [
   ...ETCD_FLAGS,
@@ -47,6 +53,7 @@ const FLAGS: readonly FlagSpec[] = [
   { name: 'log-level', kind: 'string', arg: 'LEVEL', default: 'info', help: 'fatal, error, warn, info, debug or trace; logs are JSON lines on stderr.' },
   { name: 'cni-socket', kind: 'string', arg: 'PATH', default: '/run/twill/cni.sock', help: 'unix socket where the twill CNI plugin hands its calls to the agent (warm state: much faster ADD and DEL); "" or "off" disables it, and the plugin then runs in-process.' },
   { name: 'cni-data-dir', kind: 'string', arg: 'DIR', default: '/run/twill/ipam', help: 'the CNI plugin\'s address records (its dataDir); at start, addresses of pods whose network namespace is gone are released.' },
+  { name: 'cni-workers', kind: 'string', arg: 'N', default: String(DEFAULT_CNI_WORKERS), help: 'threads that serve CNI calls in parallel (each with its own netlink sockets), 1 to 64.' },
   { name: 'resync-interval', kind: 'string', arg: 'DURATION', default: '10s', help: 'how often the backend compares the kernel with the leases and repairs drift; at least 100ms.' },
 ];
 
@@ -75,6 +82,7 @@ function validate(v: FlagValues): AgentFlags {
   const logLevel = v.required('log-level');
   const cniSocket = v.required('cni-socket');
   const cniDataDir = v.required('cni-data-dir');
+  const cniWorkers = v.required('cni-workers');
   const flags: AgentFlags = {
     ...parseEtcdFlags(v),
     ifaces: Object.freeze(ifaces.items.map((i) => iface(i, ifaces.what))),
@@ -88,8 +96,15 @@ function validate(v: FlagValues): AgentFlags {
     resyncIntervalMs: atLeast(parseDuration(resync.value, resync.what), MIN_RESYNC_MS, resync.value, resync.what),
     cniSocket: cniSocket.value === '' || cniSocket.value === 'off' ? undefined : absolutePath(cniSocket.value, cniSocket.what),
     cniDataDir: absolutePath(cniDataDir.value, cniDataDir.what),
+    cniWorkers: integerIn(cniWorkers.value, cniWorkers.what, 1, 64),
   };
   return Object.freeze(flags);
+}
+
+function integerIn(value: string, what: string, min: number, max: number): number {
+  const n = /^\d+$/.test(value) ? Number(value) : NaN;
+  if (!Number.isSafeInteger(n) || n < min || n > max) throw new InvalidArgumentError(what, value, `must be an integer from ${min} to ${max}`);
+  return n;
 }
 
 export function envName(flag: string): string {

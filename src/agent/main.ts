@@ -55,7 +55,7 @@ async function runAgent(flags: AgentFlags): Promise<number> {
   let cni: CniService | undefined;
   try {
     if (flags.cniSocket !== undefined) {
-      cni = await startCniService({ socketPath: flags.cniSocket, dataDir: flags.cniDataDir, log: log.child({ component: 'cni' }) });
+      cni = await startCniService({ socketPath: flags.cniSocket, dataDir: flags.cniDataDir, workers: flags.cniWorkers, log: log.child({ component: 'cni' }) });
     }
     if (flags.healthzAddr !== undefined) {
       server = await startHealthServer({

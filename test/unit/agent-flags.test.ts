@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import { describe, expect, it } from 'vitest';
 import { agentHelpText, envName, flagsForLog, parseAgentFlags, type AgentFlags } from '../../src/agent/flags.js';
 import { InvalidArgumentError } from '../../src/core/errors.js';
@@ -48,6 +49,7 @@ describe('twilld flags', () => {
       resyncIntervalMs: 10_000,
       cniSocket: '/run/twill/cni.sock',
       cniDataDir: '/run/twill/ipam',
+      cniWorkers: Math.min(4, availableParallelism()),
     });
     expect(Object.isFrozen(flags)).toBe(true);
     expect(Object.isFrozen(flags.etcdEndpoints)).toBe(true);
@@ -60,7 +62,7 @@ describe('twilld flags', () => {
       '--etcd-keyfile', '/etc/twill/k.pem', '--etcd-username', 'twill', '--etcd-password', 's3cret', '--etcd-prefix', '/twill/net',
       '--iface', 'eth1', '--public-ip', '198.18.0.7', '--subnet-file', '/tmp/x/subnet.env', '--subnet-lease-ttl', '1h',
       '--ip-masq', '--healthz-addr', '[::1]:0', '--no-metrics', '--log-level', 'debug', '--resync-interval', '500ms',
-      '--cni-socket', 'off', '--cni-data-dir', '/var/lib/twill/ipam',
+      '--cni-socket', 'off', '--cni-data-dir', '/var/lib/twill/ipam', '--cni-workers', '3',
     ]);
     expect(flags).toEqual({
       etcdEndpoints: ['https://10.0.0.1:2379'],
@@ -81,6 +83,7 @@ describe('twilld flags', () => {
       resyncIntervalMs: 500,
       cniSocket: undefined,
       cniDataDir: '/var/lib/twill/ipam',
+      cniWorkers: 3,
     });
     expect(flagsForLog(flags).etcdPassword).toBe('<hidden>');
   });
@@ -174,6 +177,9 @@ describe('twilld flags', () => {
       [['--log-level', 'verbose'], 'invalid --log-level "verbose": must be one of fatal, error, warn, info, debug, trace'],
       [['--resync-interval', '10'], ''], // valid: a bare number is seconds (checked below)
       [['--resync-interval', '50ms'], 'invalid --resync-interval "50ms": must be at least 100ms'],
+      [['--cni-workers', '0'], 'invalid --cni-workers "0": must be an integer from 1 to 64'],
+      [['--cni-workers', '2.5'], 'invalid --cni-workers "2.5"'],
+      [['--cni-workers', '65'], 'invalid --cni-workers "65"'],
       [['--resync-interval', 'often'], 'invalid --resync-interval "often"'],
       [['--etcd-prefix'], 'invalid --etcd-prefix "": needs a value'],
       [['--etcd-prefix', '--iface', 'eth0'], 'invalid --etcd-prefix "--iface": the value looks like an option; write --etcd-prefix=VALUE'],
