@@ -7,7 +7,7 @@ import { parseLogLevel, type LogLevel } from '../core/logger.js';
 import { twillVersion } from '../core/version.js';
 import { ETCD_FLAGS, hidePassword, parseEtcdFlags, type EtcdFlags } from '../core/etcd-flags.js';
 import { envName as envVar, FlagValues, helpText, readCommandLine, type FlagSpec } from '../core/flag-parser.js';
-import { formatHostPort, parseHostPort } from './http-server.js';
+import { formatHostPort, parseHostPort } from '../core/host-port.js';
 
 // twilld's command line: the etcd flags shared with twillctl, then the agent's own. Every flag
 // can also come from the environment as TWILLD_<FLAG_IN_UPPER_SNAKE> (see core/flag-parser.ts).

@@ -7,8 +7,11 @@ import { InvalidArgumentError } from './errors.js';
 
 export interface FlagSpec {
   readonly name: string;
-  /** list: repeatable and comma-separated; boolean: also --no-<name> and --<name>=true|false. */
-  readonly kind: 'string' | 'list' | 'boolean';
+  /**
+   * list: repeatable and comma-separated; repeated: repeatable, each value whole (for values that
+   * hold commas themselves, e.g. --peer ADDR,asn=N); boolean: also --no-<name> and --<name>=true|false.
+   */
+  readonly kind: 'string' | 'list' | 'repeated' | 'boolean';
   readonly arg?: string;
   readonly default?: string;
   /** A one-letter alias, e.g. "o" for --output. */
@@ -90,7 +93,7 @@ export function readCommandLine(argv: readonly string[], env: NodeJS.ProcessEnv,
     if (!t.inlineValue && t.value.startsWith('-')) {
       throw new InvalidArgumentError(t.rawName, t.value, `the value looks like an option; write ${t.rawName}=VALUE if you mean it`);
     }
-    const previous = spec.kind === 'list' ? (values.get(spec.name) ?? []) : [];
+    const previous = spec.kind === 'list' || spec.kind === 'repeated' ? (values.get(spec.name) ?? []) : [];
     values.set(spec.name, [...previous, t.value]);
   }
 
@@ -133,6 +136,12 @@ export class FlagValues {
   list(name: string): { what: string; items: string[] } {
     const r = this.raw(name);
     return { what: r?.what ?? `--${name}`, items: (r?.values ?? []).flatMap((v) => v.split(',')).map((s) => s.trim()) };
+  }
+
+  /** Every value of a 'repeated' flag, whole. */
+  all(name: string): { what: string; items: string[] } {
+    const r = this.raw(name);
+    return { what: r?.what ?? `--${name}`, items: [...(r?.values ?? [])] };
   }
 
   bool(name: string): boolean {

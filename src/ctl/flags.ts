@@ -30,6 +30,7 @@ const COMMANDS = [
   '  leases                     list every subnet lease: subnet, public IP, backend, expiry',
   '  status                     this host\'s lease and the local agent\'s health (exit 1 if not ready)',
   '  demo [options]             a throwaway cluster in network namespaces, pinged and measured (twillctl demo --help)',
+  '  bgp serve [options]        a standalone BGP speaker printing JSON lines (twillctl bgp serve --help)',
   '',
 ];
 

@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { InvalidArgumentError } from '../core/errors.js';
 import { EtcdSubnetStore, type SubnetStore } from '../store/index.js';
 import { configGet, configSet, leases, status, type CommandResult } from './commands.js';
+import { runServe } from './bgp/serve.js';
 import { runDemo } from './demo/demo.js';
 import { parseCtlFlags, type CtlFlags } from './flags.js';
 
@@ -31,12 +32,14 @@ async function run(flags: CtlFlags, args: readonly string[]): Promise<CommandRes
   if (command === 'leases' && sub === undefined) return withStore((s) => leases(s, flags));
   if (command === 'status' && sub === undefined) return withStore((s) => status(s, flags));
   if (command === 'demo') throw new InvalidArgumentError('command', args.join(' '), 'demo takes its own options and comes first: twillctl demo [options] (see twillctl demo --help)');
-  throw new InvalidArgumentError('command', args.join(' '), 'unknown; commands are: config get, config set FILE|-, leases, status, demo (see twillctl --help)');
+  throw new InvalidArgumentError('command', args.join(' '), 'unknown; commands are: config get, config set FILE|-, leases, status, demo, bgp serve (see twillctl --help)');
 }
 
 async function main(): Promise<number> {
   // The demo builds its own cluster and has its own options (twillctl demo --help).
   if (process.argv[2] === 'demo') return runDemo(process.argv.slice(3));
+  // So does the standalone BGP speaker (twillctl bgp serve --help).
+  if (process.argv[2] === 'bgp' && process.argv[3] === 'serve') return runServe(process.argv.slice(4));
   let parsed;
   try {
     parsed = parseCtlFlags(process.argv.slice(2), process.env);

@@ -11,3 +11,7 @@ export { LinkMonitor, type LinkEvent } from './link-monitor.js';
 export { RTPROT_TWILL, RT_TABLE_MAIN, type RouteScope } from './constants.js';
 export type { RouteFilter } from './routes.js';
 export type * from './types.js';
+export { connectTcp, TcpConnectError, type ConnectTcpOptions } from './tcp-connect.js';
+export { listenTcp, type ListenTcpOptions, type TcpListener } from './tcp-listen.js';
+export { setTcpTtl, readTcpTtl, type TcpTransportOptions } from './tcp-socket.js';
+export { TCP_MD5SIG_MAXKEYLEN } from './tcp-md5.js';

@@ -1,6 +1,7 @@
 import { createServer } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { formatHostPort, parseHostPort, startHealthServer, type HealthReport, type HealthServer } from '../../src/agent/http-server.js';
+import { startHealthServer, type HealthReport, type HealthServer } from '../../src/agent/http-server.js';
+import { formatHostPort, parseHostPort } from '../../src/core/host-port.js';
 import { AgentMetrics } from '../../src/agent/metrics.js';
 import { InvalidArgumentError, TwillError } from '../../src/core/errors.js';
 

@@ -1,0 +1,147 @@
+import { EventEmitter } from 'node:events';
+import type net from 'node:net';
+import type { Message } from '../types.js';
+import { BgpMessageError, decodeMessage, MessageReader, type CodecOptions } from '../wire/index.js';
+
+/** What a Connection reports; a connection never logs. */
+interface ConnectionEvents {
+  message: [message: Message, warnings: readonly BgpMessageError[]];
+  /** A message that could not be decoded: the session answers with its NOTIFICATION. */
+  'protocol-error': [err: BgpMessageError];
+  /** A message the codec dropped without ending the session (RFC 2918 §4: a ROUTE-REFRESH for an unknown family). */
+  'ignored': [err: BgpMessageError];
+  /** The TCP connection ended or failed; emitted once. */
+  closed: [err: Error | undefined];
+}
+
+/** Writes are gathered into chunks of about this size (one syscall for many UPDATEs). */
+const WRITE_CHUNK = 64 * 1024;
+
+/**
+ * One TCP connection carrying BGP: framing (MessageReader), decoding with the options the session
+ * negotiated, and writes with backpressure. Which peer it belongs to and what the messages mean
+ * is the session's business.
+ */
+export class Connection extends EventEmitter<ConnectionEvents> {
+  readonly remoteAddress: string;
+  readonly remotePort: number;
+  readonly localAddress: string;
+  private readonly reader = new MessageReader();
+  private codec: CodecOptions = { fourOctetAsn: false };
+  private ended = false;
+  private pendingOut: Buffer[] = [];
+  private pendingBytes = 0;
+
+  constructor(private readonly socket: net.Socket, readonly initiatedLocally: boolean) {
+    super();
+    this.remoteAddress = normaliseAddress(socket.remoteAddress ?? '');
+    this.remotePort = socket.remotePort ?? 0;
+    this.localAddress = normaliseAddress(socket.localAddress ?? '');
+    socket.setNoDelay(true);
+    socket.on('data', (chunk: Buffer) => this.receive(chunk));
+    socket.on('error', (err) => this.finish(err));
+    socket.on('close', () => this.finish(undefined));
+  }
+
+  get isOpen(): boolean {
+    return !this.ended;
+  }
+
+  /** Called once the OPENs are exchanged: later UPDATEs are read with 4-octet AS_PATHs or not. */
+  setCodecOptions(opts: CodecOptions): void {
+    this.codec = opts;
+  }
+
+  /** Queues one encoded message; sent at the end of the current tick, many per write. */
+  send(message: Buffer): void {
+    if (this.ended) return;
+    this.pendingOut.push(message);
+    this.pendingBytes += message.length;
+    if (this.pendingBytes >= WRITE_CHUNK) this.flush();
+    else if (this.pendingOut.length === 1) queueMicrotask(() => this.flush());
+  }
+
+  /** Sends everything queued; resolves when the socket can take more (backpressure). */
+  async drain(): Promise<void> {
+    this.flush();
+    if (this.ended || !this.socket.writableNeedDrain) return;
+    await new Promise<void>((resolve) => {
+      const done = (): void => {
+        this.socket.removeListener('drain', done);
+        this.removeListener('closed', done);
+        resolve();
+      };
+      this.socket.once('drain', done);
+      this.once('closed', done);
+    });
+  }
+
+  /** Sends `last` (a NOTIFICATION, usually), then closes the connection gracefully. */
+  close(last?: Buffer): void {
+    if (this.ended) return;
+    if (last) this.send(last);
+    this.flush();
+    this.socket.end();
+    // A peer that never reads must not keep the socket forever.
+    setTimeout(() => this.socket.destroy(), 2000).unref();
+    this.finish(undefined);
+  }
+
+  /** Drops the connection at once. */
+  destroy(): void {
+    this.socket.destroy();
+    this.finish(undefined);
+  }
+
+  private flush(): void {
+    if (this.pendingOut.length === 0 || this.ended) return;
+    const data = this.pendingOut.length === 1 ? this.pendingOut[0]! : Buffer.concat(this.pendingOut, this.pendingBytes);
+    this.pendingOut = [];
+    this.pendingBytes = 0;
+    this.socket.write(data);
+  }
+
+  private receive(chunk: Buffer): void {
+    if (this.ended) return;
+    let messages: Buffer[];
+    try {
+      messages = this.reader.push(chunk);
+    } catch (err) {
+      this.protocolError(err);
+      return;
+    }
+    for (const raw of messages) {
+      if (this.ended) return;
+      let decoded;
+      try {
+        decoded = decodeMessage(raw, this.codec);
+      } catch (err) {
+        if (err instanceof BgpMessageError && err.action !== 'session-reset') {
+          this.emit('ignored', err);
+          continue;
+        }
+        this.protocolError(err);
+        return;
+      }
+      this.emit('message', decoded.message, decoded.warnings);
+    }
+  }
+
+  private protocolError(err: unknown): void {
+    if (err instanceof BgpMessageError) this.emit('protocol-error', err);
+    else this.finish(err instanceof Error ? err : new Error(String(err)));
+  }
+
+  private finish(err: Error | undefined): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.pendingOut = [];
+    this.pendingBytes = 0;
+    this.emit('closed', err);
+  }
+}
+
+/** "::ffff:10.0.0.1" (an IPv4 peer on a dual-stack socket) → "10.0.0.1". */
+export function normaliseAddress(address: string): string {
+  return address.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address;
+}

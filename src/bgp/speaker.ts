@@ -1,0 +1,334 @@
+import { EventEmitter } from 'node:events';
+import type net from 'node:net';
+import { InvalidArgumentError } from '../core/errors.js';
+import { ExportPolicy, type ExportPolicyConfig } from './policy/export-policy.js';
+import { ImportPolicy, type ImportPolicyConfig } from './policy/import-policy.js';
+import { Rib, type BestChange, type LocalAdvertisement, type Rejection } from './rib/rib.js';
+import { resolvePeerConfig, validateLocal, type LocalConfig, type PeerConfig } from './session/config.js';
+import { normaliseAddress } from './session/connection.js';
+import type { Negotiated } from './session/open.js';
+import { Session, type SessionDown, type SessionState } from './session/session.js';
+import { nodeTransport, type BgpListener, type BgpTransport } from './session/transport.js';
+import { toReceivedUpdate } from './speaker-updates.js';
+import type { Family, Prefix, Route, UpdateMessage } from './types.js';
+import { CeaseSubcode, encodeAnnouncements, encodeEndOfRib, encodeWithdrawals, NotificationCode } from './wire/index.js';
+
+// The speaker: sessions (session/), the tables (rib/) and the glue between them. One Speaker per
+// process or agent; peers are added and removed at run time, local routes are set declaratively.
+
+export interface SpeakerPeerConfig extends PeerConfig {
+  /** What to accept from this peer. Default: the speaker's `import` policy. */
+  readonly import?: ImportPolicyConfig | undefined;
+  readonly export?: ExportPolicyConfig | undefined;
+}
+
+export interface SpeakerOptions {
+  readonly local: LocalConfig;
+  /** Addresses to accept connections on; none: active sessions only. */
+  readonly listen?: readonly { readonly host: string; readonly port: number }[] | undefined;
+  readonly transport?: BgpTransport | undefined;
+  /** Import policy for peers that have none of their own. Default: accept nothing. */
+  readonly import?: ImportPolicyConfig | undefined;
+}
+
+export interface SessionEvent {
+  readonly peer: string;
+  readonly from: SessionState;
+  readonly state: SessionState;
+  readonly reason?: string | undefined;
+  readonly negotiated?: Negotiated | undefined;
+  readonly down?: SessionDown | undefined;
+}
+
+/** Routes one UPDATE (or a session loss, or a stale sweep) changed in one peer's Adj-RIB-In. */
+export interface PeerRoutesEvent {
+  readonly peer: string;
+  readonly announced: readonly Route[];
+  readonly withdrawn: readonly { readonly family: Family; readonly prefix: Prefix }[];
+  readonly rejected: readonly Rejection[];
+}
+
+interface SpeakerEvents {
+  session: [event: SessionEvent];
+  routes: [event: PeerRoutesEvent];
+  /** The best route changed: what an agent installs into (or removes from) the kernel. */
+  best: [changes: readonly BestChange[]];
+  'end-of-rib': [event: { readonly peer: string; readonly family: Family }];
+  /** Problems that did not stop the speaker (a refused connection, a malformed attribute discarded). */
+  warning: [err: Error];
+}
+
+interface PeerEntry {
+  readonly session: Session;
+  readonly config: SpeakerPeerConfig;
+  readonly importPolicy: ImportPolicy;
+  readonly exportPolicy: ExportPolicy;
+  /** Graceful restart (RFC 4724 §4.2): removes the stale routes if the peer does not come back in time. */
+  restartTimer?: NodeJS.Timeout | undefined;
+  flushing?: Promise<void> | undefined;
+  flushAgain?: boolean | undefined;
+}
+
+export class Speaker extends EventEmitter<SpeakerEvents> {
+  private readonly rib: Rib;
+  private readonly peers = new Map<string, PeerEntry>();
+  private readonly tcpListeners: BgpListener[] = [];
+  private readonly transport: BgpTransport;
+  private readonly defaultImport: ImportPolicy;
+  private readonly local: LocalConfig;
+  private flushScheduled = false;
+  private closed = false;
+
+  private constructor(opts: SpeakerOptions) {
+    super();
+    this.local = validateLocal(opts.local);
+    this.rib = new Rib({ asn: this.local.asn, routerId: this.local.routerId });
+    this.transport = opts.transport ?? nodeTransport;
+    this.defaultImport = new ImportPolicy(opts.import ?? { accept: [] });
+  }
+
+  static async start(opts: SpeakerOptions): Promise<Speaker> {
+    const speaker = new Speaker(opts);
+    try {
+      for (const addr of opts.listen ?? []) {
+        const listener = await speaker.transport.listen({ host: addr.host, port: addr.port });
+        listener.server.on('connection', (socket) => speaker.incoming(socket));
+        listener.server.on('error', (err) => speaker.emit('warning', err));
+        speaker.tcpListeners.push(listener);
+      }
+    } catch (err) {
+      await speaker.close();
+      throw err;
+    }
+    return speaker;
+  }
+
+  /** Bound listen addresses (the port is useful when 0 was asked for). */
+  get listenAddresses(): { host: string; port: number }[] {
+    return this.tcpListeners.map((l) => {
+      const a = l.server.address() as net.AddressInfo;
+      return { host: a.address, port: a.port };
+    });
+  }
+
+  addPeer(config: SpeakerPeerConfig): void {
+    if (this.closed) throw new Error('the speaker is closed');
+    const resolved = resolvePeerConfig(config);
+    if (this.peers.has(resolved.address)) throw new InvalidArgumentError('peer', resolved.address, 'is already configured');
+    const entry: PeerEntry = {
+      session: new Session(this.local, resolved, this.transport),
+      config,
+      importPolicy: config.import ? new ImportPolicy(config.import) : this.defaultImport,
+      exportPolicy: new ExportPolicy(config.export ?? {}),
+    };
+    this.peers.set(resolved.address, entry);
+    if (resolved.md5 !== undefined) for (const l of this.tcpListeners) l.setMd5Key(resolved.address, resolved.md5);
+    this.wire(resolved.address, entry);
+    entry.session.start();
+  }
+
+  /** Stops the session (Cease/3, peer de-configured) and withdraws the peer's routes. */
+  removePeer(address: string): void {
+    const entry = this.peers.get(address);
+    if (!entry) return;
+    this.peers.delete(address);
+    if (entry.restartTimer) clearTimeout(entry.restartTimer);
+    entry.session.reset(NotificationCode.CEASE, CeaseSubcode.PEER_DECONFIGURED, 'peer removed from the configuration');
+    entry.session.stop();
+    entry.session.removeAllListeners();
+    if (entry.config.md5 !== undefined) for (const l of this.tcpListeners) l.setMd5Key(address, undefined);
+    if (this.rib.hasPeer(address)) this.dropRoutes(address);
+  }
+
+  /** Replaces the whole set of locally originated routes (declarative, like MetalLB's Session.Set). */
+  set(advertisements: readonly LocalAdvertisement[]): void {
+    const changes = this.rib.setLocal(advertisements);
+    if (changes.bestChanges.length > 0) this.emit('best', changes.bestChanges);
+    this.scheduleFlush();
+  }
+
+  peerStates(): { address: string; asn: number; state: SessionState; negotiated: Negotiated | undefined }[] {
+    return [...this.peers.entries()].map(([address, e]) => ({ address, asn: e.config.asn, state: e.session.state, negotiated: e.session.negotiated }));
+  }
+
+  /** The best routes (Loc-RIB). */
+  bestRoutes(family?: Family): IterableIterator<{ route: Route; peerId: string | undefined }> {
+    return this.rib.best(family);
+  }
+
+  /** Routes accepted from one peer (its Adj-RIB-In). */
+  peerRoutes(address: string, family?: Family): Iterable<Route> {
+    return this.rib.hasPeer(address) ? this.rib.peerRoutes(address, family) : [];
+  }
+
+  stats(): ReturnType<Rib['stats']> {
+    return this.rib.stats();
+  }
+
+  /** Cease/2 to every peer (RFC 9003 text), then closes the listeners. */
+  async close(text = 'speaker shutting down'): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    for (const entry of this.peers.values()) {
+      if (entry.restartTimer) clearTimeout(entry.restartTimer);
+      entry.session.stop(text);
+    }
+    await Promise.all(this.tcpListeners.map((l) => l.close()));
+  }
+
+  private incoming(socket: net.Socket): void {
+    const entry = this.peers.get(normaliseAddress(socket.remoteAddress ?? ''));
+    // RFC 4271 §8.2.1.2: a connection from an address that is no configured peer is refused.
+    if (!entry || this.closed) {
+      socket.destroy();
+      return;
+    }
+    entry.session.accept(socket);
+  }
+
+  private wire(address: string, entry: PeerEntry): void {
+    const { session } = entry;
+    session.on('state', (ev) => this.emit('session', { peer: address, from: ev.from, state: ev.to, reason: ev.reason, negotiated: ev.negotiated, down: ev.down }));
+    session.on('warning', (err) => this.emit('warning', err));
+    session.on('established', (negotiated) => this.established(address, entry, negotiated));
+    session.on('update', (update, warnings) => {
+      for (const w of warnings) this.emit('warning', new Error(`peer ${address}: ${w.message} (${w.action})`, { cause: w }));
+      this.received(address, entry, update);
+    });
+    session.on('end-of-rib', (family) => {
+      if (this.rib.hasPeer(address)) this.sweep(address, family);
+      this.emit('end-of-rib', { peer: address, family });
+    });
+    session.on('route-refresh', (family) => {
+      // RFC 2918 §4: re-advertise the whole Adj-RIB-Out for the family.
+      this.rib.resetOut(address, family);
+      void this.flush(address, entry, [family]);
+    });
+    session.on('down', (down) => this.down(address, entry, down));
+  }
+
+  private established(address: string, entry: PeerEntry, negotiated: Negotiated): void {
+    const info = {
+      asn: negotiated.peerAsn,
+      routerId: negotiated.peerRouterId,
+      address,
+      ibgp: negotiated.peerAsn === this.local.asn,
+      localAddress: entry.session.localAddress ?? '',
+      importPolicy: entry.importPolicy,
+      exportPolicy: entry.exportPolicy,
+      families: negotiated.families,
+    };
+    // A peer back within its restart time keeps its (stale) routes until its End-of-RIB.
+    if (this.rib.hasPeer(address)) {
+      this.rib.resetOut(address);
+    } else {
+      this.rib.addPeer(address, info);
+    }
+    // RFC 4724 §2: the initial table, then End-of-RIB per family.
+    void this.flush(address, entry, negotiated.families);
+  }
+
+  private received(address: string, entry: PeerEntry, update: UpdateMessage): void {
+    if (!this.rib.hasPeer(address)) return;
+    const received = toReceivedUpdate(update);
+    const result = this.rib.applyUpdate(address, received);
+    const rejectedSet = result.rejected.length > 0 ? new Set(result.rejected.map((r) => r.route)) : undefined;
+    const announced = rejectedSet ? received.announced.filter((r) => !rejectedSet.has(r)) : received.announced;
+    this.emit('routes', { peer: address, announced, withdrawn: received.withdrawn, rejected: result.rejected });
+    if (result.bestChanges.length > 0) {
+      this.emit('best', result.bestChanges);
+      this.scheduleFlush();
+    }
+    if (result.maxPrefixExceeded) {
+      const { family, limit } = result.maxPrefixExceeded;
+      // RFC 4486 §4 allows the AFI/SAFI and the limit as data; the text form suits logs better.
+      entry.session.reset(NotificationCode.CEASE, CeaseSubcode.MAXIMUM_PREFIXES_REACHED, `maximum of ${limit} ${family} prefixes reached`);
+    }
+  }
+
+  private down(address: string, entry: PeerEntry, down: SessionDown): void {
+    if (!this.rib.hasPeer(address)) return;
+    const restart = down.gracefulRestartTime;
+    if (restart !== undefined && restart > 0) {
+      // RFC 4724 §4.2: keep the routes, marked stale, until End-of-RIB or the restart time.
+      this.rib.markStale(address);
+      if (entry.restartTimer) clearTimeout(entry.restartTimer);
+      entry.restartTimer = setTimeout(() => {
+        entry.restartTimer = undefined;
+        if (entry.session.state === 'established') for (const f of ['ipv4-unicast', 'ipv6-unicast'] as const) this.sweep(address, f);
+        else this.dropRoutes(address);
+      }, restart * 1000);
+      return;
+    }
+    this.dropRoutes(address);
+  }
+
+  private sweep(address: string, family: Family): void {
+    const swept = this.rib.sweepStale(address, family);
+    if (swept.withdrawn.length === 0) return;
+    this.emit('routes', { peer: address, announced: [], withdrawn: swept.withdrawn.map((prefix) => ({ family, prefix })), rejected: [] });
+    if (swept.bestChanges.length > 0) {
+      this.emit('best', swept.bestChanges);
+      this.scheduleFlush();
+    }
+  }
+
+  private dropRoutes(address: string): void {
+    const withdrawn = [...this.rib.peerRoutes(address)].map((r) => ({ family: r.family, prefix: r.prefix }));
+    const changes = this.rib.removePeer(address);
+    if (withdrawn.length > 0) this.emit('routes', { peer: address, announced: [], withdrawn, rejected: [] });
+    if (changes.length > 0) {
+      this.emit('best', changes);
+      this.scheduleFlush();
+    }
+  }
+
+  /** Sends every established peer what changed for it, once per tick whatever the number of changes. */
+  private scheduleFlush(): void {
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    setImmediate(() => {
+      this.flushScheduled = false;
+      for (const [address, entry] of this.peers) {
+        if (entry.session.state === 'established' && this.rib.hasPeer(address)) void this.flush(address, entry);
+      }
+    });
+  }
+
+  /** Sends pending changes to one peer; `endOfRib` families get an End-of-RIB after them. */
+  private async flush(address: string, entry: PeerEntry, endOfRib: readonly Family[] = []): Promise<void> {
+    if (entry.flushing) {
+      entry.flushAgain = true;
+      await entry.flushing;
+      if (endOfRib.length > 0) await this.flush(address, entry, endOfRib);
+      return;
+    }
+    entry.flushing = this.sendPending(address, entry, endOfRib);
+    try {
+      await entry.flushing;
+    } catch (err) {
+      this.emit('warning', new Error(`sending to ${address} failed: ${(err as Error).message}`, { cause: err }));
+    } finally {
+      entry.flushing = undefined;
+    }
+    if (entry.flushAgain) {
+      entry.flushAgain = false;
+      await this.flush(address, entry);
+    }
+  }
+
+  private async sendPending(address: string, entry: PeerEntry, endOfRib: readonly Family[]): Promise<void> {
+    const negotiated = entry.session.negotiated;
+    if (!negotiated || !this.rib.hasPeer(address)) return;
+    const codec = { fourOctetAsn: negotiated.fourOctetAsn };
+    const pending = this.rib.pendingFor(address);
+    this.rib.markSent(address);
+    for (const [family, prefixes] of pending.withdraw) {
+      if (prefixes.length > 0) await entry.session.send(encodeWithdrawals(family, prefixes));
+    }
+    for (const group of pending.announce.values()) {
+      await entry.session.send(encodeAnnouncements(group.family, group.attributes, group.nextHops, group.prefixes, codec));
+    }
+    for (const family of endOfRib) await entry.session.send([encodeEndOfRib(family)]);
+  }
+}

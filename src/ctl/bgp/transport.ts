@@ -1,0 +1,24 @@
+import type { BgpTransport } from '../../bgp/index.js';
+import { connectTcp, listenTcp, setTcpTtl } from '../../netlink/index.js';
+
+/**
+ * The speaker's transport on Twill's netlink layer: TCP MD5 keys (RFC 2385) and TTLs set through
+ * socket options Node has no API for. `netnsPath` opens every socket inside that namespace.
+ */
+export function kernelTransport(netnsPath?: string): BgpTransport {
+  const ns = netnsPath === undefined ? {} : { netnsPath };
+  return {
+    connect: (opts) => connectTcp({
+      host: opts.host,
+      port: opts.port,
+      timeoutMs: opts.timeoutMs,
+      ...(opts.localAddress !== undefined && { localAddress: opts.localAddress }),
+      ...(opts.signal !== undefined && { signal: opts.signal }),
+      ...(opts.md5 !== undefined && { md5: new Map([[opts.host, opts.md5]]) }),
+      ...(opts.ttl !== undefined && { ttl: opts.ttl }),
+      ...ns,
+    }),
+    listen: (opts) => listenTcp({ host: opts.host, port: opts.port, ...(opts.md5 !== undefined && { md5: opts.md5 }), ...ns }),
+    setTtl: (socket, ttl) => setTcpTtl(socket, ttl, undefined),
+  };
+}

@@ -1,0 +1,190 @@
+import net from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import { Speaker, type SessionEvent, type SpeakerOptions, type SpeakerPeerConfig } from '../../src/bgp/index.js';
+import { decodeMessage, encodeKeepalive, encodeOpen, MessageReader } from '../../src/bgp/wire/index.js';
+import type { Message } from '../../src/bgp/types.js';
+
+// Two Twill speakers (or a speaker and a scripted raw peer) over loopback TCP: no root, no
+// namespaces. 127.0.0.1 and 127.0.0.2 are both local on Linux, so each side has its own address.
+
+const FAST = { holdTime: 3, connectRetry: 0.5, reconnectMin: 0.1, reconnectMax: 0.5 };
+const speakers: Speaker[] = [];
+const servers: net.Server[] = [];
+
+afterEach(async () => {
+  await Promise.all(speakers.splice(0).map((s) => s.close()));
+  await Promise.all(servers.splice(0).map((s) => new Promise((r) => s.close(r))));
+});
+
+async function speaker(opts: SpeakerOptions): Promise<Speaker> {
+  const s = await Speaker.start(opts);
+  speakers.push(s);
+  return s;
+}
+
+function waitFor<T>(emitter: Speaker, event: 'session' | 'routes' | 'end-of-rib', pred: (ev: T) => boolean, timeoutMs = 8000): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => { emitter.removeListener(event, on); reject(new Error(`timed out waiting for ${event}`)); }, timeoutMs);
+    function on(ev: T): void {
+      if (!pred(ev)) return;
+      clearTimeout(timer);
+      emitter.removeListener(event, on);
+      resolve(ev);
+    }
+    emitter.on(event, on as never);
+  });
+}
+
+const established = (peer: string) => (ev: SessionEvent) => ev.peer === peer && ev.state === 'established';
+
+/** A listening speaker on 127.0.0.1 (port picked by the kernel) and an active one on 127.0.0.2. */
+async function pair(a: { asn: number; peer?: Partial<SpeakerPeerConfig> }, b: { asn: number; peer?: Partial<SpeakerPeerConfig> }) {
+  const accept = { accept: ['10.0.0.0/8,le=32', 'fd00::/8,le=128'] };
+  const A = await speaker({ local: { asn: a.asn, routerId: '1.1.1.1' }, listen: [{ host: '127.0.0.1', port: 0 }], import: accept });
+  const port = A.listenAddresses[0]!.port;
+  const B = await speaker({ local: { asn: b.asn, routerId: '2.2.2.2' }, import: accept });
+  const upA = waitFor(A, 'session', established('127.0.0.2'));
+  const upB = waitFor(B, 'session', established('127.0.0.1'));
+  A.addPeer({ address: '127.0.0.2', asn: b.asn, passive: true, timers: FAST, ...a.peer });
+  B.addPeer({ address: '127.0.0.1', port, asn: a.asn, localAddress: '127.0.0.2', timers: FAST, ...b.peer });
+  await Promise.all([upA, upB]);
+  return { A, B, port };
+}
+
+describe('Speaker over loopback', () => {
+  it('brings up eBGP, carries an announcement with prepended AS and next hop self, then its withdrawal', async () => {
+    const { A, B } = await pair({ asn: 65001 }, { asn: 65002 });
+    const learned = waitFor<{ announced: { prefix: string; nextHop: string; attributes: { asPath: { asns: number[] }[] } }[] }>(A, 'routes', (ev) => ev.announced.length > 0);
+    B.set([{ prefix: '10.244.2.0/24' }]);
+    const ev = await learned;
+    expect(ev.announced).toHaveLength(1);
+    expect(ev.announced[0]).toMatchObject({ prefix: '10.244.2.0/24', nextHop: '127.0.0.2' });
+    expect(ev.announced[0]!.attributes.asPath.flatMap((s) => s.asns)).toEqual([65002]);
+    expect([...A.bestRoutes('ipv4-unicast')].map((r) => r.route.prefix)).toEqual(['10.244.2.0/24']);
+
+    const gone = waitFor<{ withdrawn: { prefix: string }[] }>(A, 'routes', (e) => e.withdrawn.length > 0);
+    B.set([]);
+    expect((await gone).withdrawn).toEqual([{ family: 'ipv4-unicast', prefix: '10.244.2.0/24' }]);
+    expect([...A.bestRoutes()]).toEqual([]);
+  });
+
+  it('speaks 4-octet ASNs (RFC 6793) and iBGP with LOCAL_PREF', async () => {
+    const { A, B } = await pair({ asn: 4200000001 }, { asn: 4200000001 });
+    const learned = waitFor<{ announced: { attributes: { asPath: unknown[]; localPref?: number } }[] }>(A, 'routes', (ev) => ev.announced.length > 0);
+    B.set([{ prefix: '10.244.9.0/24' }]);
+    const ev = await learned;
+    expect(ev.announced[0]!.attributes.asPath).toEqual([]);
+    expect(ev.announced[0]!.attributes.localPref).toBe(100);
+    expect(A.peerStates()[0]).toMatchObject({ state: 'established', negotiated: { fourOctetAsn: true, peerAsn: 4200000001 } });
+  });
+
+  it('carries IPv6 unicast over an IPv4 session when both negotiate it', async () => {
+    const fam = { families: ['ipv4-unicast', 'ipv6-unicast'] as const };
+    const { A, B } = await pair({ asn: 65001, peer: fam }, { asn: 65002, peer: { ...fam, export: { nextHopSelf: { ipv6: 'fd00::2' } } } });
+    const learned = waitFor<{ announced: { family: string; prefix: string; nextHop: string }[] }>(A, 'routes', (ev) => ev.announced.some((r) => r.family === 'ipv6-unicast'));
+    B.set([{ prefix: 'fd00:10:244:2::/64' }]);
+    expect((await learned).announced).toEqual([expect.objectContaining({ family: 'ipv6-unicast', prefix: 'fd00:10:244:2::/64', nextHop: 'fd00::2' })]);
+  });
+
+  it('refuses a peer with the wrong AS with NOTIFICATION 2/2 and keeps retrying', async () => {
+    const A = await speaker({ local: { asn: 65001, routerId: '1.1.1.1' }, listen: [{ host: '127.0.0.1', port: 0 }] });
+    const B = await speaker({ local: { asn: 65002, routerId: '2.2.2.2' } });
+    A.addPeer({ address: '127.0.0.2', asn: 65099, passive: true, timers: FAST });
+    const refused = waitFor<SessionEvent>(A, 'session', (ev) => /NOTIFICATION|AS 65002/.test(ev.reason ?? ''));
+    const told = waitFor<SessionEvent>(B, 'session', (ev) => /NOTIFICATION 2\/2 received/.test(ev.reason ?? ''));
+    B.addPeer({ address: '127.0.0.1', port: A.listenAddresses[0]!.port, asn: 65001, localAddress: '127.0.0.2', timers: FAST });
+    expect((await refused).reason).toMatch(/says it is AS 65002, configured AS 65099/);
+    await told;
+    expect(A.peerStates()[0]!.state).not.toBe('established');
+  });
+
+  it('ends a session whose peer goes silent when the hold timer expires (NOTIFICATION 4/0)', async () => {
+    const A = await speaker({ local: { asn: 65001, routerId: '1.1.1.1' }, listen: [{ host: '127.0.0.1', port: 0 }] });
+    A.addPeer({ address: '127.0.0.2', asn: 65002, passive: true, timers: FAST });
+    const up = waitFor(A, 'session', established('127.0.0.2'));
+    const { received } = await rawPeer(A.listenAddresses[0]!.port, { asn: 65002, holdTime: 3 });
+    await up;
+    const t0 = Date.now();
+    const down = await waitFor<SessionEvent>(A, 'session', (ev) => ev.from === 'established');
+    expect(down.reason).toMatch(/hold timer expired/);
+    expect(Date.now() - t0).toBeGreaterThan(2000);
+    await expect.poll(() => received.some((m) => m.type === 3 && m.code === 4), { timeout: 2000 }).toBe(true);
+  });
+
+  it('keeps a graceful-restart peer\'s routes as stale when its connection drops, until its End-of-RIB', async () => {
+    const A = await speaker({ local: { asn: 65001, routerId: '1.1.1.1' }, listen: [{ host: '127.0.0.1', port: 0 }], import: { accept: ['10.0.0.0/8,le=32'] } });
+    A.addPeer({ address: '127.0.0.2', asn: 65002, passive: true, timers: FAST });
+    const port = A.listenAddresses[0]!.port;
+    const up = waitFor(A, 'session', established('127.0.0.2'));
+    const first = await rawPeer(port, { asn: 65002, holdTime: 30, gracefulRestart: 60 });
+    await up;
+    const learned = waitFor(A, 'routes', (ev: { announced: unknown[] }) => ev.announced.length === 1);
+    first.send(update('10.244.7.0/24'));
+    await learned;
+    first.socket.destroy();
+    await waitFor<SessionEvent>(A, 'session', (ev) => ev.from === 'established');
+    expect([...A.bestRoutes()].map((r) => r.route.prefix)).toEqual(['10.244.7.0/24']);
+
+    const back = waitFor(A, 'session', established('127.0.0.2'));
+    const second = await rawPeer(port, { asn: 65002, holdTime: 30, gracefulRestart: 60 });
+    await back;
+    const swept = waitFor(A, 'routes', (ev: { withdrawn: unknown[] }) => ev.withdrawn.length === 1);
+    second.send(Buffer.from('ffffffffffffffffffffffffffffffff001702' + '0000' + '0000', 'hex')); // End-of-RIB (IPv4)
+    await swept;
+    expect([...A.bestRoutes()]).toEqual([]);
+    second.socket.destroy();
+  });
+
+  it('sends Cease/1 when a peer exceeds its maximum number of prefixes', async () => {
+    const A = await speaker({ local: { asn: 65001, routerId: '1.1.1.1' }, listen: [{ host: '127.0.0.1', port: 0 }] });
+    A.addPeer({ address: '127.0.0.2', asn: 65002, passive: true, timers: FAST, import: { accept: ['10.0.0.0/8,le=32'], maxPrefixes: 1 } });
+    const peer = await rawPeer(A.listenAddresses[0]!.port, { asn: 65002, holdTime: 30 });
+    peer.send(update('10.1.0.0/24'));
+    peer.send(update('10.2.0.0/24'));
+    await expect.poll(() => peer.received.some((m) => m.type === 3 && m.code === 6 && m.subcode === 1), { timeout: 3000 }).toBe(true);
+  });
+});
+
+/** A scripted peer: connects from 127.0.0.2, exchanges OPEN and KEEPALIVE, records what it gets. */
+async function rawPeer(port: number, o: { asn: number; holdTime: number; gracefulRestart?: number }) {
+  const socket = net.connect({ host: '127.0.0.1', port, localAddress: '127.0.0.2' });
+  const received: (Message & { code?: number; subcode?: number })[] = [];
+  const reader = new MessageReader();
+  let opened!: () => void;
+  const ready = new Promise<void>((r) => { opened = r; });
+  socket.on('data', (chunk: Buffer) => {
+    for (const raw of reader.push(chunk)) {
+      const m = decodeMessage(raw, { fourOctetAsn: true }).message;
+      received.push(m);
+      if (m.type === 1) socket.write(encodeKeepalive());
+      if (m.type === 4) opened();
+    }
+  });
+  socket.on('error', () => {});
+  await new Promise<void>((r) => socket.once('connect', () => r()));
+  socket.write(encodeOpen({
+    version: 4, myAsn: o.asn, holdTime: o.holdTime, routerId: '2.2.2.2',
+    capabilities: {
+      multiprotocol: ['ipv4-unicast'], fourOctetAsn: o.asn, routeRefresh: true, enhancedRouteRefresh: false, unknown: [],
+      ...(o.gracefulRestart !== undefined && { gracefulRestart: { restarting: true, restartTime: o.gracefulRestart, families: [] } }),
+    },
+  }));
+  await ready;
+  return { socket, received, send: (b: Buffer) => socket.write(b) };
+}
+
+/** An IPv4 UPDATE announcing `prefix` (a /24 here) via 127.0.0.2 from AS 65002, 4-octet AS_PATH. */
+function update(prefix: string): Buffer {
+  const [a, b, c] = prefix.split('.').map(Number);
+  const attrs = Buffer.from([
+    0x40, 1, 1, 0, // ORIGIN IGP
+    0x40, 2, 6, 2, 1, 0, 0, 0xfd, 0xea, // AS_PATH: SEQUENCE [65002]
+    0x40, 3, 4, 127, 0, 0, 2, // NEXT_HOP
+  ]);
+  const nlri = Buffer.from([24, a!, b!, c!]);
+  const body = Buffer.concat([Buffer.from([0, 0, 0, attrs.length]), attrs, nlri]);
+  const header = Buffer.alloc(19, 0xff);
+  header.writeUInt16BE(19 + body.length, 16);
+  header[18] = 2;
+  return Buffer.concat([header, body]);
+}
