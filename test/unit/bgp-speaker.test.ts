@@ -24,11 +24,11 @@ async function speaker(opts: SpeakerOptions): Promise<Speaker> {
 
 function waitFor<T>(emitter: Speaker, event: 'session' | 'routes' | 'end-of-rib', pred: (ev: T) => boolean, timeoutMs = 8000): Promise<T> {
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => { emitter.removeListener(event, on); reject(new Error(`timed out waiting for ${event}`)); }, timeoutMs);
+    const timer = setTimeout(() => { emitter.removeListener(event, on as never); reject(new Error(`timed out waiting for ${event}`)); }, timeoutMs);
     function on(ev: T): void {
       if (!pred(ev)) return;
       clearTimeout(timer);
-      emitter.removeListener(event, on);
+      emitter.removeListener(event, on as never);
       resolve(ev);
     }
     emitter.on(event, on as never);
