@@ -9,6 +9,7 @@ const benches: Record<string, () => Promise<{ run(args: string[]): Promise<void>
   vxlan: () => import('./vxlan.js'),
   throughput: () => import('./throughput.js'),
   cni: () => import('./cni.js'),
+  bgp: () => import('./bgp.js'),
 };
 
 async function main(): Promise<void> {

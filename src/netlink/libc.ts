@@ -35,6 +35,7 @@ export const NETLINK_EXT_ACK = 11;
 export const NETLINK_GET_STRICT_CHK = 12;
 export const NETLINK_CAP_ACK = 10;
 export const SOL_SOCKET = 1;
+export const SO_RCVBUF = 8;
 export const SO_RCVBUFFORCE = 33;
 export const SO_SNDBUFFORCE = 32;
 export const SO_REUSEADDR = 2;

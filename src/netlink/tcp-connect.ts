@@ -4,7 +4,7 @@ import { NetlinkError } from './errors.js';
 import { EINPROGRESS, SOL_SOCKET, SO_ERROR, bind, closeFd, connectErrno, getsockoptInt } from './libc.js';
 import { encodeSockaddr, familyOf, parseSocketAddress } from './sockaddr.js';
 import { applyMd5Keys, validateMd5Keys } from './tcp-md5.js';
-import { applyTtl, openTcpSocket, validateTtl, type TcpTransportOptions } from './tcp-socket.js';
+import { applyReceiveBuffer, applyTtl, openTcpSocket, validateTtl, type TcpTransportOptions } from './tcp-socket.js';
 import { waitWritable } from './writable-poller.js';
 
 const ETIMEDOUT = 110;
@@ -99,6 +99,7 @@ export async function connectTcp(opts: ConnectTcpOptions): Promise<Socket> {
   try {
     applyMd5Keys(fd, family, opts.md5);
     applyTtl(fd, family, opts.ttl, opts.minTtl);
+    applyReceiveBuffer(fd, opts.receiveBuffer);
     if (local) bindLocal(fd, encodeSockaddr(family, local.ip, 0, scopeIds[1]), opts);
     const errno = connectErrno(fd, encodeSockaddr(family, host.ip, opts.port, scopeIds[0]));
     if (errno === EINPROGRESS) {

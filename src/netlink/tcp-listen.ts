@@ -6,7 +6,7 @@ import { SOL_SOCKET, SO_REUSEADDR, bind, closeFd, listen, setsockoptInt } from '
 import { encodeSockaddr, familyOf, parseSocketAddress } from './sockaddr.js';
 import { formatEndpoint } from './tcp-connect.js';
 import { applyMd5Keys, setMd5Key, validateMd5Keys } from './tcp-md5.js';
-import { applyTtl, openTcpSocket, validateTtl, type TcpTransportOptions } from './tcp-socket.js';
+import { applyReceiveBuffer, applyTtl, openTcpSocket, validateTtl, type TcpTransportOptions } from './tcp-socket.js';
 
 const EBADF = 9;
 const DEFAULT_BACKLOG = 511;
@@ -67,6 +67,7 @@ export async function listenTcp(opts: ListenTcpOptions): Promise<TcpListener> {
     setsockoptInt(fd, SOL_SOCKET, SO_REUSEADDR, 1);
     applyMd5Keys(fd, family, opts.md5);
     applyTtl(fd, family, opts.ttl, opts.minTtl);
+    applyReceiveBuffer(fd, opts.receiveBuffer);
     bind(fd, encodeSockaddr(family, address.ip, opts.port, scopeIds[0]), target);
     listen(fd, backlog, target);
   } catch (err) {

@@ -3,7 +3,7 @@ import { InvalidArgumentError } from '../core/errors.js';
 import { NetlinkError } from './errors.js';
 import {
   AF_INET, AF_INET6, IPPROTO_IP, IPPROTO_IPV6, IPV6_MINHOPCOUNT, IPV6_UNICAST_HOPS, IP_MINTTL, IP_TTL, SOCK_CLOEXEC, SOCK_NONBLOCK,
-  SOCK_STREAM, getsockoptInt, ifNameToIndex, setsockoptInt, socket,
+  SOCK_STREAM, SOL_SOCKET, SO_RCVBUF, SO_RCVBUFFORCE, getsockoptInt, ifNameToIndex, setsockoptInt, socket,
 } from './libc.js';
 import { runInNetns } from './netns.js';
 import type { SocketAddress } from './sockaddr.js';
@@ -19,6 +19,12 @@ export interface TcpTransportOptions {
   readonly ttl?: number | undefined;
   /** GTSM, RFC 5082: IP_MINTTL / IPV6_MINHOPCOUNT, 0..255 (0: off): segments arriving with less are dropped. */
   readonly minTtl?: number | undefined;
+  /**
+   * SO_RCVBUF in bytes, set before the handshake so the window scale fits it. A full table
+   * arrives faster than the speaker decodes it; with the default buffer the kernel drops segments
+   * and the sender waits out retransmission timeouts (seconds, measured with BIRD).
+   */
+  readonly receiveBuffer?: number | undefined;
   /**
    * Network namespace to create the socket in (a /run/netns entry or /proc/<pid>/ns/net), via
    * setns(2) around socket(2) only: the socket stays bound to that namespace for life. Default:
@@ -40,6 +46,17 @@ export function validateTtl(ttl: number | undefined, minTtl: number | undefined)
  * Sets TTL / min TTL on a TCP socket fd. An AF_INET6 socket gets both the IPv6 options and the
  * IPv4 ones, which govern its IPv4-mapped peers (a dual-stack listener's IPv4 sessions).
  */
+/** SO_RCVBUFFORCE (we usually hold CAP_NET_ADMIN: past net.core.rmem_max), else SO_RCVBUF. */
+export function applyReceiveBuffer(fd: number, bytes: number | undefined): void {
+  if (bytes === undefined) return;
+  if (!Number.isInteger(bytes) || bytes < 4096 || bytes > 1 << 30) throw new InvalidArgumentError('receive buffer', bytes, 'must be an integer from 4096 to 1 GiB');
+  try {
+    setsockoptInt(fd, SOL_SOCKET, SO_RCVBUFFORCE, bytes);
+  } catch {
+    setsockoptInt(fd, SOL_SOCKET, SO_RCVBUF, bytes);
+  }
+}
+
 export function applyTtl(fd: number, socketFamily: number, ttl: number | undefined, minTtl: number | undefined): void {
   if (socketFamily !== AF_INET) {
     if (ttl !== undefined) setsockoptInt(fd, IPPROTO_IPV6, IPV6_UNICAST_HOPS, ttl);

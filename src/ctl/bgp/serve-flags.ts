@@ -33,10 +33,10 @@ const FLAGS: readonly FlagSpec[] = [
   { name: 'asn', kind: 'string', arg: 'N', help: 'local AS number, 1..4294967295 (4-octet ASNs per RFC 6793).' },
   { name: 'router-id', kind: 'string', arg: 'IPv4', help: 'BGP identifier, a non-zero dotted quad.' },
   { name: 'listen', kind: 'repeated', arg: 'ADDR:PORT', help: 'accept connections here (repeatable; [v6]:port for IPv6). Without it the speaker only connects out, and passive peers are refused.' },
-  { name: 'peer', kind: 'repeated', arg: 'ADDR[:PORT],asn=N[,passive][,md5=KEY][,multihop=TTL][,local=IP][,families=ipv4|ipv6|ipv4+ipv6][,hold=S][,max-prefix=N][,nexthop6=IPv6]', help: 'a peer (repeatable). IPv6 with a port: [addr]:port.' },
+  { name: 'peer', kind: 'repeated', arg: 'ADDR[:PORT],asn=N[,passive][,md5=KEY][,multihop=TTL][,local=IP][,families=ipv4|ipv6|ipv4+ipv6][,hold=S][,max-prefix=N][,nexthop6=IPv6][,graceful-restart=S]', help: 'a peer (repeatable). IPv6 with a port: [addr]:port. graceful-restart: the restart time advertised (RFC 4724, receiving speaker; default 120, 0 = no capability).' },
   { name: 'announce', kind: 'repeated', arg: 'PREFIX[,nexthop=IP]', help: 'originate this prefix (repeatable); next hop self unless given.' },
   { name: 'accept', kind: 'repeated', arg: 'PREFIX[,le=N][,ge=N]', help: 'learn prefixes inside this range (repeatable); the default route is never learned. Without any, nothing is learned.' },
-  { name: 'print-routes', kind: 'boolean', default: 'true', help: 'print a JSON line per learned or withdrawn route; --no-print-routes prints per-peer route counts instead (large tables).' },
+  { name: 'print-routes', kind: 'boolean', default: 'true', help: 'print a JSON line per learned or withdrawn route; --no-print-routes prints per-peer route counts instead, at most ten times a second (large tables).' },
   { name: 'netns', kind: 'string', arg: 'PATH', help: 'open the speaker\'s sockets inside this network namespace (e.g. /run/netns/tor1).' },
 ];
 
@@ -81,7 +81,7 @@ function splitOptions(text: string, what: string, known: readonly string[]): { m
   return { main, opts };
 }
 
-const PEER_KEYS = ['asn', 'passive', 'md5', 'multihop', 'local', 'families', 'hold', 'max-prefix', 'nexthop6'] as const;
+const PEER_KEYS = ['asn', 'passive', 'md5', 'multihop', 'local', 'families', 'hold', 'max-prefix', 'nexthop6', 'graceful-restart'] as const;
 
 export function parsePeer(text: string, what = '--peer', accept: readonly string[] = []): SpeakerPeerConfig {
   const { main, opts } = splitOptions(text, what, PEER_KEYS);
@@ -105,6 +105,7 @@ export function parsePeer(text: string, what = '--peer', accept: readonly string
     ...(local !== undefined && { localAddress: local }),
     ...(opts.has('families') && { families: families(opts.get('families')!, `${what} families`) }),
     ...(hold !== undefined && { timers: { holdTime: integer(hold, `${what} hold`, 0, 65535) } }),
+    ...(opts.has('graceful-restart') && { gracefulRestartTime: integer(opts.get('graceful-restart')!, `${what} graceful-restart`, 0, 4095) }),
     ...((max !== undefined || accept.length > 0) && { import: { accept, ...(max !== undefined && { maxPrefixes: integer(max, `${what} max-prefix`, 1, 100_000_000) }) } }),
     ...(nh6 !== undefined && { export: { nextHopSelf: { ipv6: nh6 } } }),
   };
@@ -137,7 +138,7 @@ function readConfigFile(path: string): ConfigFile {
 
 /** A file peer in the flag's own syntax, so both paths share one validation. */
 function filePeerToFlag(p: Record<string, unknown>): string {
-  const keys: [string, string][] = [['asn', 'asn'], ['md5', 'md5'], ['multihop', 'multihop'], ['localAddress', 'local'], ['holdTime', 'hold'], ['maxPrefixes', 'max-prefix'], ['nextHopSelfIpv6', 'nexthop6']];
+  const keys: [string, string][] = [['asn', 'asn'], ['md5', 'md5'], ['multihop', 'multihop'], ['localAddress', 'local'], ['holdTime', 'hold'], ['maxPrefixes', 'max-prefix'], ['nextHopSelfIpv6', 'nexthop6'], ['gracefulRestartTime', 'graceful-restart']];
   const parts = [typeof p.port === 'number' ? (isIPv4(String(p.address)) ? `${String(p.address)}:${p.port}` : `[${String(p.address)}]:${p.port}`) : String(p.address)];
   for (const [field, key] of keys) {
     const value = p[field];

@@ -5,8 +5,11 @@ import { connectTcp, listenTcp, setTcpTtl } from '../../netlink/index.js';
  * The speaker's transport on Twill's netlink layer: TCP MD5 keys (RFC 2385) and TTLs set through
  * socket options Node has no API for. `netnsPath` opens every socket inside that namespace.
  */
+/** 4 MiB: a 100k-route table arrives in about 2 MB; see TcpTransportOptions.receiveBuffer. */
+const RECEIVE_BUFFER = 4 << 20;
+
 export function kernelTransport(netnsPath?: string): BgpTransport {
-  const ns = netnsPath === undefined ? {} : { netnsPath };
+  const ns = { receiveBuffer: RECEIVE_BUFFER, ...(netnsPath !== undefined && { netnsPath }) };
   return {
     connect: (opts) => connectTcp({
       host: opts.host,
