@@ -1,9 +1,13 @@
 /**
- * `npm run bench -- bgp [--counts 100000,1000000] [--rounds N]`: a BIRD "sender" holds N IPv4 /32s
- * and sends them over eBGP, first to Twill's speaker (`twillctl bgp serve`), then to a BIRD
- * receiver, in the same run. Each figure is the time from the session's Established to the whole
- * table in the receiver's RIB (Twill: its own JSON lines, printed at the sender's End-of-RIB;
- * BIRD: `show protocols all` polled every 20 ms). Twill's peak RSS is read from /proc (VmHWM).
+ * `npm run bench -- bgp [--counts 100000,1000000] [--rounds N]`: a BIRD "sender" sends N IPv4 /32s
+ * over eBGP to Twill's speaker (`twillctl bgp serve`) and to a BIRD receiver, in the same run,
+ * rounds alternating. For each measurement a fresh sender peers with the receiver alone; once the
+ * session is Established the sender is given the N routes (`birdc configure` with a static
+ * protocol), and the clock runs from that moment until the receiver holds all N (Twill: its own
+ * JSON lines, at most 20 ms apart; BIRD: `show protocols all` polled every 20 ms). Announcing after
+ * Established keeps BIRD on its incremental export path: pre-loaded, its initial feed held back the
+ * last partial batch (160 of 100,000) for 3 s toward some sessions (strace: BIRD idle in poll with a
+ * 3 s timeout). Twill's peak RSS is read from /proc (VmHWM).
  *
  *   sender (BIRD, AS 65002) ── veth ── twill (AS 65001)
  *          └──────────────── veth ── receiver (BIRD, AS 65003)
@@ -33,50 +37,58 @@ function peakRssMiB(pid: number): number {
   return m ? Number(m[1]) / 1024 : NaN;
 }
 
-/** Time for Twill's speaker to hold `count` routes from the sender after Established (ms), and its peak RSS. */
-async function twillReceives(ns: TestNetns, count: number): Promise<{ ms: number; ms99: number; rssMiB: number }> {
+async function startSender(ns: TestNetns, peer: { address: string; asn: number }): Promise<PeerDaemon> {
+  return startPeerDaemon({
+    kind: 'bird', netns: ns, asn: SENDER.asn, routerId: SENDER.toTwill, label: 'bench-sender',
+    neighbors: [{ address: peer.address, asn: peer.asn, passive: true, holdTime: 90 }],
+  });
+}
+
+/** Announce → `count` routes in Twill's RIB (ms), when 99 % were in, and Twill's peak RSS. */
+async function twillReceives(senderNs: TestNetns, ns: TestNetns, count: number): Promise<{ ms: number; ms99: number; rssMiB: number }> {
+  const sender = await startSender(senderNs, { address: TWILL.ip, asn: TWILL.asn });
   const speaker = await startTwillSpeaker(ns, [
     '--asn', String(TWILL.asn), '--router-id', TWILL.ip, '--accept', '100.64.0.0/10,le=32', '--no-print-routes',
     '--peer', `${SENDER.toTwill},asn=${SENDER.asn},local=${TWILL.ip},hold=90${process.env.BENCH_BGP_PEER_OPTS ?? ''}`,
   ], 'bench-twill');
   try {
-    const up = await speaker.waitEstablished(SENDER.toTwill, 60_000);
-    const full = await speaker.waitFor((l) => l.event === 'routes'
-      && (l.peers as { received: Record<string, number> }[]).some((p) => (p.received['ipv4-unicast'] ?? 0) >= count), `${count} routes in Twill`, 600_000);
-    const ms = Date.parse(String(full.time)) - Date.parse(String(up.time));
-    // When 99 % were in: BIRD as sender holds back its last partial batch toward Twill for seconds
-    // (seen every run, while the socket is idle and the window open), so this shows Twill's own pace.
+    await speaker.waitEstablished(SENDER.toTwill, 60_000);
+    const t0 = Date.now();
+    await sender.announceMany(count, '100.64.0.0/32');
     const received = (l: { readonly [key: string]: unknown }): number => Math.max(0, ...((l.peers ?? []) as { received: Record<string, number> }[]).map((p) => p.received['ipv4-unicast'] ?? 0));
+    const full = await speaker.waitFor((l) => l.event === 'routes' && received(l) >= count, `${count} routes in Twill`, 600_000);
     const most = speaker.lines.find((l) => l.event === 'routes' && received(l) >= 0.99 * count)!;
-    const ms99 = Date.parse(String(most.time)) - Date.parse(String(up.time));
     if (process.env.BENCH_BGP_DEBUG) for (const l of speaker.lines) log(JSON.stringify(l));
-    return { ms, ms99, rssMiB: peakRssMiB(speaker.daemon.pid) };
+    return { ms: Date.parse(String(full.time)) - t0, ms99: Date.parse(String(most.time)) - t0, rssMiB: peakRssMiB(speaker.daemon.pid) };
   } finally {
     await speaker.stop();
+    await sender.stop();
   }
 }
 
-/** Time for a BIRD receiver to hold `count` routes after Established (ms), polled every 20 ms. */
-async function birdReceives(ns: TestNetns, count: number): Promise<number> {
+/** Announce → `count` routes in a BIRD receiver (ms), polled every 20 ms. */
+async function birdReceives(senderNs: TestNetns, ns: TestNetns, count: number): Promise<number> {
+  const sender = await startSender(senderNs, { address: RECV.ip, asn: RECV.asn });
   const recv = await startPeerDaemon({
     kind: 'bird', netns: ns, asn: RECV.asn, routerId: RECV.ip, label: 'bench-recv',
     neighbors: [{ address: SENDER.toRecv, asn: SENDER.asn, holdTime: 90 }],
   });
   try {
+    await recv.waitEstablished(SENDER.toRecv);
     const proto = `n_${SENDER.toRecv.replaceAll('.', '_')}`;
-    let upAt: number | undefined;
-    const deadline = Date.now() + 600_000;
+    const t0 = Date.now();
+    await sender.announceMany(count, '100.64.0.0/32');
+    const deadline = t0 + 600_000;
     while (Date.now() < deadline) {
       const out = await exec('birdc', ['-s', join(recv.dir, 'bird.ctl'), 'show', 'protocols', 'all', proto]);
-      const now = performance.now();
-      if (upAt === undefined && /Established/.test(out)) upAt = now;
-      const imported = Number(/Routes:\s+(\d+) imported/.exec(out)?.[1] ?? 0);
-      if (upAt !== undefined && imported >= count) return now - upAt;
+      const now = Date.now();
+      if (Number(/Routes:\s+(\d+) imported/.exec(out)?.[1] ?? 0) >= count) return now - t0;
       await new Promise((r) => setTimeout(r, 20));
     }
     throw new Error(`BIRD receiver did not get ${count} routes in time`);
   } finally {
     await recv.stop();
+    await sender.stop();
   }
 }
 
@@ -84,20 +96,12 @@ export async function run(args: string[]): Promise<void> {
   const countsArg = args.includes('--counts') ? args[args.indexOf('--counts') + 1]! : '100000,1000000';
   const counts = countsArg.split(',').map(Number);
   const rounds = numberOption(args, '--rounds', 3);
-  let sender: PeerDaemon | undefined;
   try {
     const group = groupId();
     const [sNs, tNs, rNs] = await Promise.all(['bgp-sender', 'bgp-twill', 'bgp-recv'].map((l) => createTestNetns(l, { group })));
     await connectNetns(sNs!, tNs!, { a: { ifname: 'to-twill', cidr: `${SENDER.toTwill}/30` }, b: { ifname: 'to-sender', cidr: `${TWILL.ip}/30` } });
     await connectNetns(sNs!, rNs!, { a: { ifname: 'to-recv', cidr: `${SENDER.toRecv}/30` }, b: { ifname: 'to-sender', cidr: `${RECV.ip}/30` } });
-    sender = await startPeerDaemon({
-      kind: 'bird', netns: sNs!, asn: SENDER.asn, routerId: SENDER.toTwill, label: 'bench-sender',
-      neighbors: [{ address: TWILL.ip, asn: TWILL.asn, passive: true, holdTime: 90 }, { address: RECV.ip, asn: RECV.asn, passive: true, holdTime: 90 }],
-    });
     for (const count of counts) {
-      const t0 = Date.now();
-      await sender.announceMany(count, '100.64.0.0/32');
-      log(`sender holds ${count} prefixes (${Date.now() - t0} ms)`);
       const twill: number[] = [];
       const twill99: number[] = [];
       const bird: number[] = [];
@@ -108,12 +112,12 @@ export async function run(args: string[]): Promise<void> {
         const order = r % 2 === 0 ? ['twill', 'bird'] : ['bird', 'twill'];
         for (const who of order) {
           if (who === 'twill') {
-            const t = await twillReceives(tNs!, count);
+            const t = await twillReceives(sNs!, tNs!, count);
             twill.push(t.ms);
             twill99.push(t.ms99);
             rss = Math.max(rss, t.rssMiB);
           } else {
-            bird.push(await birdReceives(rNs!, count));
+            bird.push(await birdReceives(sNs!, rNs!, count));
           }
         }
         log(`${count} round ${r + 1}/${n}: twill ${round(twill.at(-1)!, 0)} ms (99 % at ${round(twill99.at(-1)!, 0)} ms), bird ${round(bird.at(-1)!, 0)} ms, twill peak RSS ${round(rss, 0)} MiB`);
@@ -127,7 +131,6 @@ export async function run(args: string[]): Promise<void> {
       report({ bench: 'bgp', metric: `twill_peak_rss_${label}_mib`, value: round(rss, 1), unit: 'MiB', ...(primary && { target: '<300' }) });
     }
   } finally {
-    await sender?.stop();
     await cleanup.runAll();
   }
 }

@@ -37,7 +37,7 @@ function sessionLine(ev: SessionEvent): Record<string, unknown> {
   };
 }
 
-/** Route events: one line per route, or per-peer totals at most ten times a second and at End-of-RIB. */
+/** Route events: one line per route, or per-peer totals at most every 20 ms (a progress line for big tables) and at End-of-RIB. */
 function routePrinter(speaker: Speaker, config: ServeConfig, print: Print): void {
   if (config.printRoutes) {
     speaker.on('routes', (ev: PeerRoutesEvent) => {
@@ -53,7 +53,7 @@ function routePrinter(speaker: Speaker, config: ServeConfig, print: Print): void
     timer ??= setTimeout(() => {
       timer = undefined;
       print({ event: 'routes', peers: counts() });
-    }, 100);
+    }, 20);
   });
   speaker.on('end-of-rib', () => print({ event: 'routes', peers: counts() }));
 }
