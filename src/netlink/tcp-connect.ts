@@ -3,8 +3,8 @@ import { InvalidArgumentError } from '../core/errors.js';
 import { NetlinkError } from './errors.js';
 import { EINPROGRESS, SOL_SOCKET, SO_ERROR, bind, closeFd, connectErrno, getsockoptInt } from './libc.js';
 import { encodeSockaddr, familyOf, parseSocketAddress } from './sockaddr.js';
-import { applyMd5Keys, validateMd5Keys } from './tcp-md5.js';
-import { applyReceiveBuffer, applyTtl, openTcpSocket, validateTtl, type TcpTransportOptions } from './tcp-socket.js';
+import { validateMd5Keys } from './tcp-md5.js';
+import { applyTransportOptions, openTcpSocket, validatePort, validateTtl, type TcpTransportOptions } from './tcp-socket.js';
 import { waitWritable } from './writable-poller.js';
 
 const ETIMEDOUT = 110;
@@ -42,10 +42,6 @@ export class TcpConnectError extends NetlinkError {
 
 export function formatEndpoint(host: string, port: number): string {
   return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
-}
-
-function validatePort(port: number, what: string, min: number): void {
-  if (!Number.isInteger(port) || port < min || port > 65535) throw new InvalidArgumentError(what, port, `must be an integer ${min}..65535`);
 }
 
 function hintFor(errno: number, timeoutMs: number): string | undefined {
@@ -97,9 +93,7 @@ export async function connectTcp(opts: ConnectTcpOptions): Promise<Socket> {
   const { fd, scopeIds } = openTcpSocket(family, opts.netnsPath, [host, local]);
   let owned = true;
   try {
-    applyMd5Keys(fd, family, opts.md5);
-    applyTtl(fd, family, opts.ttl, opts.minTtl);
-    applyReceiveBuffer(fd, opts.receiveBuffer);
+    applyTransportOptions(fd, family, opts);
     if (local) bindLocal(fd, encodeSockaddr(family, local.ip, 0, scopeIds[1]), opts);
     const errno = connectErrno(fd, encodeSockaddr(family, host.ip, opts.port, scopeIds[0]));
     if (errno === EINPROGRESS) {

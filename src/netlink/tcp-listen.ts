@@ -5,8 +5,8 @@ import { NetlinkError } from './errors.js';
 import { SOL_SOCKET, SO_REUSEADDR, bind, closeFd, listen, setsockoptInt } from './libc.js';
 import { encodeSockaddr, familyOf, parseSocketAddress } from './sockaddr.js';
 import { formatEndpoint } from './tcp-connect.js';
-import { applyMd5Keys, setMd5Key, validateMd5Keys } from './tcp-md5.js';
-import { applyReceiveBuffer, applyTtl, openTcpSocket, validateTtl, type TcpTransportOptions } from './tcp-socket.js';
+import { setMd5Key, validateMd5Keys } from './tcp-md5.js';
+import { applyTransportOptions, openTcpSocket, validatePort, validateTtl, type TcpTransportOptions } from './tcp-socket.js';
 
 const EBADF = 9;
 const DEFAULT_BACKLOG = 511;
@@ -50,9 +50,7 @@ function stillSameSocket(fd: number, ino: number): boolean {
  */
 export async function listenTcp(opts: ListenTcpOptions): Promise<TcpListener> {
   const address = parseSocketAddress(opts.host, 'listen address');
-  if (!Number.isInteger(opts.port) || opts.port < 0 || opts.port > 65535) {
-    throw new InvalidArgumentError('listen port', opts.port, 'must be an integer 0..65535');
-  }
+  validatePort(opts.port, 'listen port', 0);
   const backlog = opts.backlog ?? DEFAULT_BACKLOG;
   if (!Number.isInteger(backlog) || backlog < 1) throw new InvalidArgumentError('listen backlog', backlog, 'must be a positive integer');
   const family = familyOf(address.ip);
@@ -65,9 +63,7 @@ export async function listenTcp(opts: ListenTcpOptions): Promise<TcpListener> {
   try {
     ino = fstatSync(fd).ino;
     setsockoptInt(fd, SOL_SOCKET, SO_REUSEADDR, 1);
-    applyMd5Keys(fd, family, opts.md5);
-    applyTtl(fd, family, opts.ttl, opts.minTtl);
-    applyReceiveBuffer(fd, opts.receiveBuffer);
+    applyTransportOptions(fd, family, opts);
     bind(fd, encodeSockaddr(family, address.ip, opts.port, scopeIds[0]), target);
     listen(fd, backlog, target);
   } catch (err) {

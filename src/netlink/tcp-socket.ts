@@ -6,6 +6,7 @@ import {
   SOCK_STREAM, SOL_SOCKET, SO_RCVBUF, SO_RCVBUFFORCE, getsockoptInt, ifNameToIndex, setsockoptInt, socket,
 } from './libc.js';
 import { runInNetns } from './netns.js';
+import { applyMd5Keys } from './tcp-md5.js';
 import type { SocketAddress } from './sockaddr.js';
 
 /** Socket options a BGP transport needs and Node cannot set. */
@@ -46,8 +47,20 @@ export function validateTtl(ttl: number | undefined, minTtl: number | undefined)
  * Sets TTL / min TTL on a TCP socket fd. An AF_INET6 socket gets both the IPv6 options and the
  * IPv4 ones, which govern its IPv4-mapped peers (a dual-stack listener's IPv4 sessions).
  */
+/** A TCP port in min..65535 (0 only for a listener: the kernel picks one). */
+export function validatePort(port: number, what: string, min: number): void {
+  if (!Number.isInteger(port) || port < min || port > 65535) throw new InvalidArgumentError(what, port, `must be an integer ${min}..65535`);
+}
+
+/** Everything a transport sets on a fresh socket before bind/connect: MD5 keys, TTLs, receive buffer. */
+export function applyTransportOptions(fd: number, socketFamily: number, opts: TcpTransportOptions): void {
+  applyMd5Keys(fd, socketFamily, opts.md5);
+  applyTtl(fd, socketFamily, opts.ttl, opts.minTtl);
+  applyReceiveBuffer(fd, opts.receiveBuffer);
+}
+
 /** SO_RCVBUFFORCE (we usually hold CAP_NET_ADMIN: past net.core.rmem_max), else SO_RCVBUF. */
-export function applyReceiveBuffer(fd: number, bytes: number | undefined): void {
+function applyReceiveBuffer(fd: number, bytes: number | undefined): void {
   if (bytes === undefined) return;
   if (!Number.isInteger(bytes) || bytes < 4096 || bytes > 1 << 30) throw new InvalidArgumentError('receive buffer', bytes, 'must be an integer from 4096 to 1 GiB');
   try {
