@@ -6,7 +6,7 @@ import { validateIfname } from '../core/ifname.js';
 import { parseLogLevel, type LogLevel } from '../core/logger.js';
 import { twillVersion } from '../core/version.js';
 import { ETCD_FLAGS, hidePassword, parseEtcdFlags, type EtcdFlags } from '../core/etcd-flags.js';
-import { envName as envVar, FlagValues, helpText, readCommandLine, type FlagSpec } from '../core/flag-parser.js';
+import { envName as envVar, FlagValues, helpText, integerInRange, readCommandLine, type FlagSpec } from '../core/flag-parser.js';
 import { formatHostPort, parseHostPort } from '../core/host-port.js';
 
 // twilld's command line: the etcd flags shared with twillctl, then the agent's own. Every flag
@@ -96,15 +96,9 @@ function validate(v: FlagValues): AgentFlags {
     resyncIntervalMs: atLeast(parseDuration(resync.value, resync.what), MIN_RESYNC_MS, resync.value, resync.what),
     cniSocket: cniSocket.value === '' || cniSocket.value === 'off' ? undefined : absolutePath(cniSocket.value, cniSocket.what),
     cniDataDir: absolutePath(cniDataDir.value, cniDataDir.what),
-    cniWorkers: integerIn(cniWorkers.value, cniWorkers.what, 1, 64),
+    cniWorkers: integerInRange(cniWorkers.value, cniWorkers.what, 1, 64),
   };
   return Object.freeze(flags);
-}
-
-function integerIn(value: string, what: string, min: number, max: number): number {
-  const n = /^\d+$/.test(value) ? Number(value) : NaN;
-  if (!Number.isSafeInteger(n) || n < min || n > max) throw new InvalidArgumentError(what, value, `must be an integer from ${min} to ${max}`);
-  return n;
 }
 
 export function envName(flag: string): string {

@@ -157,6 +157,13 @@ export class FlagValues {
   }
 }
 
+/** A decimal integer from min to max (digits only: no sign, no spaces, no exponent). */
+export function integerInRange(value: string, what: string, min: number, max: number): number {
+  const n = /^\d+$/.test(value) ? Number(value) : NaN;
+  if (!Number.isSafeInteger(n) || n < min || n > max) throw new InvalidArgumentError(what, value, `must be an integer from ${min} to ${max}`);
+  return n;
+}
+
 export function nonEmpty(value: string, what: string): string {
   if (value.trim() === '') throw new InvalidArgumentError(what, value, 'must not be empty');
   return value;

@@ -3,7 +3,7 @@ import { isIP, isIPv4 } from 'node:net';
 import type { Family, LocalAdvertisement, SpeakerPeerConfig } from '../../bgp/index.js';
 import { parsePrefixRange } from '../../bgp/index.js';
 import { InvalidArgumentError } from '../../core/errors.js';
-import { FlagValues, helpText, readCommandLine, type FlagSpec } from '../../core/flag-parser.js';
+import { FlagValues, helpText, integerInRange, readCommandLine, type FlagSpec } from '../../core/flag-parser.js';
 import { parseHostPort, type HostPort } from '../../core/host-port.js';
 import { twillVersion } from '../../core/version.js';
 
@@ -44,12 +44,6 @@ export function serveHelpText(): string {
   return helpText('Usage: twillctl bgp serve [options]', [
     'Runs Twill\'s own BGP speaker on its own: sessions to the given peers, the given prefixes announced, routes inside the accepted ranges learned. It prints one JSON line per event on stdout: ready, session (state changes with reasons and NOTIFICATIONs), learned, withdrawn, rejected, end-of-rib, and warning. SIGINT or SIGTERM sends Cease/2 (administrative shutdown) to every peer and exits. TCP MD5 and TTL settings need root (CAP_NET_ADMIN is not required, but setsockopt on raw options is done through libc).',
   ], FLAGS, ENV_PREFIX);
-}
-
-function integer(text: string, what: string, min: number, max: number): number {
-  const n = /^\d+$/.test(text.trim()) ? Number(text.trim()) : NaN;
-  if (!Number.isSafeInteger(n) || n < min || n > max) throw new InvalidArgumentError(what, text, `must be an integer from ${min} to ${max}`);
-  return n;
 }
 
 /** "a.b.c.d", "a.b.c.d:179", "[v6]:179" or a bare IPv6 address. */
@@ -98,15 +92,15 @@ export function parsePeer(text: string, what = '--peer', accept: readonly string
   const peer: SpeakerPeerConfig = {
     address,
     ...(port !== undefined && { port }),
-    asn: integer(asn, `${what} asn`, 1, 0xffffffff),
+    asn: integerInRange(asn, `${what} asn`, 1, 0xffffffff),
     passive: passive !== undefined && passive !== 'false',
     ...(opts.has('md5') && { md5: opts.get('md5')! }),
-    ...(opts.has('multihop') && { multihop: integer(opts.get('multihop')!, `${what} multihop`, 1, 255) }),
+    ...(opts.has('multihop') && { multihop: integerInRange(opts.get('multihop')!, `${what} multihop`, 1, 255) }),
     ...(local !== undefined && { localAddress: local }),
     ...(opts.has('families') && { families: families(opts.get('families')!, `${what} families`) }),
-    ...(hold !== undefined && { timers: { holdTime: integer(hold, `${what} hold`, 0, 65535) } }),
-    ...(opts.has('graceful-restart') && { gracefulRestartTime: integer(opts.get('graceful-restart')!, `${what} graceful-restart`, 0, 4095) }),
-    ...((max !== undefined || accept.length > 0) && { import: { accept, ...(max !== undefined && { maxPrefixes: integer(max, `${what} max-prefix`, 1, 100_000_000) }) } }),
+    ...(hold !== undefined && { timers: { holdTime: integerInRange(hold, `${what} hold`, 0, 65535) } }),
+    ...(opts.has('graceful-restart') && { gracefulRestartTime: integerInRange(opts.get('graceful-restart')!, `${what} graceful-restart`, 0, 4095) }),
+    ...((max !== undefined || accept.length > 0) && { import: { accept, ...(max !== undefined && { maxPrefixes: integerInRange(max, `${what} max-prefix`, 1, 100_000_000) }) } }),
     ...(nh6 !== undefined && { export: { nextHopSelf: { ipv6: nh6 } } }),
   };
   return peer;
@@ -174,7 +168,7 @@ export function parseServeFlags(argv: readonly string[], env: NodeJS.ProcessEnv)
   return {
     kind: 'run',
     config: Object.freeze({
-      asn: integer(asnText, '--asn', 1, 0xffffffff),
+      asn: integerInRange(asnText.trim(), '--asn', 1, 0xffffffff),
       routerId,
       listen,
       peers,
