@@ -52,7 +52,24 @@ function ipv6Bytes(text: string): Buffer {
   return out;
 }
 
+/** A dotted quad as an unsigned 32-bit number; for the hot paths (best-path tie-breaks, collision resolution), so no checks: give it a valid one. */
+export function ipv4ToNumber(text: string): number {
+  let value = 0;
+  let octet = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 46) {
+      value = value * 256 + octet;
+      octet = 0;
+    } else {
+      octet = octet * 10 + (c - 48);
+    }
+  }
+  return value * 256 + octet;
+}
+
 /** Formats 4 or 16 network-order bytes as an address in canonical text form (RFC 5952 for IPv6). */
+
 export function formatIp(bytes: Uint8Array): string {
   if (bytes.length === 4) return `${bytes[0]!}.${bytes[1]!}.${bytes[2]!}.${bytes[3]!}`;
   if (bytes.length !== 16) throw new InvalidArgumentError('IP address bytes', bytes.length, 'need 4 or 16 bytes');

@@ -6,6 +6,7 @@
 // with a pairwise comparator: the MED step compares only routes from the same neighbour AS, which
 // is not a total order, so a sort could give an answer that depends on arrival order.
 
+import { ipv4ToNumber } from '../../core/ip.js';
 import { asPathLength, neighbourAs } from '../policy/as-path.js';
 import { DEFAULT_LOCAL_PREF } from '../policy/export-policy.js';
 import type { Family, Prefix, Route } from '../types.js';
@@ -22,22 +23,6 @@ export interface PathSource {
   /** The peer's address in a form that sorts numerically (see {@link addressSortKey}). */
   readonly addressKey: string;
   readonly routes: AdjRibIn;
-}
-
-/** A dotted quad as an unsigned 32-bit number; 0 for anything else. */
-export function ipv4ToNumber(text: string): number {
-  let value = 0;
-  let octet = 0;
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    if (c === 46) {
-      value = value * 256 + octet;
-      octet = 0;
-    } else {
-      octet = octet * 10 + (c - 48);
-    }
-  }
-  return value * 256 + octet;
 }
 
 /** Address bytes as hex behind a family digit: IPv4 sorts before IPv6, and each numerically. */

@@ -4,13 +4,13 @@
 // identity comparison.
 
 import { InvalidArgumentError } from '../../core/errors.js';
-import { parseIp } from '../../core/ip.js';
+import { ipv4ToNumber, parseIp } from '../../core/ip.js';
 import { exportAttributes, type ExportPolicy, type ExportTarget, type OutboundAttributes } from '../policy/export-policy.js';
 import type { ImportContext, ImportPolicy } from '../policy/import-policy.js';
 import type { Family, PathAttributes, Route } from '../types.js';
 import { AdjRibIn } from './adj-rib-in.js';
 import { AdjRibOut } from './adj-rib-out.js';
-import { addressSortKey, ipv4ToNumber, type PathSource } from './best-path.js';
+import { addressSortKey, type PathSource } from './best-path.js';
 
 /** The speaker itself, as the RIB needs it. */
 export interface LocalIdentity {

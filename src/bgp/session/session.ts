@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events';
 import type net from 'node:net';
 import { Backoff } from '../../core/backoff.js';
+import { ipv4ToNumber } from '../../core/ip.js';
 import type { Family, Message, NotificationMessage, UpdateMessage } from '../types.js';
 import { MessageType } from '../types.js';
 import {
@@ -269,7 +270,7 @@ export class Session extends EventEmitter<SessionEvents> {
         return true;
       }
       if (other.state !== 'openconfirm') continue;
-      const localWins = ipv4ToUint(this.local.routerId) > ipv4ToUint(a.negotiated!.peerRouterId);
+      const localWins = ipv4ToNumber(this.local.routerId) > ipv4ToNumber(a.negotiated!.peerRouterId);
       const loser = (a.conn.initiatedLocally === localWins) ? other : a;
       this.closeWith(loser, NotificationCode.CEASE, CeaseSubcode.CONNECTION_COLLISION_RESOLUTION, 'connection collision', 'connection collision resolved');
       if (loser === a) return true;
@@ -382,10 +383,4 @@ export class Session extends EventEmitter<SessionEvents> {
     this.current = next;
     this.emit('state', { from, to: next, reason, ...extra });
   }
-}
-
-function ipv4ToUint(ip: string): number {
-  let n = 0;
-  for (const part of ip.split('.')) n = n * 256 + Number(part);
-  return n;
 }
