@@ -4,6 +4,7 @@ import net from 'node:net';
 import { dirname } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { InvalidArgumentError, TwillError } from '../core/errors.js';
+import { agentFailureStdout } from './spec/agent-failure.js';
 
 // The agent's end of the CNI "thick plugin" socket. The executable runtimes run as the twill plugin
 // is a small C client (src/cni/shim/twill-cni.c): Node takes ~75 ms to start, once per pod
@@ -52,12 +53,9 @@ const MAGIC = Buffer.from('TWILL-CNI/1\n', 'latin1');
 const DEFAULT_MAX_REQUEST_BYTES = 16 << 20;
 /** A client that stalls mid-request this long is dropped (the shim sends everything at once). */
 const REQUEST_IDLE_MS = 30_000;
-const CNI_VERSION = '1.1.0';
-/** CNI error code for plugin-specific failures. */
-const ERR_PLUGIN = 100;
 
 function cniErrorReply(msg: string): CniReply {
-  return { exitCode: 1, stdout: `${JSON.stringify({ cniVersion: CNI_VERSION, code: ERR_PLUGIN, msg })}\n` };
+  return { exitCode: 1, stdout: agentFailureStdout(msg) };
 }
 
 function protocolError(reason: string): TwillError {

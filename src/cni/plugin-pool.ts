@@ -2,6 +2,7 @@ import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { InvalidArgumentError } from '../core/errors.js';
 import type { PluginCall, PluginReply } from './plugin.js';
+import { agentFailureStdout } from './spec/agent-failure.js';
 
 // The agent serves CNI calls on a few worker threads rather than its main thread. A netlink
 // request is handled by the kernel inside sendmsg(), on the sending thread, so one slow kernel
@@ -55,8 +56,6 @@ export const WORKER_SHUTDOWN = 'shutdown';
 const SHUTDOWN_GRACE_MS = 5000;
 
 const MAX_POOL = 64;
-/** CNI error code for plugin-specific failures (SPEC.md "Error": >= 100). */
-const ERR_PLUGIN = 100;
 
 export function defaultPoolSize(): number {
   return Math.min(4, Math.max(1, availableParallelism()));
@@ -198,6 +197,5 @@ export class PluginPool {
 }
 
 function failure(command: string, err: Error): PluginReply {
-  const stdout = `${JSON.stringify({ cniVersion: '1.1.0', code: ERR_PLUGIN, msg: `twill agent: ${err.message}` })}\n`;
-  return { exitCode: 1, stdout, command, error: err };
+  return { exitCode: 1, stdout: agentFailureStdout(`twill agent: ${err.message}`), command, error: err };
 }
