@@ -105,12 +105,26 @@ function signal(pid: number, sig: NodeJS.Signals): void {
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
+/** The parent pid from /proc/<pid>/stat ("pid (comm) S ppid ..."), or undefined once gone. */
+function parentPid(pid: number): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+  } catch {
+    return undefined;
+  }
+}
+
 /**
  * Stops every process inside the named namespaces: SIGTERM, then SIGKILL for whatever still
- * runs after `graceMs`. Returns how many processes there were.
+ * runs after `graceMs`. Returns how many of them were not children of another one: a daemon
+ * counts once, not again for the short-lived `nft` it happened to be running (twilld --ip-masq
+ * runs one every resync), which would make the count depend on timing.
  */
 export async function stopProcessesIn(names: readonly string[], graceMs = 5000): Promise<number> {
   const pids = [...pidsInNamespaces(names).values()].flat();
+  const inside = new Set(pids);
+  const topLevel = pids.filter((pid) => !inside.has(parentPid(pid) ?? -1)).length;
   for (const pid of pids) signal(pid, 'SIGTERM');
   const deadline = Date.now() + graceMs;
   while (pids.some(alive) && Date.now() < deadline) await sleep(50);
@@ -118,7 +132,7 @@ export async function stopProcessesIn(names: readonly string[], graceMs = 5000):
   for (const pid of left) signal(pid, 'SIGKILL');
   const killDeadline = Date.now() + 2000;
   while (left.some(alive) && Date.now() < killDeadline) await sleep(20);
-  return pids.length;
+  return topLevel;
 }
 
 const POLL_SCRIPT = `
