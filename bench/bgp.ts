@@ -1,5 +1,5 @@
 /**
- * `npm run bench -- bgp [--counts 100000,1000000] [--rounds N]`: a BIRD "sender" sends N IPv4 /32s
+ * `npm run bench -- bgp [--counts 100000,1000000] [--rounds N] [--profile DIR]`: a BIRD "sender" sends N IPv4 /32s
  * over eBGP to Twill's speaker (`twillctl bgp serve`) and to a BIRD receiver, in the same run,
  * rounds alternating. For each measurement a fresh sender peers with the receiver alone; once the
  * session is Established the sender is given the N routes (`birdc configure` with a static
@@ -45,15 +45,16 @@ async function startSender(ns: TestNetns, peer: { address: string; asn: number }
 }
 
 /** Announce → `count` routes in Twill's RIB (ms), when 99 % were in, and Twill's peak RSS. */
-async function twillReceives(senderNs: TestNetns, ns: TestNetns, count: number): Promise<{ ms: number; ms99: number; rssMiB: number }> {
+async function twillReceives(senderNs: TestNetns, ns: TestNetns, count: number, profileDir: string | undefined): Promise<{ ms: number; ms99: number; rssMiB: number }> {
   const sender = await startSender(senderNs, { address: TWILL.ip, asn: TWILL.asn });
   const speaker = await startTwillSpeaker(ns, [
     '--asn', String(TWILL.asn), '--router-id', TWILL.ip, '--accept', '100.64.0.0/10,le=32', '--no-print-routes',
     '--peer', `${SENDER.toTwill},asn=${SENDER.asn},local=${TWILL.ip},hold=90${process.env.BENCH_BGP_PEER_OPTS ?? ''}`,
-  ], 'bench-twill');
+  ], 'bench-twill', profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []);
   try {
     await speaker.waitEstablished(SENDER.toTwill, 60_000);
     const t0 = Date.now();
+    if (process.env.BENCH_BGP_DEBUG) log(`t0 ${t0}`);
     await sender.announceMany(count, '100.64.0.0/32');
     const received = (l: { readonly [key: string]: unknown }): number => Math.max(0, ...((l.peers ?? []) as { received: Record<string, number> }[]).map((p) => p.received['ipv4-unicast'] ?? 0));
     const full = await speaker.waitFor((l) => l.event === 'routes' && received(l) >= count, `${count} routes in Twill`, 600_000);
@@ -96,6 +97,8 @@ export async function run(args: string[]): Promise<void> {
   const countsArg = args.includes('--counts') ? args[args.indexOf('--counts') + 1]! : '100000,1000000';
   const counts = countsArg.split(',').map(Number);
   const rounds = numberOption(args, '--rounds', 3);
+  // V8 CPU profiles of Twill's speaker, one file per measurement (open them in Chrome DevTools).
+  const profileDir = args.includes('--profile') ? args[args.indexOf('--profile') + 1] : undefined;
   try {
     const group = groupId();
     const [sNs, tNs, rNs] = await Promise.all(['bgp-sender', 'bgp-twill', 'bgp-recv'].map((l) => createTestNetns(l, { group })));
@@ -112,7 +115,7 @@ export async function run(args: string[]): Promise<void> {
         const order = r % 2 === 0 ? ['twill', 'bird'] : ['bird', 'twill'];
         for (const who of order) {
           if (who === 'twill') {
-            const t = await twillReceives(sNs!, tNs!, count);
+            const t = await twillReceives(sNs!, tNs!, count, profileDir);
             twill.push(t.ms);
             twill99.push(t.ms99);
             rss = Math.max(rss, t.rssMiB);

@@ -45,8 +45,9 @@ export interface TwillSpeaker {
   stop(): Promise<void>;
 }
 
-export async function startTwillSpeaker(ns: TestNetns, args: readonly string[], label = 'twill-bgp'): Promise<TwillSpeaker> {
-  const daemon = await ns.spawn(process.execPath, [CTL_MAIN, 'bgp', 'serve', ...args], { label });
+/** `nodeArgs` go to Node itself, before the script (e.g. `--cpu-prof` for a benchmark's profile). */
+export async function startTwillSpeaker(ns: TestNetns, args: readonly string[], label = 'twill-bgp', nodeArgs: readonly string[] = []): Promise<TwillSpeaker> {
+  const daemon = await ns.spawn(process.execPath, [...nodeArgs, CTL_MAIN, 'bgp', 'serve', ...args], { label });
   const lines: SpeakerLine[] = [];
   const routes = new Map<string, TwillRoute>();
   const states = new Map<string, string>();

@@ -92,6 +92,45 @@ describe('Adj-RIB-Out: pendingFor / markSent', () => {
     expect(summary(rib.pendingFor('a'))).toEqual({ announce: { [P]: `${ROUTER_ID} ${LOCAL_ASN} 65002` }, withdraw: [] });
   });
 
+  it('a peer whose own route is best is sent nothing, whatever happens to it, and still gets a withdrawal owed from before', () => {
+    const rib = newRib();
+    addPeer(rib, 'a', 65001, 1);
+    addPeer(rib, 'b', 65002, 2);
+    rib.markSent('a');
+    rib.markSent('b');
+    // b's route reaches a, then a's own better route wins: a is owed a withdrawal.
+    announce(rib, 'b', [P], attrs([65002, 65009]));
+    expect(summary(rib.pendingFor('a')).announce).toEqual({ [P]: `${ROUTER_ID} ${LOCAL_ASN} 65002 65009` });
+    rib.markSent('a');
+    announce(rib, 'a', [P], attrs([65001]));
+    // b withdraws and a changes its route while a's own route stays best: the withdrawal is still owed, once.
+    withdraw(rib, 'b', [P]);
+    announce(rib, 'a', [P], attrs([65001], { med: 5 }));
+    expect(summary(rib.pendingFor('a'))).toEqual({ announce: {}, withdraw: [P] });
+    rib.markSent('a');
+    withdraw(rib, 'a', [P]);
+    announce(rib, 'a', [P], attrs([65001]));
+    expect(summary(rib.pendingFor('a'))).toEqual({ announce: {}, withdraw: [] });
+    expect(summary(rib.pendingFor('b'))).toEqual({ announce: { [P]: `${ROUTER_ID} ${LOCAL_ASN} 65001` }, withdraw: [] });
+  });
+
+  it('a withdrawal computed but not yet sent stays right when the peer then announces the prefix itself', () => {
+    const rib = newRib();
+    addPeer(rib, 'a', 65001, 1);
+    addPeer(rib, 'b', 65002, 2);
+    rib.markSent('a');
+    announce(rib, 'b', [P], attrs([65002]));
+    rib.pendingFor('a');
+    rib.markSent('a');
+    withdraw(rib, 'b', [P]);
+    expect(summary(rib.pendingFor('a'))).toEqual({ announce: {}, withdraw: [P] });
+    // Before that withdrawal is marked sent, a announces P: still nothing to send a but the withdrawal.
+    announce(rib, 'a', [P], attrs([65001]));
+    rib.markSent('a');
+    expect(summary(rib.pendingFor('a'))).toEqual({ announce: {}, withdraw: [] });
+    expect(rib.stats().peers.find((p) => p.peerId === 'a')!.advertised).toBe(0);
+  });
+
   it('iBGP: a learned route goes to eBGP peers but not to another iBGP peer; eBGP-learned goes to iBGP with its next hop', () => {
     const rib = newRib();
     addPeer(rib, 'i1', LOCAL_ASN, 1);

@@ -40,13 +40,35 @@ export class LocRib {
    */
   previousBest: PathSource | undefined;
 
+  // The entry the last holds() call found, for the update() of the same prefix that usually
+  // follows: a received route costs one Loc-RIB lookup instead of two. Only update() changes the
+  // table, and it always clears this, so a remembered entry is never stale.
+  private peekedFamily: Family | undefined;
+  private peekedPrefix: Prefix | undefined;
+  private peekedEntry: Entry | undefined;
+
+  /**
+   * Whether `source` holds a route for `prefix`. Every route in a source's Adj-RIB-In is
+   * registered here, so a prefix held by no source (a table being learned) needs no lookup in
+   * the Adj-RIB-In at all.
+   */
+  holds(family: Family, prefix: Prefix, source: PathSource): boolean {
+    const entry = this.table(family).get(prefix);
+    this.peekedFamily = family;
+    this.peekedPrefix = prefix;
+    this.peekedEntry = entry;
+    return entry === source || (Array.isArray(entry) && entry.includes(source));
+  }
+
   /**
    * `source` now holds a route for `prefix` (`present`) or no longer does; its Adj-RIB-In is
    * already updated. Re-runs selection when needed and returns the source of the best route.
    */
   update(family: Family, prefix: Prefix, source: PathSource, present: boolean): PathSource | undefined {
     const table = this.table(family);
-    const entry = table.get(prefix);
+    const entry = this.peekedPrefix === prefix && this.peekedFamily === family ? this.peekedEntry : table.get(prefix);
+    this.peekedPrefix = undefined;
+    this.peekedEntry = undefined;
     this.previousBest = Array.isArray(entry) ? entry[0] : entry;
     if (entry === undefined) {
       if (!present) return undefined;

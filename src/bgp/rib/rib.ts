@@ -65,7 +65,7 @@ export class Rib {
         this.remove(peer, route.family, route.prefix, result.bestChanges);
         continue;
       }
-      const old = peer.routes.get(route.family, route.prefix);
+      const old = this.loc.holds(route.family, route.prefix, peer) ? peer.routes.get(route.family, route.prefix) : undefined;
       if (old === undefined && max !== undefined && peer.routes.size(route.family) >= max) {
         result.rejected.push({ route, reason: 'max-prefix' });
         result.maxPrefixExceeded ??= { family: route.family, limit: max };
@@ -214,7 +214,14 @@ export class Rib {
     const route = after === undefined ? undefined : after === source ? current : after.routes.get(family, prefix);
     if (route === previous) return;
     changes.push({ family, prefix, route, previous, peerId: after?.id, previousPeerId: before?.id });
-    for (const peer of this.peers.values()) peer.out.touch(family, prefix);
+    for (const peer of this.peers.values()) {
+      // A peer whose own route was the best (or nothing was), and still is (or nothing is), is
+      // sent nothing for the prefix either way (never back to the sender), so its Adj-RIB-Out
+      // has nothing to compare. While a peer sends us a full table, this spares one set entry
+      // and one export lookup per prefix for that peer.
+      if ((after === undefined || after === peer) && (before === undefined || before === peer)) continue;
+      peer.out.touch(family, prefix);
+    }
   }
 }
 
