@@ -29,13 +29,13 @@ export function reconcileCniAddresses(dataDir: string, log: Logger): void {
 }
 
 /**
- * Serves CNI calls on `socketPath`; the shim forwards to it. The calls run on `workers` threads
- * with warm netlink and nft state (cni/plugin-pool.ts says why threads).
+ * Serves CNI calls on `socketPath`; the shim forwards to it. The calls run on up to `workers`
+ * threads with warm netlink and nft state (cni/plugin-pool.ts says why threads, and how many).
  */
 export async function startCniService(opts: { socketPath: string; dataDir: string; workers?: number | undefined; log: Logger }): Promise<CniService> {
   const { log } = opts;
   reconcileCniAddresses(opts.dataDir, log);
-  const pool = await PluginPool.start({ size: opts.workers }, {
+  const pool = await PluginPool.start({ maxThreads: opts.workers }, {
     onWorkerExit: (err) => log.error({ err }, 'CNI worker thread died; its calls failed and it is being replaced'),
   });
   let server: CniSocketServer;
@@ -51,7 +51,7 @@ export async function startCniService(opts: { socketPath: string; dataDir: strin
   }
   server.on('call', (ev) => log.debug(ev, 'CNI call'));
   server.on('error', (err) => log.warn({ err }, 'CNI socket'));
-  log.info({ socket: opts.socketPath, workers: pool.size }, 'serving CNI calls');
+  log.info({ socket: opts.socketPath, warmThreads: pool.size, maxThreads: pool.maxSize }, 'serving CNI calls');
   return {
     async close() {
       await server.close();

@@ -1,5 +1,4 @@
 import { isIPv4 } from 'node:net';
-import { availableParallelism } from 'node:os';
 import { parseDuration } from '../core/duration.js';
 import { InvalidArgumentError } from '../core/errors.js';
 import { validateIfname } from '../core/ifname.js';
@@ -8,6 +7,7 @@ import { twillVersion } from '../core/version.js';
 import { ETCD_FLAGS, hidePassword, parseEtcdFlags, type EtcdFlags } from '../core/etcd-flags.js';
 import { envName as envVar, FlagValues, helpText, integerInRange, readCommandLine, type FlagSpec } from '../core/flag-parser.js';
 import { formatHostPort, parseHostPort } from '../core/host-port.js';
+import { DEFAULT_MAX_THREADS } from '../cni/plugin-pool.js';
 
 // twilld's command line: the etcd flags shared with twillctl, then the agent's own. Every flag
 // can also come from the environment as TWILLD_<FLAG_IN_UPPER_SNAKE> (see core/flag-parser.ts).
@@ -38,8 +38,6 @@ export type AgentCommand =
   | { readonly kind: 'help'; readonly text: string }
   | { readonly kind: 'version'; readonly text: string };
 
-/** One per core, at most 4: a CNI call is mostly kernel work, and runtimes rarely run more at once. */
-const DEFAULT_CNI_WORKERS = Math.min(4, availableParallelism());
 
 const FLAGS: readonly FlagSpec[] = [
   ...ETCD_FLAGS,
@@ -53,7 +51,7 @@ const FLAGS: readonly FlagSpec[] = [
   { name: 'log-level', kind: 'string', arg: 'LEVEL', default: 'info', help: 'fatal, error, warn, info, debug or trace; logs are JSON lines on stderr.' },
   { name: 'cni-socket', kind: 'string', arg: 'PATH', default: '/run/twill/cni.sock', help: 'unix socket where the twill CNI plugin hands its calls to the agent (warm state: much faster ADD and DEL); "" or "off" disables it, and the plugin then runs in-process.' },
   { name: 'cni-data-dir', kind: 'string', arg: 'DIR', default: '/run/twill/ipam', help: 'the CNI plugin\'s address records (its dataDir); at start, addresses of pods whose network namespace is gone are released.' },
-  { name: 'cni-workers', kind: 'string', arg: 'N', default: String(DEFAULT_CNI_WORKERS), help: 'threads that serve CNI calls in parallel (each with its own netlink sockets), 1 to 64.' },
+  { name: 'cni-workers', kind: 'string', arg: 'N', default: String(DEFAULT_MAX_THREADS), help: 'most threads that serve CNI calls in parallel, each with its own netlink sockets (1 to 64). Two stay warm; more start when calls overlap (a call mostly waits in the kernel, so threads, not cores, bound parallel pods) and stop after 5 min idle.' },
   { name: 'resync-interval', kind: 'string', arg: 'DURATION', default: '10s', help: 'how often the backend compares the kernel with the leases and repairs drift; at least 100ms.' },
 ];
 

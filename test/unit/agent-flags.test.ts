@@ -1,4 +1,3 @@
-import { availableParallelism } from 'node:os';
 import { describe, expect, it } from 'vitest';
 import { agentHelpText, envName, flagsForLog, parseAgentFlags, type AgentFlags } from '../../src/agent/flags.js';
 import { InvalidArgumentError } from '../../src/core/errors.js';
@@ -49,7 +48,7 @@ describe('twilld flags', () => {
       resyncIntervalMs: 10_000,
       cniSocket: '/run/twill/cni.sock',
       cniDataDir: '/run/twill/ipam',
-      cniWorkers: Math.min(4, availableParallelism()),
+      cniWorkers: 8,
     });
     expect(Object.isFrozen(flags)).toBe(true);
     expect(Object.isFrozen(flags.etcdEndpoints)).toBe(true);
