@@ -1,8 +1,8 @@
 import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { Speaker, type SessionEvent, type SpeakerOptions, type SpeakerPeerConfig } from '../../src/bgp/index.js';
+import { nodeTransport, Speaker, type BgpTransport, type SessionEvent, type SpeakerOptions, type SpeakerPeerConfig } from '../../src/bgp/index.js';
 import { decodeMessage, encodeKeepalive, encodeOpen, MessageReader } from '../../src/bgp/wire/index.js';
-import type { Message } from '../../src/bgp/types.js';
+import { MessageType, type Message } from '../../src/bgp/types.js';
 
 // Two Twill speakers (or a speaker and a scripted raw peer) over loopback TCP: no root, no
 // namespaces. 127.0.0.1 and 127.0.0.2 are both local on Linux, so each side has its own address.
@@ -143,6 +143,72 @@ describe('Speaker over loopback', () => {
     peer.send(update('10.2.0.0/24'));
     await expect.poll(() => peer.received.some((m) => m.type === 3 && m.code === 6 && m.subcode === 1), { timeout: 3000 }).toBe(true);
   });
+
+  it('resolves a connection collision (RFC 4271 §6.8): both sides dial at once, the connection of the higher BGP identifier stays, the other gets Cease/7', async () => {
+    // Both speakers listen and dial each other in the same tick. A tap on every TCP connection
+    // records what arrived on it, so the NOTIFICATION that closed the loser can be seen.
+    const taps: Tap[] = [];
+    const accept = { accept: ['10.0.0.0/8,le=32'] };
+    const A = await speaker({ local: { asn: 65001, routerId: '1.1.1.1' }, listen: [{ host: '127.0.0.1', port: 0 }], import: accept, transport: tapping('A', taps) });
+    const B = await speaker({ local: { asn: 65002, routerId: '2.2.2.2' }, listen: [{ host: '127.0.0.2', port: 0 }], import: accept, transport: tapping('B', taps) });
+    const events: SessionEvent[] = [];
+    A.on('session', (ev) => events.push(ev));
+    B.on('session', (ev) => events.push(ev));
+    const upA = waitFor<SessionEvent>(A, 'session', established('127.0.0.2'));
+    const upB = waitFor<SessionEvent>(B, 'session', established('127.0.0.1'));
+    A.addPeer({ address: '127.0.0.2', port: B.listenAddresses[0]!.port, localAddress: '127.0.0.1', asn: 65002, timers: FAST });
+    B.addPeer({ address: '127.0.0.1', port: A.listenAddresses[0]!.port, localAddress: '127.0.0.2', asn: 65001, timers: FAST });
+    const [evA, evB] = await Promise.all([upA, upB]);
+    expect(evA.negotiated).toMatchObject({ peerAsn: 65002, peerRouterId: '2.2.2.2' });
+    expect(evB.negotiated).toMatchObject({ peerAsn: 65001, peerRouterId: '1.1.1.1' });
+    const learned = waitFor(A, 'routes', (ev: { announced: unknown[] }) => ev.announced.length === 1);
+    B.set([{ prefix: '10.244.2.0/24' }]);
+    await learned;
+    // Stays up: a hold time (3 s) later, still the one session on each side and no other event.
+    await new Promise((r) => setTimeout(r, FAST.holdTime * 1000 + 500));
+    expect(A.peerStates()).toMatchObject([{ address: '127.0.0.2', state: 'established' }]);
+    expect(B.peerStates()).toMatchObject([{ address: '127.0.0.1', state: 'established' }]);
+    expect(events.filter((ev) => ev.state === 'established')).toHaveLength(2);
+    expect(events.filter((ev) => ev.from === 'established')).toEqual([]);
+
+    // Both connections were made: each side dialled one and accepted the other.
+    expect(taps.map((t) => `${t.side} ${t.dialled ? 'dialled' : 'accepted'}`).sort()).toEqual(['A accepted', 'A dialled', 'B accepted', 'B dialled']);
+    // B's identifier is higher, so the connection B dialled survives and the one A dialled is closed
+    // with Cease/7, by either side (both resolve it alike) and seen by the other end.
+    const loser = taps.filter((t) => (t.side === 'A') === t.dialled);
+    const winner = taps.filter((t) => (t.side === 'B') === t.dialled);
+    expect(loser.every((t) => t.closed)).toBe(true);
+    expect(winner.some((t) => t.closed)).toBe(false);
+    expect(loser.flatMap((t) => t.received).filter((m) => m.type === MessageType.NOTIFICATION).map((m) => `${m.code}/${m.subcode}`)).toContain('6/7');
+    expect(winner.flatMap((t) => t.received).filter((m) => m.type === MessageType.NOTIFICATION)).toEqual([]);
+    // …and the winner carried the session: B's route went to A over it.
+    expect(winner.find((t) => t.side === 'A')!.received.some((m) => m.type === MessageType.UPDATE && m.nlri.includes('10.244.2.0/24'))).toBe(true);
+  }, 15_000);
+
+  it('reports Established with the negotiated values when a second connection is still opening (and closes it with Cease/7)', async () => {
+    const A = await speaker({ local: { asn: 65001, routerId: '1.1.1.1' }, listen: [{ host: '127.0.0.1', port: 0 }], import: { accept: ['10.0.0.0/8,le=32'] } });
+    const events: SessionEvent[] = [];
+    A.on('session', (ev) => events.push(ev));
+    A.addPeer({ address: '127.0.0.2', asn: 65002, passive: true, timers: FAST });
+    const port = A.listenAddresses[0]!.port;
+    // First connection: OPEN exchanged, our KEEPALIVE held back (A waits in OpenConfirm).
+    const first = await rawConnection(port);
+    first.socket.write(openFrom(65002));
+    await expect.poll(() => first.received.some((m) => m.type === MessageType.KEEPALIVE), { timeout: 3000 }).toBe(true);
+    // A second connection from the same peer, which A answers with its OPEN.
+    const second = await rawConnection(port);
+    await expect.poll(() => second.received.some((m) => m.type === MessageType.OPEN), { timeout: 3000 }).toBe(true);
+    const up = waitFor<SessionEvent>(A, 'session', established('127.0.0.2'));
+    first.socket.write(encodeKeepalive());
+    const ev = await up;
+    expect(ev.reason).toBe('KEEPALIVE received');
+    expect(ev.negotiated).toMatchObject({ peerAsn: 65002, peerRouterId: '2.2.2.2' });
+    await expect.poll(() => second.received.some((m) => m.type === MessageType.NOTIFICATION && m.code === 6 && m.subcode === 7), { timeout: 3000 }).toBe(true);
+    expect(events.filter((e) => e.state === 'established')).toHaveLength(1);
+    expect(A.peerStates()).toMatchObject([{ address: '127.0.0.2', state: 'established' }]);
+    first.socket.destroy();
+    second.socket.destroy();
+  });
 });
 
 /** A scripted peer: connects from 127.0.0.2, exchanges OPEN and KEEPALIVE, records what it gets. */
@@ -187,4 +253,58 @@ function update(prefix: string): Buffer {
   header.writeUInt16BE(19 + body.length, 16);
   header[18] = 2;
   return Buffer.concat([header, body]);
+}
+
+/** What arrived on one TCP connection of a speaker, decoded. */
+interface Tap {
+  readonly side: string;
+  readonly dialled: boolean;
+  readonly received: (Message & { code?: number; subcode?: number; nlri?: readonly string[] })[];
+  closed: boolean;
+}
+
+/** The plain Node transport with a tap on every connection it makes or accepts. */
+function tapping(side: string, taps: Tap[]): BgpTransport {
+  const tap = (socket: net.Socket, dialled: boolean): void => {
+    const t: Tap = { side, dialled, received: [], closed: false };
+    const reader = new MessageReader();
+    // Added before the speaker's own listener sees any data (same tick), so nothing is missed.
+    socket.on('data', (chunk: Buffer) => {
+      for (const raw of reader.push(chunk)) t.received.push(decodeMessage(raw, { fourOctetAsn: true }).message);
+    });
+    socket.on('close', () => { t.closed = true; });
+    taps.push(t);
+  };
+  return {
+    connect: async (opts) => {
+      const socket = await nodeTransport.connect(opts);
+      tap(socket, true);
+      return socket;
+    },
+    listen: async (opts) => {
+      const listener = await nodeTransport.listen(opts);
+      listener.server.prependListener('connection', (socket: net.Socket) => tap(socket, false));
+      return listener;
+    },
+  };
+}
+
+/** A raw TCP connection from 127.0.0.2 that records (and answers nothing of) what it receives. */
+async function rawConnection(port: number) {
+  const socket = net.connect({ host: '127.0.0.1', port, localAddress: '127.0.0.2' });
+  const received: (Message & { code?: number; subcode?: number })[] = [];
+  const reader = new MessageReader();
+  socket.on('data', (chunk: Buffer) => {
+    for (const raw of reader.push(chunk)) received.push(decodeMessage(raw, { fourOctetAsn: true }).message);
+  });
+  socket.on('error', () => {});
+  await new Promise<void>((r) => socket.once('connect', () => r()));
+  return { socket, received };
+}
+
+function openFrom(asn: number): Buffer {
+  return encodeOpen({
+    version: 4, myAsn: asn, holdTime: 3, routerId: '2.2.2.2',
+    capabilities: { multiprotocol: ['ipv4-unicast'], fourOctetAsn: asn, routeRefresh: true, enhancedRouteRefresh: false, unknown: [] },
+  });
 }

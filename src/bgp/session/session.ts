@@ -282,11 +282,13 @@ export class Session extends EventEmitter<SessionEvents> {
     if (m.type !== MessageType.KEEPALIVE) return this.fsmError(a, FsmErrorSubcode.UNEXPECTED_MESSAGE_IN_OPENCONFIRM, m);
     a.state = 'established';
     this.armHold(a, a.negotiated!.holdTime);
+    // The state event first: closing the other connection below would otherwise report the
+    // change to Established itself, with its own reason and without the negotiated values.
+    this.backoff.reset();
+    this.refreshState('KEEPALIVE received', { negotiated: a.negotiated! });
     for (const other of [...this.attempts]) {
       if (other !== a) this.closeWith(other, NotificationCode.CEASE, CeaseSubcode.CONNECTION_COLLISION_RESOLUTION, 'connection collision', 'superseded by the established connection');
     }
-    this.backoff.reset();
-    this.refreshState('KEEPALIVE received', { negotiated: a.negotiated! });
     this.emit('established', a.negotiated!);
   }
 
