@@ -7,7 +7,7 @@ import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   canonicalIp, canonicalPrefix, isIpv6, safeLabel, waitAddressesUsable,
-  type AnnounceOptions, type Announcement, type BulkSet, type LearnedRoute, type PeerDaemon, type PeerDaemonOptions,
+  type AnnounceOptions, type Announcement, type BulkSet, type LearnedRoute, type NeighborStatus, type PeerDaemon, type PeerDaemonOptions,
   type PeerFamily, type PeerKind, type PeerNeighbor,
 } from './bgp-peers-common.js';
 import { tempDir, trackPath, untrackPath, type CleanupEntry } from './cleanup.js';
@@ -153,6 +153,8 @@ export abstract class PeerDaemonBase implements PeerDaemon {
   }
 
   abstract sessionState(neighbor: string): Promise<string>;
+  abstract neighborStatus(neighbor: string): Promise<NeighborStatus>;
+  abstract requestRouteRefresh(neighbor: string): Promise<void>;
   abstract learned(family?: PeerFamily): Promise<LearnedRoute[]>;
   abstract learnedCount(family?: PeerFamily): Promise<number>;
   abstract announce(prefix: string, opts?: AnnounceOptions): Promise<void>;

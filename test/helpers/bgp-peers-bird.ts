@@ -41,7 +41,7 @@ import { join } from 'node:path';
 import {
   bulkPrefix, canonicalIp, canonicalPrefix, checkCommunity, checkLargeCommunity, CONNECT_RETRY, DEFAULT_BULK_BASE, DEFAULT_HOLD_TIME,
   familiesOf, familyOfPrefix, isIpv6, keepaliveOf, parseBulkBase, route,
-  type Announcement, type AnnounceOptions, type LearnedRoute, type PeerFamily, type PeerNeighbor,
+  type Announcement, type AnnounceOptions, type LearnedRoute, type NeighborStatus, type PeerFamily, type PeerNeighbor,
 } from './bgp-peers-common.js';
 import { PeerDaemonBase } from './bgp-peers-base.js';
 import { exec } from './exec.js';
@@ -127,12 +127,33 @@ export class BirdPeer extends PeerDaemonBase {
     return `protocol bgp ${birdProtocolName(n.address)} {\n  ${body.join('\n  ')}\n}`;
   }
 
-  async sessionState(neighbor: string): Promise<string> {
+  private async protocolInfo(neighbor: string): Promise<{ out: string; state: string }> {
     const n = this.neighbor(neighbor);
     const out = await this.birdc(['show', 'protocols', 'all', birdProtocolName(n.address)]);
     const m = /BGP state:\s+(\S+)/.exec(out);
     if (!m) throw new Error(`${this.label}: no "BGP state" for ${neighbor} in:\n${out}`);
-    return m[1]!.toLowerCase();
+    return { out, state: m[1]!.toLowerCase() };
+  }
+
+  async sessionState(neighbor: string): Promise<string> {
+    return (await this.protocolInfo(neighbor)).state;
+  }
+
+  /**
+   * From `show protocols all <proto>`: the protocol line's Since column and, per channel, the
+   * received column of "Import updates" (every route announcement, repeats counted as "ignored").
+   */
+  async neighborStatus(neighbor: string): Promise<NeighborStatus> {
+    const { out, state } = await this.protocolInfo(neighbor);
+    const since = new RegExp(`^${birdProtocolName(neighbor)}\\s+BGP\\s+\\S+\\s+\\S+\\s+(\\S+)`, 'm').exec(out)?.[1];
+    const updates = [...out.matchAll(/^\s+Import updates:\s+(\d+)/gm)].reduce((sum, m) => sum + Number(m[1]), 0);
+    return { state, ...(since !== undefined && { upSince: since }), routeUpdatesReceived: updates };
+  }
+
+  async requestRouteRefresh(neighbor: string): Promise<void> {
+    // Without `import table` BIRD keeps no copy of what it received, so `reload in` is a ROUTE-REFRESH.
+    const out = await this.birdc(['reload', 'in', birdProtocolName(this.neighbor(neighbor).address)]);
+    if (!/reloading/.test(out)) this.fail('birdc reload in', new Error(out.trim()));
   }
 
   async learned(family: PeerFamily = 'ipv4-unicast'): Promise<LearnedRoute[]> {

@@ -90,6 +90,32 @@ export interface LearnedRoute {
   readonly from?: string;
 }
 
+/** BGP messages of one kind counted by a daemon on one session. */
+export interface MessageCounts {
+  readonly updates: number;
+  readonly routeRefresh: number;
+  readonly notifications: number;
+}
+
+/**
+ * What a daemon tells about one neighbor beyond its state, in one shape; a field the daemon does
+ * not report is absent (never a guess).
+ */
+export interface NeighborStatus {
+  /** As sessionState(). */
+  readonly state: string;
+  /** When the current session came up, in the daemon's own form (BIRD, gobgp): compare two reads to see whether it went down in between. */
+  readonly upSince?: string;
+  /** Families whose End-of-RIB the daemon recorded from the neighbor (FRR, gobgp; BIRD shows nothing of it). */
+  readonly endOfRibReceived?: readonly PeerFamily[];
+  /** BGP messages counted on the session (FRR; gobgp has no route-refresh counter for sent ones). */
+  readonly messages?: { readonly received: MessageCounts; readonly sent: MessageCounts };
+  /** Route announcements received, repeats included (BIRD: the "Import updates" received column of the neighbor's channels). */
+  readonly routeUpdatesReceived?: number;
+  /** How often the session reached Established and dropped since the daemon started (FRR). */
+  readonly connections?: { readonly established: number; readonly dropped: number };
+}
+
 export interface PeerDaemon {
   readonly kind: PeerKind;
   readonly label: string;
@@ -104,6 +130,14 @@ export interface PeerDaemon {
   waitEstablished(neighbor: string, timeoutMs?: number): Promise<void>;
   /** Waits until the session is anything but established. */
   waitNotEstablished(neighbor: string, timeoutMs?: number): Promise<void>;
+  /** Counters and flags the daemon keeps for the neighbor (see NeighborStatus for who reports what). */
+  neighborStatus(neighbor: string): Promise<NeighborStatus>;
+  /**
+   * Asks the neighbor for its routes again without resetting the session: FRR (`clear bgp <a> soft
+   * in`) and BIRD (`reload in`) keep no copy of what they received, so they send a ROUTE-REFRESH
+   * (RFC 2918). gobgpd keeps one and re-filters it without asking, so it throws.
+   */
+  requestRouteRefresh(neighbor: string): Promise<void>;
   /** Routes learned from BGP (not its own), normalised; default family ipv4-unicast. */
   learned(family?: PeerFamily): Promise<LearnedRoute[]>;
   /** How many routes of the family it learned from BGP (cheap: for big tables). */

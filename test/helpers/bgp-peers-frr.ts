@@ -17,7 +17,8 @@
  * - FRR puts a per-process dir /var/tmp/frr/<daemon>.<pid> (compiled in, not movable) and leaves
  *   it behind when killed: the harness removes it when the process exits (tracked for exit too).
  * - vtysh: `vtysh --vty_socket <frr dir> -d bgpd -c ...` from the test process (unix socket).
- *   Readers use JSON: `show bgp neighbors <a> json` (bgpState), `show bgp <afi> unicast json
+ *   Readers use JSON: `show bgp neighbors <a> json` (bgpState; for neighborStatus() also
+ *   messageStats, gracefulRestartInfo.endOfRibRecv, connectionsEstablished), `show bgp <afi> unicast json
  *   detail` (one header object, then the paths, per prefix), `show bgp <afi> unicast summary json`.
  * - Config: `no bgp ebgp-requires-policy` (else nothing is sent, RFC 8212), `no bgp network
  *   import-check` (originate without a RIB route), `no bgp default ipv4-unicast` plus `activate`
@@ -34,7 +35,7 @@ import { join } from 'node:path';
 import {
   bulkPrefix, canonicalIp, canonicalPrefix, checkCommunity, checkLargeCommunity, CONNECT_RETRY, DEFAULT_BULK_BASE, DEFAULT_HOLD_TIME,
   familiesOf, familyOfPrefix, isIpv6, keepaliveOf, parseBulkBase, route,
-  type Announcement, type AnnounceOptions, type LearnedRoute, type PeerDaemonOptions, type PeerFamily,
+  type Announcement, type AnnounceOptions, type LearnedRoute, type MessageCounts, type NeighborStatus, type PeerDaemonOptions, type PeerFamily,
 } from './bgp-peers-common.js';
 import { PeerDaemonBase } from './bgp-peers-base.js';
 import { exec } from './exec.js';
@@ -64,6 +65,18 @@ interface FrrPath {
   sourced?: boolean;
   local?: boolean;
 }
+
+/** The parts of `show bgp neighbors <a> json` that neighborStatus() reads. */
+interface FrrNeighborJson {
+  bgpState?: string;
+  gracefulRestartInfo?: { endOfRibRecv?: Record<string, boolean> };
+  messageStats?: Record<string, number>;
+  connectionsEstablished?: number;
+  connectionsDropped?: number;
+}
+
+/** FRR's JSON names of the address families. */
+const FRR_FAMILIES: Readonly<Record<string, PeerFamily>> = { ipv4Unicast: 'ipv4-unicast', ipv6Unicast: 'ipv6-unicast' };
 
 export class FrrPeer extends PeerDaemonBase {
   readonly kind = 'frr' as const;
@@ -184,12 +197,40 @@ export class FrrPeer extends PeerDaemonBase {
     return id;
   }
 
-  async sessionState(neighbor: string): Promise<string> {
+  private async neighborJson(neighbor: string): Promise<FrrNeighborJson & { bgpState: string }> {
     const n = this.neighbor(neighbor);
-    const out = JSON.parse(await this.vtysh(['-d', 'bgpd', '-c', `show bgp neighbors ${n.address} json`])) as Record<string, { bgpState?: string }>;
+    const out = JSON.parse(await this.vtysh(['-d', 'bgpd', '-c', `show bgp neighbors ${n.address} json`])) as Record<string, FrrNeighborJson>;
     const entry = Object.entries(out).find(([k]) => canonicalIp(k) === canonicalIp(n.address))?.[1];
     if (!entry?.bgpState) throw new Error(`${this.label}: no bgpState for ${neighbor}`);
-    return entry.bgpState.toLowerCase();
+    return entry as FrrNeighborJson & { bgpState: string };
+  }
+
+  async sessionState(neighbor: string): Promise<string> {
+    return (await this.neighborJson(neighbor)).bgpState.toLowerCase();
+  }
+
+  /**
+   * From `show bgp neighbors <a> json`: gracefulRestartInfo.endOfRibRecv (kept with graceful restart
+   * off too), messageStats, connectionsEstablished/Dropped. No upSince: bgpTimerUpEstablishedEpoch
+   * is worked out from the uptime at each read and moves by a second between reads.
+   */
+  async neighborStatus(neighbor: string): Promise<NeighborStatus> {
+    const e = await this.neighborJson(neighbor);
+    const m = e.messageStats ?? {};
+    const counts = (dir: 'Recv' | 'Sent'): MessageCounts => ({
+      updates: m[`updates${dir}`] ?? 0, routeRefresh: m[`routeRefresh${dir}`] ?? 0, notifications: m[`notifications${dir}`] ?? 0,
+    });
+    return {
+      state: e.bgpState.toLowerCase(),
+      endOfRibReceived: Object.entries(e.gracefulRestartInfo?.endOfRibRecv ?? {}).filter(([, v]) => v).flatMap(([k]) => FRR_FAMILIES[k] ?? []),
+      messages: { received: counts('Recv'), sent: counts('Sent') },
+      connections: { established: e.connectionsEstablished ?? 0, dropped: e.connectionsDropped ?? 0 },
+    };
+  }
+
+  async requestRouteRefresh(neighbor: string): Promise<void> {
+    // Without `soft-reconfiguration inbound` FRR keeps no Adj-RIB-In copy, so "soft in" is a ROUTE-REFRESH.
+    await this.vtysh(['-d', 'bgpd', '-c', `clear bgp ${this.neighbor(neighbor).address} soft in`]);
   }
 
   async learned(family: PeerFamily = 'ipv4-unicast'): Promise<LearnedRoute[]> {

@@ -7,8 +7,9 @@
  *   from the test process without `ip netns exec`.
  * - Export: a global export policy accepts only `route-type = local` (what we originate) unless
  *   exportLearned; import is `default-import-policy` accept/reject (acceptAll).
- * - Readers: `gobgp -j neighbor <addr>` (session_state is the FSM enum number), `gobgp -j global
- *   rib -a <family>` (paths with a `neighbor-ip` are learned), `gobgp -j neighbor` accepted counters.
+ * - Readers: `gobgp -j neighbor <addr>` (session_state is the FSM enum number; messages, End-of-RIB
+ *   and uptime for neighborStatus()), `gobgp -j global rib -a <family>` (paths with a
+ *   `neighbor-ip` are learned), `gobgp -j neighbor` accepted counters.
  * - announce/withdraw: `gobgp global rib add|del`. announceMany: our own gRPC client over
  *   node:http2 streams AddPathStream requests of 4,000 paths each, using the v3 API's raw
  *   `nlri_binary`/`pattrs_binary` fields (hand-encoded protobuf, no stubs). `gobgp global rib add`
@@ -28,7 +29,7 @@ import { join } from 'node:path';
 import {
   canonicalIp, canonicalPrefix, checkCommunity, checkLargeCommunity, CONNECT_RETRY, DEFAULT_BULK_BASE, DEFAULT_HOLD_TIME, familiesOf,
   familyOfPrefix, keepaliveOf, parseBulkBase, route,
-  type AnnounceOptions, type BulkSet, type LearnedRoute, type PeerFamily,
+  type AnnounceOptions, type BulkSet, type LearnedRoute, type MessageCounts, type NeighborStatus, type PeerFamily,
 } from './bgp-peers-common.js';
 import { PeerDaemonBase } from './bgp-peers-base.js';
 import { exec, run } from './exec.js';
@@ -45,10 +46,20 @@ interface GobgpAttr {
   communities?: number[];
 }
 interface GobgpPath { attrs?: GobgpAttr[]; 'neighbor-ip'?: string; 'source-id'?: string }
-interface GobgpAfiSafi { config?: { family?: { afi?: number } }; state?: { family?: { afi?: number }; accepted?: number } }
+interface GobgpAfiSafi {
+  config?: { family?: { afi?: number } };
+  state?: { family?: { afi?: number }; accepted?: number };
+  mp_graceful_restart?: { state?: { end_of_rib_received?: boolean } };
+}
+/** Message counters; gobgp leaves zeros out. */
+interface GobgpMessages { update?: number; refresh?: number; notification?: number }
 interface GobgpNeighborJson {
   conf?: { neighbor_address?: string };
-  state?: { session_state?: number | string; admin_state?: number | string; neighbor_address?: string };
+  state?: {
+    session_state?: number | string; admin_state?: number | string; neighbor_address?: string;
+    messages?: { received?: GobgpMessages; sent?: GobgpMessages };
+  };
+  timers?: { state?: { uptime?: { seconds?: number } } };
   afi_safis?: GobgpAfiSafi[];
 }
 
@@ -131,11 +142,33 @@ export class GobgpPeer extends PeerDaemonBase {
   }
 
   async sessionState(neighbor: string): Promise<string> {
-    const n = this.neighbor(neighbor);
-    const [peer] = await this.peers(n.address);
-    const s = peer?.state?.session_state;
-    if (typeof s === 'string') return s.toLowerCase().replace(/^bgp_fsm_/, '');
-    return STATES[s ?? 0] ?? `state-${String(s)}`;
+    const [peer] = await this.peers(this.neighbor(neighbor).address);
+    return stateOf(peer);
+  }
+
+  /**
+   * From `gobgp -j neighbor <a>`: state.messages (no refresh counter shows up for sent ones),
+   * afi_safis[].mp_graceful_restart.state.end_of_rib_received (kept with graceful restart off too),
+   * timers.state.uptime.
+   */
+  async neighborStatus(neighbor: string): Promise<NeighborStatus> {
+    const [peer] = await this.peers(this.neighbor(neighbor).address);
+    const m = peer?.state?.messages;
+    const counts = (c: GobgpMessages | undefined): MessageCounts => ({ updates: c?.update ?? 0, routeRefresh: c?.refresh ?? 0, notifications: c?.notification ?? 0 });
+    const uptime = peer?.timers?.state?.uptime?.seconds;
+    return {
+      state: stateOf(peer),
+      ...(uptime !== undefined && { upSince: String(uptime) }),
+      endOfRibReceived: (peer?.afi_safis ?? []).filter((a) => a.mp_graceful_restart?.state?.end_of_rib_received === true)
+        .map((a) => ((a.state?.family?.afi ?? a.config?.family?.afi) === 2 ? 'ipv6-unicast' : 'ipv4-unicast')),
+      messages: { received: counts(m?.received), sent: counts(m?.sent) },
+    };
+  }
+
+  requestRouteRefresh(neighbor: string): Promise<void> {
+    this.neighbor(neighbor);
+    // `gobgp neighbor <a> softresetin` re-filters gobgpd's own Adj-RIB-In: nothing goes on the wire.
+    return Promise.reject(new Error(`${this.label}: gobgpd sends no ROUTE-REFRESH on a soft reset (it keeps every route it received); use frr or bird`));
   }
 
   async learned(family: PeerFamily = 'ipv4-unicast'): Promise<LearnedRoute[]> {
@@ -204,6 +237,12 @@ export class GobgpPeer extends PeerDaemonBase {
       this.fail(`announceMany(${set.count})`, err);
     }
   }
+}
+
+function stateOf(peer: GobgpNeighborJson | undefined): string {
+  const s = peer?.state?.session_state;
+  if (typeof s === 'string') return s.toLowerCase().replace(/^bgp_fsm_/, '');
+  return STATES[s ?? 0] ?? `state-${String(s)}`;
 }
 
 function parseGobgpPath(prefix: string, p: GobgpPath): LearnedRoute {

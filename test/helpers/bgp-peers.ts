@@ -11,6 +11,8 @@
  *   expect(await tor.learned()).toContainEqual(expect.objectContaining({ prefix: '10.244.1.0/24', asPath: [4200000001] }));
  *   await tor.kill();                 // SIGKILL: the peer sees the TCP connection close at once
  *   await tor.restart();              // same config and announcements
+ *   (await tor.neighborStatus('198.18.0.2')).endOfRibReceived;   // ['ipv4-unicast'] (FRR, gobgp)
+ *   await tor.requestRouteRefresh('198.18.0.2');                 // ROUTE-REFRESH (FRR, BIRD)
  *
  * What every kind does the same way:
  * - Its own temp dir (config, control socket, pid files; removed by the registry) and control
@@ -33,6 +35,9 @@
  *   not at hold-timer expiry. For that, pause() (SIGSTOP): the peer drops it after 6-9 s.
  * - IPv6 next hops: BIRD and FRR add a link-local next hop on direct sessions; learned() reports
  *   the global one.
+ * - neighborStatus(): FRR and gobgpd record a neighbor's End-of-RIB even with graceful restart off;
+ *   BIRD does not show it. FRR counts messages (route refresh included), BIRD route announcements.
+ * - requestRouteRefresh(): FRR and BIRD send a ROUTE-REFRESH; gobgpd never does (it throws).
  *
  * announceMany timings (2 vCPUs, all daemons on them, peer count = the peer's learnedCount()):
  *   bird   100k /32s: in BIRD's table 0.5-0.9 s; at gobgp 1.4-4 s, at FRR 1-1.8 s after the call
@@ -52,7 +57,7 @@ import { GobgpPeer } from './bgp-peers-gobgp.js';
 import { commandAvailable } from './exec.js';
 
 export type {
-  AnnounceOptions, LearnedRoute, PeerDaemon, PeerDaemonOptions, PeerFamily, PeerKind, PeerNeighbor,
+  AnnounceOptions, LearnedRoute, MessageCounts, NeighborStatus, PeerDaemon, PeerDaemonOptions, PeerFamily, PeerKind, PeerNeighbor,
 } from './bgp-peers-common.js';
 export { canonicalIp, canonicalPrefix } from './bgp-peers-common.js';
 export { parseBirdRoutes } from './bgp-peers-bird.js';
