@@ -20,7 +20,19 @@ function encode(index: number, cidrText: string): { body: Buffer; target: string
   // IPv4 wants IFA_LOCAL (the interface's own address) and IFA_ADDRESS (the peer, equal here).
   if (family === C.AF_INET) w.bytes(C.IFA_LOCAL, cidr.address.bytes);
   w.bytes(C.IFA_ADDRESS, cidr.address.bytes);
+  // The subnet's broadcast address, as `ip addr add ... brd +` and Go's netlink (so the reference
+  // plugins) set it; the kernel sets none by itself. /31 and /32 have none (RFC 3021).
+  if (family === C.AF_INET && cidr.prefixLength < 31) w.bytes(C.IFA_BROADCAST, broadcastOf(cidr.address.bytes, cidr.prefixLength));
   return { body: w.finish(), target: `${formatCidr(cidr)} on index ${index}` };
+}
+
+/** The all-ones host part of an IPv4 subnet. */
+function broadcastOf(address: Uint8Array, prefixLength: number): Buffer {
+  const host = prefixLength === 0 ? 0xffffffff : (0xffffffff >>> prefixLength);
+  const value = (Buffer.from(address).readUInt32BE(0) | host) >>> 0;
+  const out = Buffer.alloc(4);
+  out.writeUInt32BE(value, 0);
+  return out;
 }
 
 export async function addAddress(ch: RtnlChannel, index: number, cidr: string): Promise<void> {

@@ -55,6 +55,7 @@ export const IFLA_IPTUN_LOCAL = 2;
 export const IFA_ADDRESS = 1;
 export const IFA_LOCAL = 2;
 export const IFA_LABEL = 3;
+export const IFA_BROADCAST = 4;
 
 export const RTA_DST = 1;
 export const RTA_OIF = 4;

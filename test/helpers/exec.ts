@@ -173,6 +173,7 @@ export interface IpAddrInfo {
   readonly family: 'inet' | 'inet6';
   readonly local: string;
   readonly prefixlen: number;
+  readonly broadcast?: string;
   readonly scope?: string;
   readonly label?: string;
 }

@@ -88,6 +88,10 @@ for (const mode of ['agent', 'in-process'] as const) {
         expect(podLink.mtu).toBe(1450);
         expect(podLink.address).toBe(ifaces[2]!.mac);
         expect((await pod.link('eth0'))!.addr_info!.map((a) => `${a.local}/${a.prefixlen}`)).toContain(address);
+        // As the reference plugin leaves it: the subnet's broadcast address, no IPv6 DAD, ARP notify.
+        expect((await pod.link('eth0'))!.addr_info!.find((a) => a.family === 'inet')).toMatchObject({ broadcast: '10.244.7.255' });
+        expect(pod.readSysctl('net/ipv6/conf/eth0/accept_dad')).toBe('0');
+        expect(pod.readSysctl('net/ipv4/conf/eth0/arp_notify')).toBe('1');
         const routes = await pod.routes();
         expect(routes.find((r) => r.dst === 'default')?.gateway).toBe(GATEWAY);
         expect(routes.find((r) => r.dst === '10.244.0.0/16')?.gateway).toBe(GATEWAY);

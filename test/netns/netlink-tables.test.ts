@@ -33,6 +33,11 @@ describe.skipIf(!canUseNetns)('netlink addresses, routes, neighbours, FDB', () =
     expect(got).toEqual(expect.arrayContaining(['10.244.1.1/24', 'fd00:10:244:1::1/64']));
     const ours = (await s.nl.listAddresses('cni0')).map((a) => a.cidr);
     expect(ours.sort()).toEqual([...got].sort());
+    // IPv4 gets its subnet's broadcast address (as `ip addr add ... brd +`), a /32 none.
+    await s.nl.addAddress('cni0', '10.244.200.7/32');
+    const v4 = (await s.ipJson<{ addr_info: { local: string; broadcast?: string }[] }[]>('addr', 'show', 'dev', 'cni0'))[0]!.addr_info;
+    expect(v4.find((a) => a.local === '10.244.1.1')?.broadcast).toBe('10.244.1.255');
+    expect(v4.find((a) => a.local === '10.244.200.7')).not.toHaveProperty('broadcast');
     await expect(s.nl.addAddress('cni0', '10.244.1.1/24')).rejects.toMatchObject({ code: 'EEXIST', op: 'address.add' });
     expect(await ensureAddress(s.nl, 'cni0', '10.244.1.1/24')).toBe(false);
     expect(await ensureAddress(s.nl, 'cni0', '10.244.9.1/24')).toBe(true);

@@ -66,10 +66,19 @@ export interface PodAddressing {
   readonly routes: readonly string[];
 }
 
-/** Address, link up and routes inside the pod; arp_notify as the reference plugin sets it. */
+/** Address, link up and routes inside the pod; arp_notify and accept_dad as the reference plugin sets them. */
 export async function configurePod(podNl: Netlink, link: Link, spec: PodAddressing): Promise<void> {
   // Announce the (possibly reused) address at once so neighbours drop a stale MAC.
   writeSysctl(`net/ipv4/conf/${spec.ifname}/arp_notify`, 1, spec.netnsPath);
+  // No IPv6 duplicate address detection on the pod's end: with hairpin mode the bridge echoes the
+  // neighbour solicitations back and DAD fails (the reference bridge plugin turns it off for the
+  // same reason), and a pending DAD timer only delays the link's deletion. Without IPv6 (booted
+  // with ipv6.disable=1) the key does not exist, and there is nothing to turn off.
+  try {
+    writeSysctl(`net/ipv6/conf/${spec.ifname}/accept_dad`, 0, spec.netnsPath);
+  } catch (err) {
+    if (!isNetlinkError(err, 'ENOENT')) throw err;
+  }
   await podNl.addAddress(link.index, spec.cidr);
   await podNl.setUp(link.index);
   for (const dst of spec.routes) {
