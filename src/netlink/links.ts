@@ -196,8 +196,12 @@ export async function setLink(ch: RtnlChannel, index: number, changes: LinkChang
   }
 }
 
-export async function deleteLink(ch: RtnlChannel, index: number): Promise<void> {
-  return ch.mutate(C.RTM_DELLINK, 0, ifinfomsg(index), { op: 'link.delete', target: `index ${index}` });
+/** Deletes a link by index, or by name in the same single request (rtnl_dellink takes IFLA_IFNAME). */
+export async function deleteLink(ch: RtnlChannel, ref: number | string): Promise<void> {
+  if (typeof ref === 'number') return ch.mutate(C.RTM_DELLINK, 0, ifinfomsg(ref), { op: 'link.delete', target: `index ${ref}` });
+  const w = new AttrWriter(ifinfomsg());
+  w.str(C.IFLA_IFNAME, validateIfname(ref));
+  return ch.mutate(C.RTM_DELLINK, 0, w.finish(), { op: 'link.delete', target: ref });
 }
 
 export async function getLinkByName(ch: RtnlChannel, name: string): Promise<Link | undefined> {

@@ -68,8 +68,9 @@ export class Netlink {
   }
   moveToNetns(ref: LinkRef, netnsPath: string): Promise<void> { return this.setLink(ref, { netnsPath }); }
 
+  /** Fails with ENODEV when there is no such link. */
   async deleteLink(ref: LinkRef): Promise<void> {
-    return links.deleteLink(this.ch, await this.indexOf(ref));
+    return links.deleteLink(this.ch, ref);
   }
 
   // ---- addresses ----

@@ -124,6 +124,11 @@ describe.skipIf(!canUseNetns)('netlink links', () => {
     expect(await nl.getLink('nope0')).toBeUndefined();
     const gone = await nl.deleteLink(99999).catch((e: unknown) => e);
     expect(gone).toMatchObject({ code: 'ENODEV', op: 'link.delete' });
+    // By name: one request, and the same error when there is no such link.
+    expect(await nl.deleteLink('nope0').catch((e: unknown) => e)).toMatchObject({ code: 'ENODEV', op: 'link.delete', target: 'nope0' });
+    await nl.createBridge({ name: 'byname0' });
+    await nl.deleteLink('byname0');
+    expect(await nl.getLink('byname0')).toBeUndefined();
   });
 
   it('rejects bad input with a typed error naming the value, before touching the kernel', async () => {

@@ -48,8 +48,9 @@ export async function createPodVeth(hostNl: Netlink, podNl: Netlink, spec: PodVe
     const host = await hostNl.requireLink(hostName);
     await hostNl.setLink(host.index, { masterIndex: spec.bridgeIndex, up: true });
     if (spec.hairpin) await hostNl.setLink(host.index, { hairpin: true });
+    // Name and MAC are all the result needs of either end, and setLink changed neither.
     const container = await podNl.requireLink(spec.ifname);
-    return { host: await hostNl.requireLink(host.index), container };
+    return { host, container };
   } catch (err) {
     await deleteQuietly(hostNl, hostName);
     throw err;
@@ -89,9 +90,7 @@ export async function configurePod(podNl: Netlink, link: Link, spec: PodAddressi
 /** Deletes a link by name, ignoring one that is already gone. */
 export async function deleteQuietly(nl: Netlink, name: string): Promise<boolean> {
   try {
-    const link = await nl.getLink(name);
-    if (!link) return false;
-    await nl.deleteLink(link.index);
+    await nl.deleteLink(name);
     return true;
   } catch (err) {
     if (isNetlinkError(err, 'ENODEV')) return false;
