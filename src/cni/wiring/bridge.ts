@@ -33,7 +33,8 @@ export async function ensureHostBridge(nl: Netlink, spec: HostBridgeSpec): Promi
       if (!isNetlinkError(err, 'EEXIST')) throw err;
     }
   }
-  link = (await ensureBridge(nl, { name: spec.name, up: true })).link;
+  // Once the node is set up the bridge exists and is up: one lookup per ADD, not two.
+  if (!link?.up) link = (await ensureBridge(nl, { name: spec.name, up: true })).link;
   await ensureGatewayAddress(nl, link, spec);
   return link;
 }

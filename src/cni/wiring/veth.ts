@@ -28,9 +28,8 @@ export interface PodVeth {
  * 8 random hex digits like the reference plugin's, enslaved to the bridge and up.
  */
 export async function createPodVeth(hostNl: Netlink, podNl: Netlink, spec: PodVethSpec): Promise<PodVeth> {
-  if (await podNl.getLink(spec.ifname)) {
-    throw new CniError(CniCode.INTERFACE_EXISTS, `interface ${spec.ifname} already exists in ${spec.netnsPath}`);
-  }
+  // An existing CNI_IFNAME in the pod makes the creation fail with EEXIST (the pair is created
+  // in one request, so nothing is left behind); only then is it worth a lookup to say which.
   let hostName = '';
   for (let attempt = 1; ; attempt++) {
     hostName = `veth${randomBytes(4).toString('hex')}`;
