@@ -135,6 +135,15 @@ export function networkOf(cidr: Cidr): IpAddress {
   return { family: cidr.address.family, bytes, text: formatIp(bytes) };
 }
 
+/** The broadcast address of a prefix (host bits set), e.g. 10.244.3.255 for 10.244.3.1/24. */
+export function broadcastOf(cidr: Cidr): Buffer {
+  const bytes = Buffer.from(cidr.address.bytes);
+  for (let bit = cidr.prefixLength; bit < bytes.length * 8; bit++) {
+    bytes[bit >> 3]! |= 0x80 >> (bit & 7);
+  }
+  return bytes;
+}
+
 function hasHostBits(cidr: Cidr): boolean {
   const { bytes } = cidr.address;
   for (let bit = cidr.prefixLength; bit < bytes.length * 8; bit++) {

@@ -1,4 +1,4 @@
-import { formatCidr, formatIp, parseCidr } from '../core/ip.js';
+import { broadcastOf, formatCidr, formatIp, parseCidr } from '../core/ip.js';
 import { NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE, type RtnlChannel } from './channel.js';
 import * as C from './constants.js';
 import type { Address } from './types.js';
@@ -22,17 +22,8 @@ function encode(index: number, cidrText: string): { body: Buffer; target: string
   w.bytes(C.IFA_ADDRESS, cidr.address.bytes);
   // The subnet's broadcast address, as `ip addr add ... brd +` and Go's netlink (so the reference
   // plugins) set it; the kernel sets none by itself. /31 and /32 have none (RFC 3021).
-  if (family === C.AF_INET && cidr.prefixLength < 31) w.bytes(C.IFA_BROADCAST, broadcastOf(cidr.address.bytes, cidr.prefixLength));
+  if (family === C.AF_INET && cidr.prefixLength < 31) w.bytes(C.IFA_BROADCAST, broadcastOf(cidr));
   return { body: w.finish(), target: `${formatCidr(cidr)} on index ${index}` };
-}
-
-/** The all-ones host part of an IPv4 subnet. */
-function broadcastOf(address: Uint8Array, prefixLength: number): Buffer {
-  const host = prefixLength === 0 ? 0xffffffff : (0xffffffff >>> prefixLength);
-  const value = (Buffer.from(address).readUInt32BE(0) | host) >>> 0;
-  const out = Buffer.alloc(4);
-  out.writeUInt32BE(value, 0);
-  return out;
 }
 
 export async function addAddress(ch: RtnlChannel, index: number, cidr: string): Promise<void> {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { InvalidArgumentError } from '../../src/core/errors.js';
 import { validateIfname } from '../../src/core/ifname.js';
-import { formatCidr, formatIp, isNetworkAddress, networkOf, parseCidr, parseIp, parsePrefix } from '../../src/core/ip.js';
+import { broadcastOf, formatCidr, formatIp, isNetworkAddress, networkOf, parseCidr, parseIp, parsePrefix } from '../../src/core/ip.js';
 import { formatMac, parseMac } from '../../src/core/mac.js';
 
 describe('IP addresses and prefixes', () => {
@@ -37,6 +37,9 @@ describe('IP addresses and prefixes', () => {
     expect(isNetworkAddress(c)).toBe(false);
     expect(networkOf(parseCidr('10.244.255.255/20')).text).toBe('10.244.240.0');
     expect(networkOf(parseCidr('fd00:1:2:3::9/48')).text).toBe('fd00:1:2::');
+    expect(formatIp(broadcastOf(parseCidr('10.244.1.7/24')))).toBe('10.244.1.255');
+    expect(formatIp(broadcastOf(parseCidr('10.244.0.0/20')))).toBe('10.244.15.255');
+    expect(formatIp(broadcastOf(parseCidr('0.0.0.0/0')))).toBe('255.255.255.255');
     expect(formatCidr(parsePrefix('0.0.0.0/0'))).toBe('0.0.0.0/0');
     expect(() => parsePrefix('10.244.1.1/24')).toThrow(/host bits are set \(the network is 10.244.1.0\/24\)/);
     for (const bad of ['10.244.0.0', '10.244.0.0/33', '10.244.0.0/-1', '10.244.0.0/2x', 'fd00::/129', '10.244.0/16', '/16']) {
