@@ -52,7 +52,7 @@ interface Slot {
   failedStarts: number;
   /** The thread runs (false between its exit and its replacement). */
   alive: boolean;
-  /** It said it was ready; calls go only to ready threads. */
+  /** It said it was ready; calls go to ready threads first. */
   ready: boolean;
   /** One of the warm threads: replaced when it dies, never stopped for idling. */
   readonly warm: boolean;
@@ -147,10 +147,7 @@ export class PluginPool {
     if (slot.pending.size > 0 && this.slots.length < this.maxThreads) {
       this.addThread(false).catch(() => { /* reported through onWorkerExit; calls go to the others */ });
     }
-    if (slot.idleTimer !== undefined) {
-      clearTimeout(slot.idleTimer);
-      slot.idleTimer = undefined;
-    }
+    clearIdle(slot);
     const id = this.nextId++;
     const stdin = typeof call.stdin === 'string' ? Buffer.from(call.stdin) : call.stdin;
     return new Promise((resolve) => {
@@ -178,8 +175,7 @@ export class PluginPool {
 
   /** Asks the thread to close its context and end; terminates it if it does not in time. */
   private async stopThread(slot: Slot): Promise<void> {
-    if (slot.idleTimer !== undefined) clearTimeout(slot.idleTimer);
-    slot.idleTimer = undefined;
+    clearIdle(slot);
     if (!slot.alive) return;
     const { worker } = slot;
     worker.removeAllListeners('exit');
@@ -200,8 +196,12 @@ export class PluginPool {
     return this.spawn(slot);
   }
 
-  /** An extra thread with nothing to do: stop it once it has stayed so for idleMs. */
+  /**
+   * The thread has no call left: it no longer keeps the process alive, and an extra one is
+   * stopped once it has stayed so for idleMs.
+   */
   private idle(slot: Slot): void {
+    slot.worker.unref();
     if (slot.warm || this.closed || slot.idleTimer !== undefined) return;
     slot.idleTimer = setTimeout(() => {
       slot.idleTimer = undefined;
@@ -226,17 +226,12 @@ export class PluginPool {
     slot.worker = worker;
     slot.alive = true;
     slot.ready = false;
-    let ready = false;
     let settle!: { resolve: () => void; reject: (err: Error) => void };
     const readyPromise = new Promise<void>((resolve, reject) => { settle = { resolve, reject }; });
     worker.on('message', (reply: WorkerReply | typeof WORKER_READY) => {
       if (reply === WORKER_READY) {
-        ready = true;
         slot.ready = true;
-        if (slot.pending.size === 0) {
-          worker.unref();
-          this.idle(slot);
-        }
+        if (slot.pending.size === 0) this.idle(slot);
         slot.failedStarts = 0;
         settle.resolve();
         return;
@@ -244,19 +239,16 @@ export class PluginPool {
       const resolve = slot.pending.get(reply.id);
       if (!resolve) return;
       slot.pending.delete(reply.id);
-      if (slot.pending.size === 0) {
-        worker.unref();
-        this.idle(slot);
-      }
+      if (slot.pending.size === 0) this.idle(slot);
       resolve({ exitCode: reply.exitCode, stdout: reply.stdout, command: reply.command, error: reply.error && remoteError(reply.error) });
     });
     let lastError: Error | undefined;
     worker.on('error', (err) => { lastError = err; });
     worker.on('exit', (code) => {
+      const ready = slot.ready;
       slot.alive = false;
       slot.ready = false;
-      if (slot.idleTimer !== undefined) clearTimeout(slot.idleTimer);
-      slot.idleTimer = undefined;
+      clearIdle(slot);
       const err = lastError ?? new Error(`CNI worker thread exited with code ${code}`);
       for (const resolve of slot.pending.values()) resolve(failure('', err));
       slot.pending.clear();
@@ -281,6 +273,11 @@ export class PluginPool {
     // Referenced until ready (start() awaits it), then only while it has calls to answer.
     return readyPromise;
   }
+}
+
+function clearIdle(slot: Slot): void {
+  if (slot.idleTimer !== undefined) clearTimeout(slot.idleTimer);
+  slot.idleTimer = undefined;
 }
 
 function failure(command: string, err: Error): PluginReply {
