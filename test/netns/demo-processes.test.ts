@@ -1,7 +1,6 @@
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { pidsInNamespaces, stopProcessesIn } from '../../src/ctl/demo/processes.js';
+import { alive, pidsInNamespaces, stopProcessesIn } from '../../src/ctl/demo/processes.js';
 import { canUseNetns, useScratchNamespaces } from './scratch.js';
 
 /** Starts `ip netns exec <ns> sh -c <script>` detached; resolves with its pid. */
@@ -12,15 +11,6 @@ function startIn(ns: string, script: string): Promise<number> {
     child.once('error', reject);
     child.once('spawn', () => resolve(child.pid!));
   });
-}
-
-function running(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat[stat.lastIndexOf(')') + 2] !== 'Z';
-  } catch {
-    return false;
-  }
 }
 
 describe.skipIf(!canUseNetns)('twillctl demo: stopping what runs in its namespaces', () => {
@@ -42,7 +32,7 @@ describe.skipIf(!canUseNetns)('twillctl demo: stopping what runs in its namespac
 
     expect(await stopProcessesIn([s.name], 2000)).toBe(2);
     // Gone, or a zombie its parent has not reaped yet.
-    for (const pid of inside) expect(running(pid), `pid ${pid}`).toBe(false);
+    for (const pid of inside) expect(alive(pid), `pid ${pid}`).toBe(false);
     expect(pidsInNamespaces([s.name]).get(s.name)).toEqual([]);
   });
 });

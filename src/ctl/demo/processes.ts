@@ -86,15 +86,21 @@ export function pidsInNamespaces(names: readonly string[]): Map<string, number[]
   return out;
 }
 
-/** Running, and not a zombie (an exited daemon whose new parent has not reaped it yet). */
-function alive(pid: number): boolean {
+/** The fields of /proc/<pid>/stat after "pid (comm)": state, ppid, ...; undefined once gone. */
+function procStat(pid: number): string[] | undefined {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // "pid (comm) S ...": the state follows the last ")".
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+    // comm may hold spaces and parentheses: the fields start after the last ")".
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   } catch {
-    return false;
+    return undefined;
   }
+}
+
+/** Running, and not a zombie (an exited daemon whose new parent has not reaped it yet). */
+export function alive(pid: number): boolean {
+  const fields = procStat(pid);
+  return fields !== undefined && fields[0] !== 'Z';
 }
 
 function signal(pid: number, sig: NodeJS.Signals): void {
@@ -105,14 +111,9 @@ function signal(pid: number, sig: NodeJS.Signals): void {
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-/** The parent pid from /proc/<pid>/stat ("pid (comm) S ppid ..."), or undefined once gone. */
 function parentPid(pid: number): number | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-  } catch {
-    return undefined;
-  }
+  const ppid = procStat(pid)?.[1];
+  return ppid === undefined ? undefined : Number(ppid);
 }
 
 /**
