@@ -193,7 +193,7 @@ describe('Speaker over loopback', () => {
     const port = A.listenAddresses[0]!.port;
     // First connection: OPEN exchanged, our KEEPALIVE held back (A waits in OpenConfirm).
     const first = await rawConnection(port);
-    first.socket.write(openFrom(65002));
+    first.socket.write(openFrom({ asn: 65002, holdTime: 3 }));
     await expect.poll(() => first.received.some((m) => m.type === MessageType.KEEPALIVE), { timeout: 3000 }).toBe(true);
     // A second connection from the same peer, which A answers with its OPEN.
     const second = await rawConnection(port);
@@ -212,31 +212,18 @@ describe('Speaker over loopback', () => {
 });
 
 /** A scripted peer: connects from 127.0.0.2, exchanges OPEN and KEEPALIVE, records what it gets. */
-async function rawPeer(port: number, o: { asn: number; holdTime: number; gracefulRestart?: number }) {
-  const socket = net.connect({ host: '127.0.0.1', port, localAddress: '127.0.0.2' });
-  const received: (Message & { code?: number; subcode?: number })[] = [];
-  const reader = new MessageReader();
-  let opened!: () => void;
-  const ready = new Promise<void>((r) => { opened = r; });
-  socket.on('data', (chunk: Buffer) => {
-    for (const raw of reader.push(chunk)) {
-      const m = decodeMessage(raw, { fourOctetAsn: true }).message;
-      received.push(m);
-      if (m.type === 1) socket.write(encodeKeepalive());
-      if (m.type === 4) opened();
-    }
+async function rawPeer(port: number, o: OpenOptions) {
+  const conn = await rawConnection(port);
+  // Answers the speaker's OPEN with a KEEPALIVE; ready at the speaker's KEEPALIVE.
+  const ready = new Promise<void>((resolve) => {
+    conn.onMessage((m) => {
+      if (m.type === MessageType.OPEN) conn.socket.write(encodeKeepalive());
+      if (m.type === MessageType.KEEPALIVE) resolve();
+    });
   });
-  socket.on('error', () => {});
-  await new Promise<void>((r) => socket.once('connect', () => r()));
-  socket.write(encodeOpen({
-    version: 4, myAsn: o.asn, holdTime: o.holdTime, routerId: '2.2.2.2',
-    capabilities: {
-      multiprotocol: ['ipv4-unicast'], fourOctetAsn: o.asn, routeRefresh: true, enhancedRouteRefresh: false, unknown: [],
-      ...(o.gracefulRestart !== undefined && { gracefulRestart: { restarting: true, restartTime: o.gracefulRestart, families: [] } }),
-    },
-  }));
+  conn.socket.write(openFrom(o));
   await ready;
-  return { socket, received, send: (b: Buffer) => socket.write(b) };
+  return { socket: conn.socket, received: conn.received, send: (b: Buffer) => conn.socket.write(b) };
 }
 
 /** An IPv4 UPDATE announcing `prefix` (a /24 here) via 127.0.0.2 from AS 65002, 4-octet AS_PATH. */
@@ -289,22 +276,33 @@ function tapping(side: string, taps: Tap[]): BgpTransport {
   };
 }
 
-/** A raw TCP connection from 127.0.0.2 that records (and answers nothing of) what it receives. */
+/** A raw TCP connection from 127.0.0.2 that records what it receives and answers nothing by itself. */
 async function rawConnection(port: number) {
   const socket = net.connect({ host: '127.0.0.1', port, localAddress: '127.0.0.2' });
   const received: (Message & { code?: number; subcode?: number })[] = [];
+  const listeners: ((m: Message) => void)[] = [];
   const reader = new MessageReader();
   socket.on('data', (chunk: Buffer) => {
-    for (const raw of reader.push(chunk)) received.push(decodeMessage(raw, { fourOctetAsn: true }).message);
+    for (const raw of reader.push(chunk)) {
+      const m = decodeMessage(raw, { fourOctetAsn: true }).message;
+      received.push(m);
+      for (const l of listeners) l(m);
+    }
   });
   socket.on('error', () => {});
   await new Promise<void>((r) => socket.once('connect', () => r()));
-  return { socket, received };
+  return { socket, received, onMessage: (l: (m: Message) => void) => listeners.push(l) };
 }
 
-function openFrom(asn: number): Buffer {
+interface OpenOptions { asn: number; holdTime: number; gracefulRestart?: number }
+
+/** The OPEN of AS `asn`, router id 2.2.2.2, IPv4 unicast and route refresh (and graceful restart if given). */
+function openFrom(o: OpenOptions): Buffer {
   return encodeOpen({
-    version: 4, myAsn: asn, holdTime: 3, routerId: '2.2.2.2',
-    capabilities: { multiprotocol: ['ipv4-unicast'], fourOctetAsn: asn, routeRefresh: true, enhancedRouteRefresh: false, unknown: [] },
+    version: 4, myAsn: o.asn, holdTime: o.holdTime, routerId: '2.2.2.2',
+    capabilities: {
+      multiprotocol: ['ipv4-unicast'], fourOctetAsn: o.asn, routeRefresh: true, enhancedRouteRefresh: false, unknown: [],
+      ...(o.gracefulRestart !== undefined && { gracefulRestart: { restarting: true, restartTime: o.gracefulRestart, families: [] } }),
+    },
   });
 }
