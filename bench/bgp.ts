@@ -14,7 +14,6 @@
  *
  * Target for 100,000: ratio Twill / BIRD <= 1.0 and RSS < 300 MiB; 1,000,000 is reported only.
  */
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startPeerDaemon, type PeerDaemon } from '../test/helpers/bgp-peers.js';
 import { cleanup } from '../test/helpers/cleanup.js';
@@ -22,7 +21,7 @@ import { exec } from '../test/helpers/exec.js';
 import { groupId } from '../test/helpers/names.js';
 import { connectNetns, createTestNetns, type TestNetns } from '../test/helpers/netns.js';
 import { startTwillSpeaker } from '../test/helpers/twill-speaker.js';
-import { median, numberOption, report, round } from './report.js';
+import { median, numberOption, processRssMiB, report, round, stringOption } from './report.js';
 
 const SENDER = { asn: 65002, toTwill: '198.18.5.1', toRecv: '198.18.6.1' };
 const TWILL = { asn: 65001, ip: '198.18.5.2' };
@@ -30,11 +29,6 @@ const RECV = { asn: 65003, ip: '198.18.6.2' };
 
 function log(text: string): void {
   process.stderr.write(`bgp: ${text}\n`);
-}
-
-function peakRssMiB(pid: number): number {
-  const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return m ? Number(m[1]) / 1024 : NaN;
 }
 
 async function startSender(ns: TestNetns, peer: { address: string; asn: number }): Promise<PeerDaemon> {
@@ -60,7 +54,7 @@ async function twillReceives(senderNs: TestNetns, ns: TestNetns, count: number, 
     const full = await speaker.waitFor((l) => l.event === 'routes' && received(l) >= count, `${count} routes in Twill`, 600_000);
     const most = speaker.lines.find((l) => l.event === 'routes' && received(l) >= 0.99 * count)!;
     if (process.env.BENCH_BGP_DEBUG) for (const l of speaker.lines) log(JSON.stringify(l));
-    return { ms: Date.parse(String(full.time)) - t0, ms99: Date.parse(String(most.time)) - t0, rssMiB: peakRssMiB(speaker.daemon.pid) };
+    return { ms: Date.parse(String(full.time)) - t0, ms99: Date.parse(String(most.time)) - t0, rssMiB: processRssMiB(speaker.daemon.pid, 'VmHWM') };
   } finally {
     await speaker.stop();
     await sender.stop();
@@ -94,11 +88,11 @@ async function birdReceives(senderNs: TestNetns, ns: TestNetns, count: number): 
 }
 
 export async function run(args: string[]): Promise<void> {
-  const countsArg = args.includes('--counts') ? args[args.indexOf('--counts') + 1]! : '100000,1000000';
+  const countsArg = stringOption(args, '--counts', '100000,1000000')!;
   const counts = countsArg.split(',').map(Number);
   const rounds = numberOption(args, '--rounds', 3);
   // V8 CPU profiles of Twill's speaker, one file per measurement (open them in Chrome DevTools).
-  const profileDir = args.includes('--profile') ? args[args.indexOf('--profile') + 1] : undefined;
+  const profileDir = stringOption(args, '--profile');
   try {
     const group = groupId();
     const [sNs, tNs, rNs] = await Promise.all(['bgp-sender', 'bgp-twill', 'bgp-recv'].map((l) => createTestNetns(l, { group })));

@@ -5,7 +5,7 @@ import { CNI_SHIM, startCniServer, writeSubnetFile } from '../test/helpers/cni.j
 import type { Daemon } from '../test/helpers/daemon.js';
 import { run as runCommand, shellQuote, type RunResult } from '../test/helpers/exec.js';
 import { createTestNetns, type TestNetns } from '../test/helpers/netns.js';
-import { median, numberOption, percentile, report, round } from './report.js';
+import { median, numberOption, percentile, report, round, stringOption } from './report.js';
 
 /**
  * `npm run bench -- cni [--cycles N] [--rounds R] [--workers W] [--wrapper nsenter|ip]`
@@ -174,7 +174,7 @@ export async function run(args: string[]): Promise<void> {
   const cycles = numberOption(args, '--cycles', 100);
   const rounds = Math.max(1, numberOption(args, '--rounds', 4));
   const workers = Math.max(1, numberOption(args, '--workers', 8));
-  const wrapper = args.includes('--wrapper') ? args[args.indexOf('--wrapper') + 1] : 'nsenter';
+  const wrapper = stringOption(args, '--wrapper', 'nsenter');
   if (wrapper !== 'nsenter' && wrapper !== 'ip') throw new Error(`--wrapper ${wrapper}: expected nsenter or ip`);
   const seqPerRound = Math.ceil(cycles / rounds);
   const parPerWorker = Math.ceil(cycles / (rounds * workers));

@@ -1,3 +1,5 @@
+import { readFileSync } from 'node:fs';
+
 /** One JSON line per figure on stdout, the format every Twill benchmark prints. */
 export interface Figure {
   readonly bench: string;
@@ -23,6 +25,12 @@ export function percentile(values: number[], p: number): number {
 }
 
 /** Peak resident set size of this process so far, in MiB. */
+/** Another process's resident set (VmRSS) or its peak (VmHWM), from /proc/<pid>/status. */
+export function processRssMiB(pid: number, field: 'VmRSS' | 'VmHWM'): number {
+  const line = readFileSync(`/proc/${pid}/status`, 'utf8').split('\n').find((l) => l.startsWith(`${field}:`))!;
+  return Number(line.split(/\s+/)[1]) / 1024;
+}
+
 export function peakRssMiB(): number {
   return process.resourceUsage().maxRSS / 1024;
 }
@@ -33,6 +41,12 @@ export function round(value: number, digits = 3): number {
 }
 
 /** `--name N` from a benchmark's arguments, or the fallback. */
+/** The word after `name` when `name` is given (undefined if nothing follows it), else `fallback`. */
+export function stringOption(args: readonly string[], name: string, fallback?: string): string | undefined {
+  const i = args.indexOf(name);
+  return i >= 0 ? args[i + 1] : fallback;
+}
+
 export function numberOption(args: readonly string[], name: string, fallback: number): number {
   const i = args.indexOf(name);
   return i >= 0 && args[i + 1] ? Number(args[i + 1]) : fallback;

@@ -8,7 +8,7 @@ import { startEtcd, type Etcd } from '../test/helpers/etcd.js';
 import { exec } from '../test/helpers/exec.js';
 import { startAgent, type TestAgent } from '../test/helpers/twilld.js';
 import { waitFor } from '../test/helpers/wait.js';
-import { median, numberOption, percentile, remoteHosts, report, round, type RemoteHost } from './report.js';
+import { median, numberOption, percentile, processRssMiB, remoteHosts, report, round, stringOption, type RemoteHost } from './report.js';
 
 /**
  * `npm run bench -- vxlan [--leases N] [--joins N]`
@@ -85,15 +85,11 @@ function cpuTicks(pid: number): number {
   return Number(fields[11]) + Number(fields[12]);
 }
 
-function rssMiB(pid: number, field: 'VmRSS' | 'VmHWM'): number {
-  const line = readFileSync(`/proc/${pid}/status`, 'utf8').split('\n').find((l) => l.startsWith(`${field}:`))!;
-  return Number(line.split(/\s+/)[1]) / 1024;
-}
 
 export async function run(args: string[]): Promise<void> {
   const n = numberOption(args, '--leases', 5000);
   const joins = numberOption(args, '--joins', 100);
-  const profileDir = args.includes('--profile') ? args[args.indexOf('--profile') + 1] : undefined;
+  const profileDir = stringOption(args, '--profile');
   const leases = remoteHosts(n, '0a:00:00:00');
   const agents: TestAgent[] = [];
   try {
@@ -188,8 +184,8 @@ export async function run(args: string[]): Promise<void> {
     const before = cpuTicks(pid);
     await new Promise((r) => setTimeout(r, 10_000));
     const idle = (cpuTicks(pid) - before) / 100 / 10;
-    report({ bench: 'vxlan', metric: 'agent_rss', value: round(rssMiB(pid, 'VmRSS'), 1), unit: 'MiB' });
-    report({ bench: 'vxlan', metric: 'agent_peak_rss', value: round(rssMiB(pid, 'VmHWM'), 1), unit: 'MiB' });
+    report({ bench: 'vxlan', metric: 'agent_rss', value: round(processRssMiB(pid, 'VmRSS'), 1), unit: 'MiB' });
+    report({ bench: 'vxlan', metric: 'agent_peak_rss', value: round(processRssMiB(pid, 'VmHWM'), 1), unit: 'MiB' });
     report({ bench: 'vxlan', metric: 'agent_idle_cpu', value: round(idle * 100, 2), unit: '%' });
   } finally {
     await Promise.all(agents.map((a) => a?.daemon.stop()));
