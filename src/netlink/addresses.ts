@@ -6,7 +6,8 @@ import { AttrWriter, attrStr, parseAttrs } from './wire.js';
 
 /** struct ifaddrmsg: family, prefixlen, flags, scope, index (8 bytes). */
 function ifaddrmsg(family: number, prefixLength: number, index: number): Buffer {
-  const b = Buffer.alloc(8);
+  // From Node's shared pool (Buffer.alloc would give each message an ArrayBuffer of its own for the GC to track).
+  const b = Buffer.allocUnsafe(8).fill(0);
   b.writeUInt8(family, 0);
   b.writeUInt8(prefixLength, 1);
   b.writeUInt32LE(index, 4);

@@ -34,6 +34,7 @@ const MAX_DATAGRAM = 32 * 1024;
 /** Requests sent but not yet answered; above this, new requests wait (keeps replies within the receive buffer). */
 const MAX_IN_FLIGHT = 4096;
 const SOCKET_BUFFER = 8 * 1024 * 1024;
+const EMPTY = Buffer.alloc(0);
 
 export interface RawMessage {
   readonly type: number;
@@ -194,7 +195,7 @@ export class RtnlChannel {
         this.markSent(next.seq);
       }
       this.batches.set(barrier, seqs);
-      chunk.push(frame(NLMSG_NOOP, NLM_F_REQUEST | NLM_F_ACK, barrier, Buffer.alloc(0)));
+      chunk.push(frame(NLMSG_NOOP, NLM_F_REQUEST | NLM_F_ACK, barrier, EMPTY));
       this.raw.ref();
       this.raw.send(Buffer.concat(chunk, size), undefined, (err) => {
         if (err) this.failBarrier(barrier, err);

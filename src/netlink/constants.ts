@@ -19,6 +19,9 @@ export const RTM_GETROUTE = 26;
 export const RTM_NEWNEIGH = 28;
 export const RTM_DELNEIGH = 29;
 export const RTM_GETNEIGH = 30;
+export const RTM_NEWNEXTHOP = 104;
+export const RTM_DELNEXTHOP = 105;
+export const RTM_GETNEXTHOP = 106;
 
 export const IFF_UP = 0x1;
 
@@ -63,9 +66,17 @@ export const RTA_GATEWAY = 5;
 export const RTA_PRIORITY = 6;
 export const RTA_PREFSRC = 7;
 export const RTA_TABLE = 15;
+export const RTA_NH_ID = 30;
 export const RTN_UNICAST = 1;
 export const RTNH_F_ONLINK = 4;
 export const RT_TABLE_MAIN = 254;
+
+// include/uapi/linux/nexthop.h
+export const NHA_ID = 1;
+export const NHA_GROUP = 2;
+export const NHA_BLACKHOLE = 4;
+export const NHA_OIF = 5;
+export const NHA_GATEWAY = 6;
 
 export const NDA_DST = 1;
 export const NDA_LLADDR = 2;

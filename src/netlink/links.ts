@@ -11,7 +11,8 @@ import { AttrWriter, attrStr, attrU16be, attrU32, attrU8, parseAttrs, type Attrs
 
 /** struct ifinfomsg: family, pad, type, index, flags, change (16 bytes). */
 function ifinfomsg(index = 0, flags = 0, change = 0): Buffer {
-  const b = Buffer.alloc(16);
+  // From Node's shared pool (Buffer.alloc would give each message an ArrayBuffer of its own for the GC to track).
+  const b = Buffer.allocUnsafe(16).fill(0);
   b.writeUInt8(C.AF_UNSPEC, 0);
   b.writeInt32LE(index, 4);
   b.writeUInt32LE(flags, 8);

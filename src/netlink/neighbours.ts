@@ -7,7 +7,8 @@ import { AttrWriter, attrU32, parseAttrs } from './wire.js';
 
 /** struct ndmsg: family, pad1, pad2, ifindex, state, flags, type (12 bytes). */
 function ndmsg(family: number, index: number, state: number, flags: number): Buffer {
-  const b = Buffer.alloc(12);
+  // From Node's shared pool (Buffer.alloc would give each message an ArrayBuffer of its own for the GC to track).
+  const b = Buffer.allocUnsafe(12).fill(0);
   b.writeUInt8(family, 0);
   b.writeInt32LE(index, 4);
   b.writeUInt16LE(state, 8);

@@ -4,11 +4,12 @@ import * as addresses from './addresses.js';
 import * as links from './links.js';
 import { LinkMonitor } from './link-monitor.js';
 import * as neighbours from './neighbours.js';
+import * as nexthops from './nexthops.js';
 import { runInNetns } from './netns.js';
 import * as routes from './routes.js';
 import { readSysctl, writeSysctl } from './sysctl.js';
 import type {
-  Address, BridgeSpec, FdbEntry, FdbSpec, IpipSpec, Link, LinkChanges, Neighbour, NeighbourSpec, Route, RouteSpec,
+  Address, BridgeSpec, FdbEntry, FdbSpec, IpipSpec, Link, LinkChanges, Neighbour, NeighbourSpec, Nexthop, NexthopSpec, Route, RouteSpec,
   VethSpec, VxlanSpec,
 } from './types.js';
 
@@ -87,6 +88,12 @@ export class Netlink {
   replaceRoute(spec: RouteSpec): Promise<void> { return routes.replaceRoute(this.ch, spec); }
   deleteRoute(spec: RouteSpec): Promise<void> { return routes.deleteRoute(this.ch, spec); }
   listRoutes(filter?: routes.RouteFilter): Promise<Route[]> { return routes.listRoutes(this.ch, filter); }
+
+  // ---- nexthop objects (stamped with RTPROT_TWILL unless the spec says otherwise) ----
+
+  replaceNexthop(spec: NexthopSpec): Promise<void> { return nexthops.replaceNexthop(this.ch, spec); }
+  deleteNexthop(id: number): Promise<void> { return nexthops.deleteNexthop(this.ch, id); }
+  listNexthops(): Promise<Nexthop[]> { return nexthops.listNexthops(this.ch); }
 
   // ---- neighbours and FDB ----
 

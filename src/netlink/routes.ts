@@ -7,7 +7,8 @@ import { AttrWriter, attrU32, parseAttrs } from './wire.js';
 
 /** struct rtmsg: family, dst_len, src_len, tos, table, protocol, scope, type, flags (12 bytes). */
 function rtmsg(family: number, dstLen: number, table: number, protocol: number, scope: number, type: number, flags: number): Buffer {
-  const b = Buffer.alloc(12);
+  // From Node's shared pool (Buffer.alloc would give each message an ArrayBuffer of its own for the GC to track).
+  const b = Buffer.allocUnsafe(12).fill(0);
   b.writeUInt8(family, 0);
   b.writeUInt8(dstLen, 1);
   b.writeUInt8(table < 256 ? table : 0, 4);
@@ -25,12 +26,16 @@ function encode(spec: RouteSpec, forDelete: boolean): Buffer {
   if (gateway && gateway.family !== dst.address.family) {
     throw new InvalidArgumentError('route gateway', spec.gateway, `is IPv${gateway.family} but the destination ${spec.dst} is IPv${dst.address.family}`);
   }
+  if (spec.nexthopId !== undefined && (gateway || spec.oif !== undefined || spec.onlink)) {
+    throw new InvalidArgumentError('route', spec.dst, 'a route through a nexthop object takes its gateway, device and onlink from it');
+  }
   if (spec.onlink && spec.oif === undefined) {
     throw new InvalidArgumentError('route', spec.dst, 'an onlink route needs an output interface (oif)');
   }
   const table = spec.table ?? C.RT_TABLE_MAIN;
   // A route without a gateway reaches its destination directly on the link.
-  const scope = spec.scope !== undefined ? C.ROUTE_SCOPES[spec.scope] : gateway ? C.ROUTE_SCOPES.universe : C.ROUTE_SCOPES.link;
+  // A nexthop object carries a gateway, so its routes are universe-scoped like gateway routes.
+  const scope = spec.scope !== undefined ? C.ROUTE_SCOPES[spec.scope] : gateway || spec.nexthopId !== undefined ? C.ROUTE_SCOPES.universe : C.ROUTE_SCOPES.link;
   const protocol = spec.protocol ?? C.RTPROT_TWILL;
   // On delete, unset fields act as wildcards; keep the protocol so we only ever delete our own.
   const w = new AttrWriter(rtmsg(family, dst.prefixLength, table, protocol, forDelete ? C.ROUTE_SCOPES.nowhere : scope,
@@ -41,6 +46,7 @@ function encode(spec: RouteSpec, forDelete: boolean): Buffer {
   if (spec.oif !== undefined) w.u32(C.RTA_OIF, spec.oif);
   if (spec.metric !== undefined) w.u32(C.RTA_PRIORITY, spec.metric);
   if (spec.prefsrc !== undefined) w.bytes(C.RTA_PREFSRC, parseIp(spec.prefsrc, 'route source').bytes);
+  if (spec.nexthopId !== undefined) w.u32(C.RTA_NH_ID, spec.nexthopId);
   return w.finish();
 }
 
@@ -74,6 +80,7 @@ export function parseRoute(data: Buffer): Route {
     onlink: (data.readUInt32LE(8) & C.RTNH_F_ONLINK) !== 0,
     metric: attrU32(attrs, C.RTA_PRIORITY),
     prefsrc: src ? formatIp(src) : undefined,
+    nexthopId: attrU32(attrs, C.RTA_NH_ID),
   };
 }
 

@@ -111,6 +111,8 @@ export interface Route {
   readonly onlink: boolean;
   readonly metric: number | undefined;
   readonly prefsrc: string | undefined;
+  /** The nexthop object the route names (RTA_NH_ID), if any; see nexthops.ts. */
+  readonly nexthopId: number | undefined;
 }
 
 export interface RouteSpec {
@@ -123,6 +125,34 @@ export interface RouteSpec {
   readonly table?: number;
   readonly metric?: number;
   readonly prefsrc?: string;
+  /** Defaults to Twill's own protocol (RTPROT_TWILL). */
+  readonly protocol?: number;
+  /**
+   * Forward through this nexthop object (RTA_NH_ID) instead of `gateway`/`oif`/`onlink`, which the
+   * kernel then rejects; on delete, names the route together with `dst`.
+   */
+  readonly nexthopId?: number;
+}
+
+/** A nexthop object as the kernel lists it (`ip nexthop show`). */
+export interface Nexthop {
+  readonly id: number;
+  readonly family: 4 | 6 | undefined;
+  readonly gateway: string | undefined;
+  readonly oif: number | undefined;
+  readonly protocol: number;
+  readonly onlink: boolean;
+  /** A group of nexthops (NHA_GROUP) rather than one gateway. */
+  readonly group: boolean;
+  readonly blackhole: boolean;
+}
+
+export interface NexthopSpec {
+  /** 1..2^32-1, unique in the namespace. */
+  readonly id: number;
+  readonly gateway: string;
+  readonly oif: number;
+  readonly onlink?: boolean;
   /** Defaults to Twill's own protocol (RTPROT_TWILL). */
   readonly protocol?: number;
 }

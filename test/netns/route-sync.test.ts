@@ -1,41 +1,96 @@
 import { describe, expect, it } from 'vitest';
-import { syncRoutes } from '../../src/backends/route-sync.js';
+import { NEXTHOP_ID_BASE, syncRoutes } from '../../src/backends/route-sync.js';
 import { RTPROT_TWILL } from '../../src/netlink/index.js';
-import { canUseNetns, useScratchNamespaces } from './scratch.js';
+import { canUseNetns, useScratchNamespaces, type Scratch } from './scratch.js';
 
-interface IpRoute { dst: string; gateway?: string; dev: string; protocol?: string; flags: string[] }
+interface IpRoute { dst: string; gateway?: string; dev: string; protocol?: string; flags: string[]; nhid?: number }
+interface IpNexthop { id: number; gateway?: string; dev?: string; protocol?: string; flags: string[] }
+
+const TWILL = String(RTPROT_TWILL);
 
 describe.skipIf(!canUseNetns)('declarative route sync', () => {
   const scratch = useScratchNamespaces();
 
-  it('converges on the desired routes, touching only Twill routes inside the cluster network', async () => {
-    const s = await scratch('rsync');
+  /** eth0 with 198.18.0.1/24; its veth peer up too unless `carrier` is false. */
+  async function host(tag: string, carrier = true): Promise<{ s: Scratch; eth0: number; via: (n: number) => { dst: string; gateway: string; oif: number } }> {
+    const s = await scratch(tag);
     await s.nl.createVeth({ name: 'eth0', peerName: 'eth0p' });
     await s.nl.setUp('eth0');
+    if (carrier) await s.nl.setUp('eth0p');
     await s.nl.addAddress('eth0', '198.18.0.1/24');
     const eth0 = (await s.nl.requireLink('eth0')).index;
-    const via = (n: number) => ({ dst: `10.244.${n}.0/24`, gateway: `198.18.0.${n}`, oif: eth0 });
+    return { s, eth0, via: (n) => ({ dst: `10.244.${n}.0/24`, gateway: `198.18.0.${n}`, oif: eth0 }) };
+  }
 
-    // Foreign routes: not Twill's protocol, or outside the cluster network. They must survive.
+  const twillRoutes = async (s: Scratch): Promise<string[]> =>
+    (await s.ipJson<IpRoute[]>('route', 'show', 'proto', TWILL)).map((r) => `${r.dst} via ${r.gateway}${r.nhid ? ' nhid' : ''}`).sort();
+  const twillNexthops = async (s: Scratch): Promise<IpNexthop[]> =>
+    (await s.ipJson<IpNexthop[]>('nexthop', 'show')).filter((n) => n.protocol === TWILL);
+
+  it('converges on the desired routes through nexthops of its own, touching only Twill routes inside the cluster network', async () => {
+    const { s, eth0, via } = await host('rsync');
+
+    // Foreign routes: not Twill's protocol, or outside the cluster network. They must survive,
+    // and so must a foreign nexthop.
     await s.nl.replaceRoute({ ...via(50), protocol: 4 });
     await s.nl.replaceRoute({ dst: '10.99.0.0/16', gateway: '198.18.0.9', oif: eth0 });
-    // A stale Twill route (a host gone while the agent was down) and one pointing elsewhere.
+    await s.ip('nexthop', 'add', 'id', '7', 'via', '198.18.0.7', 'dev', 'eth0');
+    // A stale Twill route (a host gone while the agent was down), one pointing elsewhere, and a
+    // stale Twill nexthop.
     await s.nl.replaceRoute(via(7));
     await s.nl.replaceRoute({ ...via(2), gateway: '198.18.0.99' });
+    await s.nl.replaceNexthop({ id: 99, gateway: '198.18.0.99', oif: eth0 });
 
     const first = await syncRoutes(s.nl, '10.244.0.0/16', [via(2), via(3)]);
-    expect(first).toEqual({ replaced: 2, deleted: 1, failed: [] });
-    const ours = await s.ipJson<IpRoute[]>('route', 'show', 'proto', String(RTPROT_TWILL));
-    expect(ours.map((r) => `${r.dst} via ${r.gateway}`).sort()).toEqual(['10.244.2.0/24 via 198.18.0.2', '10.244.3.0/24 via 198.18.0.3', '10.99.0.0/16 via 198.18.0.9']);
+    expect(first).toEqual({ replaced: 2, deleted: 1, nexthops: 3, failed: [] });
+    expect(await twillRoutes(s)).toEqual(['10.244.2.0/24 via 198.18.0.2 nhid', '10.244.3.0/24 via 198.18.0.3 nhid', '10.99.0.0/16 via 198.18.0.9']);
+    const nexthops = await twillNexthops(s);
+    expect(nexthops.map((n) => `${n.gateway} dev ${n.dev}`).sort()).toEqual(['198.18.0.2 dev eth0', '198.18.0.3 dev eth0']);
+    expect(nexthops.every((n) => n.id >= NEXTHOP_ID_BASE)).toBe(true);
+    const routes = await s.ipJson<IpRoute[]>('route', 'show', 'proto', TWILL);
+    expect(new Set(routes.filter((r) => r.nhid).map((r) => r.nhid))).toEqual(new Set(nexthops.map((n) => n.id)));
     expect((await s.ipJson<IpRoute[]>('route', 'show', '10.244.50.0/24'))[0]?.gateway).toBe('198.18.0.50');
+    expect((await s.ipJson<IpNexthop[]>('nexthop', 'show', 'id', '7'))).toHaveLength(1);
 
     // Converged: a second sync writes nothing.
-    expect(await syncRoutes(s.nl, '10.244.0.0/16', [via(2), via(3)])).toEqual({ replaced: 0, deleted: 0, failed: [] });
+    expect(await syncRoutes(s.nl, '10.244.0.0/16', [via(2), via(3)])).toEqual({ replaced: 0, deleted: 0, nexthops: 0, failed: [] });
+
+    // A host leaves: its route and its nexthop go.
+    expect(await syncRoutes(s.nl, '10.244.0.0/16', [via(2)])).toEqual({ replaced: 0, deleted: 1, nexthops: 1, failed: [] });
+    expect((await twillNexthops(s)).map((n) => n.gateway)).toEqual(['198.18.0.2']);
 
     // A route that cannot be installed is reported, the rest still converges.
     const bad = await syncRoutes(s.nl, '10.244.0.0/16', [via(2), { dst: '10.244.4.0/24', gateway: '192.0.2.1' }]);
-    expect(bad.deleted).toBe(1);
     expect(bad.failed).toEqual([expect.objectContaining({ dst: '10.244.4.0/24' })]);
     expect((bad.failed[0]!.error as { code?: string }).code).toBe('ENETUNREACH');
+  });
+
+  it('repairs drift in its nexthops: one deleted by hand (taking its routes) or pointed elsewhere', async () => {
+    const { s, via } = await host('rsync-drift');
+    await syncRoutes(s.nl, '10.244.0.0/16', [via(2), via(3)]);
+    const [a, b] = (await twillNexthops(s)).sort((x, y) => x.id - y.id);
+    await s.ip('nexthop', 'del', 'id', String(a!.id));
+    await s.ip('nexthop', 'replace', 'id', String(b!.id), 'via', '198.18.0.66', 'dev', 'eth0', 'proto', TWILL);
+    expect(await twillRoutes(s)).toEqual(['10.244.3.0/24 via 198.18.0.66 nhid']);
+
+    const repair = await syncRoutes(s.nl, '10.244.0.0/16', [via(2), via(3)]);
+    expect(repair.failed).toEqual([]);
+    expect(await twillRoutes(s)).toEqual(['10.244.2.0/24 via 198.18.0.2 nhid', '10.244.3.0/24 via 198.18.0.3 nhid']);
+    expect((await twillNexthops(s)).map((n) => n.gateway).sort()).toEqual(['198.18.0.2', '198.18.0.3']);
+  });
+
+  it('writes plain routes where the kernel refuses a nexthop (a device without carrier), and adopts routes of an older agent', async () => {
+    const { s, via } = await host('rsync-plain', false);
+    // An older agent's plain route for the same destination is simply replaced or kept.
+    await s.nl.replaceRoute(via(2));
+    expect(await syncRoutes(s.nl, '10.244.0.0/16', [via(2), via(3)])).toEqual({ replaced: 1, deleted: 0, nexthops: 0, failed: [] });
+    expect(await twillRoutes(s)).toEqual(['10.244.2.0/24 via 198.18.0.2', '10.244.3.0/24 via 198.18.0.3']);
+    expect(await twillNexthops(s)).toEqual([]);
+
+    // With carrier, the next sync moves them onto nexthops.
+    await s.nl.setUp('eth0p');
+    const moved = await syncRoutes(s.nl, '10.244.0.0/16', [via(2), via(3)]);
+    expect(moved).toEqual({ replaced: 2, deleted: 0, nexthops: 2, failed: [] });
+    expect(await twillRoutes(s)).toEqual(['10.244.2.0/24 via 198.18.0.2 nhid', '10.244.3.0/24 via 198.18.0.3 nhid']);
   });
 });

@@ -1,5 +1,5 @@
 import { Netlink } from '../../src/netlink/index.js';
-import { ipJson } from '../helpers/exec.js';
+import { exec, ipJson } from '../helpers/exec.js';
 import { createTestNetns } from '../helpers/netns.js';
 import { isRoot, useCleanup } from '../helpers/vitest.js';
 
@@ -16,6 +16,8 @@ export interface Scratch {
   ipJson<T = unknown>(...args: string[]): Promise<T>;
   /** `bridge -j <args>` inside the namespace, parsed. */
   bridgeJson<T = unknown>(...args: string[]): Promise<T>;
+  /** `ip <args>` inside the namespace, as a user changing things by hand would run it. */
+  ip(...args: string[]): Promise<string>;
 }
 
 export const canUseNetns = isRoot;
@@ -33,6 +35,7 @@ export function useScratchNamespaces(): (tag?: string) => Promise<Scratch> {
       nl,
       ipJson: (...args) => ns.json(args),
       bridgeJson: async (...args) => ipJson(ns.name, args, 'bridge'),
+      ip: (...args) => exec('ip', ['-n', ns.name, ...args]),
     };
   };
 }
