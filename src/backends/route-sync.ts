@@ -42,15 +42,9 @@ export async function syncRoutes(nl: Netlink, clusterNetwork: string, desired: r
   }
 
   const failed: { dst: string; error: Error }[] = [];
-  const settle = async (dst: string, op: Promise<void>): Promise<boolean> => {
-    try {
-      await op;
-      return true;
-    } catch (error) {
-      failed.push({ dst, error: error as Error });
-      return false;
-    }
-  };
+  // then() rather than an async wrapper: one promise less per route, thousands in a big sync.
+  const settle = (dst: string, op: Promise<void>): Promise<boolean> =>
+    op.then(() => true, (error: unknown) => { failed.push({ dst, error: error as Error }); return false; });
 
   const nh = nexthops ? planNexthops(nexthops, desired) : undefined;
   let routes = nh ? nh.routes : desired;

@@ -1,4 +1,4 @@
-import { isIPv4, isIPv6 } from 'node:net';
+import { isIPv6 } from 'node:net';
 import { InvalidArgumentError } from './errors.js';
 
 export type IpFamily = 4 | 6;
@@ -14,6 +14,39 @@ export interface IpAddress {
 export interface Cidr {
   readonly address: IpAddress;
   readonly prefixLength: number;
+}
+
+/**
+ * A canonical dotted quad ("10.0.0.1": four decimal octets 0..255, no leading zeros, as node:net's
+ * isIPv4 accepts) as an unsigned 32-bit number, or -1. One pass over the text, no regex: lease
+ * syncs parse tens of thousands of these.
+ */
+function ipv4Value(text: string): number {
+  const len = text.length;
+  if (len < 7 || len > 15) return -1;
+  let value = 0;
+  let octet = 0;
+  let digits = 0;
+  let dots = 0;
+  for (let i = 0; i < len; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 46) {
+      if (digits === 0 || dots === 3) return -1;
+      value = value * 256 + octet;
+      octet = 0;
+      digits = 0;
+      dots++;
+    } else if (c >= 48 && c <= 57) {
+      if (digits === 1 && octet === 0) return -1; // a leading zero
+      octet = octet * 10 + (c - 48);
+      if (octet > 255) return -1;
+      digits++;
+    } else {
+      return -1;
+    }
+  }
+  if (digits === 0 || dots !== 3) return -1;
+  return value * 256 + octet;
 }
 
 function ipv4Bytes(text: string): Buffer {
@@ -93,9 +126,12 @@ export function formatIp(bytes: Uint8Array): string {
 /** Parses an IPv4 or IPv6 address; throws InvalidArgumentError naming the value otherwise. */
 export function parseIp(text: string, what = 'IP address'): IpAddress {
   if (typeof text !== 'string') throw new InvalidArgumentError(what, text, 'not a string');
-  if (isIPv4(text)) {
-    // node:net accepts only canonical dotted quads (no leading zeros), so the text is canonical.
-    return { family: 4, bytes: ipv4Bytes(text), text };
+  const v4 = ipv4Value(text);
+  if (v4 >= 0) {
+    // Only canonical dotted quads pass (no leading zeros), so the text is canonical.
+    const bytes = Buffer.allocUnsafe(4);
+    bytes.writeUInt32BE(v4);
+    return { family: 4, bytes, text };
   }
   if (isIPv6(text) && !text.includes('%')) {
     const bytes = ipv6Bytes(text);
@@ -178,9 +214,16 @@ export function parsePrefix(text: string, what = 'prefix'): Cidr {
 
 /** True when `inner` lies inside `outer` (same family, at least as long, same network bits). */
 export function prefixContains(outer: Cidr, inner: Cidr): boolean {
-  return inner.address.family === outer.address.family
-    && inner.prefixLength >= outer.prefixLength
-    && networkOf({ address: inner.address, prefixLength: outer.prefixLength }).bytes.equals(networkOf(outer).bytes);
+  if (inner.address.family !== outer.address.family || inner.prefixLength < outer.prefixLength) return false;
+  // The first outer.prefixLength bits agree: whole bytes, then the masked remainder.
+  const a = outer.address.bytes;
+  const b = inner.address.bytes;
+  const whole = outer.prefixLength >> 3;
+  for (let i = 0; i < whole; i++) if (a[i] !== b[i]) return false;
+  const rest = outer.prefixLength & 7;
+  if (rest === 0) return true;
+  const mask = (0xff00 >> rest) & 0xff;
+  return (a[whole]! & mask) === (b[whole]! & mask);
 }
 
 /**
@@ -190,15 +233,15 @@ export function prefixContains(outer: Cidr, inner: Cidr): boolean {
  */
 export function sortPrefixes<T>(items: readonly T[], prefixOf: (item: T) => string): T[] {
   const keyed = items.map((item) => {
-    let key: string;
     try {
       const c = parseCidr(prefixOf(item));
-      key = `${c.address.family}${c.address.bytes.toString('hex')}${c.prefixLength.toString().padStart(3, '0')}`;
+      return { item, family: c.address.family, bytes: c.address.bytes, length: c.prefixLength, text: '' };
     } catch {
-      key = `9${prefixOf(item)}`;
+      return { item, family: 9, bytes: EMPTY, length: 0, text: prefixOf(item) };
     }
-    return { item, key };
   });
-  keyed.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  keyed.sort((a, b) => a.family - b.family || Buffer.compare(a.bytes, b.bytes) || a.length - b.length || (a.text < b.text ? -1 : a.text > b.text ? 1 : 0));
   return keyed.map((k) => k.item);
 }
+
+const EMPTY = Buffer.alloc(0);

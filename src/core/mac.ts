@@ -32,6 +32,9 @@ export function parseMac(text: string): Buffer {
   return bytes;
 }
 
+const HEX2 = Array.from({ length: 256 }, (_, b) => b.toString(16).padStart(2, '0'));
+
 export function formatMac(bytes: Uint8Array): string {
-  return Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join(':');
+  if (bytes.length === 6) return `${HEX2[bytes[0]!]!}:${HEX2[bytes[1]!]!}:${HEX2[bytes[2]!]!}:${HEX2[bytes[3]!]!}:${HEX2[bytes[4]!]!}:${HEX2[bytes[5]!]!}`;
+  return Array.from(bytes, (b) => HEX2[b]!).join(':');
 }

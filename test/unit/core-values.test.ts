@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { InvalidArgumentError } from '../../src/core/errors.js';
 import { validateIfname } from '../../src/core/ifname.js';
-import { broadcastOf, formatCidr, formatIp, isNetworkAddress, networkOf, parseCidr, parseIp, parsePrefix } from '../../src/core/ip.js';
+import { broadcastOf, formatCidr, formatIp, isNetworkAddress, networkOf, parseCidr, parseIp, parsePrefix, prefixContains } from '../../src/core/ip.js';
 import { formatMac, parseMac } from '../../src/core/mac.js';
 
 describe('IP addresses and prefixes', () => {
@@ -24,10 +24,32 @@ describe('IP addresses and prefixes', () => {
   });
 
   it('rejects what is not an address, naming the value', () => {
-    for (const bad of ['10.244.1', '10.244.1.256', '1.2.3.4.5', 'fe80::1%eth0', 'hello', '']) {
+    // Only canonical dotted quads: no leading zeros, empty octets, signs or spaces (as node:net's isIPv4).
+    for (const bad of ['10.244.1', '10.244.1.256', '1.2.3.4.5', 'fe80::1%eth0', 'hello', '', '010.1.1.1', '10.01.1.1', '10..1.1', '.10.1.1',
+      '10.1.1.', '1.2.3.-4', '+1.2.3.4', ' 1.2.3.4', '1.2.3.4 ', '1.2.3.1000', '256.0.0.0']) {
       expect(() => parseIp(bad)).toThrow(InvalidArgumentError);
       expect(() => parseIp(bad)).toThrow(JSON.stringify(bad));
     }
+  });
+
+  it('accepts every canonical dotted quad edge', () => {
+    for (const good of ['0.0.0.0', '255.255.255.255', '10.0.0.1', '1.20.199.250', '100.64.0.0']) {
+      expect(parseIp(good)).toMatchObject({ family: 4, text: good, bytes: Buffer.from(good.split('.').map(Number)) });
+    }
+  });
+
+  it('tells whether one prefix contains another, on and off byte boundaries', () => {
+    const inside = (outer: string, inner: string): boolean => prefixContains(parseCidr(outer), parseCidr(inner));
+    expect(inside('10.244.0.0/16', '10.244.9.0/24')).toBe(true);
+    expect(inside('10.244.0.0/16', '10.245.9.0/24')).toBe(false);
+    expect(inside('10.244.0.0/14', '10.247.255.0/24')).toBe(true);
+    expect(inside('10.244.0.0/14', '10.248.0.0/24')).toBe(false);
+    expect(inside('10.244.0.0/24', '10.244.0.0/16')).toBe(false);
+    expect(inside('0.0.0.0/0', '198.18.0.1/32')).toBe(true);
+    expect(inside('10.244.1.0/24', '10.244.1.0/24')).toBe(true);
+    expect(inside('10.0.0.0/8', 'fd00::/64')).toBe(false);
+    expect(inside('fd00::/63', 'fd00:0:0:1::/64')).toBe(true);
+    expect(inside('fd00::/64', 'fd00:0:0:1::/64')).toBe(false);
   });
 
   it('parses CIDRs, finds networks and refuses host bits where a prefix is required', () => {
@@ -54,6 +76,7 @@ describe('MAC addresses and interface names', () => {
     expect(parseMac('02:42:AC:11:00:02')).toEqual(Buffer.from([2, 0x42, 0xac, 0x11, 0, 2]));
     expect(parseMac('02-42-ac-11-00-02')).toEqual(parseMac('02:42:ac:11:00:02'));
     expect(formatMac(Buffer.from([2, 0x42, 0xac, 0x11, 0, 2]))).toBe('02:42:ac:11:00:02');
+    expect(formatMac(Buffer.from([0xff, 0xa, 0, 0x10, 0x9f, 0xf0]))).toBe('ff:0a:00:10:9f:f0');
     expect(() => parseMac('02:42:ac:11:00')).toThrow(/"02:42:ac:11:00".*5 octets/);
     expect(() => parseMac('02:42:ac:11:00:02:03')).toThrow(/7 octets/);
     expect(() => parseMac('0242ac110002')).toThrow(InvalidArgumentError);

@@ -53,7 +53,11 @@ export async function applyPlan(nl: Netlink, clusterNetwork: string, vxlanIndex:
   const wantNeigh = new Map<string, NeighbourSpec>();
   const wantFdb = new Map<string, FdbSpec>();
   const subnetsOf = new Map<string, string[]>(); // entry key -> the peers that need it
-  const need = (key: string, subnet: string): void => { subnetsOf.set(key, [...(subnetsOf.get(key) ?? []), subnet]); };
+  const need = (key: string, subnet: string): void => {
+    const list = subnetsOf.get(key);
+    if (list) list.push(subnet);
+    else subnetsOf.set(key, [subnet]);
+  };
   for (const p of peers) {
     if (p.neighbour) { wantNeigh.set(p.neighbour.ip, p.neighbour); need(`n ${p.neighbour.ip}`, p.subnet); }
     // Two leases of one node (a stale lease beside the current one) share one FDB entry.
@@ -63,14 +67,9 @@ export async function applyPlan(nl: Netlink, clusterNetwork: string, vxlanIndex:
   let changes = 0;
   const refused = new Map<string, string>(); // subnet -> why
   const removalErrors: Error[] = [];
-  const write = async (op: Promise<void>, onError: (err: Error) => void): Promise<void> => {
-    try {
-      await op;
-      changes++;
-    } catch (err) {
-      onError(err as Error);
-    }
-  };
+  // then() rather than an async wrapper: one promise less per entry, thousands in a big sync.
+  const write = (op: Promise<void>, onError: (err: Error) => void): Promise<void> =>
+    op.then(() => { changes++; }, (err: unknown) => onError(err as Error));
   const refuse = (key: string) => (err: Error): void => {
     for (const s of subnetsOf.get(key) ?? []) if (!refused.has(s)) refused.set(s, `the kernel refused an entry: ${err.message}`);
   };
