@@ -3,7 +3,7 @@
 export { Speaker, type SpeakerOptions, type SpeakerPeerConfig, type SessionEvent, type PeerRoutesEvent } from './speaker.js';
 export type { LocalConfig, PeerConfig, SessionTimers } from './session/config.js';
 export { DEFAULT_TIMERS } from './session/config.js';
-export type { SessionState, SessionDown, SessionNotification } from './session/session.js';
+export type { CollisionEvent, SessionState, SessionDown, SessionNotification } from './session/session.js';
 export type { Negotiated } from './session/open.js';
 export { nodeTransport, type BgpTransport, type BgpListener, type ConnectOptions, type ListenOptions } from './session/transport.js';
 export type { ImportPolicyConfig, RejectReason } from './policy/import-policy.js';

@@ -7,7 +7,7 @@ import { Rib, type BestChange, type LocalAdvertisement, type Rejection } from '.
 import { resolvePeerConfig, validateLocal, type LocalConfig, type PeerConfig } from './session/config.js';
 import { normaliseAddress } from './session/connection.js';
 import type { Negotiated } from './session/open.js';
-import { Session, type SessionDown, type SessionState } from './session/session.js';
+import { Session, type CollisionEvent, type SessionDown, type SessionState } from './session/session.js';
 import { nodeTransport, type BgpListener, type BgpTransport } from './session/transport.js';
 import { toReceivedUpdate } from './speaker-updates.js';
 import type { Family, Prefix, Route, UpdateMessage } from './types.js';
@@ -54,6 +54,8 @@ interface SpeakerEvents {
   /** The best route changed: what an agent installs into (or removes from) the kernel. */
   best: [changes: readonly BestChange[]];
   'end-of-rib': [event: { readonly peer: string; readonly family: Family }];
+  /** A connection collision (RFC 4271 §6.8) closed one of the two connections with Cease/7. */
+  collision: [event: { readonly peer: string } & CollisionEvent];
   /** Problems that did not stop the speaker (a refused connection, a malformed attribute discarded). */
   warning: [err: Error];
 }
@@ -190,6 +192,7 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
     const { session } = entry;
     session.on('state', (ev) => this.emit('session', { peer: address, from: ev.from, state: ev.to, reason: ev.reason, negotiated: ev.negotiated, down: ev.down }));
     session.on('warning', (err) => this.emit('warning', err));
+    session.on('collision', (ev) => this.emit('collision', { peer: address, ...ev }));
     session.on('established', (negotiated) => this.established(address, entry, negotiated));
     session.on('update', (update, warnings) => {
       for (const w of warnings) this.emit('warning', new Error(`peer ${address}: ${w.message} (${w.action})`, { cause: w }));

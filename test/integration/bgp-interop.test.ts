@@ -348,6 +348,10 @@ describe.skipIf(!isRoot || !avail.gobgp || !avail.bird || !avail.frr)('Twill\'s 
     await waitFor(async () => (await connections(ctw!, IP.twillCol)).length === 1, { timeoutMs: 10_000, intervalMs: 50, what: 'Twill to close one connection' });
     expect(await connections(ctw!, IP.twillCol)).toEqual(birdDialled);
     expect(twillC.state(IP.birdCol)).toBe('openconfirm');
+    // `twillctl bgp serve` says so, though the session's state did not change.
+    expect(twillC.lines.filter((l) => l.event === 'collision')).toEqual([
+      expect.objectContaining({ peer: IP.birdCol, closed: 'outgoing', notification: { code: 6, subcode: 7 } }),
+    ]);
     // 2. (retransmitted by TCP: up to a few seconds of backoff)
     await release('out_twill_dialled');
     const received = `n_${IP.twillCol.replaceAll('.', '_')}: Received: Connection collision resolution`;

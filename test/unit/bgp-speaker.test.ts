@@ -154,6 +154,9 @@ describe('Speaker over loopback', () => {
     const events: SessionEvent[] = [];
     A.on('session', (ev) => events.push(ev));
     B.on('session', (ev) => events.push(ev));
+    const collisions: string[] = [];
+    A.on('collision', (ev) => collisions.push(`A ${ev.peer} ${ev.closed}`));
+    B.on('collision', (ev) => collisions.push(`B ${ev.peer} ${ev.closed}`));
     const upA = waitFor<SessionEvent>(A, 'session', established('127.0.0.2'));
     const upB = waitFor<SessionEvent>(B, 'session', established('127.0.0.1'));
     A.addPeer({ address: '127.0.0.2', port: B.listenAddresses[0]!.port, localAddress: '127.0.0.1', asn: 65002, timers: FAST });
@@ -181,6 +184,9 @@ describe('Speaker over loopback', () => {
     expect(winner.some((t) => t.closed)).toBe(false);
     expect(loser.flatMap((t) => t.received).filter((m) => m.type === MessageType.NOTIFICATION).map((m) => `${m.code}/${m.subcode}`)).toContain('6/7');
     expect(winner.flatMap((t) => t.received).filter((m) => m.type === MessageType.NOTIFICATION)).toEqual([]);
+    // Whoever closed the loser reported it, naming the connection A dialled.
+    expect(collisions.length).toBeGreaterThan(0);
+    for (const c of collisions) expect(['A 127.0.0.2 outgoing', 'B 127.0.0.1 incoming']).toContain(c);
     // …and the winner carried the session: B's route went to A over it.
     expect(winner.find((t) => t.side === 'A')!.received.some((m) => m.type === MessageType.UPDATE && m.nlri.includes('10.244.2.0/24'))).toBe(true);
   }, 15_000);

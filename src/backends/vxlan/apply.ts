@@ -10,9 +10,10 @@ import type { PeerPlan, Skipped } from './plan.js';
  * every FDB entry with a destination on it is Twill's to remove.
  *
  * Order (as flannel per peer, but for all peers at once, each phase pipelined in one go):
- *   add:    neighbours, FDB entries, then routes - a route never exists without its neighbour,
- *           so the kernel never ARPs on the overlay (nothing would answer: learning is off);
- *   remove: routes, then FDB entries, then neighbours - the reverse, for the same reason.
+ *   add:    neighbours, FDB entries, then routes (each through a nexthop object, route-sync.ts) -
+ *           a route never exists without its neighbour, so the kernel never ARPs on the overlay
+ *           (nothing would answer: learning is off);
+ *   remove: routes and their nexthops, then FDB entries, then neighbours - the reverse.
  *
  * Unlike flannel, a peer whose MAC changed loses its old FDB entry (flannel leaks it: #1036,
  * k3s#9957), and entries of peers that vanished while the agent was down are removed.

@@ -54,8 +54,19 @@ interface SessionEvents {
   update: [update: UpdateMessage, warnings: readonly BgpMessageError[]];
   'end-of-rib': [family: Family];
   'route-refresh': [family: Family];
+  /**
+   * RFC 4271 §6.8: one of two connections to the peer was closed with Cease/7. The session's
+   * state may not change (the other connection carries on), so this is the only report of it.
+   */
+  collision: [event: CollisionEvent];
   /** A connection-level problem that did not end the session (a refused connect, say). */
   warning: [err: Error];
+}
+
+export interface CollisionEvent {
+  /** Which connection was closed: the one we opened, or the one the peer opened. */
+  readonly closed: 'outgoing' | 'incoming';
+  readonly reason: string;
 }
 
 type ConnectionState = 'opensent' | 'openconfirm' | 'established';
@@ -354,6 +365,9 @@ export class Session extends EventEmitter<SessionEvents> {
     // Forget the attempt first: close() reports 'closed' at once, which must not count as the peer's doing.
     this.dropConnection(a, reason, false);
     a.conn.close(encodeNotification(code, subcode, payload));
+    if (code === NotificationCode.CEASE && subcode === CeaseSubcode.CONNECTION_COLLISION_RESOLUTION) {
+      this.emit('collision', { closed: a.conn.initiatedLocally ? 'outgoing' : 'incoming', reason });
+    }
   }
 
   private connectionEnded(a: Attempt, reason: string): void {

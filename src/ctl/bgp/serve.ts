@@ -68,6 +68,7 @@ export async function serve(config: ServeConfig, print: Print, signal: AbortSign
   speaker.on('session', (ev) => print(sessionLine(ev)));
   speaker.on('end-of-rib', (ev) => print({ event: 'end-of-rib', peer: ev.peer, family: ev.family }));
   speaker.on('warning', (err) => print({ event: 'warning', message: err.message }));
+  speaker.on('collision', (ev) => print({ event: 'collision', peer: ev.peer, closed: ev.closed, notification: { code: 6, subcode: 7 }, reason: ev.reason }));
   routePrinter(speaker, config, print);
   speaker.set(config.announce);
   for (const peer of config.peers) speaker.addPeer(peer);
