@@ -50,7 +50,9 @@ export async function syncRoutes(nl: Netlink, clusterNetwork: string, desired: r
   let routes = nh ? nh.routes : desired;
   let nexthopChanges = 0;
   if (nh && nh.create.length > 0) {
-    const created = await Promise.all(nh.create.map((spec) => nl.replaceNexthop(spec).then(() => true, () => false)));
+    // add, not replace: an id taken since the listing (by somebody else) fails with EEXIST
+    // instead of being overwritten, and the next sync picks another.
+    const created = await Promise.all(nh.create.map((spec) => nl.addNexthop(spec).then(() => true, () => false)));
     nexthopChanges += created.filter(Boolean).length;
     // The kernel is stricter with nexthops than with routes (it refuses a device without carrier,
     // where a route is only flagged linkdown): a refused nexthop's routes are written plain, and

@@ -91,6 +91,7 @@ export class Netlink {
 
   // ---- nexthop objects (stamped with RTPROT_TWILL unless the spec says otherwise) ----
 
+  addNexthop(spec: NexthopSpec): Promise<void> { return nexthops.addNexthop(this.ch, spec); }
   replaceNexthop(spec: NexthopSpec): Promise<void> { return nexthops.replaceNexthop(this.ch, spec); }
   deleteNexthop(id: number): Promise<void> { return nexthops.deleteNexthop(this.ch, id); }
   listNexthops(): Promise<Nexthop[]> { return nexthops.listNexthops(this.ch); }

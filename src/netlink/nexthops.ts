@@ -1,5 +1,5 @@
 import { formatIp, parseIp } from '../core/ip.js';
-import { NLM_F_CREATE, NLM_F_REPLACE, type RtnlChannel } from './channel.js';
+import { NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE, type RtnlChannel } from './channel.js';
 import * as C from './constants.js';
 import type { Nexthop, NexthopSpec } from './types.js';
 import { AttrWriter, attrU32, parseAttrs } from './wire.js';
@@ -34,6 +34,11 @@ function encode(spec: NexthopSpec): Buffer {
   w.u32(C.NHA_OIF, spec.oif);
   w.bytes(C.NHA_GATEWAY, gateway.bytes);
   return w.finish();
+}
+
+/** Creates nexthop `spec.id`, failing with EEXIST if the id is taken, like `ip nexthop add id N via GW dev D [onlink]`. */
+export async function addNexthop(ch: RtnlChannel, spec: NexthopSpec): Promise<void> {
+  await ch.mutate(C.RTM_NEWNEXTHOP, NLM_F_CREATE | NLM_F_EXCL, encode(spec), { op: 'nexthop.add', target: `id ${spec.id} via ${spec.gateway}` });
 }
 
 /** Creates or overwrites nexthop `spec.id`, like `ip nexthop replace id N via GW dev D [onlink]`. */

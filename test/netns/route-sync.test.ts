@@ -51,6 +51,9 @@ describe.skipIf(!canUseNetns)('declarative route sync', () => {
     expect(new Set(routes.filter((r) => r.nhid).map((r) => r.nhid))).toEqual(new Set(nexthops.map((n) => n.id)));
     expect((await s.ipJson<IpRoute[]>('route', 'show', '10.244.50.0/24'))[0]?.gateway).toBe('198.18.0.50');
     expect((await s.ipJson<IpNexthop[]>('nexthop', 'show', 'id', '7'))).toHaveLength(1);
+    // New nexthops are added, never replaced: an id somebody took meanwhile fails rather than being overwritten.
+    await expect(s.nl.addNexthop({ id: 7, gateway: '198.18.0.8', oif: eth0 })).rejects.toMatchObject({ code: 'EEXIST' });
+    expect((await s.ipJson<IpNexthop[]>('nexthop', 'show', 'id', '7'))[0]?.gateway).toBe('198.18.0.7');
 
     // Converged: a second sync writes nothing.
     expect(await syncRoutes(s.nl, '10.244.0.0/16', [via(2), via(3)])).toEqual({ replaced: 0, deleted: 0, nexthops: 0, failed: [] });
