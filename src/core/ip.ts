@@ -17,18 +17,16 @@ export interface Cidr {
 }
 
 /**
- * A canonical dotted quad ("10.0.0.1": four decimal octets 0..255, no leading zeros, as node:net's
- * isIPv4 accepts) as an unsigned 32-bit number, or -1. One pass over the text, no regex: lease
- * syncs parse tens of thousands of these.
+ * Parses the dotted quad in text[start, end) to its 32-bit value, or -1 when it is not exactly four
+ * decimal octets 0..255 without leading zeros (the form node:net's isIPv4 accepts, so the text is
+ * canonical). One pass, no regex or split: lease syncs and BGP tables parse tens of thousands.
  */
-function ipv4Value(text: string): number {
-  const len = text.length;
-  if (len < 7 || len > 15) return -1;
+export function parseIpv4Value(text: string, start = 0, end = text.length): number {
   let value = 0;
   let octet = 0;
   let digits = 0;
   let dots = 0;
-  for (let i = 0; i < len; i++) {
+  for (let i = start; i < end; i++) {
     const c = text.charCodeAt(i);
     if (c === 46) {
       if (digits === 0 || dots === 3) return -1;
@@ -37,10 +35,9 @@ function ipv4Value(text: string): number {
       digits = 0;
       dots++;
     } else if (c >= 48 && c <= 57) {
-      if (digits === 1 && octet === 0) return -1; // a leading zero
+      if (digits > 0 && octet === 0) return -1; // leading zero ("01" could be read as octal)
       octet = octet * 10 + (c - 48);
-      if (octet > 255) return -1;
-      digits++;
+      if (++digits > 3 || octet > 255) return -1;
     } else {
       return -1;
     }
@@ -126,7 +123,7 @@ export function formatIp(bytes: Uint8Array): string {
 /** Parses an IPv4 or IPv6 address; throws InvalidArgumentError naming the value otherwise. */
 export function parseIp(text: string, what = 'IP address'): IpAddress {
   if (typeof text !== 'string') throw new InvalidArgumentError(what, text, 'not a string');
-  const v4 = ipv4Value(text);
+  const v4 = parseIpv4Value(text);
   if (v4 >= 0) {
     // Only canonical dotted quads pass (no leading zeros), so the text is canonical.
     const bytes = Buffer.allocUnsafe(4);

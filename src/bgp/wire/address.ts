@@ -1,5 +1,7 @@
 // IPv4/IPv6 address text <-> bytes without node:net, split or join: the decoder turns every NLRI
-// into text and the encoder parses it back, so these run once per prefix on bulk tables.
+// into text and the encoder parses it back, so these run once per prefix on bulk tables. The
+// dotted-quad parser is core's (parseIpv4Value), which lease syncs use too.
+import { parseIpv4Value } from '../../core/ip.js';
 
 /** "0." .. "255.": a dotted quad is three of these plus a bare octet, so no number formatting per prefix. */
 export const OCTET_DOT: readonly string[] = Array.from({ length: 256 }, (_, i) => `${i}.`);
@@ -8,35 +10,6 @@ export const OCTET: readonly string[] = Array.from({ length: 256 }, (_, i) => `$
 /** Formats the 4 bytes at `off` as a dotted quad. */
 export function formatIpv4(b: Uint8Array, off = 0): string {
   return OCTET_DOT[b[off]!]! + OCTET_DOT[b[off + 1]!]! + OCTET_DOT[b[off + 2]!]! + OCTET[b[off + 3]!]!;
-}
-
-/**
- * Parses the dotted quad in text[start, end) to its 32-bit value, or -1 when it is not exactly four
- * decimal octets 0..255 without leading zeros (the form node:net accepts, so the text is canonical).
- */
-export function parseIpv4Value(text: string, start: number, end: number): number {
-  let value = 0;
-  let octet = 0;
-  let digits = 0;
-  let dots = 0;
-  for (let i = start; i < end; i++) {
-    const c = text.charCodeAt(i);
-    if (c === 46) {
-      if (digits === 0 || dots === 3) return -1;
-      value = value * 256 + octet;
-      octet = 0;
-      digits = 0;
-      dots++;
-    } else if (c >= 48 && c <= 57) {
-      if (digits > 0 && octet === 0) return -1; // leading zero ("01" could be read as octal)
-      octet = octet * 10 + (c - 48);
-      if (++digits > 3 || octet > 255) return -1;
-    } else {
-      return -1;
-    }
-  }
-  if (digits === 0 || dots !== 3) return -1;
-  return value * 256 + octet;
 }
 
 function hexValue(c: number): number {

@@ -2,7 +2,7 @@
 // first (RFC 7606 §5.1). A 2-octet session gets AS_TRANS plus AS4_PATH/AS4_AGGREGATOR (RFC 6793 §4.2.2).
 import { InvalidArgumentError } from '../../core/errors.js';
 import type { PathAttributes } from '../types.js';
-import { parseIpv4Value } from './address.js';
+import { parseIpv4Value } from '../../core/ip.js';
 import { checkAsn, needsAs4Path, writeAsPath } from './as-path.js';
 import { AS_TRANS, ATTR_FLAG_MEANING, AttrFlag, AttrType } from './constants.js';
 import type { ByteWriter } from './writer.js';

@@ -1,7 +1,8 @@
 // MP_REACH_NLRI and MP_UNREACH_NLRI (RFC 4760 §3, §4), IPv6 next hops per RFC 2545 §3.
 import { InvalidArgumentError } from '../../core/errors.js';
 import type { Family, MpReach, MpUnreach } from '../types.js';
-import { formatIpv4, formatIpv6, parseIpv4Value, parseIpv6Into } from './address.js';
+import { parseIpv4Value } from '../../core/ip.js';
+import { formatIpv4, formatIpv6, parseIpv6Into } from './address.js';
 import { afiSafiOf, familyOf } from './constants.js';
 import { updateError } from './errors.js';
 import { UpdateErrorSubcode } from './notification-codes.js';

@@ -2,7 +2,8 @@
 // extended parameter length when they need more than 255 octets.
 import { InvalidArgumentError } from '../../core/errors.js';
 import { MessageType, type OpenMessage } from '../types.js';
-import { formatIpv4, parseIpv4Value } from './address.js';
+import { parseIpv4Value } from '../../core/ip.js';
+import { formatIpv4 } from './address.js';
 import { decodeCapabilities, encodeCapabilities, finishCapabilities, newCapabilities } from './capabilities.js';
 import { HEADER_LENGTH, MAX_MESSAGE, OPT_PARAM_CAPABILITIES, OPT_PARAM_EXTENDED } from './constants.js';
 import { BgpMessageError } from './errors.js';

@@ -2,7 +2,8 @@
 // a length octet, then just enough octets to hold that many bits).
 import { InvalidArgumentError } from '../../core/errors.js';
 import type { Family, Prefix } from '../types.js';
-import { formatIpv6, parseIpv4Value, parseIpv6Into } from './address.js';
+import { parseIpv4Value } from '../../core/ip.js';
+import { formatIpv6, parseIpv6Into } from './address.js';
 import { UpdateErrorSubcode } from './notification-codes.js';
 import { updateError } from './errors.js';
 
