@@ -42,53 +42,53 @@ export async function syncRoutes(nl: Netlink, clusterNetwork: string, desired: r
   }
 
   const failed: { dst: string; error: Error }[] = [];
-  // then() rather than an async wrapper: one promise less per route, thousands in a big sync.
-  const settle = (dst: string, op: Promise<void>): Promise<boolean> =>
-    op.then(() => true, (error: unknown) => { failed.push({ dst, error: error as Error }); return false; });
-
   const nh = nexthops ? planNexthops(nexthops, desired) : undefined;
   let routes = nh ? nh.routes : desired;
   let nexthopChanges = 0;
   if (nh && nh.create.length > 0) {
     // add, not replace: an id taken since the listing (by somebody else) fails with EEXIST
     // instead of being overwritten, and the next sync picks another.
-    const created = await Promise.all(nh.create.map((spec) => nl.addNexthop(spec).then(() => true, () => false)));
-    nexthopChanges += created.filter(Boolean).length;
+    const create = nl.batch<number>();
+    for (const spec of nh.create) create.addNexthop(spec, spec.id);
+    const refusedIds = new Set((await create.commit()).map((f) => f.token));
+    nexthopChanges += nh.create.length - refusedIds.size;
     // The kernel is stricter with nexthops than with routes (it refuses a device without carrier,
     // where a route is only flagged linkdown): a refused nexthop's routes are written plain, and
     // fail, if at all, with the route's own error.
-    const refused = new Set(nh.create.filter((_, i) => !created[i]).map((spec) => spec.id));
-    if (refused.size > 0) routes = nh.routes.map((r, i) => (r.nexthopId !== undefined && refused.has(r.nexthopId) ? desired[i]! : r));
+    if (refusedIds.size > 0) routes = nh.routes.map((r, i) => (r.nexthopId !== undefined && refusedIds.has(r.nexthopId) ? desired[i]! : r));
   }
 
   const byDst = new Map(kernel.map((r) => [r.dst, r]));
   const wanted = new Set(desired.map((r) => r.dst));
   const toReplace = routes.filter((d) => !matches(byDst.get(d.dst), d));
   const toDelete = kernel.filter((r) => !wanted.has(r.dst));
-  const replaced = await Promise.all(toReplace.map((r) => settle(r.dst, nl.replaceRoute(r))));
+  // Replacements, then deletions; the token is the destination.
+  const replace = nl.batch<string>();
+  for (const r of toReplace) replace.replaceRoute(r, r.dst);
+  const replaceFailures = await replace.commit();
   // A route through a nexthop object is named by it: with a device or gateway the kernel finds none (fib_nh_match()).
-  const deleted = await Promise.all(toDelete.map((r) => settle(r.dst, nl.deleteRoute(
-    r.nexthopId !== undefined ? { dst: r.dst, nexthopId: r.nexthopId, table: r.table } : { dst: r.dst, oif: r.oif, table: r.table }))));
+  const remove = nl.batch<string>();
+  for (const r of toDelete) {
+    remove.deleteRoute(r.nexthopId !== undefined ? { dst: r.dst, nexthopId: r.nexthopId, table: r.table } : { dst: r.dst, oif: r.oif, table: r.table }, r.dst);
+  }
+  const removeFailures = await remove.commit();
+  for (const f of [...replaceFailures, ...removeFailures]) failed.push({ dst: f.token, error: f.error });
 
   if (nh && nexthops) {
     // Only now: deleting a nexthop deletes the routes through it, which must have moved first.
     const used = new Set([...routes.map((r) => r.nexthopId), ...foreignNexthopUse]);
     // A kernel route that could not be moved or removed still needs its old nexthop.
-    const moved = new Set([...toReplace.filter((_, i) => replaced[i]), ...toDelete.filter((_, i) => deleted[i])].map((r) => r.dst));
+    const stuck = new Set([...replaceFailures, ...removeFailures].map((f) => f.token));
+    const moved = new Set([...toReplace, ...toDelete].map((r) => r.dst).filter((dst) => !stuck.has(dst)));
     for (const r of kernel) if (r.nexthopId !== undefined && !moved.has(r.dst)) used.add(r.nexthopId);
     const stale = nexthops.filter((n) => isTwillNexthop(n) && !used.has(n.id));
-    const gone = await Promise.all(stale.map(async (n) => {
-      try {
-        await nl.deleteNexthop(n.id);
-        return true;
-      } catch (error) {
-        if (!isNetlinkError(error, 'ENOENT')) failed.push({ dst: `nexthop ${n.id}`, error: error as Error });
-        return false;
-      }
-    }));
-    nexthopChanges += gone.filter(Boolean).length;
+    const drop = nl.batch<number>();
+    for (const n of stale) drop.deleteNexthop(n.id, n.id);
+    const dropFailures = await drop.commit();
+    nexthopChanges += stale.length - dropFailures.length;
+    for (const f of dropFailures) if (!isNetlinkError(f.error, 'ENOENT')) failed.push({ dst: `nexthop ${f.token}`, error: f.error });
   }
-  return { replaced: replaced.filter(Boolean).length, deleted: deleted.filter(Boolean).length, nexthops: nexthopChanges, failed };
+  return { replaced: toReplace.length - replaceFailures.length, deleted: toDelete.length - removeFailures.length, nexthops: nexthopChanges, failed };
 }
 
 /** The namespace's nexthop objects, or undefined when the kernel has none (before Linux 5.3). */

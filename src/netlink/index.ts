@@ -3,6 +3,7 @@
  * `netlink` or `koffi`; everything else uses what this file exports.
  */
 export { Netlink, withNetns, type LinkRef } from './netlink.js';
+export type { NetlinkBatch, BatchFailure } from './batch.js';
 export { createNetns, deleteNetns, enterNetns, listNetns, netnsPath, runInNetns, currentNetnsId, NETNS_RUN_DIR } from './netns.js';
 export { NetlinkError, UnsupportedByKernelError, isNetlinkError } from './errors.js';
 export { ensureAddress, ensureBridge, ensureIpip, ensureVxlan, IncompatibleLinkError, type EnsureOptions, type EnsureResult } from './ensure.js';

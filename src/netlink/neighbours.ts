@@ -1,6 +1,6 @@
 import { formatIp, parseIp } from '../core/ip.js';
 import { formatMac, parseMac } from '../core/mac.js';
-import { NLM_F_APPEND, NLM_F_CREATE, NLM_F_REPLACE, type RtnlChannel } from './channel.js';
+import { NLM_F_APPEND, NLM_F_CREATE, NLM_F_REPLACE, type MutationRequest, type RtnlChannel } from './channel.js';
 import * as C from './constants.js';
 import type { FdbEntry, FdbSpec, Neighbour, NeighbourSpec } from './types.js';
 import { AttrWriter, attrU32, parseAttrs } from './wire.js';
@@ -27,14 +27,12 @@ function encodeNeighbour(spec: NeighbourSpec, withMac: boolean): Buffer {
 }
 
 /** A permanent neighbour entry (ip -> mac on a device), like `ip neigh replace ... nud permanent`. */
-export async function replaceNeighbour(ch: RtnlChannel, spec: NeighbourSpec): Promise<void> {
-  const body = encodeNeighbour(spec, true);
-  await ch.mutate(C.RTM_NEWNEIGH, NLM_F_CREATE | NLM_F_REPLACE, body, { op: 'neighbour.replace', target: spec.ip });
+export function replaceNeighbourRequest(spec: NeighbourSpec): MutationRequest {
+  return { type: C.RTM_NEWNEIGH, flags: NLM_F_CREATE | NLM_F_REPLACE, body: encodeNeighbour(spec, true), label: { op: 'neighbour.replace', target: spec.ip } };
 }
 
-export async function deleteNeighbour(ch: RtnlChannel, spec: Omit<NeighbourSpec, 'mac'> & { mac?: string }): Promise<void> {
-  const body = encodeNeighbour({ ...spec, mac: '' }, false);
-  await ch.mutate(C.RTM_DELNEIGH, 0, body, { op: 'neighbour.delete', target: spec.ip });
+export function deleteNeighbourRequest(spec: Omit<NeighbourSpec, 'mac'> & { mac?: string }): MutationRequest {
+  return { type: C.RTM_DELNEIGH, flags: 0, body: encodeNeighbour({ ...spec, mac: '' }, false), label: { op: 'neighbour.delete', target: spec.ip } };
 }
 
 export function parseNeighbour(data: Buffer): Neighbour {
@@ -78,18 +76,18 @@ function encodeFdb(spec: { index: number; mac: string; dst?: string | undefined 
  * Adds one more destination for `mac` (NLM_F_APPEND, like `bridge fdb append`). VXLAN keeps a list
  * of remotes per MAC; the all-zero MAC with several remotes is how head-end replication works.
  */
-export async function appendFdb(ch: RtnlChannel, spec: FdbSpec): Promise<void> {
-  await ch.mutate(C.RTM_NEWNEIGH, NLM_F_CREATE | NLM_F_APPEND, encodeFdb(spec), { op: 'fdb.append', target: `${spec.mac} dst ${spec.dst}` });
+export function appendFdbRequest(spec: FdbSpec): MutationRequest {
+  return { type: C.RTM_NEWNEIGH, flags: NLM_F_CREATE | NLM_F_APPEND, body: encodeFdb(spec), label: { op: 'fdb.append', target: `${spec.mac} dst ${spec.dst}` } };
 }
 
 /** Points `mac` at exactly one VTEP (`bridge fdb replace`). */
-export async function replaceFdb(ch: RtnlChannel, spec: FdbSpec): Promise<void> {
-  await ch.mutate(C.RTM_NEWNEIGH, NLM_F_CREATE | NLM_F_REPLACE, encodeFdb(spec), { op: 'fdb.replace', target: `${spec.mac} dst ${spec.dst}` });
+export function replaceFdbRequest(spec: FdbSpec): MutationRequest {
+  return { type: C.RTM_NEWNEIGH, flags: NLM_F_CREATE | NLM_F_REPLACE, body: encodeFdb(spec), label: { op: 'fdb.replace', target: `${spec.mac} dst ${spec.dst}` } };
 }
 
 /** Deletes one (mac, dst) pair, or every destination of `mac` when `dst` is omitted. */
-export async function deleteFdb(ch: RtnlChannel, spec: { index: number; mac: string; dst?: string }): Promise<void> {
-  await ch.mutate(C.RTM_DELNEIGH, 0, encodeFdb(spec), { op: 'fdb.delete', target: `${spec.mac}${spec.dst ? ` dst ${spec.dst}` : ''}` });
+export function deleteFdbRequest(spec: { index: number; mac: string; dst?: string | undefined }): MutationRequest {
+  return { type: C.RTM_DELNEIGH, flags: 0, body: encodeFdb(spec), label: { op: 'fdb.delete', target: `${spec.mac}${spec.dst ? ` dst ${spec.dst}` : ''}` } };
 }
 
 export function parseFdb(data: Buffer): FdbEntry {

@@ -1,4 +1,5 @@
-import { RtnlChannel } from './channel.js';
+import { RtnlChannel, type MutationRequest } from './channel.js';
+import { NetlinkBatch } from './batch.js';
 import { NetlinkError } from './errors.js';
 import * as addresses from './addresses.js';
 import * as links from './links.js';
@@ -85,26 +86,38 @@ export class Netlink {
 
   // ---- routes (stamped with RTPROT_TWILL unless the spec says otherwise) ----
 
-  replaceRoute(spec: RouteSpec): Promise<void> { return routes.replaceRoute(this.ch, spec); }
-  deleteRoute(spec: RouteSpec): Promise<void> { return routes.deleteRoute(this.ch, spec); }
+  replaceRoute(spec: RouteSpec): Promise<void> { return this.send(() => routes.replaceRouteRequest(spec)); }
+  deleteRoute(spec: RouteSpec): Promise<void> { return this.send(() => routes.deleteRouteRequest(spec)); }
   listRoutes(filter?: routes.RouteFilter): Promise<Route[]> { return routes.listRoutes(this.ch, filter); }
 
   // ---- nexthop objects (stamped with RTPROT_TWILL unless the spec says otherwise) ----
 
-  addNexthop(spec: NexthopSpec): Promise<void> { return nexthops.addNexthop(this.ch, spec); }
-  replaceNexthop(spec: NexthopSpec): Promise<void> { return nexthops.replaceNexthop(this.ch, spec); }
-  deleteNexthop(id: number): Promise<void> { return nexthops.deleteNexthop(this.ch, id); }
+  addNexthop(spec: NexthopSpec): Promise<void> { return this.send(() => nexthops.addNexthopRequest(spec)); }
+  replaceNexthop(spec: NexthopSpec): Promise<void> { return this.send(() => nexthops.replaceNexthopRequest(spec)); }
+  deleteNexthop(id: number): Promise<void> { return this.send(() => nexthops.deleteNexthopRequest(id)); }
   listNexthops(): Promise<Nexthop[]> { return nexthops.listNexthops(this.ch); }
 
   // ---- neighbours and FDB ----
 
-  replaceNeighbour(spec: NeighbourSpec): Promise<void> { return neighbours.replaceNeighbour(this.ch, spec); }
-  deleteNeighbour(spec: { index: number; ip: string }): Promise<void> { return neighbours.deleteNeighbour(this.ch, spec); }
+  replaceNeighbour(spec: NeighbourSpec): Promise<void> { return this.send(() => neighbours.replaceNeighbourRequest(spec)); }
+  deleteNeighbour(spec: { index: number; ip: string }): Promise<void> { return this.send(() => neighbours.deleteNeighbourRequest(spec)); }
   listNeighbours(index?: number): Promise<Neighbour[]> { return neighbours.listNeighbours(this.ch, index); }
-  appendFdb(spec: FdbSpec): Promise<void> { return neighbours.appendFdb(this.ch, spec); }
-  replaceFdb(spec: FdbSpec): Promise<void> { return neighbours.replaceFdb(this.ch, spec); }
-  deleteFdb(spec: { index: number; mac: string; dst?: string }): Promise<void> { return neighbours.deleteFdb(this.ch, spec); }
+  appendFdb(spec: FdbSpec): Promise<void> { return this.send(() => neighbours.appendFdbRequest(spec)); }
+  replaceFdb(spec: FdbSpec): Promise<void> { return this.send(() => neighbours.replaceFdbRequest(spec)); }
+  deleteFdb(spec: { index: number; mac: string; dst?: string }): Promise<void> { return this.send(() => neighbours.deleteFdbRequest(spec)); }
+
+  /**
+   * Collects neighbour, FDB, route and nexthop changes to send at once with one promise for all
+   * (see NetlinkBatch): for syncs of thousands of entries.
+   */
+  batch<T>(): NetlinkBatch<T> { return new NetlinkBatch<T>(this.ch); }
   listFdb(index?: number): Promise<FdbEntry[]> { return neighbours.listFdb(this.ch, index); }
+
+  /** Sends one mutation; a spec that cannot be encoded rejects rather than throws. */
+  private async send(build: () => MutationRequest): Promise<void> {
+    const r = build();
+    return this.ch.mutate(r.type, r.flags, r.body, r.label);
+  }
 
   /**
    * Link notifications of this handle's namespace (creation, change, deletion). Close the

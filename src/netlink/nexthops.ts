@@ -1,5 +1,5 @@
 import { formatIp, parseIp } from '../core/ip.js';
-import { NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE, type RtnlChannel } from './channel.js';
+import { NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE, type MutationRequest, type RtnlChannel } from './channel.js';
 import * as C from './constants.js';
 import type { Nexthop, NexthopSpec } from './types.js';
 import { AttrWriter, attrU32, parseAttrs } from './wire.js';
@@ -37,20 +37,20 @@ function encode(spec: NexthopSpec): Buffer {
 }
 
 /** Creates nexthop `spec.id`, failing with EEXIST if the id is taken, like `ip nexthop add id N via GW dev D [onlink]`. */
-export async function addNexthop(ch: RtnlChannel, spec: NexthopSpec): Promise<void> {
-  await ch.mutate(C.RTM_NEWNEXTHOP, NLM_F_CREATE | NLM_F_EXCL, encode(spec), { op: 'nexthop.add', target: `id ${spec.id} via ${spec.gateway}` });
+export function addNexthopRequest(spec: NexthopSpec): MutationRequest {
+  return { type: C.RTM_NEWNEXTHOP, flags: NLM_F_CREATE | NLM_F_EXCL, body: encode(spec), label: { op: 'nexthop.add', target: `id ${spec.id} via ${spec.gateway}` } };
 }
 
 /** Creates or overwrites nexthop `spec.id`, like `ip nexthop replace id N via GW dev D [onlink]`. */
-export async function replaceNexthop(ch: RtnlChannel, spec: NexthopSpec): Promise<void> {
-  await ch.mutate(C.RTM_NEWNEXTHOP, NLM_F_CREATE | NLM_F_REPLACE, encode(spec), { op: 'nexthop.replace', target: `id ${spec.id} via ${spec.gateway}` });
+export function replaceNexthopRequest(spec: NexthopSpec): MutationRequest {
+  return { type: C.RTM_NEWNEXTHOP, flags: NLM_F_CREATE | NLM_F_REPLACE, body: encode(spec), label: { op: 'nexthop.replace', target: `id ${spec.id} via ${spec.gateway}` } };
 }
 
 /** Deletes nexthop `id` and, in the kernel, every route that names it. */
-export async function deleteNexthop(ch: RtnlChannel, id: number): Promise<void> {
+export function deleteNexthopRequest(id: number): MutationRequest {
   const w = new AttrWriter(nhmsg(C.AF_UNSPEC, 0, 0), 16);
   w.u32(C.NHA_ID, id);
-  await ch.mutate(C.RTM_DELNEXTHOP, 0, w.finish(), { op: 'nexthop.delete', target: `id ${id}` });
+  return { type: C.RTM_DELNEXTHOP, flags: 0, body: w.finish(), label: { op: 'nexthop.delete', target: `id ${id}` } };
 }
 
 export function parseNexthop(data: Buffer): Nexthop {

@@ -1,6 +1,6 @@
 import { InvalidArgumentError } from '../core/errors.js';
 import { formatIp, parseIp, parsePrefix } from '../core/ip.js';
-import { NLM_F_CREATE, NLM_F_REPLACE, type RtnlChannel } from './channel.js';
+import { NLM_F_CREATE, NLM_F_REPLACE, type MutationRequest, type RtnlChannel } from './channel.js';
 import * as C from './constants.js';
 import type { Route, RouteSpec } from './types.js';
 import { AttrWriter, attrU32, parseAttrs } from './wire.js';
@@ -51,14 +51,12 @@ function encode(spec: RouteSpec, forDelete: boolean): Buffer {
 }
 
 /** Installs or overwrites the route to `spec.dst` (same table/metric), like `ip route replace`. */
-export async function replaceRoute(ch: RtnlChannel, spec: RouteSpec): Promise<void> {
-  const body = encode(spec, false);
-  await ch.mutate(C.RTM_NEWROUTE, NLM_F_CREATE | NLM_F_REPLACE, body, { op: 'route.replace', target: spec.dst });
+export function replaceRouteRequest(spec: RouteSpec): MutationRequest {
+  return { type: C.RTM_NEWROUTE, flags: NLM_F_CREATE | NLM_F_REPLACE, body: encode(spec, false), label: { op: 'route.replace', target: spec.dst } };
 }
 
-export async function deleteRoute(ch: RtnlChannel, spec: RouteSpec): Promise<void> {
-  const body = encode(spec, true);
-  await ch.mutate(C.RTM_DELROUTE, 0, body, { op: 'route.delete', target: spec.dst });
+export function deleteRouteRequest(spec: RouteSpec): MutationRequest {
+  return { type: C.RTM_DELROUTE, flags: 0, body: encode(spec, true), label: { op: 'route.delete', target: spec.dst } };
 }
 
 export function parseRoute(data: Buffer): Route {

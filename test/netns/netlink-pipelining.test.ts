@@ -51,4 +51,34 @@ describe.skipIf(!canUseNetns)('pipelined netlink requests', () => {
     expect(routes.length).toBeLessThanOrEqual(expected.length);
     expect(await s.nl.listRoutes({ protocol: RTPROT_TWILL })).toHaveLength(expected.length - 1000);
   });
+
+  it('sends a batch with one promise for all, and hands back each failure with its token: refused, or not even encodable', async () => {
+    const s = await scratch('batch');
+    await s.nl.createVeth({ name: 'eth0', peerName: 'eth0p' });
+    await s.nl.setUp('eth0');
+    await s.nl.addAddress('eth0', '198.18.0.1/24');
+    await s.nl.createVxlan({ name: 'twill.1', vni: 1, port: 8472 });
+    await s.nl.setUp('twill.1');
+    const vx = (await s.nl.requireLink('twill.1')).index;
+    const n = 2000;
+    const batch = s.nl.batch<number>();
+    for (let i = 0; i < n; i++) {
+      if (i % 9 === 4) batch.replaceRoute({ dst: subnet(i), gateway: '192.0.2.77' }, i);
+      else if (i === 10) batch.replaceRoute({ dst: '10.1.2.3/24', gateway: '10.0.0.1', oif: vx, onlink: true }, i); // host bits: not encodable
+      else {
+        batch.replaceNeighbour({ index: vx, ip: subnet(i).replace('/24', ''), mac: '0a:00:00:00:00:01' }, i);
+        batch.replaceRoute({ dst: subnet(i), gateway: subnet(i).replace('/24', ''), oif: vx, onlink: true }, i);
+      }
+    }
+    expect(await s.nl.batch().commit()).toEqual([]);
+    const failures = await batch.commit();
+    const refused = failures.filter((f) => f.error instanceof NetlinkError);
+    expect(refused.map((f) => f.token).sort((a, b) => a - b)).toEqual(Array.from({ length: n }, (_, i) => i).filter((i) => i % 9 === 4));
+    expect(refused.every((f) => (f.error as NetlinkError).code === 'ENETUNREACH' && (f.error as NetlinkError).target === subnet(f.token))).toBe(true);
+    expect(failures.filter((f) => !(f.error instanceof NetlinkError))).toEqual([{ token: 10, error: expect.objectContaining({ message: expect.stringContaining('host bits') as unknown }) }]);
+    const installed = await s.nl.listRoutes({ protocol: RTPROT_TWILL });
+    expect(installed).toHaveLength(n - refused.length - 1);
+    // The neighbours of the valid entries went in with them.
+    expect((await s.nl.listNeighbours(vx)).filter((x) => x.permanent)).toHaveLength(n - refused.length - 1);
+  });
 });
