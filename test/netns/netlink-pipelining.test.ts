@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { NetlinkError, RTPROT_TWILL } from '../../src/netlink/index.js';
-import { canUseNetns, useScratchNamespaces } from './scratch.js';
+import { canUseNetns, useScratchNamespaces, type Scratch } from './scratch.js';
 
 function subnet(i: number): string {
   return `10.${100 + (i >> 8)}.${i & 255}.0/24`;
@@ -9,8 +9,9 @@ function subnet(i: number): string {
 describe.skipIf(!canUseNetns)('pipelined netlink requests', () => {
   const scratch = useScratchNamespaces();
 
-  it('programs thousands of entries in flight at once and matches each reply to its request', async () => {
-    const s = await scratch('pipe');
+  /** A namespace with an addressed eth0 and twill.1 up; returns twill.1's index. */
+  async function vxlanHost(tag: string): Promise<{ s: Scratch; vx: number }> {
+    const s = await scratch(tag);
     // A host always has an underlay address; without one the main table does not exist yet and the
     // kernel calls every onlink gateway invalid (inet_addr_type_table() finds no table).
     await s.nl.createVeth({ name: 'eth0', peerName: 'eth0p' });
@@ -18,7 +19,11 @@ describe.skipIf(!canUseNetns)('pipelined netlink requests', () => {
     await s.nl.addAddress('eth0', '198.18.0.1/24');
     await s.nl.createVxlan({ name: 'twill.1', vni: 1, port: 8472 });
     await s.nl.setUp('twill.1');
-    const vx = (await s.nl.requireLink('twill.1')).index;
+    return { s, vx: (await s.nl.requireLink('twill.1')).index };
+  }
+
+  it('programs thousands of entries in flight at once and matches each reply to its request', async () => {
+    const { s, vx } = await vxlanHost('pipe');
     const n = 3000;
     // Every 7th route has an unreachable, non-onlink gateway and must fail on its own.
     const results = await Promise.allSettled(Array.from({ length: n }, (_, i) => (i % 7 === 3
@@ -53,13 +58,7 @@ describe.skipIf(!canUseNetns)('pipelined netlink requests', () => {
   });
 
   it('sends a batch with one promise for all, and hands back each failure with its token: refused, or not even encodable', async () => {
-    const s = await scratch('batch');
-    await s.nl.createVeth({ name: 'eth0', peerName: 'eth0p' });
-    await s.nl.setUp('eth0');
-    await s.nl.addAddress('eth0', '198.18.0.1/24');
-    await s.nl.createVxlan({ name: 'twill.1', vni: 1, port: 8472 });
-    await s.nl.setUp('twill.1');
-    const vx = (await s.nl.requireLink('twill.1')).index;
+    const { s, vx } = await vxlanHost('batch');
     const n = 2000;
     const batch = s.nl.batch<number>();
     for (let i = 0; i < n; i++) {
