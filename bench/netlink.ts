@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { Netlink, RTPROT_TWILL, createNetns, deleteNetns } from '../src/netlink/index.js';
+import { Netlink, RTPROT_TWILL, createNetns, deleteNetns, type NetlinkBatch } from '../src/netlink/index.js';
 import { median, numberOption, peakRssMiB, remoteHosts, report, round, type RemoteHost } from './report.js';
 
 const exec = promisify(execFile);
@@ -34,22 +34,28 @@ async function setUpHost(nl: Netlink): Promise<number> {
 }
 
 async function twillRound(nl: Netlink, vx: number, list: Entry[]): Promise<{ add: number; del: number }> {
-  // One pipeline: the channel sends in call order, so the phases reach the kernel in order
-  // without waiting for each other.
+  // One batch, as the backends write (NetlinkBatch): sent in call order, so the phases reach the
+  // kernel in order without waiting for each other.
+  const commit = async (fill: (b: NetlinkBatch<string>) => void): Promise<void> => {
+    const batch = nl.batch<string>();
+    fill(batch);
+    const failures = await batch.commit();
+    if (failures.length > 0) throw failures[0]!.error;
+  };
   let t = performance.now();
-  await Promise.all([
-    ...list.map((e) => nl.replaceNeighbour({ index: vx, ip: e.gw, mac: e.mac })),
-    ...list.map((e) => nl.appendFdb({ index: vx, mac: e.mac, dst: e.ip })),
-    ...list.map((e) => nl.replaceRoute({ dst: e.subnet, gateway: e.gw, oif: vx, onlink: true })),
-  ]);
+  await commit((b) => {
+    for (const e of list) b.replaceNeighbour({ index: vx, ip: e.gw, mac: e.mac }, e.subnet);
+    for (const e of list) b.appendFdb({ index: vx, mac: e.mac, dst: e.ip }, e.subnet);
+    for (const e of list) b.replaceRoute({ dst: e.subnet, gateway: e.gw, oif: vx, onlink: true }, e.subnet);
+  });
   const add = performance.now() - t;
   await verify(nl, vx, list.length);
   t = performance.now();
-  await Promise.all([
-    ...list.map((e) => nl.deleteRoute({ dst: e.subnet, gateway: e.gw, oif: vx })),
-    ...list.map((e) => nl.deleteFdb({ index: vx, mac: e.mac, dst: e.ip })),
-    ...list.map((e) => nl.deleteNeighbour({ index: vx, ip: e.gw })),
-  ]);
+  await commit((b) => {
+    for (const e of list) b.deleteRoute({ dst: e.subnet, gateway: e.gw, oif: vx }, e.subnet);
+    for (const e of list) b.deleteFdb({ index: vx, mac: e.mac, dst: e.ip }, e.subnet);
+    for (const e of list) b.deleteNeighbour({ index: vx, ip: e.gw }, e.subnet);
+  });
   const del = performance.now() - t;
   await verify(nl, vx, 0);
   return { add, del };

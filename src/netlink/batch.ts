@@ -30,6 +30,7 @@ export class NetlinkBatch<T> {
 
   replaceNeighbour(spec: NeighbourSpec, token: T): this { return this.add(() => neighbours.replaceNeighbourRequest(spec), token); }
   deleteNeighbour(spec: { index: number; ip: string }, token: T): this { return this.add(() => neighbours.deleteNeighbourRequest(spec), token); }
+  appendFdb(spec: FdbSpec, token: T): this { return this.add(() => neighbours.appendFdbRequest(spec), token); }
   replaceFdb(spec: FdbSpec, token: T): this { return this.add(() => neighbours.replaceFdbRequest(spec), token); }
   deleteFdb(spec: { index: number; mac: string; dst?: string | undefined }, token: T): this { return this.add(() => neighbours.deleteFdbRequest(spec), token); }
   replaceRoute(spec: RouteSpec, token: T): this { return this.add(() => routes.replaceRouteRequest(spec), token); }
