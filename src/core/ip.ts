@@ -19,7 +19,8 @@ export interface Cidr {
 /**
  * Parses the dotted quad in text[start, end) to its 32-bit value, or -1 when it is not exactly four
  * decimal octets 0..255 without leading zeros (the form node:net's isIPv4 accepts, so the text is
- * canonical). One pass, no regex or split: lease syncs and BGP tables parse tens of thousands.
+ * canonical). One pass, no regex or split: lease syncs and BGP tables parse tens of thousands,
+ * and best-path tie-breaks and collision resolution compare router ids by this value.
  */
 export function parseIpv4Value(text: string, start = 0, end = text.length): number {
   let value = 0;
@@ -46,31 +47,14 @@ export function parseIpv4Value(text: string, start = 0, end = text.length): numb
   return value * 256 + octet;
 }
 
-function ipv4Bytes(text: string): Buffer {
-  // Hot path (thousands of routes per sync): no split/map, one pooled 4-byte buffer.
-  const out = Buffer.allocUnsafe(4);
-  let octet = 0;
-  let i = 0;
-  for (let c = 0; c < text.length; c++) {
-    const code = text.charCodeAt(c);
-    if (code === 46) {
-      out[i++] = octet;
-      octet = 0;
-    } else {
-      octet = octet * 10 + (code - 48);
-    }
-  }
-  out[i] = octet;
-  return out;
-}
-
 function ipv6Bytes(text: string): Buffer {
   // Expand an embedded dotted quad ("::ffff:1.2.3.4") into two hex groups first.
   let s = text;
   const v4 = /(\d+\.\d+\.\d+\.\d+)$/.exec(s);
   if (v4?.[1]) {
-    const b = ipv4Bytes(v4[1]);
-    s = s.slice(0, -v4[1].length) + `${((b[0]! << 8) | b[1]!).toString(16)}:${((b[2]! << 8) | b[3]!).toString(16)}`;
+    // isIPv6() accepted the text, so the quad is valid.
+    const value = parseIpv4Value(v4[1]);
+    s = s.slice(0, -v4[1].length) + `${Math.floor(value / 0x10000).toString(16)}:${(value % 0x10000).toString(16)}`;
   }
   const [head = '', tail] = s.split('::');
   const headGroups = head ? head.split(':') : [];
@@ -80,22 +64,6 @@ function ipv6Bytes(text: string): Buffer {
   const out = Buffer.alloc(16);
   groups.forEach((g, i) => out.writeUInt16BE(parseInt(g, 16), i * 2));
   return out;
-}
-
-/** A dotted quad as an unsigned 32-bit number; for the hot paths (best-path tie-breaks, collision resolution), so no checks: give it a valid one. */
-export function ipv4ToNumber(text: string): number {
-  let value = 0;
-  let octet = 0;
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    if (c === 46) {
-      value = value * 256 + octet;
-      octet = 0;
-    } else {
-      octet = octet * 10 + (c - 48);
-    }
-  }
-  return value * 256 + octet;
 }
 
 /** Formats 4 or 16 network-order bytes as an address in canonical text form (RFC 5952 for IPv6). */

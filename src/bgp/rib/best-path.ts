@@ -6,7 +6,7 @@
 // with a pairwise comparator: the MED step compares only routes from the same neighbour AS, which
 // is not a total order, so a sort could give an answer that depends on arrival order.
 
-import { ipv4ToNumber } from '../../core/ip.js';
+import { parseIpv4Value } from '../../core/ip.js';
 import { asPathLength, neighbourAs } from '../policy/as-path.js';
 import { DEFAULT_LOCAL_PREF } from '../policy/export-policy.js';
 import type { Family, Prefix, Route } from '../types.js';
@@ -38,7 +38,7 @@ function localPrefOf(source: PathSource, route: Route): number {
 /** RFC 4456 §9: a reflected route is ranked by its ORIGINATOR_ID instead of the peer's identifier. */
 function identifierOf(source: PathSource, route: Route): number {
   const originator = route.attributes.originatorId;
-  return originator !== undefined ? ipv4ToNumber(originator) : source.routerIdNumber;
+  return originator !== undefined ? parseIpv4Value(originator) : source.routerIdNumber;
 }
 
 /** Keeps the indexes whose score is the highest (or the lowest). */

@@ -4,7 +4,7 @@
 // identity comparison.
 
 import { InvalidArgumentError } from '../../core/errors.js';
-import { ipv4ToNumber, parseIp } from '../../core/ip.js';
+import { parseIp, parseIpv4Value } from '../../core/ip.js';
 import { exportAttributes, type ExportPolicy, type ExportTarget, type OutboundAttributes } from '../policy/export-policy.js';
 import type { ImportContext, ImportPolicy } from '../policy/import-policy.js';
 import type { Family, PathAttributes, Route } from '../types.js';
@@ -84,7 +84,7 @@ export class PeerState implements PathSource, ExportTarget {
     const address = parseIp(info.address, `${what} address`);
     this.localAddress = parseIp(info.localAddress, `${what} local address`).text;
     this.ibgp = info.ibgp;
-    this.routerIdNumber = ipv4ToNumber(routerId.text);
+    this.routerIdNumber = parseIpv4Value(routerId.text);
     this.addressKey = addressSortKey(address.family, address.bytes);
     this.families = [...new Set<Family>(info.families ?? ['ipv4-unicast'])];
     this.localAsn = identity.asn;

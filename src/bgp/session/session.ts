@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import type net from 'node:net';
 import { Backoff } from '../../core/backoff.js';
-import { ipv4ToNumber } from '../../core/ip.js';
+import { parseIpv4Value } from '../../core/ip.js';
 import type { Family, Message, NotificationMessage, UpdateMessage } from '../types.js';
 import { MessageType } from '../types.js';
 import {
@@ -281,7 +281,7 @@ export class Session extends EventEmitter<SessionEvents> {
         return true;
       }
       if (other.state !== 'openconfirm') continue;
-      const localWins = ipv4ToNumber(this.local.routerId) > ipv4ToNumber(a.negotiated!.peerRouterId);
+      const localWins = parseIpv4Value(this.local.routerId) > parseIpv4Value(a.negotiated!.peerRouterId);
       const loser = (a.conn.initiatedLocally === localWins) ? other : a;
       this.closeWith(loser, NotificationCode.CEASE, CeaseSubcode.CONNECTION_COLLISION_RESOLUTION, 'connection collision', 'connection collision resolved');
       if (loser === a) return true;
