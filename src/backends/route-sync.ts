@@ -72,13 +72,14 @@ export async function syncRoutes(nl: Netlink, clusterNetwork: string, desired: r
     remove.deleteRoute(r.nexthopId !== undefined ? { dst: r.dst, nexthopId: r.nexthopId, table: r.table } : { dst: r.dst, oif: r.oif, table: r.table }, r.dst);
   }
   const removeFailures = await remove.commit();
-  for (const f of [...replaceFailures, ...removeFailures]) failed.push({ dst: f.token, error: f.error });
+  const routeFailures = [...replaceFailures, ...removeFailures];
+  for (const f of routeFailures) failed.push({ dst: f.token, error: f.error });
 
   if (nh && nexthops) {
     // Only now: deleting a nexthop deletes the routes through it, which must have moved first.
     const used = new Set([...routes.map((r) => r.nexthopId), ...foreignNexthopUse]);
     // A kernel route that could not be moved or removed still needs its old nexthop.
-    const stuck = new Set([...replaceFailures, ...removeFailures].map((f) => f.token));
+    const stuck = new Set(routeFailures.map((f) => f.token));
     const moved = new Set([...toReplace, ...toDelete].map((r) => r.dst).filter((dst) => !stuck.has(dst)));
     for (const r of kernel) if (r.nexthopId !== undefined && !moved.has(r.dst)) used.add(r.nexthopId);
     const stale = nexthops.filter((n) => isTwillNexthop(n) && !used.has(n.id));

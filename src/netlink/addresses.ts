@@ -2,12 +2,11 @@ import { broadcastOf, formatCidr, formatIp, parseCidr } from '../core/ip.js';
 import { NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE, type RtnlChannel } from './channel.js';
 import * as C from './constants.js';
 import type { Address } from './types.js';
-import { AttrWriter, attrStr, parseAttrs } from './wire.js';
+import { AttrWriter, attrStr, headerStruct, parseAttrs } from './wire.js';
 
 /** struct ifaddrmsg: family, prefixlen, flags, scope, index (8 bytes). */
 function ifaddrmsg(family: number, prefixLength: number, index: number): Buffer {
-  // From Node's shared pool (Buffer.alloc would give each message an ArrayBuffer of its own for the GC to track).
-  const b = Buffer.allocUnsafe(8).fill(0);
+  const b = headerStruct(8);
   b.writeUInt8(family, 0);
   b.writeUInt8(prefixLength, 1);
   b.writeUInt32LE(index, 4);

@@ -7,12 +7,11 @@ import { NLM_F_CREATE, NLM_F_EXCL, type RtnlChannel } from './channel.js';
 import * as C from './constants.js';
 import { NetlinkError, UnsupportedByKernelError } from './errors.js';
 import type { BridgeSpec, IpipSpec, Link, LinkChanges, VethSpec, VxlanInfo, VxlanSpec } from './types.js';
-import { AttrWriter, attrStr, attrU16be, attrU32, attrU8, parseAttrs, type Attrs } from './wire.js';
+import { AttrWriter, attrStr, attrU16be, attrU32, attrU8, headerStruct, parseAttrs, type Attrs } from './wire.js';
 
 /** struct ifinfomsg: family, pad, type, index, flags, change (16 bytes). */
 function ifinfomsg(index = 0, flags = 0, change = 0): Buffer {
-  // From Node's shared pool (Buffer.alloc would give each message an ArrayBuffer of its own for the GC to track).
-  const b = Buffer.allocUnsafe(16).fill(0);
+  const b = headerStruct(16);
   b.writeUInt8(C.AF_UNSPEC, 0);
   b.writeInt32LE(index, 4);
   b.writeUInt32LE(flags, 8);

@@ -3,12 +3,11 @@ import { formatMac, parseMac } from '../core/mac.js';
 import { NLM_F_APPEND, NLM_F_CREATE, NLM_F_REPLACE, type MutationRequest, type RtnlChannel } from './channel.js';
 import * as C from './constants.js';
 import type { FdbEntry, FdbSpec, Neighbour, NeighbourSpec } from './types.js';
-import { AttrWriter, attrU32, parseAttrs } from './wire.js';
+import { AttrWriter, attrU32, headerStruct, parseAttrs } from './wire.js';
 
 /** struct ndmsg: family, pad1, pad2, ifindex, state, flags, type (12 bytes). */
 function ndmsg(family: number, index: number, state: number, flags: number): Buffer {
-  // From Node's shared pool (Buffer.alloc would give each message an ArrayBuffer of its own for the GC to track).
-  const b = Buffer.allocUnsafe(12).fill(0);
+  const b = headerStruct(12);
   b.writeUInt8(family, 0);
   b.writeInt32LE(index, 4);
   b.writeUInt16LE(state, 8);

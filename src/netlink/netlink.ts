@@ -105,13 +105,13 @@ export class Netlink {
   appendFdb(spec: FdbSpec): Promise<void> { return this.send(() => neighbours.appendFdbRequest(spec)); }
   replaceFdb(spec: FdbSpec): Promise<void> { return this.send(() => neighbours.replaceFdbRequest(spec)); }
   deleteFdb(spec: { index: number; mac: string; dst?: string }): Promise<void> { return this.send(() => neighbours.deleteFdbRequest(spec)); }
+  listFdb(index?: number): Promise<FdbEntry[]> { return neighbours.listFdb(this.ch, index); }
 
   /**
    * Collects neighbour, FDB, route and nexthop changes to send at once with one promise for all
    * (see NetlinkBatch): for syncs of thousands of entries.
    */
   batch<T>(): NetlinkBatch<T> { return new NetlinkBatch<T>(this.ch); }
-  listFdb(index?: number): Promise<FdbEntry[]> { return neighbours.listFdb(this.ch, index); }
 
   /** Sends one mutation; a spec that cannot be encoded rejects rather than throws. */
   private async send(build: () => MutationRequest): Promise<void> {

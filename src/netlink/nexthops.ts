@@ -2,7 +2,7 @@ import { formatIp, parseIp } from '../core/ip.js';
 import { NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE, type MutationRequest, type RtnlChannel } from './channel.js';
 import * as C from './constants.js';
 import type { Nexthop, NexthopSpec } from './types.js';
-import { AttrWriter, attrU32, parseAttrs } from './wire.js';
+import { AttrWriter, attrU32, headerStruct, parseAttrs } from './wire.js';
 
 /**
  * Nexthop objects (RTM_*NEXTHOP, Linux 5.3+, include/uapi/linux/nexthop.h): a gateway and device
@@ -19,8 +19,7 @@ import { AttrWriter, attrU32, parseAttrs } from './wire.js';
 
 /** struct nhmsg: family, scope, protocol, resvd, flags (8 bytes). */
 function nhmsg(family: number, protocol: number, flags: number): Buffer {
-  // From Node's shared pool (Buffer.alloc would give each message an ArrayBuffer of its own for the GC to track).
-  const b = Buffer.allocUnsafe(8).fill(0);
+  const b = headerStruct(8);
   b.writeUInt8(family, 0);
   b.writeUInt8(protocol, 2);
   b.writeUInt32LE(flags, 4);

@@ -3,12 +3,11 @@ import { formatIp, parseIp, parsePrefix } from '../core/ip.js';
 import { NLM_F_CREATE, NLM_F_REPLACE, type MutationRequest, type RtnlChannel } from './channel.js';
 import * as C from './constants.js';
 import type { Route, RouteSpec } from './types.js';
-import { AttrWriter, attrU32, parseAttrs } from './wire.js';
+import { AttrWriter, attrU32, headerStruct, parseAttrs } from './wire.js';
 
 /** struct rtmsg: family, dst_len, src_len, tos, table, protocol, scope, type, flags (12 bytes). */
 function rtmsg(family: number, dstLen: number, table: number, protocol: number, scope: number, type: number, flags: number): Buffer {
-  // From Node's shared pool (Buffer.alloc would give each message an ArrayBuffer of its own for the GC to track).
-  const b = Buffer.allocUnsafe(12).fill(0);
+  const b = headerStruct(12);
   b.writeUInt8(family, 0);
   b.writeUInt8(dstLen, 1);
   b.writeUInt8(table < 256 ? table : 0, 4);

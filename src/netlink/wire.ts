@@ -94,6 +94,15 @@ export class AttrWriter {
   }
 }
 
+/**
+ * A zero-filled buffer for a request's fixed header struct (rtmsg, ndmsg, ...), drawn from Node's
+ * shared pool: Buffer.alloc would give each of thousands of messages an ArrayBuffer of its own
+ * for the garbage collector to track.
+ */
+export function headerStruct(size: number): Buffer {
+  return Buffer.allocUnsafe(size).fill(0);
+}
+
 export function align(n: number): number {
   return (n + 3) & ~3;
 }
