@@ -24,13 +24,13 @@ export function percentile(values: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
 }
 
-/** Peak resident set size of this process so far, in MiB. */
 /** Another process's resident set (VmRSS) or its peak (VmHWM), from /proc/<pid>/status. */
 export function processRssMiB(pid: number, field: 'VmRSS' | 'VmHWM'): number {
   const line = readFileSync(`/proc/${pid}/status`, 'utf8').split('\n').find((l) => l.startsWith(`${field}:`))!;
   return Number(line.split(/\s+/)[1]) / 1024;
 }
 
+/** Peak resident set size of this process so far, in MiB. */
 export function peakRssMiB(): number {
   return process.resourceUsage().maxRSS / 1024;
 }
@@ -40,13 +40,13 @@ export function round(value: number, digits = 3): number {
   return Math.round(value * f) / f;
 }
 
-/** `--name N` from a benchmark's arguments, or the fallback. */
 /** The word after `name` when `name` is given (undefined if nothing follows it), else `fallback`. */
 export function stringOption(args: readonly string[], name: string, fallback?: string): string | undefined {
   const i = args.indexOf(name);
   return i >= 0 ? args[i + 1] : fallback;
 }
 
+/** `--name N` from a benchmark's arguments, or the fallback. */
 export function numberOption(args: readonly string[], name: string, fallback: number): number {
   const i = args.indexOf(name);
   return i >= 0 && args[i + 1] ? Number(args[i + 1]) : fallback;

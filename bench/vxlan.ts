@@ -16,9 +16,10 @@ import { median, numberOption, percentile, processRssMiB, remoteHosts, report, r
  * (a) N remote leases (default 5,000) put into etcd in one transaction while the agent runs ->
  *     time until all 3N kernel entries (neighbour, FDB, route) exist, beside `ip -batch` +
  *     `bridge -batch` writing the same 3N entries in the same run; ratio Twill / iproute2
- *     (target <= 1.0). Twill's routes go through nexthop objects (N more); so the same is also
- *     timed from etcd's commit and against iproute2 writing those nexthops too. Also reported: an agent *starting* with the N leases in etcd, whose time
- *     includes Node's start, loading the etcd client and reading the N leases (no target).
+ *     (target <= 1.0). Twill's routes go through nexthop objects (N more), so the burst is also
+ *     timed from etcd's commit and against iproute2 writing those nexthops too. Also reported:
+ *     an agent *starting* with the N leases in etcd, whose time includes Node's start, loading
+ *     the etcd client and reading the N leases (no target).
  * (b) a lease put on host A -> the route present on host B: p50/p99 over `--joins` joins.
  * (d) the agent's RSS and idle CPU while it holds N leases.
  * (c), pod-to-pod throughput, is `npm run bench -- throughput`.
@@ -93,7 +94,6 @@ function cpuTicks(pid: number): number {
   const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
   return Number(fields[11]) + Number(fields[12]);
 }
-
 
 export async function run(args: string[]): Promise<void> {
   const n = numberOption(args, '--leases', 5000);
