@@ -8,15 +8,21 @@ import { startEtcd } from '../test/helpers/etcd.js';
 import { exec } from '../test/helpers/exec.js';
 import { createTestNetns, type TestNetns } from '../test/helpers/netns.js';
 import { startAgent, type TestAgent } from '../test/helpers/twilld.js';
+import { CNI_SHIM } from '../test/helpers/cni.js';
+import { flannelPath, type FlannelBackend } from './flannel-path.js';
 import { median, numberOption, report, round } from './report.js';
 
 /**
  * `npm run bench -- throughput [--seconds N] [--rounds R]`
  *
- * iperf3 pod -> pod across two hosts, through each backend Twill programs, beside iperf3 host ->
- * host on the same underlay in the same run; rounds alternate and medians are compared.
- * Targets: vxlan >= 0.75 of the underlay (the encapsulation costs 50 bytes a packet and the
- * kernel's VXLAN path), host-gw >= 0.95 (plain routing).
+ * iperf3 pod -> pod across two hosts, through each backend Twill programs (pods wired by Twill's
+ * CNI plugin), beside iperf3 host -> host on the same underlay in the same run; rounds alternate
+ * and medians are compared. Targets: vxlan >= 0.75 of the underlay (the encapsulation costs 50
+ * bytes a packet and the kernel's VXLAN path), host-gw >= 0.95 (plain routing).
+ *
+ * Also in each round: the same pod -> pod over flannel's data path built by hand on a second
+ * cluster (see flannel-path.ts), so the report separates what the kernel's pod path costs on this
+ * machine from what Twill adds to it.
  */
 const PREFIX = '/coreos.com/network';
 const ETCD_IP = '198.18.0.254';
@@ -37,7 +43,7 @@ async function iperf(server: TestNetns, client: TestNetns, serverIp: string, sec
   }
 }
 
-async function setUp(backend: string): Promise<{ cluster: Cluster; pods: { ns: TestNetns; ip: string }[]; agents: TestAgent[] }> {
+async function setUp(backend: FlannelBackend): Promise<{ cluster: Cluster; pods: { ns: TestNetns; ip: string }[]; agents: TestAgent[] }> {
   const cluster = await createCluster({ hosts: 2 });
   await cluster.underlay.netlink(async (nl) => nl.addAddress('br0', `${ETCD_IP}/24`));
   const etcd = await startEtcd({ netns: cluster.underlay.name, host: ETCD_IP });
@@ -56,6 +62,7 @@ async function setUp(backend: string): Promise<{ cluster: Cluster; pods: { ns: T
     const { ip } = await attachPod({
       hostNetns: host.name, podNetnsPath: ns.netnsPath, containerId: ns.name, ifname: 'eth0',
       subnetEnv: parseSubnetEnv(readFileSync(agent.subnetFile, 'utf8'), agent.subnetFile), dataDir: join(hostDir, 'ipam'), isDefaultGateway: true,
+      twill: { shim: CNI_SHIM, socket: agent.cniSocket, subnetFile: agent.subnetFile },
     });
     pods.push({ ns, ip });
   }
@@ -65,20 +72,26 @@ async function setUp(backend: string): Promise<{ cluster: Cluster; pods: { ns: T
 export async function run(args: string[]): Promise<void> {
   const seconds = numberOption(args, '--seconds', 5);
   const rounds = numberOption(args, '--rounds', 3);
-  for (const backend of ['vxlan', 'host-gw']) {
+  for (const backend of ['vxlan', 'host-gw'] as const) {
     const { cluster, pods, agents } = await setUp(backend);
     try {
+      const flannel = await flannelPath(backend, tempDir(`bench-flannel-${backend}`));
       const [a, b] = cluster.hosts;
       const podGbps: number[] = [];
+      const flannelGbps: number[] = [];
       const hostGbps: number[] = [];
       for (let r = 0; r < rounds; r++) {
         podGbps.push(await iperf(pods[1]!.ns, pods[0]!.ns, pods[1]!.ip, seconds));
+        flannelGbps.push(await iperf(flannel.pods[1]!.ns, flannel.pods[0]!.ns, flannel.pods[1]!.ip, seconds));
         hostGbps.push(await iperf(b!, a!, b!.underlayIp, seconds));
-        process.stderr.write(`${backend} round ${r + 1}: pod->pod ${podGbps[r]!.toFixed(1)} Gbit/s, host->host ${hostGbps[r]!.toFixed(1)} Gbit/s\n`);
+        process.stderr.write(`${backend} round ${r + 1}: pod->pod ${podGbps[r]!.toFixed(1)} Gbit/s (flannel's path by hand ${flannelGbps[r]!.toFixed(1)}), host->host ${hostGbps[r]!.toFixed(1)} Gbit/s\n`);
       }
       report({ bench: 'throughput', metric: `${backend}_pod_to_pod_gbps`, value: round(median(podGbps), 2), unit: 'Gbit/s' });
       report({ bench: 'throughput', metric: `${backend}_host_to_host_gbps`, value: round(median(hostGbps), 2), unit: 'Gbit/s' });
       report({ bench: 'throughput', metric: `${backend}_ratio_vs_underlay`, value: round(median(podGbps) / median(hostGbps)), unit: 'x', target: TARGETS[backend]! });
+      report({ bench: 'throughput', metric: `${backend}_flannel_path_pod_to_pod_gbps`, value: round(median(flannelGbps), 2), unit: 'Gbit/s' });
+      report({ bench: 'throughput', metric: `${backend}_flannel_path_ratio_vs_underlay`, value: round(median(flannelGbps) / median(hostGbps)), unit: 'x' });
+      report({ bench: 'throughput', metric: `${backend}_ratio_vs_flannel_path`, value: round(median(podGbps) / median(flannelGbps)), unit: 'x' });
     } finally {
       await Promise.all(agents.map((x) => x.daemon.stop()));
       await cleanup.runAll();

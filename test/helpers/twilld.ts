@@ -37,6 +37,8 @@ export interface TestAgent {
   readonly daemon: Daemon;
   readonly host: TestNetns;
   readonly subnetFile: string;
+  /** The agent's --cni-socket, where Twill's CNI plugin reaches it. */
+  readonly cniSocket: string;
   /** The parsed subnet file (FLANNEL_* variables), or undefined before it exists. */
   subnetEnv(): Record<string, string> | undefined;
   /** GET http://127.0.0.1:9101<path> inside the host namespace: status and body. */
@@ -58,12 +60,13 @@ export function parseEnvFile(text: string): Record<string, string> {
 export async function startAgent(host: TestNetns, opts: AgentOptions): Promise<TestAgent> {
   if (!existsSync(AGENT_MAIN)) throw new Error(`${AGENT_MAIN} is missing: run \`npm run build\` before the integration tests`);
   const subnetFile = join(opts.dir, 'subnet.env');
+  const cniSocket = join(opts.dir, 'cni.sock');
   const daemon = await host.spawn('node', [...(opts.nodeArgs ?? []), AGENT_MAIN,
     '--etcd-endpoints', opts.etcd,
     '--subnet-file', subnetFile,
     '--healthz-addr', '127.0.0.1:9101',
     // Per agent: the defaults under /run/twill are one path for every agent on this machine.
-    '--cni-socket', join(opts.dir, 'cni.sock'),
+    '--cni-socket', cniSocket,
     '--cni-data-dir', join(opts.dir, 'ipam'),
     ...(opts.args ?? [])], { env: { ...opts.env }, stopSignal: 'SIGTERM', label: `twilld-${host.name}` });
   const http = async (path: string): Promise<{ status: number; body: string }> => {
@@ -75,6 +78,7 @@ export async function startAgent(host: TestNetns, opts: AgentOptions): Promise<T
     daemon,
     host,
     subnetFile,
+    cniSocket,
     subnetEnv: () => (existsSync(subnetFile) ? parseEnvFile(readFileSync(subnetFile, 'utf8')) : undefined),
     http,
     async metric(name, labels = '') {
