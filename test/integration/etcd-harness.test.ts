@@ -1,12 +1,14 @@
 /**
  * Proves the etcd test helper (test/helpers/etcd.ts): a real etcd starts on free loopback ports,
  * keeps its data across a SIGKILL and a restart, removes its data dir on stop, and serves TLS
- * with client-certificate auth using makeTestPki().
+ * with client-certificate auth using makeTestPki(); and etcdBulk writes thousands of keys in one
+ * transaction.
  */
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { CleanupRegistry, processAlive, tempDir, tracked } from '../helpers/cleanup.js';
 import { CommandError, run } from '../helpers/exec.js';
+import { etcdBulk } from '../helpers/etcd-bulk.js';
 import { etcdAvailable, freePort, makeTestPki, startEtcd } from '../helpers/etcd.js';
 import { createTestNetns } from '../helpers/netns.js';
 import { isRoot, useCleanup } from '../helpers/vitest.js';
@@ -124,5 +126,32 @@ describe.skipIf(!isRoot || !etcdAvailable())('etcd harness', () => {
     expect(await etcd.etcdctl(['get', 'inside', '--print-value-only'])).toBe('ns\n');
     // Its loopback is the namespace's, not the test process's.
     expect(await etcd.healthy()).toBe(true);
+  });
+
+  it('puts and deletes thousands of keys in one transaction (etcdBulk, the benchmarks\' writer)', async () => {
+    const etcd = await startEtcd({ extraArgs: ['--max-txn-ops=3000'] });
+    const bulk = etcdBulk(etcd.clientUrl);
+    try {
+      const revision = async (): Promise<number> => Number((JSON.parse(await etcd.etcdctl(['get', 'none', '-w', 'json'])) as { header: { revision: string | number } }).header.revision);
+      const count = async (prefix: string): Promise<number> => (await etcd.etcdctl(['get', '--prefix', prefix, '--keys-only'])).split('\n').filter(Boolean).length;
+      const before = await revision();
+      const entries = Array.from({ length: 2500 }, (_, i) => [`/bulk/${String(i).padStart(4, '0')}`, `{"i":${i}}`] as const);
+      await bulk.putAll(entries);
+      // One transaction is one revision, however many keys it wrote.
+      expect(await revision()).toBe(before + 1);
+      expect(await count('/bulk/')).toBe(2500);
+      expect(await etcd.etcdctl(['get', '/bulk/1234', '--print-value-only'])).toBe('{"i":1234}\n');
+      await bulk.deleteAll(entries.slice(0, 2000).map(([key]) => key));
+      expect(await revision()).toBe(before + 2);
+      expect(await etcd.etcdctl(['get', '--prefix', '/bulk/', '--keys-only'])).toMatch(/^\/bulk\/2000\n/);
+      expect(await count('/bulk/')).toBe(500);
+      // More operations than etcd allows: refused as a whole, nothing written.
+      await expect(bulk.putAll(Array.from({ length: 3001 }, (_, i) => [`/over/${i}`, 'x'] as const))).rejects.toThrow(/too many operations/);
+      expect(await count('/over/')).toBe(0);
+      await bulk.warmUp('/warm/', 100);
+      expect(await etcd.etcdctl(['get', '--prefix', '/warm/', '--keys-only'])).toBe('');
+    } finally {
+      bulk.close();
+    }
   });
 });
