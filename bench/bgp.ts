@@ -10,7 +10,11 @@
  * 3 s timeout). Twill's peak RSS is read from /proc (VmHWM).
  *
  *   sender (BIRD, AS 65002) ── veth ── twill (AS 65001)
- *          └──────────────── veth ── receiver (BIRD, AS 65003)
+ *          ├──────────────── veth ── receiver (BIRD, AS 65003)
+ *          └──────────────── veth ── receiver (gobgpd, AS 65004)
+ *
+ * The same table into gobgpd as a receiver is reported beside them (`gobgp neighbor`, polled
+ * every 20 ms), to place Twill between a C and a Go daemon.
  *
  * Target for 100,000: ratio Twill / BIRD <= 1.0 and RSS < 300 MiB; 1,000,000 is reported only.
  */
@@ -26,6 +30,7 @@ import { median, numberOption, processRssMiB, report, round, stringOption } from
 const SENDER = { asn: 65002, toTwill: '198.18.5.1', toRecv: '198.18.6.1' };
 const TWILL = { asn: 65001, ip: '198.18.5.2' };
 const RECV = { asn: 65003, ip: '198.18.6.2' };
+const GOBGP = { asn: 65004, ip: '198.18.8.2', sender: '198.18.8.1' };
 
 function log(text: string): void {
   process.stderr.write(`bgp: ${text}\n`);
@@ -87,6 +92,31 @@ async function birdReceives(senderNs: TestNetns, ns: TestNetns, count: number): 
   }
 }
 
+/** Announce → `count` routes accepted by a gobgpd receiver (ms), polled every 20 ms (`gobgp neighbor`). */
+async function gobgpReceives(senderNs: TestNetns, ns: TestNetns, count: number): Promise<number> {
+  const sender = await startSender(senderNs, { address: GOBGP.ip, asn: GOBGP.asn });
+  const recv = await startPeerDaemon({
+    kind: 'gobgp', netns: ns, asn: GOBGP.asn, routerId: GOBGP.ip, label: 'bench-gobgp',
+    neighbors: [{ address: GOBGP.sender, asn: SENDER.asn, holdTime: 90 }],
+  });
+  try {
+    await recv.waitEstablished(GOBGP.sender);
+    const t0 = Date.now();
+    await sender.announceMany(count, '100.64.0.0/32');
+    const deadline = t0 + 600_000;
+    while (Date.now() < deadline) {
+      const received = await recv.learnedCount('ipv4-unicast');
+      const now = Date.now();
+      if (received >= count) return now - t0;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    throw new Error(`gobgpd receiver did not get ${count} routes in time`);
+  } finally {
+    await recv.stop();
+    await sender.stop();
+  }
+}
+
 export async function run(args: string[]): Promise<void> {
   const countsArg = stringOption(args, '--counts', '100000,1000000')!;
   const counts = countsArg.split(',').map(Number);
@@ -95,29 +125,33 @@ export async function run(args: string[]): Promise<void> {
   const profileDir = stringOption(args, '--profile');
   try {
     const group = groupId();
-    const [sNs, tNs, rNs] = await Promise.all(['bgp-sender', 'bgp-twill', 'bgp-recv'].map((l) => createTestNetns(l, { group })));
+    const [sNs, tNs, rNs, gNs] = await Promise.all(['bgp-sender', 'bgp-twill', 'bgp-recv', 'bgp-gobgp'].map((l) => createTestNetns(l, { group })));
     await connectNetns(sNs!, tNs!, { a: { ifname: 'to-twill', cidr: `${SENDER.toTwill}/30` }, b: { ifname: 'to-sender', cidr: `${TWILL.ip}/30` } });
     await connectNetns(sNs!, rNs!, { a: { ifname: 'to-recv', cidr: `${SENDER.toRecv}/30` }, b: { ifname: 'to-sender', cidr: `${RECV.ip}/30` } });
+    await connectNetns(sNs!, gNs!, { a: { ifname: 'to-gobgp', cidr: `${GOBGP.sender}/30` }, b: { ifname: 'to-sender', cidr: `${GOBGP.ip}/30` } });
     for (const count of counts) {
       const twill: number[] = [];
       const twill99: number[] = [];
       const bird: number[] = [];
+      const gobgp: number[] = [];
       let rss = 0;
       const n = count >= 1_000_000 ? 1 : rounds;
       for (let r = 0; r < n; r++) {
         // Alternate the order: the machine is shared, and what runs second meets a warmer cache.
-        const order = r % 2 === 0 ? ['twill', 'bird'] : ['bird', 'twill'];
+        const order = r % 2 === 0 ? ['twill', 'bird', 'gobgp'] : ['gobgp', 'bird', 'twill'];
         for (const who of order) {
           if (who === 'twill') {
             const t = await twillReceives(sNs!, tNs!, count, profileDir);
             twill.push(t.ms);
             twill99.push(t.ms99);
             rss = Math.max(rss, t.rssMiB);
-          } else {
+          } else if (who === 'bird') {
             bird.push(await birdReceives(sNs!, rNs!, count));
+          } else {
+            gobgp.push(await gobgpReceives(sNs!, gNs!, count));
           }
         }
-        log(`${count} round ${r + 1}/${n}: twill ${round(twill.at(-1)!, 0)} ms (99 % at ${round(twill99.at(-1)!, 0)} ms), bird ${round(bird.at(-1)!, 0)} ms, twill peak RSS ${round(rss, 0)} MiB`);
+        log(`${count} round ${r + 1}/${n}: twill ${round(twill.at(-1)!, 0)} ms (99 % at ${round(twill99.at(-1)!, 0)} ms), bird ${round(bird.at(-1)!, 0)} ms, gobgpd ${round(gobgp.at(-1)!, 0)} ms, twill peak RSS ${round(rss, 0)} MiB`);
       }
       const label = count >= 1_000_000 ? `${count / 1_000_000}m` : `${count / 1000}k`;
       const primary = count === 100_000;
@@ -125,6 +159,8 @@ export async function run(args: string[]): Promise<void> {
       report({ bench: 'bgp', metric: `twill_receive_99pct_${label}_ms`, value: round(median(twill99), 0), unit: 'ms' });
       report({ bench: 'bgp', metric: `bird_receive_${label}_ms`, value: round(median(bird), 0), unit: 'ms' });
       report({ bench: 'bgp', metric: `ratio_vs_bird_${label}`, value: round(median(twill) / median(bird), 3), unit: 'x', ...(primary && { target: '<=1.0' }) });
+      report({ bench: 'bgp', metric: `gobgpd_receive_${label}_ms`, value: round(median(gobgp), 0), unit: 'ms' });
+      report({ bench: 'bgp', metric: `ratio_vs_gobgpd_${label}`, value: round(median(twill) / median(gobgp), 3), unit: 'x' });
       report({ bench: 'bgp', metric: `twill_peak_rss_${label}_mib`, value: round(rss, 1), unit: 'MiB', ...(primary && { target: '<300' }) });
     }
   } finally {
