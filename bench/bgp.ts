@@ -66,53 +66,49 @@ async function twillReceives(senderNs: TestNetns, ns: TestNetns, count: number, 
   }
 }
 
-/** Announce → `count` routes in a BIRD receiver (ms), polled every 20 ms. */
-async function birdReceives(senderNs: TestNetns, ns: TestNetns, count: number): Promise<number> {
-  const sender = await startSender(senderNs, { address: RECV.ip, asn: RECV.asn });
-  const recv = await startPeerDaemon({
-    kind: 'bird', netns: ns, asn: RECV.asn, routerId: RECV.ip, label: 'bench-recv',
-    neighbors: [{ address: SENDER.toRecv, asn: SENDER.asn, holdTime: 90 }],
-  });
-  try {
-    await recv.waitEstablished(SENDER.toRecv);
-    const proto = `n_${SENDER.toRecv.replaceAll('.', '_')}`;
-    const t0 = Date.now();
-    await sender.announceMany(count, '100.64.0.0/32');
-    const deadline = t0 + 600_000;
-    while (Date.now() < deadline) {
-      const out = await exec('birdc', ['-s', join(recv.dir, 'bird.ctl'), 'show', 'protocols', 'all', proto]);
-      const now = Date.now();
-      if (Number(/Routes:\s+(\d+) imported/.exec(out)?.[1] ?? 0) >= count) return now - t0;
-      await new Promise((r) => setTimeout(r, 20));
-    }
-    throw new Error(`BIRD receiver did not get ${count} routes in time`);
-  } finally {
-    await recv.stop();
-    await sender.stop();
-  }
+/** A receiving daemon of the benchmark: its address, ASN, the sender's address toward it. */
+interface Receiver {
+  readonly kind: 'bird' | 'gobgp';
+  readonly asn: number;
+  readonly ip: string;
+  readonly sender: string;
 }
 
-/** Announce → `count` routes accepted by a gobgpd receiver (ms), polled every 20 ms (`gobgp neighbor`). */
-async function gobgpReceives(senderNs: TestNetns, ns: TestNetns, count: number): Promise<number> {
-  const sender = await startSender(senderNs, { address: GOBGP.ip, asn: GOBGP.asn });
-  const recv = await startPeerDaemon({
-    kind: 'gobgp', netns: ns, asn: GOBGP.asn, routerId: GOBGP.ip, label: 'bench-gobgp',
-    neighbors: [{ address: GOBGP.sender, asn: SENDER.asn, holdTime: 90 }],
+const BIRD_RECEIVER: Receiver = { kind: 'bird', asn: RECV.asn, ip: RECV.ip, sender: SENDER.toRecv };
+const GOBGP_RECEIVER: Receiver = { kind: 'gobgp', asn: GOBGP.asn, ip: GOBGP.ip, sender: GOBGP.sender };
+
+/**
+ * How many IPv4 routes `recv` has imported. BIRD: its protocol's "Routes: N imported" (cheaper
+ * than counting `show route`); gobgpd: the neighbour's accepted count (`gobgp neighbor`).
+ */
+async function importedCount(daemon: PeerDaemon, recv: Receiver): Promise<number> {
+  if (recv.kind === 'gobgp') return daemon.learnedCount('ipv4-unicast');
+  const proto = `n_${recv.sender.replaceAll('.', '_')}`;
+  const out = await exec('birdc', ['-s', join(daemon.dir, 'bird.ctl'), 'show', 'protocols', 'all', proto]);
+  return Number(/Routes:\s+(\d+) imported/.exec(out)?.[1] ?? 0);
+}
+
+/** Announce → `count` routes in a receiving daemon (ms), polled every 20 ms. */
+async function daemonReceives(senderNs: TestNetns, ns: TestNetns, recv: Receiver, count: number): Promise<number> {
+  const sender = await startSender(senderNs, { address: recv.ip, asn: recv.asn });
+  const daemon = await startPeerDaemon({
+    kind: recv.kind, netns: ns, asn: recv.asn, routerId: recv.ip, label: `bench-${recv.kind}`,
+    neighbors: [{ address: recv.sender, asn: SENDER.asn, holdTime: 90 }],
   });
   try {
-    await recv.waitEstablished(GOBGP.sender);
+    await daemon.waitEstablished(recv.sender);
     const t0 = Date.now();
     await sender.announceMany(count, '100.64.0.0/32');
     const deadline = t0 + 600_000;
     while (Date.now() < deadline) {
-      const received = await recv.learnedCount('ipv4-unicast');
+      const imported = await importedCount(daemon, recv);
       const now = Date.now();
-      if (received >= count) return now - t0;
+      if (imported >= count) return now - t0;
       await new Promise((r) => setTimeout(r, 20));
     }
-    throw new Error(`gobgpd receiver did not get ${count} routes in time`);
+    throw new Error(`${recv.kind} receiver did not get ${count} routes in time`);
   } finally {
-    await recv.stop();
+    await daemon.stop();
     await sender.stop();
   }
 }
@@ -146,9 +142,9 @@ export async function run(args: string[]): Promise<void> {
             twill99.push(t.ms99);
             rss = Math.max(rss, t.rssMiB);
           } else if (who === 'bird') {
-            bird.push(await birdReceives(sNs!, rNs!, count));
+            bird.push(await daemonReceives(sNs!, rNs!, BIRD_RECEIVER, count));
           } else {
-            gobgp.push(await gobgpReceives(sNs!, gNs!, count));
+            gobgp.push(await daemonReceives(sNs!, gNs!, GOBGP_RECEIVER, count));
           }
         }
         log(`${count} round ${r + 1}/${n}: twill ${round(twill.at(-1)!, 0)} ms (99 % at ${round(twill99.at(-1)!, 0)} ms), bird ${round(bird.at(-1)!, 0)} ms, gobgpd ${round(gobgp.at(-1)!, 0)} ms, twill peak RSS ${round(rss, 0)} MiB`);
