@@ -203,9 +203,11 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
       this.emit('end-of-rib', { peer: address, family });
     });
     session.on('route-refresh', (family) => {
-      // RFC 2918 §4: re-advertise the whole Adj-RIB-Out for the family.
+      // RFC 2918 §4: re-advertise the whole Adj-RIB-Out for the family. No End-of-RIB after it:
+      // that marker ends the initial table (RFC 4724 §2); a refresh is bracketed only with
+      // enhanced route refresh's BoRR/EoRR (RFC 7313), which Twill does not offer.
       this.rib.resetOut(address, family);
-      void this.flush(address, entry, [family]);
+      void this.flush(address, entry);
     });
     session.on('down', (down) => this.down(address, entry, down));
   }

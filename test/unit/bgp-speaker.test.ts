@@ -1,8 +1,8 @@
 import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { nodeTransport, Speaker, type BgpTransport, type SessionEvent, type SpeakerOptions, type SpeakerPeerConfig } from '../../src/bgp/index.js';
-import { decodeMessage, encodeKeepalive, encodeOpen, MessageReader } from '../../src/bgp/wire/index.js';
-import { MessageType, type Message } from '../../src/bgp/types.js';
+import { decodeMessage, encodeKeepalive, encodeOpen, encodeRouteRefresh, isEndOfRib, MessageReader } from '../../src/bgp/wire/index.js';
+import { MessageType, type Message, type UpdateMessage } from '../../src/bgp/types.js';
 
 // Two Twill speakers (or a speaker and a scripted raw peer) over loopback TCP: no root, no
 // namespaces. 127.0.0.1 and 127.0.0.2 are both local on Linux, so each side has its own address.
@@ -190,6 +190,27 @@ describe('Speaker over loopback', () => {
     // …and the winner carried the session: B's route went to A over it.
     expect(winner.find((t) => t.side === 'A')!.received.some((m) => m.type === MessageType.UPDATE && m.nlri.includes('10.244.2.0/24'))).toBe(true);
   }, 15_000);
+
+  it('answers a ROUTE-REFRESH (RFC 2918) with its routes again, and no End-of-RIB after them', async () => {
+    const A = await speaker({ local: { asn: 65001, routerId: '1.1.1.1' }, listen: [{ host: '127.0.0.1', port: 0 }], import: { accept: ['10.0.0.0/8,le=32'] } });
+    A.set([{ prefix: '10.244.1.0/24' }, { prefix: '10.244.2.0/24' }]);
+    A.addPeer({ address: '127.0.0.2', asn: 65002, passive: true, timers: FAST });
+    const peer = await rawPeer(A.listenAddresses[0]!.port, { asn: 65002, holdTime: 3 });
+    const updates = (): (Message & { nlri?: readonly string[] })[] => peer.received.filter((m) => m.type === MessageType.UPDATE);
+    const announced = (): string[] => updates().flatMap((m) => [...(m.nlri ?? [])]).sort();
+    const endOfRibs = (): number => updates().filter((m) => isEndOfRib(m as UpdateMessage) !== undefined).length;
+    // The initial table, then its End-of-RIB.
+    await expect.poll(endOfRibs, { timeout: 3000 }).toBe(1);
+    expect(announced()).toEqual(['10.244.1.0/24', '10.244.2.0/24']);
+    peer.send(encodeRouteRefresh('ipv4-unicast'));
+    await expect.poll(announced, { timeout: 3000 }).toEqual(['10.244.1.0/24', '10.244.1.0/24', '10.244.2.0/24', '10.244.2.0/24']);
+    // A KEEPALIVE round later (hold time 3 s: one a second) nothing else has come.
+    const seen = peer.received.length;
+    await expect.poll(() => peer.received.slice(seen).some((m) => m.type === MessageType.KEEPALIVE), { timeout: 3000 }).toBe(true);
+    expect(endOfRibs()).toBe(1);
+    expect(A.peerStates()).toMatchObject([{ address: '127.0.0.2', state: 'established' }]);
+    peer.socket.destroy();
+  });
 
   it('reports Established with the negotiated values when a second connection is still opening (and closes it with Cease/7)', async () => {
     const A = await speaker({ local: { asn: 65001, routerId: '1.1.1.1' }, listen: [{ host: '127.0.0.1', port: 0 }], import: { accept: ['10.0.0.0/8,le=32'] } });
