@@ -14,11 +14,12 @@ import { median, numberOption, percentile, processRssMiB, remoteHosts, report, r
 /**
  * `npm run bench -- vxlan [--leases N] [--joins N] [--burst-rounds N]`
  *
- * (a) N remote leases (default 5,000) put into etcd in one transaction while the agent runs ->
- *     time until all 3N kernel entries (neighbour, FDB, route) exist, beside `ip -batch` +
- *     `bridge -batch` writing the same 3N entries in the same run; medians over the rounds,
- *     ratio Twill / iproute2 (target <= 1.0). Twill's routes go through nexthop objects (N more), so the burst is also
- *     timed from etcd's commit and against iproute2 writing those nexthops too. Also reported:
+ * (a) N remote leases (default 5,000) put into etcd in one transaction (over gRPC, see
+ *     test/helpers/etcd-bulk.ts) while the agent runs -> time until all 3N kernel entries
+ *     (neighbour, FDB, route) exist, beside `ip -batch` + `bridge -batch` writing the same 3N
+ *     entries in the same run; medians over the rounds, ratio Twill / iproute2 (target <= 1.0).
+ *     Twill's routes go through nexthop objects (N more), so the burst is also timed from
+ *     etcd's commit and against iproute2 writing those nexthops too. Also reported:
  *     an agent *starting* with the N leases in etcd, whose time includes Node's start, loading
  *     the etcd client and reading the N leases (no target).
  * (b) a lease put on host A -> the route present on host B: p50/p99 over `--joins` joins.
