@@ -53,6 +53,7 @@ export async function flannelPath(backend: FlannelBackend, dir: string): Promise
   const cluster = await createCluster({ hosts: 2, underlayCidr: UNDERLAY });
   const ipIn = (host: TestNetns, ...args: string[]): Promise<string> => exec('ip', ['-n', host.name, ...args]);
   const vtepMacs: string[] = [];
+  mkdirSync(dir, { recursive: true });
   for (const [i, host] of cluster.hosts.entries()) {
     if (backend === 'vxlan') {
       await ipIn(host, 'link', 'add', 'flannel.1', 'type', 'vxlan', 'id', '1', 'local', host.underlayIp, 'dev', 'eth0', 'dstport', '8472', 'nolearning');
@@ -62,7 +63,6 @@ export async function flannelPath(backend: FlannelBackend, dir: string): Promise
       vtepMacs.push(link!.address);
     }
     const rules = join(dir, `rules-${i}.nft`);
-    mkdirSync(dir, { recursive: true });
     writeFileSync(rules, masqueradeRules(subnetOf(i).prefix));
     await exec('ip', ['netns', 'exec', host.name, 'nft', '-f', rules]);
   }
