@@ -2,7 +2,6 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { attachPod } from '../src/ctl/demo/reference-cni.js';
 import { createCluster, type Cluster } from '../test/helpers/cluster.js';
-import { exec } from '../test/helpers/exec.js';
 import { createTestNetns, type TestNetns } from '../test/helpers/netns.js';
 
 /**
@@ -51,31 +50,30 @@ function masqueradeRules(ownSubnet: string): string {
 /** Two hosts with flannel's `backend` state and one pod each. Registered with the cleanup registry through its parts. */
 export async function flannelPath(backend: FlannelBackend, dir: string): Promise<FlannelPath> {
   const cluster = await createCluster({ hosts: 2, underlayCidr: UNDERLAY });
-  const ipIn = (host: TestNetns, ...args: string[]): Promise<string> => exec('ip', ['-n', host.name, ...args]);
   const vtepMacs: string[] = [];
   mkdirSync(dir, { recursive: true });
   for (const [i, host] of cluster.hosts.entries()) {
     if (backend === 'vxlan') {
-      await ipIn(host, 'link', 'add', 'flannel.1', 'type', 'vxlan', 'id', '1', 'local', host.underlayIp, 'dev', 'eth0', 'dstport', '8472', 'nolearning');
-      await ipIn(host, 'link', 'set', 'flannel.1', 'mtu', '1450', 'up');
-      await ipIn(host, 'addr', 'add', `${subnetOf(i).network}/32`, 'dev', 'flannel.1');
-      const [link] = JSON.parse(await ipIn(host, '-j', 'link', 'show', 'flannel.1')) as { address: string }[];
+      await host.exec('ip', ['link', 'add', 'flannel.1', 'type', 'vxlan', 'id', '1', 'local', host.underlayIp, 'dev', 'eth0', 'dstport', '8472', 'nolearning']);
+      await host.exec('ip', ['link', 'set', 'flannel.1', 'mtu', '1450', 'up']);
+      await host.exec('ip', ['addr', 'add', `${subnetOf(i).network}/32`, 'dev', 'flannel.1']);
+      const [link] = await host.json<{ address: string }[]>(['link', 'show', 'flannel.1']);
       vtepMacs.push(link!.address);
     }
     const rules = join(dir, `rules-${i}.nft`);
     writeFileSync(rules, masqueradeRules(subnetOf(i).prefix));
-    await exec('ip', ['netns', 'exec', host.name, 'nft', '-f', rules]);
+    await host.exec('nft', ['-f', rules]);
   }
   for (const [i, host] of cluster.hosts.entries()) {
     for (const [j, remote] of cluster.hosts.entries()) {
       if (j === i) continue;
       const { network, prefix } = subnetOf(j);
       if (backend === 'vxlan') {
-        await ipIn(host, 'neigh', 'replace', network, 'lladdr', vtepMacs[j]!, 'dev', 'flannel.1', 'nud', 'permanent');
-        await exec('bridge', ['-n', host.name, 'fdb', 'append', vtepMacs[j]!, 'dev', 'flannel.1', 'dst', remote.underlayIp]);
-        await ipIn(host, 'route', 'replace', prefix, 'via', network, 'dev', 'flannel.1', 'onlink');
+        await host.exec('ip', ['neigh', 'replace', network, 'lladdr', vtepMacs[j]!, 'dev', 'flannel.1', 'nud', 'permanent']);
+        await host.exec('bridge', ['fdb', 'append', vtepMacs[j]!, 'dev', 'flannel.1', 'dst', remote.underlayIp]);
+        await host.exec('ip', ['route', 'replace', prefix, 'via', network, 'dev', 'flannel.1', 'onlink']);
       } else {
-        await ipIn(host, 'route', 'replace', prefix, 'via', remote.underlayIp, 'dev', 'eth0');
+        await host.exec('ip', ['route', 'replace', prefix, 'via', remote.underlayIp, 'dev', 'eth0']);
       }
     }
   }

@@ -1,5 +1,5 @@
 import { parseCidr, prefixContains } from '../core/ip.js';
-import { isNetlinkError, RTPROT_TWILL, type Netlink, type Nexthop, type Route, type RouteSpec } from '../netlink/index.js';
+import { isNetlinkError, RTPROT_TWILL, type Netlink, type Nexthop, type NexthopSpec, type Route, type RouteSpec } from '../netlink/index.js';
 
 /**
  * Declarative route reconciliation shared by the route-based backends (host-gw, vxlan, ipip):
@@ -114,14 +114,14 @@ const nexthopKey = (gateway: string, oif: number, onlink: boolean): string => `$
  * ids no nexthop of the namespace uses yet. Routes that a nexthop cannot express (no device, a
  * scope or a preferred source of their own) stay plain.
  */
-export function planNexthops(existing: readonly Nexthop[], desired: readonly RouteSpec[]): { routes: RouteSpec[]; create: { id: number; gateway: string; oif: number; onlink: boolean }[] } {
+export function planNexthops(existing: readonly Nexthop[], desired: readonly RouteSpec[]): { routes: RouteSpec[]; create: NexthopSpec[] } {
   const byKey = new Map<string, number>();
   const taken = new Set<number>();
   for (const n of existing) {
     taken.add(n.id);
     if (isTwillNexthop(n) && n.gateway !== undefined && n.oif !== undefined) byKey.set(nexthopKey(n.gateway, n.oif, n.onlink), n.id);
   }
-  const create: { id: number; gateway: string; oif: number; onlink: boolean }[] = [];
+  const create: NexthopSpec[] = [];
   let next = NEXTHOP_ID_BASE;
   const routes = desired.map((d): RouteSpec => {
     if (d.gateway === undefined || d.oif === undefined || d.scope !== undefined || d.prefsrc !== undefined || d.nexthopId !== undefined) return d;

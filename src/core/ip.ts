@@ -191,6 +191,9 @@ export function prefixContains(outer: Cidr, inner: Cidr): boolean {
   return (a[whole]! & mask) === (b[whole]! & mask);
 }
 
+/** The sort key of an item whose prefix does not parse (those sort last, by text). */
+const EMPTY = Buffer.alloc(0);
+
 /**
  * Sorts prefixes numerically ("10.244.9.0/24" before "10.244.10.0/24"), IPv4 before IPv6,
  * then by length; text that is not a prefix goes last. Each key is computed once (a comparator
@@ -208,5 +211,3 @@ export function sortPrefixes<T>(items: readonly T[], prefixOf: (item: T) => stri
   keyed.sort((a, b) => a.family - b.family || Buffer.compare(a.bytes, b.bytes) || a.length - b.length || (a.text < b.text ? -1 : a.text > b.text ? 1 : 0));
   return keyed.map((k) => k.item);
 }
-
-const EMPTY = Buffer.alloc(0);

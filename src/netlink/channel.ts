@@ -82,9 +82,14 @@ interface Pending {
 
 const ignore = (): void => undefined;
 
+/** One more request of `bulk` is answered; the last one resolves the mutateAll() call. */
+function answered(bulk: Bulk): void {
+  if (--bulk.left === 0) bulk.resolve(bulk.errors);
+}
+
 function succeed(p: Pending, parts: RawMessage[]): void {
   if (p.bulk === undefined) p.resolve(parts);
-  else if (--p.bulk.left === 0) p.bulk.resolve(p.bulk.errors);
+  else answered(p.bulk);
 }
 
 function fail(p: Pending, err: Error): void {
@@ -93,7 +98,7 @@ function fail(p: Pending, err: Error): void {
     return;
   }
   p.bulk.errors.set(p.index, err);
-  if (--p.bulk.left === 0) p.bulk.resolve(p.bulk.errors);
+  answered(p.bulk);
 }
 
 interface Outgoing {
