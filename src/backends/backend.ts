@@ -53,11 +53,22 @@ export interface RemoteLease {
   readonly backendData: unknown;
 }
 
+/** A lease a backend did not program, and why. */
+export interface SkippedLease {
+  readonly subnet: string;
+  readonly reason: string;
+  /**
+   * 'foreign_route': a route of another owner holds the destination and Twill does not replace
+   * it (route-sync.ts); absent for anything else (unusable lease data, an off-link host...).
+   */
+  readonly code?: 'foreign_route' | undefined;
+}
+
 export interface SyncReport {
   /** Kernel objects written or removed by this sync. */
   readonly changes: number;
   /** Leases skipped, each with the reason (a malformed BackendData, an off-link host...). */
-  readonly skipped: readonly { readonly subnet: string; readonly reason: string }[];
+  readonly skipped: readonly SkippedLease[];
 }
 
 export interface Network {

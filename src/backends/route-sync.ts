@@ -1,4 +1,5 @@
 import { parseCidr, prefixContains } from '../core/ip.js';
+import type { SkippedLease } from './backend.js';
 import { isNetlinkError, RTPROT_TWILL, type Netlink, type Nexthop, type NexthopSpec, type Route, type RouteSpec } from '../netlink/index.js';
 
 /**
@@ -15,7 +16,13 @@ import { isNetlinkError, RTPROT_TWILL, type Netlink, type Nexthop, type NexthopS
  * objects (before 5.3) get plain routes. Twill's nexthops no route needs any more are deleted;
  * one that somebody else's route names is left alone.
  *
- * Writes are pipelined: all nexthops, all replacements, then all deletions, each batch in one go.
+ * Twill never overwrites a route it does not own: a destination that already has a route of
+ * another protocol (the kernel's connected route, a static route, another daemon's) is refused
+ * and reported, and a destination where Twill has no route yet is written with NLM_F_EXCL, so a
+ * foreign route added since the listing fails the write (EEXIST) instead of being replaced.
+ * Only a destination that holds Twill's own route is rewritten in place.
+ *
+ * Writes are pipelined: all nexthops, all writes, then all deletions, each batch in one go.
  */
 export interface RouteSyncResult {
   readonly replaced: number;
@@ -26,22 +33,40 @@ export interface RouteSyncResult {
    */
   readonly nexthops: number;
   readonly failed: readonly { readonly dst: string; readonly error: Error }[];
+  /** Desired routes not written because a route of another owner holds the destination (code foreign_route). */
+  readonly refused: readonly SkippedLease[];
 }
 
 /** Where Twill's nexthop ids start ("tw"): far from the small ids `ip nexthop add id N` users pick. */
 export const NEXTHOP_ID_BASE = 0x74770000;
 
-export async function syncRoutes(nl: Netlink, clusterNetwork: string, desired: readonly RouteSpec[]): Promise<RouteSyncResult> {
+export async function syncRoutes(nl: Netlink, clusterNetwork: string, wantedRoutes: readonly RouteSpec[]): Promise<RouteSyncResult> {
   const inCluster = cidrMatcher(clusterNetwork);
   const [all, nexthops] = await Promise.all([nl.listRoutes({ family: 4 }), listNexthopsIfSupported(nl)]);
   const kernel: Route[] = [];
   const foreignNexthopUse = new Set<number>();
+  const foreignByDst = new Map<string, Route>();
   for (const r of all) {
-    if (r.protocol === RTPROT_TWILL && inCluster(r.dst)) kernel.push(r);
-    else if (r.nexthopId !== undefined) foreignNexthopUse.add(r.nexthopId);
+    if (r.protocol === RTPROT_TWILL && inCluster(r.dst)) {
+      kernel.push(r);
+      continue;
+    }
+    if (r.nexthopId !== undefined) foreignNexthopUse.add(r.nexthopId);
+    foreignByDst.set(r.dst, r);
   }
 
   const failed: { dst: string; error: Error }[] = [];
+  const refused: SkippedLease[] = [];
+  const refuse = (dst: string, reason: string): void => { refused.push({ subnet: dst, reason, code: 'foreign_route' }); };
+  const byDst = new Map(kernel.map((r) => [r.dst, r]));
+  // A destination another owner holds is not Twill's to take, even if Twill routed it before
+  // (its own route there, if any, is then removed below).
+  const desired = wantedRoutes.filter((d) => {
+    const other = foreignByDst.get(d.dst);
+    if (other === undefined) return true;
+    refuse(d.dst, foreignRouteReason(other));
+    return false;
+  });
   const nh = nexthops ? planNexthops(nexthops, desired) : undefined;
   let routes = nh ? nh.routes : desired;
   let nexthopChanges = 0;
@@ -58,14 +83,22 @@ export async function syncRoutes(nl: Netlink, clusterNetwork: string, desired: r
     if (refusedIds.size > 0) routes = nh.routes.map((r, i) => (r.nexthopId !== undefined && refusedIds.has(r.nexthopId) ? desired[i]! : r));
   }
 
-  const byDst = new Map(kernel.map((r) => [r.dst, r]));
   const wanted = new Set(desired.map((r) => r.dst));
   const toReplace = routes.filter((d) => !matches(byDst.get(d.dst), d));
   const toDelete = kernel.filter((r) => !wanted.has(r.dst));
-  // Replacements, then deletions; the token is the destination.
+  // Writes, then deletions; the token is the destination. Over Twill's own route a replace,
+  // elsewhere an exclusive add.
   const replace = nl.batch<string>();
-  for (const r of toReplace) replace.replaceRoute(r, r.dst);
-  const replaceFailures = await replace.commit();
+  for (const r of toReplace) {
+    if (byDst.has(r.dst)) replace.replaceRoute(r, r.dst);
+    else replace.addRoute(r, r.dst);
+  }
+  const writeFailures = await replace.commit();
+  const replaceFailures: typeof writeFailures = [];
+  for (const f of writeFailures) {
+    if (!byDst.has(f.token) && isNetlinkError(f.error, 'EEXIST')) refuse(f.token, 'a route of another owner appeared at this destination; Twill does not replace it');
+    else replaceFailures.push(f);
+  }
   // A route through a nexthop object is named by it: with a device or gateway the kernel finds none (fib_nh_match()).
   const remove = nl.batch<string>();
   for (const r of toDelete) {
@@ -89,8 +122,18 @@ export async function syncRoutes(nl: Netlink, clusterNetwork: string, desired: r
     nexthopChanges += stale.length - dropFailures.length;
     for (const f of dropFailures) if (!isNetlinkError(f.error, 'ENOENT')) failed.push({ dst: `nexthop ${f.token}`, error: f.error });
   }
-  return { replaced: toReplace.length - replaceFailures.length, deleted: toDelete.length - removeFailures.length, nexthops: nexthopChanges, failed };
+  return {
+    replaced: toReplace.length - writeFailures.length, deleted: toDelete.length - removeFailures.length, nexthops: nexthopChanges, failed, refused,
+  };
 }
+
+/** Names the route in the way, for the log: its protocol (rtnetlink's numbers, rtnetlink.h) and next hop. */
+function foreignRouteReason(r: Route): string {
+  const via = r.gateway !== undefined ? ` via ${r.gateway}` : r.oif !== undefined ? ` on interface ${r.oif}` : '';
+  return `a route of another owner (protocol ${PROTOCOL_NAMES[r.protocol] ?? r.protocol}${via}) already holds ${r.dst}; Twill does not replace it`;
+}
+
+const PROTOCOL_NAMES: Readonly<Record<number, string>> = { 1: 'redirect', 2: 'kernel', 3: 'boot', 4: 'static', 8: 'gated', 9: 'ra', 11: 'zebra', 12: 'bird', 16: 'dhcp', 186: 'bgp', 188: 'ospf' };
 
 /** The namespace's nexthop objects, or undefined when the kernel has none (before Linux 5.3). */
 async function listNexthopsIfSupported(nl: Netlink): Promise<Nexthop[] | undefined> {

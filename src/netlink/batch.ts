@@ -34,6 +34,7 @@ export class NetlinkBatch<T> {
   replaceFdb(spec: FdbSpec, token: T): this { return this.add(() => neighbours.replaceFdbRequest(spec), token); }
   deleteFdb(spec: { index: number; mac: string; dst?: string | undefined }, token: T): this { return this.add(() => neighbours.deleteFdbRequest(spec), token); }
   replaceRoute(spec: RouteSpec, token: T): this { return this.add(() => routes.replaceRouteRequest(spec), token); }
+  addRoute(spec: RouteSpec, token: T): this { return this.add(() => routes.addRouteRequest(spec), token); }
   deleteRoute(spec: RouteSpec, token: T): this { return this.add(() => routes.deleteRouteRequest(spec), token); }
   addNexthop(spec: NexthopSpec, token: T): this { return this.add(() => nexthops.addNexthopRequest(spec), token); }
   deleteNexthop(id: number, token: T): this { return this.add(() => nexthops.deleteNexthopRequest(id), token); }

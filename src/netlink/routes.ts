@@ -1,6 +1,6 @@
 import { InvalidArgumentError } from '../core/errors.js';
 import { formatIp, parseIp, parsePrefix } from '../core/ip.js';
-import { NLM_F_CREATE, NLM_F_REPLACE, type MutationRequest, type RtnlChannel } from './channel.js';
+import { NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE, type MutationRequest, type RtnlChannel } from './channel.js';
 import * as C from './constants.js';
 import type { Route, RouteSpec } from './types.js';
 import { AttrWriter, attrU32, headerStruct, parseAttrs } from './wire.js';
@@ -52,6 +52,15 @@ function encode(spec: RouteSpec, forDelete: boolean): Buffer {
 /** Installs or overwrites the route to `spec.dst` (same table/metric), like `ip route replace`. */
 export function replaceRouteRequest(spec: RouteSpec): MutationRequest {
   return { type: C.RTM_NEWROUTE, flags: NLM_F_CREATE | NLM_F_REPLACE, body: encode(spec, false), label: { op: 'route.replace', target: spec.dst } };
+}
+
+/**
+ * Installs the route to `spec.dst` only if no route with the same destination, table and metric
+ * exists (EEXIST otherwise), like `ip route add`: how Twill writes a route where it has none, so
+ * a route of another owner that appeared since the listing is never overwritten.
+ */
+export function addRouteRequest(spec: RouteSpec): MutationRequest {
+  return { type: C.RTM_NEWROUTE, flags: NLM_F_CREATE | NLM_F_EXCL, body: encode(spec, false), label: { op: 'route.add', target: spec.dst } };
 }
 
 export function deleteRouteRequest(spec: RouteSpec): MutationRequest {

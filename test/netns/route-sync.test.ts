@@ -42,7 +42,7 @@ describe.skipIf(!canUseNetns)('declarative route sync', () => {
     await s.nl.replaceNexthop({ id: 99, gateway: '198.18.0.99', oif: eth0 });
 
     const first = await syncRoutes(s.nl, '10.244.0.0/16', [via(2), via(3)]);
-    expect(first).toEqual({ replaced: 2, deleted: 1, nexthops: 3, failed: [] });
+    expect(first).toEqual({ replaced: 2, deleted: 1, nexthops: 3, failed: [], refused: [] });
     expect(await twillRoutes(s)).toEqual(['10.244.2.0/24 via 198.18.0.2 nhid', '10.244.3.0/24 via 198.18.0.3 nhid', '10.99.0.0/16 via 198.18.0.9']);
     const nexthops = await twillNexthops(s);
     expect(nexthops.map((n) => `${n.gateway} dev ${n.dev}`).sort()).toEqual(['198.18.0.2 dev eth0', '198.18.0.3 dev eth0']);
@@ -56,16 +56,51 @@ describe.skipIf(!canUseNetns)('declarative route sync', () => {
     expect((await s.ipJson<IpNexthop[]>('nexthop', 'show', 'id', '7'))[0]?.gateway).toBe('198.18.0.7');
 
     // Converged: a second sync writes nothing.
-    expect(await syncRoutes(s.nl, '10.244.0.0/16', [via(2), via(3)])).toEqual({ replaced: 0, deleted: 0, nexthops: 0, failed: [] });
+    expect(await syncRoutes(s.nl, '10.244.0.0/16', [via(2), via(3)])).toEqual({ replaced: 0, deleted: 0, nexthops: 0, failed: [], refused: [] });
 
     // A host leaves: its route and its nexthop go.
-    expect(await syncRoutes(s.nl, '10.244.0.0/16', [via(2)])).toEqual({ replaced: 0, deleted: 1, nexthops: 1, failed: [] });
+    expect(await syncRoutes(s.nl, '10.244.0.0/16', [via(2)])).toEqual({ replaced: 0, deleted: 1, nexthops: 1, failed: [], refused: [] });
     expect((await twillNexthops(s)).map((n) => n.gateway)).toEqual(['198.18.0.2']);
 
     // A route that cannot be installed is reported, the rest still converges.
     const bad = await syncRoutes(s.nl, '10.244.0.0/16', [via(2), { dst: '10.244.4.0/24', gateway: '192.0.2.1' }]);
     expect(bad.failed).toEqual([expect.objectContaining({ dst: '10.244.4.0/24' })]);
     expect((bad.failed[0]!.error as { code?: string }).code).toBe('ENETUNREACH');
+  });
+
+  it('never replaces a route of another owner: the connected underlay route, a static route in the cluster range', async () => {
+    const { s, eth0, via } = await host('rsync-foreign');
+    // The underlay's connected route (proto kernel) and an operator's static route (proto boot).
+    await s.ip('route', 'add', '10.244.5.0/24', 'via', '198.18.0.55', 'dev', 'eth0');
+    const underlay = { dst: '198.18.0.0/24', gateway: '198.18.0.9', oif: eth0 };
+    const result = await syncRoutes(s.nl, '10.0.0.0/8', [via(5), via(6)]);
+    expect(result.refused).toEqual([{ subnet: '10.244.5.0/24', code: 'foreign_route',
+      reason: 'a route of another owner (protocol boot via 198.18.0.55) already holds 10.244.5.0/24; Twill does not replace it' }]);
+    expect(result.failed).toEqual([]);
+    const underlayResult = await syncRoutes(s.nl, '198.18.0.0/16', [underlay]);
+    expect(underlayResult.refused).toEqual([expect.objectContaining({ subnet: '198.18.0.0/24', reason: expect.stringMatching(/protocol kernel on interface \d+\) already holds 198\.18\.0\.0\/24/) as string })]);
+    // `ip -j` leaves out the protocol of a boot route (the default of `ip route add`).
+    const routeOf = async (dst: string): Promise<IpRoute[]> => (await s.ipJson<IpRoute[]>('route', 'show', dst)).map((r) => ({ ...r, protocol: r.protocol ?? 'boot' }));
+    expect(await routeOf('198.18.0.0/24')).toEqual([expect.objectContaining({ dev: 'eth0', protocol: 'kernel', scope: 'link' })]);
+    expect(await routeOf('10.244.5.0/24')).toEqual([expect.objectContaining({ gateway: '198.18.0.55', protocol: 'boot' })]);
+    expect(await twillRoutes(s)).toEqual(['10.244.6.0/24 via 198.18.0.6 nhid']);
+
+    // Twill routed a destination, then an operator put a route of theirs there: Twill steps back.
+    await s.ip('route', 'add', '10.244.6.0/24', 'via', '198.18.0.66', 'dev', 'eth0', 'metric', '100');
+    const stepBack = await syncRoutes(s.nl, '10.0.0.0/8', [via(5), via(6)]);
+    expect(stepBack.refused.map((r) => r.subnet)).toEqual(['10.244.5.0/24', '10.244.6.0/24']);
+    expect(await twillRoutes(s)).toEqual([]);
+    expect(await routeOf('10.244.6.0/24')).toEqual([expect.objectContaining({ gateway: '198.18.0.66', protocol: 'boot' })]);
+
+    // A foreign route that appears between the listing and the write is not overwritten either:
+    // the write is an exclusive add, and its EEXIST is a refusal, not an error.
+    await s.ip('route', 'add', '10.244.7.0/24', 'via', '198.18.0.77', 'dev', 'eth0');
+    const staleListing = Object.create(s.nl) as typeof s.nl;
+    staleListing.listRoutes = async (filter) => (await s.nl.listRoutes(filter)).filter((r) => r.dst !== '10.244.7.0/24');
+    const raced = await syncRoutes(staleListing, '10.0.0.0/8', [via(7)]);
+    expect(raced.refused).toEqual([expect.objectContaining({ subnet: '10.244.7.0/24', reason: expect.stringMatching(/appeared at this destination/) as string })]);
+    expect(raced.failed).toEqual([]);
+    expect(await routeOf('10.244.7.0/24')).toEqual([expect.objectContaining({ gateway: '198.18.0.77', protocol: 'boot' })]);
   });
 
   it('repairs drift in its nexthops: one deleted by hand (taking its routes) or pointed elsewhere', async () => {
@@ -86,14 +121,14 @@ describe.skipIf(!canUseNetns)('declarative route sync', () => {
     const { s, via } = await host('rsync-plain', false);
     // An older agent's plain route for the same destination is simply replaced or kept.
     await s.nl.replaceRoute(via(2));
-    expect(await syncRoutes(s.nl, '10.244.0.0/16', [via(2), via(3)])).toEqual({ replaced: 1, deleted: 0, nexthops: 0, failed: [] });
+    expect(await syncRoutes(s.nl, '10.244.0.0/16', [via(2), via(3)])).toEqual({ replaced: 1, deleted: 0, nexthops: 0, failed: [], refused: [] });
     expect(await twillRoutes(s)).toEqual(['10.244.2.0/24 via 198.18.0.2', '10.244.3.0/24 via 198.18.0.3']);
     expect(await twillNexthops(s)).toEqual([]);
 
     // With carrier, the next sync moves them onto nexthops.
     await s.nl.setUp('eth0p');
     const moved = await syncRoutes(s.nl, '10.244.0.0/16', [via(2), via(3)]);
-    expect(moved).toEqual({ replaced: 2, deleted: 0, nexthops: 2, failed: [] });
+    expect(moved).toEqual({ replaced: 2, deleted: 0, nexthops: 2, failed: [], refused: [] });
     expect(await twillRoutes(s)).toEqual(['10.244.2.0/24 via 198.18.0.2 nhid', '10.244.3.0/24 via 198.18.0.3 nhid']);
   });
 });

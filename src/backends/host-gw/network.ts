@@ -69,6 +69,6 @@ export class HostGwNetwork implements Network {
     const result = await syncRoutes(netlink, clusterNetwork, plan.routes);
     const changes = result.replaced + result.deleted;
     if (result.failed.length > 0) throw new HostGwSyncError(result.failed, changes);
-    return { changes, skipped: plan.skipped };
+    return { changes, skipped: [...plan.skipped, ...result.refused] };
   }
 }

@@ -21,7 +21,10 @@ import type { PeerPlan, Skipped } from './plan.js';
 export interface ApplyResult {
   /** Kernel objects written or removed. */
   readonly changes: number;
-  /** Peers whose entries the kernel refused; the next sync or resync tries again. */
+  /**
+   * Peers whose entries the kernel refused (the next sync or resync tries again), and peers whose
+   * destination a route of another owner holds (code foreign_route).
+   */
   readonly failed: readonly Skipped[];
 }
 
@@ -101,5 +104,5 @@ export async function applyPlan(nl: Netlink, clusterNetwork: string, vxlanIndex:
   for (const { error } of removeFailures) if (!alreadyGone(error)) removalErrors.push(error);
 
   if (removalErrors.length > 0) throw new VxlanApplyError(removalErrors);
-  return { changes, failed: [...refused].map(([subnet, reason]) => ({ subnet, reason })) };
+  return { changes, failed: [...[...refused].map(([subnet, reason]) => ({ subnet, reason })), ...result.refused] };
 }

@@ -1,6 +1,6 @@
 import { networkOf, parseCidr, parseIp, parsePrefix, prefixContains, sortPrefixes, type Cidr } from '../../core/ip.js';
 import type { FdbSpec, NeighbourSpec, RouteSpec } from '../../netlink/index.js';
-import type { RemoteLease } from '../backend.js';
+import type { RemoteLease, SkippedLease } from '../backend.js';
 import { TYPE } from './config.js';
 import { decodeLeaseData } from './lease-data.js';
 
@@ -39,10 +39,7 @@ export interface PeerPlan {
   readonly route: RouteSpec;
 }
 
-export interface Skipped {
-  readonly subnet: string;
-  readonly reason: string;
-}
+export type Skipped = SkippedLease;
 
 export interface Plan {
   /** Sorted by subnet, so conflicts resolve the same way on every node and every run. */
