@@ -1,19 +1,22 @@
 import { dirname } from 'node:path';
 import type { Logger } from 'pino';
-import type { Network, RemoteLease } from '../backends/backend.js';
+import type { ExternalInterface, Network } from '../backends/backend.js';
 import type { BackendRegistry } from '../backends/registry.js';
 import { sleep } from '../core/backoff.js';
+import { InvalidArgumentError } from '../core/errors.js';
 import { networkPrefix } from '../core/ip.js';
 import { subnetEnvFromLease } from '../core/subnet-env.js';
 import { parseNetworkConfigText, type NetworkConfig } from '../ipam/network-config.js';
 import type { Netlink } from '../netlink/index.js';
 import type { SubnetStore } from '../store/subnet-store.js';
-import type { LeaseSetChange, SubnetLease } from '../store/types.js';
+import type { SubnetLease } from '../store/types.js';
 import { findExternalInterface } from './external-interface.js';
+import { HealthState, type AgentHealth } from './health.js';
 import { LeaseKeeper } from './lease-keeper.js';
+import { LeaseSync } from './lease-sync.js';
 import type { AgentMetrics } from './metrics.js';
 import { readSubnetFile, writeSubnetFile } from './subnet-file.js';
-import { SyncLoop } from './sync-loop.js';
+import { underlayConflict } from './underlay-check.js';
 
 export interface AgentSettings {
   readonly iface: readonly string[];
@@ -22,6 +25,8 @@ export interface AgentSettings {
   readonly leaseTtlSeconds: number;
   readonly ipMasq: boolean;
   readonly resyncIntervalMs: number;
+  /** First delay before a failed backend sync is retried (default 1 s, doubling to 30 s). */
+  readonly syncRetryInitialMs?: number | undefined;
 }
 
 /** Twill's masquerading rules (src/nftables Masquerade), injected so tests can fake them. */
@@ -40,38 +45,32 @@ export interface AgentDeps {
   readonly metrics: AgentMetrics;
 }
 
-/** What /healthz and /readyz report. */
-export interface AgentHealth {
-  readonly healthy: boolean;
-  readonly ready: boolean;
-  readonly reason: string;
-  readonly subnet?: string | undefined;
-}
-
 /** How often to look for the network config while there is none (flannel: 1 s). */
 const CONFIG_POLL_MS = 1000;
 
 /**
- * twilld's main loop, the composition of the parts: config from the store, the external
- * interface, the backend, the lease, the subnet file, and the watch that feeds the backend the
- * full set of remote leases. On abort (SIGTERM) it stops its loops and leaves the lease and the
- * kernel state in place, so a restart does not disturb pods.
+ * twilld's main loop, the composition of the parts: the external interface, config from the
+ * store, the backend, the lease, the subnet file, and the lease sync that feeds the backend the
+ * full set of remote leases it may route. On abort (SIGTERM) it stops its loops and leaves the
+ * lease and the kernel state in place, so a restart does not disturb pods.
  */
 export class Agent {
-  private state: AgentHealth = { healthy: true, ready: false, reason: 'starting' };
+  readonly #health: HealthState;
 
-  constructor(private readonly deps: AgentDeps) {}
+  constructor(private readonly deps: AgentDeps) {
+    this.#health = new HealthState(deps.metrics);
+  }
 
   health(): AgentHealth {
-    return this.state;
+    return this.#health.report();
   }
 
   async run(signal: AbortSignal): Promise<void> {
     const { deps } = this;
-    const config = await this.waitForConfig(signal);
-    if (!config) return;
     const ext = await findExternalInterface(deps.netlink, deps.settings.iface, deps.settings.publicIp);
     deps.log.info({ iface: ext.name, address: ext.address, publicIp: ext.publicIp, mtu: ext.mtu }, 'external interface');
+    const config = await this.waitForConfig(signal, ext);
+    if (!config) return;
 
     const backend = deps.registry.get(config.backend.type);
     const network = await backend.register({
@@ -93,38 +92,70 @@ export class Agent {
       log: deps.log.child({ component: 'lease' }),
       metrics: deps.metrics,
     });
-    this.state = { ...this.state, reason: 'acquiring a subnet' };
+    this.#health.probe('etcd_unreachable', () => keeper.renewalOverdue());
+    this.#health.stage('acquiring a subnet');
     const lease = await keeper.acquire(signal);
     if (!lease) return;
     await this.activate(network, config, lease);
-    keeper.on('lease', (l) => {
-      this.activate(network, config, l).catch((err: unknown) => deps.log.error({ err }, 'cannot apply the new lease'));
+
+    const extCidrs = (await deps.netlink.listAddresses(ext.index)).filter((a) => a.family === 4).map((a) => a.cidr);
+    const sync = new LeaseSync({
+      store: deps.store, network, backendType: backend.type, keeper, config, ext, extCidrs,
+      health: this.#health, log: deps.log, metrics: deps.metrics, retryInitialMs: deps.settings.syncRetryInitialMs,
     });
+    keeper.on('lease', (l) => {
+      this.activate(network, config, l)
+        .then(() => sync.resync())
+        .catch((err: unknown) => deps.log.error({ err }, 'cannot apply the new lease'));
+    });
+    keeper.on('lost', () => this.#health.leaseHeld(undefined));
 
     await Promise.all([
       keeper.run(signal),
       network.run(signal),
-      this.watch(signal, network, backend.type, keeper),
+      sync.run(signal),
       this.keepMasquerade(signal, config, keeper),
     ]);
   }
 
-  /** Polls <prefix>/config until it exists and is valid; an invalid one is reported, not fatal. */
-  private async waitForConfig(signal: AbortSignal): Promise<NetworkConfig | undefined> {
+  /**
+   * Polls <prefix>/config until it exists, is valid, and does not contain this host's underlay.
+   * A refused config is reported (the agent is then unhealthy, and not ready), not fatal: it is
+   * used as soon as it is fixed.
+   */
+  private async waitForConfig(signal: AbortSignal, ext: ExternalInterface): Promise<NetworkConfig | undefined> {
+    const { log, netlink } = this.deps;
     let lastProblem = '';
     while (!signal.aborted) {
       let problem: string;
+      let refused = false;
       try {
         const text = await this.deps.store.getNetworkConfig();
-        if (text !== undefined) return parseNetworkConfigText(text, this.deps.registry.parseOptions);
-        problem = 'no network config in the store yet (set it with `twillctl config set`)';
+        if (text === undefined) {
+          problem = 'no network config in the store yet (set it with `twillctl config set`)';
+        } else {
+          const config = parseNetworkConfigText(text, this.deps.registry.parseOptions);
+          const [addresses, routes] = await Promise.all([netlink.listAddresses(ext.index), netlink.listRoutes({ family: 4 })]);
+          const conflict = underlayConflict(config.network, ext.name, addresses, routes.filter((r) => r.oif === ext.index));
+          if (conflict === undefined) {
+            this.#health.set('config_refused', undefined);
+            return config;
+          }
+          problem = conflict;
+          refused = true;
+        }
       } catch (err) {
         problem = (err as Error).message;
+        refused = err instanceof InvalidArgumentError;
         if ((err as { code?: string }).code?.startsWith('ESTORE')) this.deps.metrics.etcdError('config');
       }
-      if (problem !== lastProblem) this.deps.log.warn({ problem }, 'waiting for a usable network config');
+      this.#health.set('config_refused', refused ? problem : undefined);
+      this.#health.stage(problem);
+      if (problem !== lastProblem) {
+        if (refused) log.error({ problem }, 'network config refused; waiting for a usable one');
+        else log.warn({ problem }, 'waiting for a usable network config');
+      }
       lastProblem = problem;
-      this.state = { ...this.state, reason: problem };
       await sleep(CONFIG_POLL_MS, signal);
     }
     return undefined;
@@ -137,7 +168,7 @@ export class Agent {
     await writeSubnetFile(this.deps.settings.subnetFile,
       subnetEnvFromLease(config.network, lease.subnet, network.mtu, this.deps.settings.ipMasq));
     this.deps.log.info({ subnet: lease.subnet, file: this.deps.settings.subnetFile, mtu: network.mtu }, 'subnet file written');
-    this.state = { healthy: true, ready: true, reason: 'lease held, subnet file written', subnet: lease.subnet };
+    this.#health.leaseHeld(lease.subnet);
   }
 
   /**
@@ -163,56 +194,4 @@ export class Agent {
       if (subnet !== undefined && !signal.aborted) await this.syncMasquerade(config, subnet);
     }
   }
-
-  /** Feeds the backend the full desired set on every change; never stops on a bad lease. */
-  private async watch(signal: AbortSignal, network: Network, type: string, keeper: LeaseKeeper): Promise<void> {
-    const { log, metrics } = this.deps;
-    // The loop gets the whole lease map and turns it into the desired set only when a sync
-    // starts: thousands of leases arriving one event at a time cost one conversion per sync,
-    // not one per event.
-    const sync = new SyncLoop<ReadonlyMap<string, SubnetLease>>(async (leases) => {
-      const desired = remoteLeases(leases, keeper.lease?.subnet, type);
-      const started = performance.now();
-      try {
-        const report = await network.sync(desired);
-        const ms = performance.now() - started;
-        metrics.observeSync(type, ms / 1000);
-        log.debug({ desired: desired.length, changes: report.changes, ms: Math.round(ms) }, 'backend synced');
-        for (const s of report.skipped) log.warn({ subnet: s.subnet, reason: s.reason }, 'remote lease skipped');
-      } catch (err) {
-        log.error({ err }, 'backend sync failed; the next change or resync retries');
-      }
-    });
-    const watcher = this.deps.store.watchLeases();
-    watcher.on('change', (change: LeaseSetChange) => {
-      const own = keeper.lease?.subnet;
-      metrics.setLeasesKnown(change.leases.size);
-      if (own !== undefined && change.removed.some((l) => l.subnet === own) && !signal.aborted) {
-        void keeper.onOwnLeaseRemoved(signal);
-      }
-      log.debug({ cause: change.cause, added: change.added.length, removed: change.removed.length, updated: change.updated.length }, 'leases changed');
-      void sync.update(change.leases);
-    });
-    watcher.on('malformed', (m: { key: string; reason: string }) => log.warn({ key: m.key, reason: m.reason }, 'malformed lease skipped'));
-    watcher.on('restart', (reason: string) => {
-      metrics.watchRestarted(reason.includes('compact') ? 'compacted' : 'error');
-      log.warn({ reason }, 'lease watch restarted (re-listing)');
-    });
-    watcher.on('disconnected', () => log.warn('lease watch disconnected from etcd; resuming when it is back'));
-    watcher.on('reconnected', () => log.info('lease watch reconnected'));
-    await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
-    await watcher.close();
-    await sync.idle();
-  }
-}
-
-/** The remote leases of this backend's type: what the backend must make reachable. */
-function remoteLeases(leases: ReadonlyMap<string, SubnetLease>, own: string | undefined, type: string): RemoteLease[] {
-  const desired: RemoteLease[] = [];
-  for (const l of leases.values()) {
-    // Leases of another backend type are not ours to program (flannel ignores them too).
-    if (l.subnet === own || l.record.backendType !== type) continue;
-    desired.push({ subnet: l.subnet, publicIp: l.record.publicIp, backendType: l.record.backendType, backendData: l.record.backendData });
-  }
-  return desired;
 }

@@ -5,6 +5,10 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 // like and nothing another module registers globally leaks into /metrics.
 
 /** 1 ms .. 10 s: a sync of a few routes takes about a millisecond, thousands take seconds. */
+/** The problems that make /healthz answer 503 (see health.ts). */
+export const HEALTH_PROBLEMS = ['config_refused', 'etcd_unreachable', 'backend_sync_failing'] as const;
+export type HealthProblem = (typeof HEALTH_PROBLEMS)[number];
+
 const SYNC_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 
 // Label values must come from a small fixed set (an operation name, not an error message): each
@@ -55,6 +59,50 @@ export class AgentMetrics {
     registers: [this.registry],
   });
 
+  readonly #leasesRejected = new Counter({
+    name: 'twill_leases_rejected_total',
+    help: 'Leases in etcd this host refused to route, counted when first seen, by reason (wrong_prefix_length, outside_network, overlaps_own_subnet, overlaps_older_lease, public_ip_unusable, public_ip_is_local).',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
+
+  readonly #entriesSkipped = new Counter({
+    name: 'twill_backend_entries_skipped_total',
+    help: 'Leases the backend could not program, counted when first seen, by reason (foreign_route: a route of another owner is in the way; invalid: unusable lease data or placement).',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
+
+  readonly #ownLeaseConflicts = new Counter({
+    name: 'twill_own_lease_conflicts_total',
+    help: 'Another writer changed this host\'s own lease, by what the agent did (restored, reacquired) or saw (contested: an older lease holds the same subnet).',
+    labelNames: ['action'] as const,
+    registers: [this.registry],
+  });
+
+  /** Read at every scrape, so the health gauges can never disagree with /healthz and /readyz. */
+  #healthSource: (() => { readonly problems: readonly string[]; readonly ready: boolean }) | undefined;
+
+  readonly #healthProblem = new Gauge({
+    name: 'twill_health_problem',
+    help: 'Whether a problem that makes /healthz fail is present (1) or not (0), by reason (config_refused, etcd_unreachable, backend_sync_failing).',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+    collect: () => {
+      const present = this.#healthSource?.().problems ?? [];
+      for (const reason of HEALTH_PROBLEMS) this.#healthProblem.set({ reason }, present.includes(reason) ? 1 : 0);
+    },
+  });
+
+  readonly #ready = new Gauge({
+    name: 'twill_ready',
+    help: 'Whether /readyz answers 200 (1): the lease is held, the subnet file written and the backend synced.',
+    registers: [this.registry],
+    collect: () => {
+      this.#ready.set(this.#healthSource?.().ready === true ? 1 : 0);
+    },
+  });
+
   constructor() {
     // Both renewal results exist from the start, so rate() and alerts see a 0 rather than no data.
     this.#leaseRenewals.inc({ result: 'ok' }, 0);
@@ -80,6 +128,23 @@ export class AgentMetrics {
   /** `reason`: a fixed reason such as "disconnected" or "compacted". */
   watchRestarted(reason: string): void {
     this.#watchRestarts.inc({ reason: labelValue(reason) });
+  }
+
+  leaseRejected(reason: string): void {
+    this.#leasesRejected.inc({ reason: labelValue(reason) });
+  }
+
+  entrySkipped(reason: string): void {
+    this.#entriesSkipped.inc({ reason: labelValue(reason) });
+  }
+
+  ownLeaseConflict(action: 'restored' | 'reacquired' | 'contested'): void {
+    this.#ownLeaseConflicts.inc({ action });
+  }
+
+  /** Where twill_health_problem and twill_ready read the agent's state at each scrape. */
+  setHealthSource(source: () => { readonly problems: readonly string[]; readonly ready: boolean }): void {
+    this.#healthSource = source;
   }
 
   /** `backend`: vxlan, ipip, host-gw or bgp. */

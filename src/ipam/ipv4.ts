@@ -47,3 +47,26 @@ export function formatIpv4Prefix(p: Ipv4Prefix): string {
 export function contains(outer: Ipv4Prefix, inner: Ipv4Prefix): boolean {
   return inner.length >= outer.length && inner.base >= outer.base && inner.base + blockSize(inner.length) <= outer.base + blockSize(outer.length);
 }
+
+/** True when the two prefixes share any address. */
+export function overlaps(a: Ipv4Prefix, b: Ipv4Prefix): boolean {
+  return contains(a, b) || contains(b, a);
+}
+
+/**
+ * IPv4 ranges that are never a pod network nor a tunnel endpoint (RFC 6890's special-purpose
+ * registry, the parts that break forwarding): a route or FDB entry into one of them sends traffic
+ * to this host itself, to every host, or nowhere.
+ */
+export const SPECIAL_IPV4_RANGES: readonly { readonly name: string; readonly prefix: Ipv4Prefix }[] = [
+  { name: 'the "this network" range 0.0.0.0/8 (RFC 1122 §3.2.1.3)', prefix: { base: 0, length: 8 } },
+  { name: 'the loopback range 127.0.0.0/8 (RFC 1122 §3.2.1.3)', prefix: { base: 0x7f000000, length: 8 } },
+  { name: 'the link-local range 169.254.0.0/16 (RFC 3927)', prefix: { base: 0xa9fe0000, length: 16 } },
+  { name: 'the multicast range 224.0.0.0/4 (RFC 5771)', prefix: { base: 0xe0000000, length: 4 } },
+  { name: 'the reserved range 240.0.0.0/4, with the broadcast address (RFC 1112 §4, RFC 919)', prefix: { base: 0xf0000000, length: 4 } },
+];
+
+/** The special-purpose range `p` overlaps, by name, or undefined when it overlaps none. */
+export function specialRangeOf(p: Ipv4Prefix): string | undefined {
+  return SPECIAL_IPV4_RANGES.find((r) => overlaps(r.prefix, p))?.name;
+}

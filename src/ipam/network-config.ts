@@ -1,6 +1,6 @@
 import { InvalidArgumentError } from '../core/errors.js';
 import { parseIp } from '../core/ip.js';
-import { blockSize, contains, formatIpv4Prefix, intToIpv4, ipv4ToInt, parseIpv4Prefix, type Ipv4Prefix } from './ipv4.js';
+import { blockSize, contains, formatIpv4Prefix, intToIpv4, ipv4ToInt, parseIpv4Prefix, specialRangeOf, type Ipv4Prefix } from './ipv4.js';
 
 /**
  * The cluster's network configuration, stored as JSON at <prefix>/config in flannel's format
@@ -85,6 +85,19 @@ function subnetBoundField(value: unknown, field: string, network: Ipv4Prefix, su
   return ip;
 }
 
+/**
+ * flannel accepts any Network, and every host then routes leases of it: with 0.0.0.0/0 or a /4
+ * a lease can replace the default route or a connected route and cut the host off; loopback,
+ * link-local and multicast addresses cannot be pod addresses at all. A Network that contains a
+ * host's own underlay is checked by the agent at start, where the underlay is known.
+ */
+function refuseDangerousNetwork(network: Ipv4Prefix, text: string): void {
+  if (network.length === 0) fail('Network', text, 'is the default route: pod routes inside it would replace the hosts\' own routes');
+  const special = specialRangeOf(network);
+  if (special !== undefined) fail('Network', text, `overlaps ${special}, which cannot hold pod addresses`);
+  if (network.length < 8) fail('Network', text, 'is shorter than /8: that much of the address space cannot be a pod network without covering the hosts\' own networks');
+}
+
 /** Parses and validates the JSON text at <prefix>/config. */
 export function parseNetworkConfigText(text: string, parseBackend: BackendOptionsParser): NetworkConfig {
   let raw: unknown;
@@ -120,6 +133,7 @@ export function parseNetworkConfig(raw: unknown, parseBackend: BackendOptionsPar
   const network = parseIpv4Prefix(networkText, 'network config Network');
   // flannel: the network must be at least a /28, subnets at most /30.
   if (network.length > 28) fail('Network', networkText, 'must be a /28 or larger');
+  refuseDangerousNetwork(network, networkText);
 
   const defaultLen = network.length <= 22 ? 24 : network.length + 2;
   const subnetLen = get('SubnetLen') === undefined ? defaultLen : integerField(get('SubnetLen'), 'SubnetLen', network.length + 1, 30);

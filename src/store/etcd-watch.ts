@@ -28,7 +28,7 @@ export interface EtcdWatchOptions {
 function toEvents(res: IWatchResponse): WatchEvent[] {
   return res.events.map((ev): WatchEvent => ev.type === 'Delete'
     ? { type: 'delete', key: ev.kv.key.toString(), modRevision: ev.kv.mod_revision }
-    : { type: 'put', kv: { key: ev.kv.key.toString(), value: ev.kv.value, lease: ev.kv.lease, modRevision: ev.kv.mod_revision } });
+    : { type: 'put', kv: { key: ev.kv.key.toString(), value: ev.kv.value, lease: ev.kv.lease, modRevision: ev.kv.mod_revision, createRevision: ev.kv.create_revision } });
 }
 
 export function openEtcdWatch(opts: EtcdWatchOptions, handlers: WatchStreamHandlers): WatchStream {

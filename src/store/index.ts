@@ -11,4 +11,5 @@ export {
 } from './lease-watcher.js';
 export { StoreError, isStoreError, type StoreErrorCode } from './errors.js';
 export { DEFAULT_PREFIX, keyLayout, parseSubnetKeyName, subnetToKeyName, type KeyLayout } from './keys.js';
-export { decodeLease, encodeLease, type LeaseDecodeResult } from './lease-codec.js';
+export { decodeLease, encodeLease, sameRecord, type LeaseDecodeResult } from './lease-codec.js';
+export { compareRevisions } from './revision.js';

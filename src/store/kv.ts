@@ -12,6 +12,8 @@ export interface RawKv {
   /** etcd's lease ID as etcd3 reports it (decimal string); "0" or "" means no lease. */
   readonly lease: string | undefined;
   readonly modRevision: string;
+  /** The revision that created the key (etcd create_revision): the older of two overlapping leases wins. */
+  readonly createRevision: string;
 }
 
 export type KvDecodeResult = { readonly ok: true; readonly lease: SubnetLease } | { readonly ok: false; readonly malformed: MalformedLease };
@@ -37,6 +39,7 @@ export function decodeKv(layout: KeyLayout, kv: RawKv, expiresAt?: number): KvDe
       etcdLeaseId,
       expiresAt: etcdLeaseId === undefined ? undefined : expiresAt,
       modRevision: kv.modRevision,
+      createRevision: kv.createRevision,
     },
   };
 }

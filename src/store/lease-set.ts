@@ -1,11 +1,11 @@
 /**
- * Diffing two views of the lease set (before/after a watch batch, or the cached set against a
- * re-list). Pure, so the rules are unit-tested without etcd:
+ * Diffing two views of the lease set, each keyed by etcd key (before/after a watch batch, or the
+ * cached set against a re-list). Pure, so the rules are unit-tested without etcd:
  *
- * - a subnet only in `after` is added; only in `before` is removed (with its cached record, since
+ * - a key only in `after` is added; only in `before` is removed (with its cached record, since
  *   an etcd delete carries no value);
- * - a subnet in both is updated only when its key or record changed: a put with the same value
- *   (a renewal, a restarted agent taking its subnet back) changes nothing a backend cares about.
+ * - a key in both is updated only when its record changed: a put with the same value (a
+ *   renewal, a restarted agent taking its subnet back) changes nothing a backend cares about.
  */
 import { sameRecord } from './lease-codec.js';
 import type { SubnetLease } from './types.js';
@@ -21,19 +21,19 @@ export function sameLease(a: SubnetLease, b: SubnetLease): boolean {
 }
 
 /**
- * Compares `before` and `after` over `subnets` (default: every subnet of either), in the order
- * given (or sorted, so results are deterministic).
+ * Compares `before` and `after` over `keys` (default: every key of either), in the order given
+ * (or sorted, so results are deterministic).
  */
 export function diffLeases(
   before: ReadonlyMap<string, SubnetLease>,
   after: ReadonlyMap<string, SubnetLease>,
-  subnets?: Iterable<string>,
+  keys?: Iterable<string>,
 ): LeaseDiff {
   const diff: LeaseDiff = { added: [], removed: [], updated: [] };
-  const which = subnets ? [...subnets] : [...new Set([...before.keys(), ...after.keys()])].sort();
-  for (const subnet of which) {
-    const b = before.get(subnet);
-    const a = after.get(subnet);
+  const which = keys ? [...keys] : [...new Set([...before.keys(), ...after.keys()])].sort();
+  for (const key of which) {
+    const b = before.get(key);
+    const a = after.get(key);
     if (b && a) {
       if (!sameLease(b, a)) diff.updated.push(a);
     } else if (a) {

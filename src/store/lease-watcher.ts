@@ -19,7 +19,7 @@ import { EventEmitter } from 'node:events';
 import { Backoff, sleep, type BackoffOptions } from '../core/backoff.js';
 import { WATCH_BACKOFF } from './backoff.js';
 import { StoreError } from './errors.js';
-import { subnetFromKey, type KeyLayout } from './keys.js';
+import type { KeyLayout } from './keys.js';
 import { decodeKv, type RawKv } from './kv.js';
 import { diffLeases, isEmptyDiff, type LeaseDiff } from './lease-set.js';
 import type { LeaseListing, LeaseSetChange, MalformedLease, SubnetLease } from './types.js';
@@ -95,7 +95,11 @@ export class LeaseWatcher extends EventEmitter<LeaseWatcherEvents> {
     void this.establish('snapshot');
   }
 
-  /** The current set, by subnet (live: it is replaced on a resync, so ask again rather than keep it). */
+  /**
+   * The current set, by etcd key (live: it is replaced on a resync, so ask again rather than keep
+   * it). By key, not by subnet: two keys can name one subnet (plain and dual-stack, or a hostile
+   * writer's), and which of them is routed is decided above the store, the same way on every host.
+   */
   current(): ReadonlyMap<string, SubnetLease> {
     return this.leases;
   }
@@ -141,7 +145,7 @@ export class LeaseWatcher extends EventEmitter<LeaseWatcherEvents> {
     if (gen !== this.generation) return;
 
     const next = new Map<string, SubnetLease>();
-    for (const lease of listing.leases) next.set(lease.subnet, lease);
+    for (const lease of listing.leases) next.set(lease.key, lease);
     const diff = diffLeases(this.leases, next);
     this.leases = next;
     // Watch, and settle ready(), before telling anyone: a listener that throws must not leave
@@ -177,28 +181,24 @@ export class LeaseWatcher extends EventEmitter<LeaseWatcherEvents> {
   private apply(events: readonly WatchEvent[]): void {
     const layout: KeyLayout = this.source.layout;
     const before = new Map<string, SubnetLease | undefined>();
-    const touch = (subnet: string): void => { if (!before.has(subnet)) before.set(subnet, this.leases.get(subnet)); };
+    const touch = (key: string): void => { if (!before.has(key)) before.set(key, this.leases.get(key)); };
     const malformed: MalformedLease[] = [];
     for (const ev of events) {
       if (ev.type === 'put') {
         const r = decodeKv(layout, ev.kv);
-        // A malformed put of a known subnet keeps the last good value: routes stay as they were
+        // A malformed put of a known key keeps the last good value: routes stay as they were
         // rather than vanishing because someone wrote garbage.
         if (!r.ok) { malformed.push(r.malformed); continue; }
-        touch(r.lease.subnet);
-        this.leases.set(r.lease.subnet, r.lease);
+        touch(r.lease.key);
+        this.leases.set(r.lease.key, r.lease);
       } else {
-        const name = subnetFromKey(layout, ev.key);
-        if (!name.ok) continue; // never was a lease
-        const cached = this.leases.get(name.subnet);
-        // Two keys can name one subnet (plain and dual-stack): only the cached key's delete counts.
-        if (cached?.key !== ev.key) continue;
-        touch(name.subnet);
-        this.leases.delete(name.subnet);
+        if (!this.leases.has(ev.key)) continue; // never was a lease (or only ever malformed)
+        touch(ev.key);
+        this.leases.delete(ev.key);
       }
     }
     const prior = new Map<string, SubnetLease>();
-    for (const [subnet, lease] of before) if (lease) prior.set(subnet, lease);
+    for (const [key, lease] of before) if (lease) prior.set(key, lease);
     const diff = diffLeases(prior, this.leases, before.keys());
     for (const m of malformed) this.emit('malformed', m);
     if (!isEmptyDiff(diff)) this.emitChange('event', diff);

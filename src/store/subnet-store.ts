@@ -22,7 +22,6 @@ export interface SubnetStore {
   /** `<prefix>/config` as raw text, undefined when absent. */
   getNetworkConfig(): Promise<string | undefined>;
   putNetworkConfig(text: string): Promise<void>;
-  /** Every key under subnets/ at one revision, with each lease's expiry; bad keys go to `malformed`. */
   /**
    * Every lease under subnets/. `expiry` (default true) also asks etcd each lease's remaining TTL,
    * one RPC per lease: needed to show expiry, not to pick a subnet.
@@ -35,6 +34,12 @@ export interface SubnetStore {
    * lease; a reservation (no etcd lease) stays one. Undefined if the key changed meanwhile.
    */
   refreshLease(existing: SubnetLease, record: LeaseRecord, ttlSeconds: number): Promise<SubnetLease | undefined>;
+  /**
+   * Writes `record` back over `observed` (compare-and-swap on its modRevision), bound to
+   * `etcdLeaseId`: how a host restores its own lease record after another writer overwrote it
+   * while the key stayed bound to the host's etcd lease. Undefined if the key changed meanwhile.
+   */
+  restoreLease(observed: SubnetLease, record: LeaseRecord, etcdLeaseId: string): Promise<SubnetLease | undefined>;
   /** One keep-alive of the lease's etcd lease; ESTORE_LEASE_LOST if etcd no longer has it. Reservations: unchanged. */
   renewLease(lease: SubnetLease): Promise<SubnetLease>;
   deleteLease(subnet: string): Promise<void>;
@@ -107,7 +112,7 @@ export class EtcdSubnetStore implements SubnetStore {
         .options(o)
         .commit(), o);
       if (won === undefined) return undefined;
-      return this.leaseOf(canonical, key, value, granted.id, granted.expiresAt, won);
+      return this.leaseOf(canonical, key, value, granted.id, granted.expiresAt, won, won);
     });
   }
 
@@ -122,7 +127,7 @@ export class EtcdSubnetStore implements SubnetStore {
       if (existing.etcdLeaseId === undefined) {
         // A reservation is permanent by definition: rewriting it must not give it an expiry.
         const txn = await cas.then(this.client.put(key).value(value)).options(o).commit();
-        return txn.succeeded ? this.leaseOf(name.subnet, key, value, undefined, undefined, txn.header.revision) : undefined;
+        return txn.succeeded ? this.leaseOf(name.subnet, key, value, undefined, undefined, txn.header.revision, existing.createRevision) : undefined;
       }
       // A new etcd lease rather than a keep-alive of existing.etcdLeaseId: after a restart the
       // agent no longer holds that lease (it may even have expired), and flannel renews this way
@@ -130,7 +135,23 @@ export class EtcdSubnetStore implements SubnetStore {
       const granted = await this.grant(ttlSeconds, o);
       const won = await this.commitOrRevoke(granted.id, () => cas.then(this.client.put(key).value(value).lease(granted.id)).options(o).commit(), o);
       if (won === undefined) return undefined;
-      return this.leaseOf(name.subnet, key, value, granted.id, granted.expiresAt, won);
+      return this.leaseOf(name.subnet, key, value, granted.id, granted.expiresAt, won, existing.createRevision);
+    });
+  }
+
+  async restoreLease(observed: SubnetLease, record: LeaseRecord, etcdLeaseId: string): Promise<SubnetLease | undefined> {
+    const key = observed.key;
+    const name = subnetFromKey(this.layout, key);
+    if (!name.ok) throw new InvalidArgumentError('lease key', key, name.reason);
+    const value = encodeLease(record);
+    return this.call(`restoreLease ${name.subnet}`, async (o) => {
+      // Only over exactly what was observed: a later write (another restore, a delete) wins.
+      const txn = await this.client.if(key, 'Mod', '==', observed.modRevision)
+        .then(this.client.put(key).value(value).lease(etcdLeaseId))
+        .options(o)
+        .commit();
+      if (!txn.succeeded) return undefined;
+      return this.leaseOf(name.subnet, key, value, etcdLeaseId, observed.expiresAt, txn.header.revision, observed.createRevision);
     });
   }
 
@@ -233,12 +254,13 @@ export class EtcdSubnetStore implements SubnetStore {
     }
   }
 
-  private leaseOf(subnet: string, key: string, value: string, etcdLeaseId: string | undefined, expiresAt: number | undefined, modRevision: string): SubnetLease {
+  private leaseOf(subnet: string, key: string, value: string, etcdLeaseId: string | undefined, expiresAt: number | undefined,
+    modRevision: string, createRevision: string): SubnetLease {
     // The record as any reader will decode it (e.g. PublicIPv6 undefined -> null), so it compares
     // equal to what a watcher reports for the same key.
     const decoded = decodeLease(value);
     if (!decoded.ok) throw new Error(`encodeLease produced an undecodable value: ${decoded.reason}`);
-    return { subnet, key, record: decoded.record, etcdLeaseId, expiresAt, modRevision };
+    return { subnet, key, record: decoded.record, etcdLeaseId, expiresAt, modRevision, createRevision };
   }
 
   private async list(op: string, withExpiry: boolean): Promise<LeaseListing> {
@@ -249,7 +271,7 @@ export class EtcdSubnetStore implements SubnetStore {
       const leases: SubnetLease[] = [];
       const malformed: MalformedLease[] = [];
       for (const kv of res.kvs) {
-        const r = decodeKv(this.layout, { key: kv.key.toString(), value: kv.value, lease: kv.lease, modRevision: kv.mod_revision }, expiries.get(kv.lease));
+        const r = decodeKv(this.layout, { key: kv.key.toString(), value: kv.value, lease: kv.lease, modRevision: kv.mod_revision, createRevision: kv.create_revision }, expiries.get(kv.lease));
         if (r.ok) leases.push(r.lease);
         else malformed.push(r.malformed);
       }

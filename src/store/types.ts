@@ -31,6 +31,11 @@ export interface SubnetLease {
   readonly expiresAt: number | undefined;
   /** The key's mod revision, for compare-and-swap updates. */
   readonly modRevision: string;
+  /**
+   * The revision that created the key (etcd create_revision). It orders leases the same way on
+   * every host: of two leases that overlap, the older (lower create revision) is the one routed.
+   */
+  readonly createRevision: string;
 }
 
 /** A key under subnets/ whose name or JSON could not be understood; skipped, never fatal. */
@@ -69,7 +74,7 @@ export interface StoreOptions {
 /** The full desired picture after a change, plus what changed. */
 export interface LeaseSetChange {
   /**
-   * Every valid lease currently in the store, by subnet. The watcher's live map: later changes
+   * Every valid lease currently in the store, by etcd key. The watcher's live map: later changes
    * show through it; copy it to keep a snapshot.
    */
   readonly leases: ReadonlyMap<string, SubnetLease>;

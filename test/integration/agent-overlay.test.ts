@@ -8,8 +8,9 @@ import { createCluster, type Cluster, type Host } from '../helpers/cluster.js';
 import { tempDir } from '../helpers/cleanup.js';
 import { etcdAvailable, startEtcd, type Etcd } from '../helpers/etcd.js';
 import { commandAvailable, exec, run } from '../helpers/exec.js';
-import { createTestNetns, type TestNetns } from '../helpers/netns.js';
+import { createTestNetns } from '../helpers/netns.js';
 import { startAgent, type TestAgent } from '../helpers/twilld.js';
+import { leaseSubnet, pingAll, type MeshPod } from '../helpers/pod-mesh.js';
 import { isRoot, useCleanup } from '../helpers/vitest.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -18,22 +19,9 @@ const ETCD_IP = '198.18.0.254';
 const registered = registerBuiltins().types();
 const referencePlugins = commandAvailable('/usr/lib/cni/bridge');
 
-interface Pod { readonly ns: TestNetns; readonly host: number; readonly ip: string }
 interface IpRoute { dst: string; gateway?: string; dev: string; flags?: string[] }
 
-/** The network address of a subnet file's FLANNEL_SUBNET ("10.244.3.1/24" -> "10.244.3.0/24"). */
-function leaseSubnet(agent: TestAgent): string {
-  return agent.subnetEnv()!.FLANNEL_SUBNET!.replace(/\.1\/(\d+)$/, '.0/$1');
-}
 
-async function pingAll(pods: readonly Pod[]): Promise<string[]> {
-  const failures: string[] = [];
-  await Promise.all(pods.flatMap((from) => pods.filter((to) => to !== from).map(async (to) => {
-    const r = await run('ip', ['netns', 'exec', from.ns.name, 'ping', '-c', '2', '-i', '0.2', '-W', '2', to.ip], { allowFailure: true });
-    if (r.code !== 0) failures.push(`${from.ip} (host ${from.host}) -> ${to.ip} (host ${to.host})`);
-  })));
-  return failures;
-}
 
 for (const backend of ['vxlan', 'host-gw'] as const) {
   describe.skipIf(!isRoot || !etcdAvailable() || !referencePlugins || !registered.includes(backend))(`twilld with the ${backend} backend`, () => {
@@ -42,7 +30,7 @@ for (const backend of ['vxlan', 'host-gw'] as const) {
     let etcd: Etcd;
     let dir: string;
     const agents: TestAgent[] = [];
-    const pods: Pod[] = [];
+    const pods: MeshPod[] = [];
 
     const startOn = async (i: number): Promise<TestAgent> => {
       const hostDir = join(dir, `host${i}`);

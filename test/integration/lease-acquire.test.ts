@@ -60,10 +60,19 @@ describe.skipIf(!isRoot || !etcdAvailable())('subnet acquisition against a real 
 
     const prev = await acquireLease({ store: s, config, record: record('198.18.0.9'), ttlSeconds: 60, previousSubnet: '10.244.42.0/24' });
     expect(prev).toMatchObject({ how: 'previous', lease: { subnet: '10.244.42.0/24' } });
-    // Restarted (new process, same IP): its own lease comes back even with another previous subnet.
-    const again = await acquireLease({ store: store(), config, record: record('198.18.0.9'), ttlSeconds: 60, previousSubnet: '10.244.43.0/24' });
+    // Restarted (new process, same IP) without a subnet file: its own lease comes back, said loudly.
+    const again = await acquireLease({ store: store(), config, record: record('198.18.0.9'), ttlSeconds: 60 });
     expect(again).toMatchObject({ how: 'reused', lease: { subnet: '10.244.42.0/24' } });
+    expect(again.notice).toMatch(/took over .*10\.244\.42\.0-24: a lease that carries this host's PublicIP 198\.18\.0\.9; no subnet file names a subnet/);
     expect(again.lease.etcdLeaseId).not.toBe(prev.lease.etcdLeaseId);
+    // The subnet file comes first when its subnet is free (flannel's order): a key elsewhere that
+    // carries this host's PublicIP is not taken over silently, but left alone and named.
+    const byFile = await acquireLease({ store: store(), config, record: record('198.18.0.9'), ttlSeconds: 60, previousSubnet: '10.244.43.0/24' });
+    expect(byFile).toMatchObject({ how: 'previous', lease: { subnet: '10.244.43.0/24' } });
+    expect(byFile.notice).toMatch(/the subnet file names 10\.244\.43\.0\/24; .*10\.244\.42\.0-24 also carries this host's PublicIP and is left alone/);
+    // ... and a subnet file naming another host's subnet does not take it.
+    const notTheirs = await acquireLease({ store: store(), config, record: record('198.18.0.9'), ttlSeconds: 60, previousSubnet: '10.244.7.0/24' });
+    expect(notTheirs.lease.subnet).not.toBe('10.244.7.0/24');
   });
 
   it('never takes a subnet whose key holds a malformed value', async () => {

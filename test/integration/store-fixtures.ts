@@ -40,7 +40,10 @@ export function recordWatcher(w: LeaseWatcher): WatcherLog {
   return out;
 }
 
-export const sortedSubnets = (m: ReadonlyMap<string, SubnetLease>): string[] => [...m.keys()].sort();
+export const sortedSubnets = (m: ReadonlyMap<string, SubnetLease>): string[] => [...m.values()].map((l) => l.subnet).sort();
+/** The lease of `subnet` in a watcher's set (which is keyed by etcd key). */
+export const bySubnet = (m: ReadonlyMap<string, SubnetLease>, subnet: string): SubnetLease | undefined =>
+  [...m.values()].find((l) => l.subnet === subnet);
 
 /** The subnet -> PublicIP picture, to compare a watcher's set with etcd's. */
 export const picture = (leases: Iterable<SubnetLease>): Record<string, string> =>

@@ -38,6 +38,12 @@ describe.skipIf(!isRoot || !etcdAvailable())('twillctl against a real etcd', () 
       ['{"Network": "10.244.0.0/16", "SubnetLen": 33, "Backend": {"Type": "alloc"}}', /SubnetLen 33: must be an integer 17..30/],
       ['{"Network": "10.244.0.0/16", "Backend": {"Type": "warp-drive"}}', /Backend.Type "warp-drive": is not a known backend/],
       ['{"Network": ', /is not valid JSON/],
+      // Networks whose leases would take over the hosts' own routes (issue 13 item 2).
+      ['{"Network": "0.0.0.0/0", "Backend": {"Type": "alloc"}}', /Network "0.0.0.0\/0": is the default route/],
+      ['{"Network": "127.0.0.0/8", "Backend": {"Type": "alloc"}}', /overlaps the loopback range/],
+      ['{"Network": "224.0.0.0/4", "Backend": {"Type": "alloc"}}', /overlaps the multicast range/],
+      ['{"Network": "169.254.0.0/16", "Backend": {"Type": "alloc"}}', /overlaps the link-local range/],
+      ['{"Network": "32.0.0.0/6", "Backend": {"Type": "alloc"}}', /is shorter than \/8/],
     ] as const) {
       const res = await ctl(['config', 'set', '-'], text);
       expect(res.code).toBe(1);

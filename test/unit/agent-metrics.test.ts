@@ -17,6 +17,11 @@ describe('AgentMetrics', () => {
       ['twill_etcd_errors_total', 'counter'],
       ['twill_watch_restarts_total', 'counter'],
       ['twill_sync_duration_seconds', 'histogram'],
+      ['twill_leases_rejected_total', 'counter'],
+      ['twill_backend_entries_skipped_total', 'counter'],
+      ['twill_own_lease_conflicts_total', 'counter'],
+      ['twill_health_problem', 'gauge'],
+      ['twill_ready', 'gauge'],
     ]));
     expect(all.get('process_cpu_seconds_total')).toBe('counter');
     expect(all.get('process_resident_memory_bytes')).toBe('gauge');
@@ -47,6 +52,32 @@ describe('AgentMetrics', () => {
     expect(text).toContain('twill_sync_duration_seconds_bucket{le="0.005",backend="vxlan"} 1');
     expect(text).toContain('twill_sync_duration_seconds_bucket{le="10",backend="vxlan"} 2');
     expect(text).toContain('twill_sync_duration_seconds_count{backend="vxlan"} 2');
+  });
+
+  it('counts refusals by reason and reads the health gauges from the agent at every scrape', async () => {
+    const m = new AgentMetrics();
+    m.leaseRejected('overlaps_older_lease');
+    m.leaseRejected('overlaps_older_lease');
+    m.leaseRejected('public_ip_unusable');
+    m.entrySkipped('foreign_route');
+    m.ownLeaseConflict('restored');
+    let state: { problems: string[]; ready: boolean } = { problems: [], ready: false };
+    m.setHealthSource(() => state);
+    let text = await m.registry.metrics();
+    expect(text).toContain('twill_leases_rejected_total{reason="overlaps_older_lease"} 2');
+    expect(text).toContain('twill_leases_rejected_total{reason="public_ip_unusable"} 1');
+    expect(text).toContain('twill_backend_entries_skipped_total{reason="foreign_route"} 1');
+    expect(text).toContain('twill_own_lease_conflicts_total{action="restored"} 1');
+    expect(text).toContain('twill_health_problem{reason="etcd_unreachable"} 0');
+    expect(text).toContain('twill_ready 0');
+    state = { problems: ['etcd_unreachable'], ready: false };
+    text = await m.registry.metrics();
+    expect(text).toContain('twill_health_problem{reason="etcd_unreachable"} 1');
+    expect(text).toContain('twill_health_problem{reason="config_refused"} 0');
+    state = { problems: [], ready: true };
+    text = await m.registry.metrics();
+    expect(text).toContain('twill_health_problem{reason="etcd_unreachable"} 0');
+    expect(text).toContain('twill_ready 1');
   });
 
   it('keeps label values to names (an error message would make a series per message)', async () => {

@@ -55,6 +55,16 @@ describe('network config', () => {
       [{ Network: '10.244.0.0/16', Backend: { Type: 'udp' } }, /Backend.Type "udp": is not a known backend/],
       [{ Network: '10.244.0.0/16', Backend: { Type: 'alloc', VNI: 1 } }, /alloc backend option "VNI": is not an option of the alloc backend \(it takes no options\)/],
       [{ Network: '10.244.0.0/16', EnableIPv6: true, Backend: alloc }, /EnableIPv6 true: dual-stack is not supported yet/],
+      // Networks whose leases would steer the hosts' own traffic (issue 13 item 2).
+      [{ Network: '0.0.0.0/0', Backend: alloc }, /Network "0.0.0.0\/0": is the default route/],
+      [{ Network: '32.0.0.0/4', Backend: alloc }, /Network "32.0.0.0\/4": is shorter than \/8/],
+      [{ Network: '127.0.0.0/8', Backend: alloc }, /Network "127.0.0.0\/8": overlaps the loopback range/],
+      [{ Network: '127.1.0.0/16', Backend: alloc }, /overlaps the loopback range/],
+      [{ Network: '224.0.0.0/4', Backend: alloc }, /Network "224.0.0.0\/4": overlaps the multicast range/],
+      [{ Network: '239.1.0.0/16', Backend: alloc }, /overlaps the multicast range/],
+      [{ Network: '169.254.0.0/16', Backend: alloc }, /overlaps the link-local range/],
+      [{ Network: '0.0.0.0/8', Backend: alloc }, /overlaps the "this network" range/],
+      [{ Network: '240.0.0.0/8', Backend: alloc }, /overlaps the reserved range 240.0.0.0\/4, with the broadcast address/],
       [[1, 2], /must be a JSON object/],
     ];
     for (const [raw, message] of cases) {

@@ -124,12 +124,12 @@ describe('lease codec', () => {
   it('decodes a key/value pair into a lease, a reservation, or a malformed entry', () => {
     const l = keyLayout();
     const key = `${l.subnetsPrefix}10.244.3.0-24`;
-    const leased = decodeKv(l, { key, value: FLANNEL_SAMPLE, lease: '7587', modRevision: '12' }, 1000);
+    const leased = decodeKv(l, { key, value: FLANNEL_SAMPLE, lease: '7587', modRevision: '12', createRevision: '10' }, 1000);
     expect(leased).toMatchObject({ ok: true, lease: { subnet: '10.244.3.0/24', key, etcdLeaseId: '7587', expiresAt: 1000, modRevision: '12' } });
-    const reserved = decodeKv(l, { key, value: FLANNEL_SAMPLE, lease: '0', modRevision: '12' }, 1000);
+    const reserved = decodeKv(l, { key, value: FLANNEL_SAMPLE, lease: '0', modRevision: '12', createRevision: '10' }, 1000);
     expect(reserved).toMatchObject({ ok: true, lease: { etcdLeaseId: undefined, expiresAt: undefined } });
-    expect(decodeKv(l, { key, value: 'nope', lease: '0', modRevision: '1' })).toMatchObject({ ok: false, malformed: { key, reason: expect.stringMatching(/not JSON/) as string } });
-    expect(decodeKv(l, { key: `${l.subnetsPrefix}junk`, value: FLANNEL_SAMPLE, lease: '0', modRevision: '1' })).toMatchObject({ ok: false });
+    expect(decodeKv(l, { key, value: 'nope', lease: '0', modRevision: '1', createRevision: '1' })).toMatchObject({ ok: false, malformed: { key, reason: expect.stringMatching(/not JSON/) as string } });
+    expect(decodeKv(l, { key: `${l.subnetsPrefix}junk`, value: FLANNEL_SAMPLE, lease: '0', modRevision: '1', createRevision: '1' })).toMatchObject({ ok: false });
   });
 });
 

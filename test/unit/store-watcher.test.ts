@@ -16,9 +16,11 @@ const layout = keyLayout();
 const keyOf = (name: string): string => layout.subnetsPrefix + name;
 const rec = (ip: string, mac = '02:00:00:00:00:01'): LeaseRecord => ({ publicIp: ip, publicIpv6: null, backendType: 'vxlan', backendData: { VNI: 1, VtepMAC: mac } });
 const lease = (name: string, subnet: string, ip: string, rev: string, leaseId: string | undefined = '100'): SubnetLease =>
-  ({ subnet, key: keyOf(name), record: rec(ip), etcdLeaseId: leaseId, expiresAt: undefined, modRevision: rev });
+  ({ subnet, key: keyOf(name), record: rec(ip), etcdLeaseId: leaseId, expiresAt: undefined, modRevision: rev, createRevision: rev });
 const put = (name: string, value: string | LeaseRecord, rev: string, leaseId = '100'): WatchEvent =>
-  ({ type: 'put', kv: { key: keyOf(name), value: typeof value === 'string' ? value : encodeLease(value), lease: leaseId, modRevision: rev } });
+  ({ type: 'put', kv: { key: keyOf(name), value: typeof value === 'string' ? value : encodeLease(value), lease: leaseId, modRevision: rev, createRevision: rev } });
+/** The subnets a lease map holds (keyed by etcd key), sorted. */
+const held = (m: ReadonlyMap<string, SubnetLease>): string[] => [...m.values()].map((l) => l.subnet).sort();
 const del = (name: string, rev: string): WatchEvent => ({ type: 'delete', key: keyOf(name), modRevision: rev });
 
 interface FakeStream { from: string; handlers: WatchStreamHandlers; closed: boolean }
@@ -66,7 +68,7 @@ describe('LeaseWatcher', () => {
     const w = new LeaseWatcher(src, fast);
     const seen = record(w);
     const snap = await w.ready();
-    expect([...snap.keys()]).toEqual(['10.244.1.0/24']);
+    expect([...snap.keys()]).toEqual([keyOf('10.244.1.0-24')]);
     expect(seen.changes).toHaveLength(1);
     expect(seen.changes[0]).toMatchObject({ cause: 'snapshot', removed: [], updated: [] });
     expect(subnets(seen.changes[0]!.added)).toEqual(['10.244.1.0/24']);
@@ -87,14 +89,14 @@ describe('LeaseWatcher', () => {
     h.onEvents([put('10.244.2.0-24', rec('198.18.0.2'), '10')]);
     expect(seen.changes.at(-1)).toMatchObject({ cause: 'event', removed: [], updated: [] });
     expect(subnets(seen.changes.at(-1)!.added)).toEqual(['10.244.2.0/24']);
-    expect([...seen.changes.at(-1)!.leases.keys()].sort()).toEqual(['10.244.1.0/24', '10.244.2.0/24']);
+    expect(held(seen.changes.at(-1)!.leases)).toEqual(['10.244.1.0/24', '10.244.2.0/24']);
 
     // Same value, new etcd lease (a restarted agent took its subnet back): nothing to report,
     // but the cached modRevision and lease ID move on (a later CAS needs them).
     const before = seen.changes.length;
     h.onEvents([put('10.244.1.0-24', rec('198.18.0.1'), '11', '200')]);
     expect(seen.changes).toHaveLength(before);
-    expect(w.current().get('10.244.1.0/24')).toMatchObject({ modRevision: '11', etcdLeaseId: '200' });
+    expect(w.current().get(keyOf('10.244.1.0-24'))).toMatchObject({ modRevision: '11', etcdLeaseId: '200' });
 
     h.onEvents([put('10.244.1.0-24', rec('198.18.0.1', '02:00:00:00:00:99'), '12')]);
     expect(subnets(seen.changes.at(-1)!.updated)).toEqual(['10.244.1.0/24']);
@@ -103,7 +105,7 @@ describe('LeaseWatcher', () => {
     const removal = seen.changes.at(-1)!;
     expect(removal.removed).toHaveLength(1);
     expect(removal.removed[0]!.record.publicIp).toBe('198.18.0.2');
-    expect(removal.leases.has('10.244.2.0/24')).toBe(false);
+    expect(removal.leases.has(keyOf('10.244.2.0-24'))).toBe(false);
 
     // A batch is reported by its net effect: put + delete of a new subnet is no change.
     const n = seen.changes.length;
@@ -124,13 +126,16 @@ describe('LeaseWatcher', () => {
     expect(seen.changes).toHaveLength(n);
     expect(seen.malformed.map((m) => m.key)).toEqual([keyOf('10.244.1.0-24'), keyOf('not-a-subnet')]);
     expect(seen.malformed[0]!.reason).toMatch(/not JSON/);
-    expect(w.current().get('10.244.1.0/24')?.record.publicIp).toBe('198.18.0.1');
+    expect(w.current().get(keyOf('10.244.1.0-24'))?.record.publicIp).toBe('198.18.0.1');
     // Later valid events still arrive.
     h.onEvents([put('10.244.4.0-24', rec('198.18.0.4'), '14')]);
     expect(subnets(seen.changes.at(-1)!.added)).toEqual(['10.244.4.0/24']);
-    // A dual-stack key of the same subnet: only the cached key's delete removes it.
-    h.onEvents([del('10.244.4.0-24&fc00::-64', '15')]);
-    expect(w.current().has('10.244.4.0/24')).toBe(true);
+    // A dual-stack key of the same subnet is a lease of its own (which of the two is routed is
+    // decided above the store), and deleting one key leaves the other.
+    h.onEvents([put('10.244.4.0-24&fc00::-64', rec('198.18.0.5'), '15')]);
+    expect(held(w.current())).toEqual(['10.244.1.0/24', '10.244.4.0/24', '10.244.4.0/24']);
+    h.onEvents([del('10.244.4.0-24&fc00::-64', '16')]);
+    expect([...w.current().keys()].sort()).toEqual([keyOf('10.244.1.0-24'), keyOf('10.244.4.0-24')]);
     await w.close();
   });
 
@@ -172,7 +177,7 @@ describe('LeaseWatcher', () => {
     expect(subnets(change.added)).toEqual(['10.244.3.0/24']);
     expect(subnets(change.updated)).toEqual(['10.244.2.0/24']);
     expect(change.removed).toEqual([a]);
-    expect([...change.leases.keys()].sort()).toEqual(['10.244.2.0/24', '10.244.3.0/24']);
+    expect(held(change.leases)).toEqual(['10.244.2.0/24', '10.244.3.0/24']);
 
     // The old stream is dead to the watcher.
     const n = seen.changes.length;
@@ -206,8 +211,8 @@ describe('diffLeases', () => {
     const a = lease('10.244.1.0-24', '10.244.1.0/24', '198.18.0.1', '5');
     const b = lease('10.244.2.0-24', '10.244.2.0/24', '198.18.0.2', '6');
     const c = lease('10.244.3.0-24', '10.244.3.0/24', '198.18.0.3', '7');
-    const before = new Map([[a.subnet, a], [b.subnet, b]]);
-    const after = new Map([[c.subnet, c], [a.subnet, { ...a, modRevision: '9', etcdLeaseId: '7' }], [b.subnet, { ...b, record: rec('198.18.0.22') }]]);
+    const before = new Map([[a.key, a], [b.key, b]]);
+    const after = new Map([[c.key, c], [a.key, { ...a, modRevision: '9', etcdLeaseId: '7' }], [b.key, { ...b, record: rec('198.18.0.22') }]]);
     const d = diffLeases(before, after);
     expect(subnets(d.added)).toEqual(['10.244.3.0/24']);
     expect(subnets(d.updated)).toEqual(['10.244.2.0/24']);
