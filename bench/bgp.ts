@@ -46,9 +46,10 @@ async function startSender(ns: TestNetns, peer: { address: string; asn: number }
 /** Announce → `count` routes in Twill's RIB (ms), when 99 % were in, and Twill's peak RSS. */
 async function twillReceives(senderNs: TestNetns, ns: TestNetns, count: number, profileDir: string | undefined): Promise<{ ms: number; ms99: number; rssMiB: number }> {
   const sender = await startSender(senderNs, { address: TWILL.ip, asn: TWILL.asn });
+  // max-prefix: the speaker takes 10,000 routes per peer unless told more (DEFAULT_MAX_PREFIXES).
   const speaker = await startTwillSpeaker(ns, [
     '--asn', String(TWILL.asn), '--router-id', TWILL.ip, '--accept', '100.64.0.0/10,le=32', '--no-print-routes',
-    '--peer', `${SENDER.toTwill},asn=${SENDER.asn},local=${TWILL.ip},hold=90${process.env.BENCH_BGP_PEER_OPTS ?? ''}`,
+    '--peer', `${SENDER.toTwill},asn=${SENDER.asn},local=${TWILL.ip},hold=90,max-prefix=${count}${process.env.BENCH_BGP_PEER_OPTS ?? ''}`,
   ], 'bench-twill', profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []);
   try {
     await speaker.waitEstablished(SENDER.toTwill, 60_000);

@@ -6,7 +6,7 @@ export { DEFAULT_TIMERS } from './session/config.js';
 export type { CollisionEvent, SessionState, SessionDown, SessionNotification } from './session/session.js';
 export type { Negotiated } from './session/open.js';
 export { nodeTransport, type BgpTransport, type BgpListener, type ConnectOptions, type ListenOptions } from './session/transport.js';
-export type { ImportPolicyConfig, RejectReason } from './policy/import-policy.js';
+export { DEFAULT_MAX_PREFIXES, type ImportPolicyConfig, type RejectReason } from './policy/import-policy.js';
 export type { ExportPolicyConfig } from './policy/export-policy.js';
 export { parsePrefixRange, PrefixRange } from './policy/prefix-set.js';
 export type { BestChange, LocalAdvertisement, Rejection } from './rib/rib.js';

@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events';
-import type net from 'node:net';
+import { isIP, type AddressInfo, type Socket } from 'node:net';
 import { InvalidArgumentError } from '../core/errors.js';
+import { parseIp } from '../core/ip.js';
 import { ExportPolicy, type ExportPolicyConfig } from './policy/export-policy.js';
 import { ImportPolicy, type ImportPolicyConfig } from './policy/import-policy.js';
 import { Rib, type BestChange, type LocalAdvertisement, type Rejection } from './rib/rib.js';
@@ -65,7 +66,10 @@ interface PeerEntry {
   readonly config: SpeakerPeerConfig;
   readonly importPolicy: ImportPolicy;
   readonly exportPolicy: ExportPolicy;
-  /** Graceful restart (RFC 4724 §4.2): removes the stale routes if the peer does not come back in time. */
+  /**
+   * Graceful restart (RFC 4724 §4.2): removes the stale routes if the peer does not come back in
+   * time. It lives exactly as long as the routes it guards: whatever drops them stops it.
+   */
   restartTimer?: NodeJS.Timeout | undefined;
   flushing?: Promise<void> | undefined;
   flushAgain?: boolean | undefined;
@@ -78,13 +82,15 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
   private readonly transport: BgpTransport;
   private readonly defaultImport: ImportPolicy;
   private readonly local: LocalConfig;
+  /** Our addresses besides the router id, for the RIB's next-hop check (RFC 4271 §6.3); only ever grows. */
+  private readonly ownAddresses = new Set<string>();
   private flushScheduled = false;
   private closed = false;
 
   private constructor(opts: SpeakerOptions) {
     super();
     this.local = validateLocal(opts.local);
-    this.rib = new Rib({ asn: this.local.asn, routerId: this.local.routerId });
+    this.rib = new Rib({ asn: this.local.asn, routerId: this.local.routerId, ownAddresses: this.ownAddresses });
     this.transport = opts.transport ?? nodeTransport;
     this.defaultImport = new ImportPolicy(opts.import ?? { accept: [] });
   }
@@ -94,6 +100,7 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
     try {
       for (const addr of opts.listen ?? []) {
         const listener = await speaker.transport.listen({ host: addr.host, port: addr.port });
+        speaker.noteOwnAddress(addr.host);
         listener.server.on('connection', (socket) => speaker.incoming(socket));
         listener.server.on('error', (err) => speaker.emit('warning', err));
         speaker.tcpListeners.push(listener);
@@ -108,7 +115,7 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
   /** Bound listen addresses (the port is useful when 0 was asked for). */
   get listenAddresses(): { host: string; port: number }[] {
     return this.tcpListeners.map((l) => {
-      const a = l.server.address() as net.AddressInfo;
+      const a = l.server.address() as AddressInfo;
       return { host: a.address, port: a.port };
     });
   }
@@ -124,6 +131,7 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
       exportPolicy: new ExportPolicy(config.export ?? {}),
     };
     this.peers.set(resolved.address, entry);
+    this.noteOwnAddress(resolved.localAddress);
     if (resolved.md5 !== undefined) for (const l of this.tcpListeners) l.setMd5Key(resolved.address, resolved.md5);
     this.wire(resolved.address, entry);
     entry.session.start();
@@ -134,12 +142,11 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
     const entry = this.peers.get(address);
     if (!entry) return;
     this.peers.delete(address);
-    if (entry.restartTimer) clearTimeout(entry.restartTimer);
     entry.session.reset(NotificationCode.CEASE, CeaseSubcode.PEER_DECONFIGURED, 'peer removed from the configuration');
     entry.session.stop();
     entry.session.removeAllListeners();
     if (entry.config.md5 !== undefined) for (const l of this.tcpListeners) l.setMd5Key(address, undefined);
-    if (this.rib.hasPeer(address)) this.dropRoutes(address);
+    this.dropRoutes(address, entry);
   }
 
   /** Replaces the whole set of locally originated routes (declarative, like MetalLB's Session.Set). */
@@ -172,13 +179,13 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
     if (this.closed) return;
     this.closed = true;
     for (const entry of this.peers.values()) {
-      if (entry.restartTimer) clearTimeout(entry.restartTimer);
+      stopRestartTimer(entry);
       entry.session.stop(text);
     }
     await Promise.all(this.tcpListeners.map((l) => l.close()));
   }
 
-  private incoming(socket: net.Socket): void {
+  private incoming(socket: Socket): void {
     const entry = this.peers.get(normaliseAddress(socket.remoteAddress ?? ''));
     // RFC 4271 §8.2.1.2: a connection from an address that is no configured peer is refused.
     if (!entry || this.closed) {
@@ -213,6 +220,7 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
   }
 
   private established(address: string, entry: PeerEntry, negotiated: Negotiated): void {
+    this.noteOwnAddress(entry.session.localAddress);
     const info = {
       asn: negotiated.peerAsn,
       routerId: negotiated.peerRouterId,
@@ -239,7 +247,8 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
     const result = this.rib.applyUpdate(address, received);
     const rejectedSet = result.rejected.length > 0 ? new Set(result.rejected.map((r) => r.route)) : undefined;
     const announced = rejectedSet ? received.announced.filter((r) => !rejectedSet.has(r)) : received.announced;
-    this.emit('routes', { peer: address, announced, withdrawn: received.withdrawn, rejected: result.rejected });
+    const withdrawn = result.replacedByRejected.length > 0 ? [...received.withdrawn, ...result.replacedByRejected] : received.withdrawn;
+    this.emit('routes', { peer: address, announced, withdrawn, rejected: result.rejected });
     if (result.bestChanges.length > 0) {
       this.emit('best', result.bestChanges);
       this.scheduleFlush();
@@ -257,15 +266,23 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
     if (restart !== undefined && restart > 0) {
       // RFC 4724 §4.2: keep the routes, marked stale, until End-of-RIB or the restart time.
       this.rib.markStale(address);
-      if (entry.restartTimer) clearTimeout(entry.restartTimer);
-      entry.restartTimer = setTimeout(() => {
-        entry.restartTimer = undefined;
-        if (entry.session.state === 'established') for (const f of ['ipv4-unicast', 'ipv6-unicast'] as const) this.sweep(address, f);
-        else this.dropRoutes(address);
-      }, restart * 1000);
+      stopRestartTimer(entry);
+      entry.restartTimer = setTimeout(() => this.restartTimeOver(address, entry), restart * 1000);
       return;
     }
-    this.dropRoutes(address);
+    this.dropRoutes(address, entry);
+  }
+
+  /**
+   * RFC 4724 §4.2: the restart time is over. A peer back in session keeps what it announced
+   * again, and loses what is still stale (its End-of-RIB did not come in time); a peer still away
+   * loses everything.
+   */
+  private restartTimeOver(address: string, entry: PeerEntry): void {
+    entry.restartTimer = undefined;
+    if (!this.rib.hasPeer(address)) return;
+    if (entry.session.state === 'established') for (const f of ['ipv4-unicast', 'ipv6-unicast'] as const) this.sweep(address, f);
+    else this.dropRoutes(address, entry);
   }
 
   private sweep(address: string, family: Family): void {
@@ -278,7 +295,12 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
     }
   }
 
-  private dropRoutes(address: string): void {
+  /** Withdraws every route of the peer and forgets it (its session ended for good, or it was removed). */
+  private dropRoutes(address: string, entry: PeerEntry): void {
+    // The restart timer guards these routes; left armed, it would come back for a peer no longer
+    // in the RIB (or for the routes of a later session).
+    stopRestartTimer(entry);
+    if (!this.rib.hasPeer(address)) return;
     const withdrawn = [...this.rib.peerRoutes(address)].map((r) => ({ family: r.family, prefix: r.prefix }));
     const changes = this.rib.removePeer(address);
     if (withdrawn.length > 0) this.emit('routes', { peer: address, announced: [], withdrawn, rejected: [] });
@@ -286,6 +308,13 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
       this.emit('best', changes);
       this.scheduleFlush();
     }
+  }
+
+  /** Adds `address` to the ones a received NEXT_HOP must not be; a wildcard or a host name is none. */
+  private noteOwnAddress(address: string | undefined): void {
+    if (address === undefined || isIP(address) === 0) return;
+    const ip = parseIp(address, 'local address');
+    if (ip.bytes.some((b) => b !== 0)) this.ownAddresses.add(ip.text);
   }
 
   /** Sends every established peer what changed for it, once per tick whatever the number of changes. */
@@ -336,4 +365,9 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
     }
     for (const family of endOfRib) await entry.session.send([encodeEndOfRib(family)]);
   }
+}
+
+function stopRestartTimer(entry: PeerEntry): void {
+  if (entry.restartTimer) clearTimeout(entry.restartTimer);
+  entry.restartTimer = undefined;
 }

@@ -15,30 +15,11 @@ import {
   encodeRouteRefresh, encodeUpdate, encodeWithdrawals, type CodecOptions,
 } from '../../src/bgp/wire/index.js';
 import { AS2, AS4, hex, rawUpdate } from './bgp-codec-helpers.js';
+import { prng, type Rng } from './bgp-prng.js';
 
 const TOTAL = Number(process.env.BGP_FUZZ_CASES ?? 100_000);
 const SEED = Number(process.env.BGP_FUZZ_SEED ?? 0x7411);
 const ACTIONS = new Set(['session-reset', 'treat-as-withdraw', 'attribute-discard', 'afi-safi-disable']);
-
-/** mulberry32: small, fast, good enough to spread cases. */
-function prng(seed: number): { next: () => number; int: (n: number) => number; bytes: (n: number) => Buffer; pick: <T>(xs: readonly T[]) => T } {
-  let a = seed >>> 0;
-  const next = (): number => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-  const int = (n: number): number => Math.floor(next() * n);
-  const bytes = (n: number): Buffer => {
-    const b = Buffer.allocUnsafe(n);
-    for (let i = 0; i < n; i++) b[i] = int(256);
-    return b;
-  };
-  return { next, int, bytes, pick: (xs) => xs[int(xs.length)]! };
-}
-type Rng = ReturnType<typeof prng>;
 
 function withHeader(type: number, body: Buffer, length = 19 + body.length): Buffer {
   const out = Buffer.concat([Buffer.alloc(16, 0xff), Buffer.from([length >> 8, length & 0xff, type]), body]);

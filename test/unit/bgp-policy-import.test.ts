@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { InvalidArgumentError } from '../../src/core/errors.js';
-import { ImportPolicy, reject, type ImportContext, type RejectReason } from '../../src/bgp/policy/import-policy.js';
+import { DEFAULT_MAX_PREFIXES, ImportPolicy, reject, type ImportContext, type RejectReason } from '../../src/bgp/policy/import-policy.js';
 import type { PathAttributes, Route } from '../../src/bgp/types.js';
 
-const EBGP: ImportContext = { localAsn: 65000, routerId: '10.0.0.1', clusterId: '10.0.0.1', ibgp: false };
+const EBGP: ImportContext = { localAsn: 65000, routerId: '10.0.0.1', clusterId: '10.0.0.1', ibgp: false, localAddress: '10.0.0.10', ownAddresses: new Set(['10.0.0.11', 'fd00:1::10']) };
 const IBGP: ImportContext = { ...EBGP, ibgp: true };
 
 function route(prefix: string, attributes: Partial<PathAttributes> = {}, nextHop = '10.0.0.2'): Route {
@@ -46,6 +46,15 @@ describe('import policy', () => {
     ['iBGP, our cluster id in CLUSTER_LIST', route('10.244.2.0/24', { asPath: [], clusterList: ['10.9.9.9', '10.0.0.1'] }), IBGP, 'cluster-loop'],
     ['iBGP, someone else reflected it', route('10.244.2.0/24', { asPath: [], originatorId: '10.0.0.7', clusterList: ['10.9.9.9'] }), IBGP, 'accepted'],
     ['next hop not on a link', route('10.244.2.0/24', {}, '172.16.0.1'), EBGP, 'next-hop-not-on-link'],
+    // RFC 4271 §6.3: a NEXT_HOP that is the receiving speaker's own address is semantically wrong.
+    ['next hop is our router id', route('10.244.2.0/24', {}, '10.0.0.1'), EBGP, 'own-next-hop'],
+    ['next hop is our end of the session', route('10.244.2.0/24', {}, '10.0.0.10'), EBGP, 'own-next-hop'],
+    ['next hop is another address of ours', route('10.244.2.0/24', {}, '10.0.0.11'), EBGP, 'own-next-hop'],
+    ['IPv6 next hop is an address of ours', route('fd00:10:244:2::/64', {}, 'fd00:1::10'), EBGP, 'own-next-hop'],
+    ['next hop in 127.0.0.0/8', route('10.244.2.0/24', {}, '127.0.0.1'), EBGP, 'loopback-next-hop'],
+    ['next hop at the end of 127.0.0.0/8', route('10.244.2.0/24', {}, '127.255.255.254'), EBGP, 'loopback-next-hop'],
+    ['IPv6 next hop ::1', route('fd00:10:244:2::/64', {}, '::1'), EBGP, 'loopback-next-hop'],
+    ['a neighbour of ours as next hop (iBGP keeps next hops)', route('10.244.2.0/24', { asPath: [] }, '10.0.0.12'), IBGP, 'accepted'],
   ])('%s', (_name, r, ctx, expected) => {
     expect(reason(r, ctx)).toBe(expected);
   });
@@ -82,6 +91,12 @@ describe('import policy', () => {
     expect(() => new ImportPolicy({ accept: [], rejectPrefixes: ['10.244.1.1/24'] })).toThrow(/host bits/);
     expect(() => new ImportPolicy({ accept: [], maxPrefixes: 0 })).toThrow(/positive integer/);
     expect(new ImportPolicy({ accept: [], maxPrefixes: 10 }).maxPrefixes).toBe(10);
+  });
+
+  it(`limits a peer to ${DEFAULT_MAX_PREFIXES} routes per family unless told otherwise`, () => {
+    expect(DEFAULT_MAX_PREFIXES).toBe(10_000);
+    expect(new ImportPolicy({ accept: [] }).maxPrefixes).toBe(DEFAULT_MAX_PREFIXES);
+    expect(new ImportPolicy({ accept: [], maxPrefixes: 2_000_000 }).maxPrefixes).toBe(2_000_000);
   });
 
   it('allocates no verdicts: the same frozen objects come back', () => {

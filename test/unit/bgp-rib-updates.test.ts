@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { InvalidArgumentError } from '../../src/core/errors.js';
 import { ExportPolicy } from '../../src/bgp/policy/export-policy.js';
 import { Rib } from '../../src/bgp/rib/rib.js';
-import { LOCAL_ASN, addPeer, announce, attrs, importPolicy, newRib, route, withdraw } from './bgp-rib-fixtures.js';
+import { LOCAL_ASN, ROUTER_ID, addPeer, announce, attrs, importPolicy, newRib, route, withdraw } from './bgp-rib-fixtures.js';
 
 const P = '10.244.2.0/24';
 const Q = '10.244.3.0/24';
@@ -32,7 +32,20 @@ describe('Rib.applyUpdate', () => {
     });
     expect(result.rejected.map((r) => [r.route.prefix, r.reason])).toEqual([['0.0.0.0/0', 'default-route'], ['10.244.1.0/24', 'own-prefix'], [P, 'as-loop']]);
     expect(result.bestChanges).toMatchObject([{ prefix: P, route: undefined, peerId: undefined, previousPeerId: 'a' }]);
+    expect(result.replacedByRejected).toEqual([{ family: 'ipv4-unicast', prefix: P }]);
     expect([...rib.peerRoutes('a')]).toEqual([]);
+    expect(rib.stats().peers[0]!.rejected).toBe(3);
+  });
+
+  it('refuses a next hop of the speaker\'s own (router id, the session\'s address, any other of its addresses) or loopback (RFC 4271 §6.3)', () => {
+    const rib = new Rib({ asn: LOCAL_ASN, routerId: ROUTER_ID, ownAddresses: new Set(['192.168.9.9']) });
+    addPeer(rib, 'a', 65001, 1, { localAddress: '192.168.0.10' });
+    const result = rib.applyUpdate('a', {
+      announced: ['192.168.0.10', ROUTER_ID, '192.168.9.9', '127.0.0.1', '192.168.0.1'].map((nh, i) => route(`10.244.${i}.0/24`, attrs([65001]), nh)),
+      withdrawn: [],
+    });
+    expect(result.rejected.map((r) => `${r.route.nextHop} ${r.reason}`)).toEqual(['192.168.0.10 own-next-hop', `${ROUTER_ID} own-next-hop`, '192.168.9.9 own-next-hop', '127.0.0.1 loopback-next-hop']);
+    expect([...rib.peerRoutes('a')].map((r) => r.nextHop)).toEqual(['192.168.0.1']);
   });
 
   it('withdrawals go first: a prefix both withdrawn and announced in one UPDATE ends up announced', () => {
@@ -199,7 +212,7 @@ describe('Rib.best and stats', () => {
     expect(rib.stats()).toEqual({
       local: 1,
       best: { 'ipv4-unicast': 2, 'ipv6-unicast': 1 },
-      peers: [{ peerId: 'a', received: { 'ipv4-unicast': 1, 'ipv6-unicast': 1 }, stale: 0, advertised: 0, pendingChanges: 'full' }],
+      peers: [{ peerId: 'a', received: { 'ipv4-unicast': 1, 'ipv6-unicast': 1 }, stale: 0, rejected: 0, advertised: 0, pendingChanges: 'full' }],
     });
   });
 });

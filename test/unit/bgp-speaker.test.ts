@@ -1,13 +1,17 @@
 import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { nodeTransport, Speaker, type BgpTransport, type SessionEvent, type SpeakerOptions, type SpeakerPeerConfig } from '../../src/bgp/index.js';
-import { decodeMessage, encodeKeepalive, encodeOpen, encodeRouteRefresh, isEndOfRib, MessageReader } from '../../src/bgp/wire/index.js';
-import { MessageType, type Message, type UpdateMessage } from '../../src/bgp/types.js';
+import { encodeKeepalive, encodeRouteRefresh, isEndOfRib } from '../../src/bgp/wire/index.js';
+import { MessageType, type UpdateMessage } from '../../src/bgp/types.js';
+import { openFrom, rawConnection, rawPeer, recordMessages, updateFrom, type ReceivedMessage } from '../helpers/bgp-scripted-peer.js';
 
 // Two Twill speakers (or a speaker and a scripted raw peer) over loopback TCP: no root, no
 // namespaces. 127.0.0.1 and 127.0.0.2 are both local on Linux, so each side has its own address.
+// Loopback next hops are refused (RFC 4271 §6.3), so B announces with a next hop self of
+// 198.18.0.2 (nextHopSelf), as a node with its transport on one address and its pods behind another.
 
 const FAST = { holdTime: 3, connectRetry: 0.5, reconnectMin: 0.1, reconnectMax: 0.5 };
+const B_NEXT_HOP = { nextHopSelf: { ipv4: '198.18.0.2' } };
 const speakers: Speaker[] = [];
 const servers: net.Server[] = [];
 
@@ -46,19 +50,19 @@ async function pair(a: { asn: number; peer?: Partial<SpeakerPeerConfig> }, b: { 
   const upA = waitFor(A, 'session', established('127.0.0.2'));
   const upB = waitFor(B, 'session', established('127.0.0.1'));
   A.addPeer({ address: '127.0.0.2', asn: b.asn, passive: true, timers: FAST, ...a.peer });
-  B.addPeer({ address: '127.0.0.1', port, asn: a.asn, localAddress: '127.0.0.2', timers: FAST, ...b.peer });
+  B.addPeer({ address: '127.0.0.1', port, asn: a.asn, localAddress: '127.0.0.2', timers: FAST, export: B_NEXT_HOP, ...b.peer });
   await Promise.all([upA, upB]);
   return { A, B, port };
 }
 
 describe('Speaker over loopback', () => {
-  it('brings up eBGP, carries an announcement with prepended AS and next hop self, then its withdrawal', async () => {
+  it('brings up eBGP, carries an announcement with prepended AS and the configured next hop self, then its withdrawal', async () => {
     const { A, B } = await pair({ asn: 65001 }, { asn: 65002 });
     const learned = waitFor<{ announced: { prefix: string; nextHop: string; attributes: { asPath: { asns: number[] }[] } }[] }>(A, 'routes', (ev) => ev.announced.length > 0);
     B.set([{ prefix: '10.244.2.0/24' }]);
     const ev = await learned;
     expect(ev.announced).toHaveLength(1);
-    expect(ev.announced[0]).toMatchObject({ prefix: '10.244.2.0/24', nextHop: '127.0.0.2' });
+    expect(ev.announced[0]).toMatchObject({ prefix: '10.244.2.0/24', nextHop: '198.18.0.2' });
     expect(ev.announced[0]!.attributes.asPath.flatMap((s) => s.asns)).toEqual([65002]);
     expect([...A.bestRoutes('ipv4-unicast')].map((r) => r.route.prefix)).toEqual(['10.244.2.0/24']);
 
@@ -119,7 +123,7 @@ describe('Speaker over loopback', () => {
     const first = await rawPeer(port, { asn: 65002, holdTime: 30, gracefulRestart: 60 });
     await up;
     const learned = waitFor(A, 'routes', (ev: { announced: unknown[] }) => ev.announced.length === 1);
-    first.send(update('10.244.7.0/24'));
+    first.send(updateFrom({ prefixes: ['10.244.7.0/24'] }));
     await learned;
     first.socket.destroy();
     await waitFor<SessionEvent>(A, 'session', (ev) => ev.from === 'established');
@@ -139,8 +143,8 @@ describe('Speaker over loopback', () => {
     const A = await speaker({ local: { asn: 65001, routerId: '1.1.1.1' }, listen: [{ host: '127.0.0.1', port: 0 }] });
     A.addPeer({ address: '127.0.0.2', asn: 65002, passive: true, timers: FAST, import: { accept: ['10.0.0.0/8,le=32'], maxPrefixes: 1 } });
     const peer = await rawPeer(A.listenAddresses[0]!.port, { asn: 65002, holdTime: 30 });
-    peer.send(update('10.1.0.0/24'));
-    peer.send(update('10.2.0.0/24'));
+    peer.send(updateFrom({ prefixes: ['10.1.0.0/24'] }));
+    peer.send(updateFrom({ prefixes: ['10.2.0.0/24'] }));
     await expect.poll(() => peer.received.some((m) => m.type === 3 && m.code === 6 && m.subcode === 1), { timeout: 3000 }).toBe(true);
   });
 
@@ -160,7 +164,7 @@ describe('Speaker over loopback', () => {
     const upA = waitFor<SessionEvent>(A, 'session', established('127.0.0.2'));
     const upB = waitFor<SessionEvent>(B, 'session', established('127.0.0.1'));
     A.addPeer({ address: '127.0.0.2', port: B.listenAddresses[0]!.port, localAddress: '127.0.0.1', asn: 65002, timers: FAST });
-    B.addPeer({ address: '127.0.0.1', port: A.listenAddresses[0]!.port, localAddress: '127.0.0.2', asn: 65001, timers: FAST });
+    B.addPeer({ address: '127.0.0.1', port: A.listenAddresses[0]!.port, localAddress: '127.0.0.2', asn: 65001, timers: FAST, export: B_NEXT_HOP });
     const [evA, evB] = await Promise.all([upA, upB]);
     expect(evA.negotiated).toMatchObject({ peerAsn: 65002, peerRouterId: '2.2.2.2' });
     expect(evB.negotiated).toMatchObject({ peerAsn: 65001, peerRouterId: '1.1.1.1' });
@@ -196,7 +200,7 @@ describe('Speaker over loopback', () => {
     A.set([{ prefix: '10.244.1.0/24' }, { prefix: '10.244.2.0/24' }]);
     A.addPeer({ address: '127.0.0.2', asn: 65002, passive: true, timers: FAST });
     const peer = await rawPeer(A.listenAddresses[0]!.port, { asn: 65002, holdTime: 3 });
-    const updates = (): (Message & { nlri?: readonly string[] })[] => peer.received.filter((m) => m.type === MessageType.UPDATE);
+    const updates = (): ReceivedMessage[] => peer.received.filter((m) => m.type === MessageType.UPDATE);
     const announced = (): string[] => updates().flatMap((m) => [...(m.nlri ?? [])]).sort();
     const endOfRibs = (): number => updates().filter((m) => isEndOfRib(m as UpdateMessage) !== undefined).length;
     // The initial table, then its End-of-RIB.
@@ -238,42 +242,11 @@ describe('Speaker over loopback', () => {
   });
 });
 
-/** A scripted peer: connects from 127.0.0.2, exchanges OPEN and KEEPALIVE, records what it gets. */
-async function rawPeer(port: number, o: OpenOptions) {
-  const conn = await rawConnection(port);
-  // Answers the speaker's OPEN with a KEEPALIVE; ready at the speaker's KEEPALIVE.
-  const ready = new Promise<void>((resolve) => {
-    conn.onMessage((m) => {
-      if (m.type === MessageType.OPEN) conn.socket.write(encodeKeepalive());
-      if (m.type === MessageType.KEEPALIVE) resolve();
-    });
-  });
-  conn.socket.write(openFrom(o));
-  await ready;
-  return { socket: conn.socket, received: conn.received, send: (b: Buffer) => conn.socket.write(b) };
-}
-
-/** An IPv4 UPDATE announcing `prefix` (a /24 here) via 127.0.0.2 from AS 65002, 4-octet AS_PATH. */
-function update(prefix: string): Buffer {
-  const [a, b, c] = prefix.split('.').map(Number);
-  const attrs = Buffer.from([
-    0x40, 1, 1, 0, // ORIGIN IGP
-    0x40, 2, 6, 2, 1, 0, 0, 0xfd, 0xea, // AS_PATH: SEQUENCE [65002]
-    0x40, 3, 4, 127, 0, 0, 2, // NEXT_HOP
-  ]);
-  const nlri = Buffer.from([24, a!, b!, c!]);
-  const body = Buffer.concat([Buffer.from([0, 0, 0, attrs.length]), attrs, nlri]);
-  const header = Buffer.alloc(19, 0xff);
-  header.writeUInt16BE(19 + body.length, 16);
-  header[18] = 2;
-  return Buffer.concat([header, body]);
-}
-
 /** What arrived on one TCP connection of a speaker, decoded. */
 interface Tap {
   readonly side: string;
   readonly dialled: boolean;
-  readonly received: (Message & { code?: number; subcode?: number; nlri?: readonly string[] })[];
+  readonly received: ReceivedMessage[];
   closed: boolean;
 }
 
@@ -281,11 +254,8 @@ interface Tap {
 function tapping(side: string, taps: Tap[]): BgpTransport {
   const tap = (socket: net.Socket, dialled: boolean): void => {
     const t: Tap = { side, dialled, received: [], closed: false };
-    const reader = new MessageReader();
     // Added before the speaker's own listener sees any data (same tick), so nothing is missed.
-    socket.on('data', (chunk: Buffer) => {
-      for (const raw of reader.push(chunk)) t.received.push(decodeMessage(raw, { fourOctetAsn: true }).message);
-    });
+    recordMessages(socket, t.received);
     socket.on('close', () => { t.closed = true; });
     taps.push(t);
   };
@@ -301,35 +271,4 @@ function tapping(side: string, taps: Tap[]): BgpTransport {
       return listener;
     },
   };
-}
-
-/** A raw TCP connection from 127.0.0.2 that records what it receives and answers nothing by itself. */
-async function rawConnection(port: number) {
-  const socket = net.connect({ host: '127.0.0.1', port, localAddress: '127.0.0.2' });
-  const received: (Message & { code?: number; subcode?: number })[] = [];
-  const listeners: ((m: Message) => void)[] = [];
-  const reader = new MessageReader();
-  socket.on('data', (chunk: Buffer) => {
-    for (const raw of reader.push(chunk)) {
-      const m = decodeMessage(raw, { fourOctetAsn: true }).message;
-      received.push(m);
-      for (const l of listeners) l(m);
-    }
-  });
-  socket.on('error', () => {});
-  await new Promise<void>((r) => socket.once('connect', () => r()));
-  return { socket, received, onMessage: (l: (m: Message) => void) => listeners.push(l) };
-}
-
-interface OpenOptions { asn: number; holdTime: number; gracefulRestart?: number }
-
-/** The OPEN of AS `asn`, router id 2.2.2.2, IPv4 unicast and route refresh (and graceful restart if given). */
-function openFrom(o: OpenOptions): Buffer {
-  return encodeOpen({
-    version: 4, myAsn: o.asn, holdTime: o.holdTime, routerId: '2.2.2.2',
-    capabilities: {
-      multiprotocol: ['ipv4-unicast'], fourOctetAsn: o.asn, routeRefresh: true, enhancedRouteRefresh: false, unknown: [],
-      ...(o.gracefulRestart !== undefined && { gracefulRestart: { restarting: true, restartTime: o.gracefulRestart, families: [] } }),
-    },
-  });
 }

@@ -1,7 +1,8 @@
 // Import policy: which received routes enter a peer's Adj-RIB-In (RFC 4271 §9.1.1). Twill's
 // policy (reference/bgp.md §1): accept only prefixes inside the cluster network, between the
 // per-node block size and /32 (/128), never a default route, never our own block, and only with a
-// next hop we can reach on a link. Plus the loop checks the RFCs require.
+// next hop we can reach on a link and that is not our own (next-hop.ts). Plus the loop checks the
+// RFCs require, and a limit on how many routes one peer may give us.
 //
 // `accept` empty means accept nothing. An agent that installs what it learns into the kernel must
 // not take an arbitrary table by default (the same stance as RFC 8212 for eBGP); the agent fills
@@ -15,6 +16,7 @@
 import { InvalidArgumentError } from '../../core/errors.js';
 import type { PathAttributes, Prefix, Route } from '../types.js';
 import { asPathContains } from './as-path.js';
+import { unusableNextHop, type OwnAddresses } from './next-hop.js';
 import { PrefixBits, readPrefix } from './prefix-bits.js';
 import { PrefixSet, prefixRange, type PrefixRangeInput } from './prefix-set.js';
 
@@ -34,6 +36,10 @@ export type RejectReason =
   | 'originator-loop'
   /** Our cluster id is in CLUSTER_LIST (RFC 4456 §8). */
   | 'cluster-loop'
+  /** NEXT_HOP is one of our own addresses (RFC 4271 §6.3: the route is ignored, the session stays). */
+  | 'own-next-hop'
+  /** NEXT_HOP is a loopback address (127.0.0.0/8, ::1): the traffic would never leave this host. */
+  | 'loopback-next-hop'
   /** `requireOnLinkNextHop` said no. */
   | 'next-hop-not-on-link'
   /** Would take the peer's Adj-RIB-In for the family beyond `maxPrefixes` (decided by the RIB). */
@@ -61,7 +67,11 @@ export interface ImportPolicyConfig {
    * block: a more-specific route learned for it would take our pods' traffic).
    */
   readonly rejectPrefixes?: readonly Prefix[] | undefined;
-  /** Most accepted routes per family in one peer's Adj-RIB-In; beyond it the session sends Cease/1 (RFC 4486). */
+  /**
+   * Most accepted routes per family in one peer's Adj-RIB-In; beyond it the session sends Cease/1
+   * (RFC 4486). Default {@link DEFAULT_MAX_PREFIXES}: a peer that leaks a full table must not
+   * fill the agent's memory and the kernel's routing table.
+   */
   readonly maxPrefixes?: number | undefined;
   /**
    * True for a next hop we can install (on a connected link). Called for each route that passed
@@ -70,10 +80,12 @@ export interface ImportPolicyConfig {
   readonly requireOnLinkNextHop?: ((nextHop: string) => boolean) | undefined;
 }
 
+/** Routes per family one peer may give us when its policy names no limit (a cluster has far fewer nodes). */
+export const DEFAULT_MAX_PREFIXES = 10_000;
+
 /** Who we are and what kind of peer sent the route. The RIB keeps one per peer. */
-export interface ImportContext {
+export interface ImportContext extends OwnAddresses {
   readonly localAsn: number;
-  readonly routerId: string;
   /** RFC 4456 cluster id; our router id unless configured. */
   readonly clusterId: string;
   readonly ibgp: boolean;
@@ -84,7 +96,7 @@ export class ImportPolicy {
   readonly accept: PrefixSet;
   readonly rejectDefaultRoute: boolean;
   readonly rejectPrefixes: PrefixSet;
-  readonly maxPrefixes: number | undefined;
+  readonly maxPrefixes: number;
   private readonly onLink: ((nextHop: string) => boolean) | undefined;
   private readonly bits = new PrefixBits();
   // One-entry memos, see the file comment.
@@ -102,7 +114,7 @@ export class ImportPolicy {
     if (max !== undefined && (!Number.isInteger(max) || max < 1)) {
       throw new InvalidArgumentError('max prefixes', max, 'must be a positive integer');
     }
-    this.maxPrefixes = max;
+    this.maxPrefixes = max ?? DEFAULT_MAX_PREFIXES;
     this.onLink = config.requireOnLinkNextHop;
   }
 
@@ -116,6 +128,8 @@ export class ImportPolicy {
     if (!this.accept.matchesBits(bits)) return reject('not-accepted');
     const byAttributes = this.attributeVerdict(route.attributes, context);
     if (!byAttributes.accepted) return byAttributes;
+    const unusable = unusableNextHop(route.nextHop, context);
+    if (unusable !== undefined) return reject(unusable);
     if (this.onLink !== undefined && !this.onLink(route.nextHop)) return reject('next-hop-not-on-link');
     return ACCEPT;
   }

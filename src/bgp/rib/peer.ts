@@ -19,7 +19,15 @@ export interface LocalIdentity {
   readonly routerId: string;
   /** RFC 4456 cluster id; default the router id. */
   readonly clusterId?: string | undefined;
+  /**
+   * The speaker's other own addresses (configured local and listen addresses, its sessions'
+   * ends), canonical text: a route with one of them as its next hop is refused (RFC 4271 §6.3).
+   * The owner may add to the set while the RIB runs; every peer sees the additions.
+   */
+  readonly ownAddresses?: ReadonlySet<string> | undefined;
 }
+
+const NO_ADDRESSES: ReadonlySet<string> = new Set();
 
 /** A peer, as the session describes it when it reaches Established. */
 export interface PeerInfo {
@@ -67,6 +75,8 @@ export class PeerState implements PathSource, ExportTarget {
   readonly importContext: ImportContext;
   readonly importPolicy: ImportPolicy;
   policy: ExportPolicy;
+  /** Announcements import policy refused (RibStats). */
+  rejected = 0;
   private exportCache = new WeakMap<PathAttributes, CachedExport>();
 
   constructor(
@@ -95,6 +105,8 @@ export class PeerState implements PathSource, ExportTarget {
       routerId: identity.routerId,
       clusterId: identity.clusterId ?? identity.routerId,
       ibgp: info.ibgp,
+      localAddress: this.localAddress,
+      ownAddresses: identity.ownAddresses ?? NO_ADDRESSES,
     });
     this.out = new AdjRibOut(this.families);
   }

@@ -37,6 +37,8 @@ export interface UpdateResult {
   readonly bestChanges: BestChange[];
   /** Announced routes import policy refused (a previously accepted route for the prefix is withdrawn). */
   readonly rejected: Rejection[];
+  /** Accepted routes that a refused announcement replaced, and so withdrew (RFC 4271 §3.1: implicit withdraw). */
+  readonly replacedByRejected: { readonly family: Family; readonly prefix: Prefix }[];
   /** Set when the peer went over its limit: the session sends Cease/1 (RFC 4486) and removes the peer. */
   maxPrefixExceeded: MaxPrefixExceeded | undefined;
 }
@@ -66,6 +68,8 @@ export interface PeerStats {
   /** Accepted routes in the Adj-RIB-In, per family. */
   readonly received: Readonly<Record<Family, number>>;
   readonly stale: number;
+  /** Announcements import policy refused while the peer has been in the RIB (each named with its reason in the speaker's 'routes' event). */
+  readonly rejected: number;
   /** Prefixes the peer holds from us. */
   readonly advertised: number;
   /** Prefixes whose best changed since the last pendingFor(); 'full' when everything is to be compared. */

@@ -53,7 +53,7 @@ export class Rib {
   /** Withdrawals first, then announcements, so a prefix in both ends up announced. */
   applyUpdate(peerId: string, update: ReceivedUpdate): UpdateResult {
     const peer = this.peer(peerId);
-    const result: UpdateResult = { bestChanges: [], rejected: [], maxPrefixExceeded: undefined };
+    const result: UpdateResult = { bestChanges: [], rejected: [], replacedByRejected: [], maxPrefixExceeded: undefined };
     for (const { family, prefix } of update.withdrawn) this.remove(peer, family, prefix, result.bestChanges);
     const policy = peer.importPolicy;
     const max = policy.maxPrefixes;
@@ -62,11 +62,11 @@ export class Rib {
       if (!verdict.accepted) {
         result.rejected.push({ route, reason: verdict.reason });
         // The announcement replaces what the peer said before, and it is refused: nothing is left.
-        this.remove(peer, route.family, route.prefix, result.bestChanges);
+        if (this.remove(peer, route.family, route.prefix, result.bestChanges)) result.replacedByRejected.push({ family: route.family, prefix: route.prefix });
         continue;
       }
       const old = this.loc.holds(route.family, route.prefix, peer) ? peer.routes.get(route.family, route.prefix) : undefined;
-      if (old === undefined && max !== undefined && peer.routes.size(route.family) >= max) {
+      if (old === undefined && peer.routes.size(route.family) >= max) {
         result.rejected.push({ route, reason: 'max-prefix' });
         result.maxPrefixExceeded ??= { family: route.family, limit: max };
         continue;
@@ -78,6 +78,7 @@ export class Rib {
       peer.routes.set(route);
       this.reselect(peer, route.family, route.prefix, old, route, result.bestChanges);
     }
+    peer.rejected += result.rejected.length;
     return result;
   }
 
@@ -179,6 +180,7 @@ export class Rib {
         peerId: p.id,
         received: { 'ipv4-unicast': p.routes.size('ipv4-unicast'), 'ipv6-unicast': p.routes.size('ipv6-unicast') },
         stale: p.routes.staleCount(),
+        rejected: p.rejected,
         advertised: p.out.sentCount(),
         pendingChanges: p.out.pendingCount(),
       }),
@@ -196,9 +198,11 @@ export class Rib {
     return peer;
   }
 
-  private remove(source: PathSource, family: Family, prefix: Prefix, changes: BestChange[]): void {
+  /** Deletes `source`'s route for the prefix, if it has one; returns whether it had. */
+  private remove(source: PathSource, family: Family, prefix: Prefix, changes: BestChange[]): boolean {
     const old = source.routes.delete(family, prefix);
     if (old !== undefined) this.reselect(source, family, prefix, old, undefined, changes);
+    return old !== undefined;
   }
 
   /**

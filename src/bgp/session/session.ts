@@ -1,13 +1,13 @@
 import { EventEmitter } from 'node:events';
 import type net from 'node:net';
 import { Backoff } from '../../core/backoff.js';
-import { parseIpv4Value } from '../../core/ip.js';
 import type { Family, Message, NotificationMessage, UpdateMessage } from '../types.js';
 import { MessageType } from '../types.js';
 import {
   BgpMessageError, CeaseSubcode, encodeKeepalive, encodeNotification, encodeOpen, FsmErrorSubcode, isEndOfRib, NotificationCode,
 } from '../wire/index.js';
 import type { LocalConfig, ResolvedPeerConfig } from './config.js';
+import { collisionBetween, incomingToReplace, MAX_PENDING_INCOMING } from './collision.js';
 import { Connection } from './connection.js';
 import { buildOpen, negotiate, type Negotiated } from './open.js';
 import type { BgpTransport } from './transport.js';
@@ -145,9 +145,10 @@ export class Session extends EventEmitter<SessionEvents> {
   }
 
   /**
-   * A connection the speaker accepted from this peer's address. Adopted unless one is already
-   * established: RFC 4271 §6.8 then closes the newcomer, except that a peer which advertised
-   * graceful restart is restarting (RFC 4724 §4.2), so the old session goes and the new one stays.
+   * A connection the speaker accepted from this peer's address. It gets our OPEN like any other;
+   * what happens to an established session is decided only once its OPEN arrives (collision
+   * detection, RFC 4271 §6.8, in resolveCollision()). A bare TCP connection proves nothing: any
+   * local user of the peer's host can open one.
    */
   accept(socket: net.Socket): void {
     const conn = new Connection(socket, false);
@@ -155,13 +156,10 @@ export class Session extends EventEmitter<SessionEvents> {
       conn.close(encodeNotification(NotificationCode.CEASE, CeaseSubcode.CONNECTION_REJECTED));
       return;
     }
-    const est = this.established();
-    if (est) {
-      if (est.negotiated?.peerRestartTime === undefined) {
-        conn.close(encodeNotification(NotificationCode.CEASE, CeaseSubcode.CONNECTION_COLLISION_RESOLUTION));
-        return;
-      }
-      this.dropConnection(est, 'the peer reconnected (graceful restart)');
+    const replaced = incomingToReplace(this.attempts);
+    if (replaced) {
+      this.emit('warning', new Error(`closed a connection from ${this.peer.address} still in ${replaced.state}: a newer one came, and at most ${MAX_PENDING_INCOMING} may wait at once`));
+      this.closeWith(replaced, NotificationCode.CEASE, CeaseSubcode.CONNECTION_REJECTED, 'connection rejected', 'replaced by a newer connection from the peer');
     }
     this.transport.setTtl?.(socket, this.ttl());
     this.adopt(conn);
@@ -269,22 +267,24 @@ export class Session extends EventEmitter<SessionEvents> {
     this.refreshState('OPEN received');
   }
 
-  /**
-   * RFC 4271 §6.8. Returns true when `a` (whose OPEN just arrived) lost. The connection started
-   * by the speaker with the higher BGP identifier survives; an established one always does.
-   */
+  /** RFC 4271 §6.8 (collision.ts decides). Returns true when `a`, whose OPEN just arrived, lost. */
   private resolveCollision(a: Attempt): boolean {
     for (const other of this.attempts) {
       if (other === a) continue;
-      if (other.state === 'established') {
-        this.closeWith(a, NotificationCode.CEASE, CeaseSubcode.CONNECTION_COLLISION_RESOLUTION, 'connection collision', 'collision with an established session');
-        return true;
+      const established = other.state === 'established';
+      switch (collisionBetween(this.local.routerId, a, other)) {
+        case 'none':
+          continue;
+        case 'peer-restarted':
+          this.dropConnection(other, `the peer restarted: a new connection sent its OPEN with BGP identifier ${other.negotiated!.peerRouterId} (graceful restart)`);
+          continue;
+        case 'close-other':
+          this.closeWith(other, NotificationCode.CEASE, CeaseSubcode.CONNECTION_COLLISION_RESOLUTION, 'connection collision', 'connection collision resolved');
+          continue;
+        case 'close-newcomer':
+          this.closeWith(a, NotificationCode.CEASE, CeaseSubcode.CONNECTION_COLLISION_RESOLUTION, 'connection collision', established ? 'collision with an established session' : 'connection collision resolved');
+          return true;
       }
-      if (other.state !== 'openconfirm') continue;
-      const localWins = parseIpv4Value(this.local.routerId) > parseIpv4Value(a.negotiated!.peerRouterId);
-      const loser = (a.conn.initiatedLocally === localWins) ? other : a;
-      this.closeWith(loser, NotificationCode.CEASE, CeaseSubcode.CONNECTION_COLLISION_RESOLUTION, 'connection collision', 'connection collision resolved');
-      if (loser === a) return true;
     }
     return false;
   }

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { isIP, isIPv4 } from 'node:net';
 import type { Family, LocalAdvertisement, SpeakerPeerConfig } from '../../bgp/index.js';
-import { parsePrefixRange } from '../../bgp/index.js';
+import { DEFAULT_MAX_PREFIXES, parsePrefixRange } from '../../bgp/index.js';
 import { InvalidArgumentError } from '../../core/errors.js';
 import { FlagValues, helpText, integerInRange, readCommandLine, type FlagSpec } from '../../core/flag-parser.js';
 import { parseHostPort, type HostPort } from '../../core/host-port.js';
@@ -33,7 +33,7 @@ const FLAGS: readonly FlagSpec[] = [
   { name: 'asn', kind: 'string', arg: 'N', help: 'local AS number, 1..4294967295 (4-octet ASNs per RFC 6793).' },
   { name: 'router-id', kind: 'string', arg: 'IPv4', help: 'BGP identifier, a non-zero dotted quad.' },
   { name: 'listen', kind: 'repeated', arg: 'ADDR:PORT', help: 'accept connections here (repeatable; [v6]:port for IPv6). Without it the speaker only connects out, and passive peers are refused.' },
-  { name: 'peer', kind: 'repeated', arg: 'ADDR[:PORT],asn=N[,passive][,md5=KEY][,multihop=TTL][,local=IP][,families=ipv4|ipv6|ipv4+ipv6][,hold=S][,max-prefix=N][,nexthop6=IPv6][,graceful-restart=S]', help: 'a peer (repeatable). IPv6 with a port: [addr]:port. graceful-restart: the restart time advertised (RFC 4724, receiving speaker; default 120, 0 = no capability).' },
+  { name: 'peer', kind: 'repeated', arg: 'ADDR[:PORT],asn=N[,passive][,md5=KEY][,multihop=TTL][,local=IP][,families=ipv4|ipv6|ipv4+ipv6][,hold=S][,max-prefix=N][,nexthop6=IPv6][,graceful-restart=S]', help: `a peer (repeatable). IPv6 with a port: [addr]:port. max-prefix: most routes per family taken from the peer before Cease/1 (default ${DEFAULT_MAX_PREFIXES}). graceful-restart: the restart time advertised (RFC 4724, receiving speaker; default 120, 0 = no capability).` },
   { name: 'announce', kind: 'repeated', arg: 'PREFIX[,nexthop=IP]', help: 'originate this prefix (repeatable); next hop self unless given.' },
   { name: 'accept', kind: 'repeated', arg: 'PREFIX[,le=N][,ge=N]', help: 'learn prefixes inside this range (repeatable); the default route is never learned. Without any, nothing is learned.' },
   { name: 'print-routes', kind: 'boolean', default: 'true', help: 'print a JSON line per learned or withdrawn route; --no-print-routes prints per-peer route counts instead, at most every 20 ms (large tables).' },

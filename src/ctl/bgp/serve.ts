@@ -47,7 +47,7 @@ function routePrinter(speaker: Speaker, config: ServeConfig, print: Print): void
     });
     return;
   }
-  const counts = (): Record<string, unknown>[] => speaker.stats().peers.map((p) => ({ peer: p.peerId, received: p.received, advertised: p.advertised }));
+  const counts = (): Record<string, unknown>[] => speaker.stats().peers.map((p) => ({ peer: p.peerId, received: p.received, rejected: p.rejected, advertised: p.advertised }));
   let timer: NodeJS.Timeout | undefined;
   speaker.on('routes', () => {
     timer ??= setTimeout(() => {

@@ -1,0 +1,210 @@
+/**
+ * An in-memory BgpTransport, for speaker tests that run on fake time (vi.useFakeTimers): no
+ * sockets and no ports, so nothing happens between two steps of a test but what the test does.
+ * A connection is a pair of Duplex streams behaving as TCP does towards Node code (data, FIN
+ * with `end()`, a reset with `destroy()`, 'close' once both directions are done). The test holds
+ * the far end of each as a {@link MemoryEnd}.
+ *
+ *   const net = new MemoryNetwork();
+ *   const speaker = await Speaker.start({ ..., listen: [{ host: '198.18.0.1', port: 179 }], transport: net.transport });
+ *   const peer = net.dial('198.18.0.2');          // the peer connects to the speaker
+ *   peer.send(openFrom({ asn: 65002, holdTime: 9 }));
+ *   await settle();                                // let the streams deliver
+ *
+ * Connections the speaker opens itself wait in `pendingDials` until the test answers them
+ * (`answer(dial, true)` connects, `false` refuses); unanswered, they time out on the (fake) clock
+ * after the speaker's connect timeout, as a SYN to a silent host would.
+ */
+import { EventEmitter } from 'node:events';
+import type net from 'node:net';
+import { Duplex } from 'node:stream';
+import type { BgpListener, BgpTransport, ConnectOptions } from '../../src/bgp/index.js';
+import { recordMessages, type ReceivedMessage } from './bgp-scripted-peer.js';
+
+/** One end of an in-memory TCP connection: what Connection reads from a net.Socket. */
+class MemorySocket extends Duplex {
+  other: MemorySocket | undefined;
+  private eof = false;
+
+  constructor(readonly localAddress: string, readonly localPort: number, readonly remoteAddress: string, readonly remotePort: number) {
+    super({ allowHalfOpen: false });
+  }
+
+  setNoDelay(): this {
+    return this;
+  }
+
+  override _read(): void {}
+
+  override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (err?: Error | null) => void): void {
+    this.other?.deliver(chunk);
+    callback();
+  }
+
+  /** end(): a FIN to the other side. */
+  override _final(callback: (err?: Error | null) => void): void {
+    this.other?.deliver(null);
+    callback();
+  }
+
+  /** destroy(): the other side sees the connection end too (a reset reads as an end here). */
+  override _destroy(err: Error | null, callback: (err?: Error | null) => void): void {
+    this.other?.deliver(null);
+    callback(err);
+  }
+
+  private deliver(chunk: Buffer | null): void {
+    if (this.eof || this.destroyed) return;
+    if (chunk === null) this.eof = true;
+    this.push(chunk);
+  }
+}
+
+/** The test's end of a connection: the peer's side. */
+export class MemoryEnd {
+  readonly received: ReceivedMessage[] = [];
+  /** Set when the connection is over on the test's side (closed by either end). */
+  closed = false;
+
+  constructor(
+    /** The peer's address: where the connection comes from (or goes to, for one the speaker opened). */
+    readonly address: string,
+    /** True when the speaker opened the connection. */
+    readonly dialledBySpeaker: boolean,
+    private readonly socket: MemorySocket,
+    private readonly speakerSide: MemorySocket,
+  ) {
+    recordMessages(socket, this.received);
+    socket.on('close', () => { this.closed = true; });
+    socket.on('error', () => {});
+  }
+
+  /** True while the speaker has not closed its side. */
+  get openAtSpeaker(): boolean {
+    return !this.speakerSide.destroyed && !this.speakerSide.writableEnded;
+  }
+
+  send(message: Buffer): void {
+    if (!this.socket.destroyed && !this.socket.writableEnded) this.socket.write(message);
+  }
+
+  /** Closes gracefully (FIN). */
+  end(): void {
+    this.socket.end();
+  }
+
+  /** Drops the connection at once. */
+  reset(): void {
+    this.socket.destroy();
+  }
+}
+
+/** An outgoing connection the speaker asked for, not answered yet. */
+export interface PendingDial {
+  readonly opts: ConnectOptions;
+  /** The speaker gave up on it (aborted or timed out). */
+  readonly settled: boolean;
+}
+
+interface Dial extends PendingDial {
+  settled: boolean;
+  resolve(socket: net.Socket): void;
+  reject(err: Error): void;
+}
+
+let nextPort = 40000;
+
+export class MemoryNetwork {
+  /** Every connection made so far, in order. */
+  readonly ends: MemoryEnd[] = [];
+  private readonly servers: { readonly host: string; readonly port: number; readonly server: EventEmitter }[] = [];
+  private readonly dials: Dial[] = [];
+
+  readonly transport: BgpTransport = {
+    connect: (opts) => this.connect(opts),
+    listen: (opts) => Promise.resolve(this.listen(opts.host, opts.port)),
+  };
+
+  /** Outgoing connections waiting for answer(). */
+  get pendingDials(): readonly PendingDial[] {
+    return this.dials.filter((d) => !d.settled);
+  }
+
+  /** `from` connects to the speaker's first listener. Throws when the speaker listens nowhere. */
+  dial(from: string): MemoryEnd {
+    const listener = this.servers[0];
+    if (!listener) throw new Error('the speaker listens nowhere');
+    const [speakerSide, end] = this.pair(listener.host, listener.port, from, false);
+    listener.server.emit('connection', speakerSide);
+    return end;
+  }
+
+  /** Completes (`accept`) or refuses one of the speaker's connection attempts. */
+  answer(dial: PendingDial, accept: boolean): MemoryEnd | undefined {
+    const d = dial as Dial;
+    if (d.settled) return undefined;
+    d.settled = true;
+    if (!accept) {
+      d.reject(new Error(`connect ECONNREFUSED ${d.opts.host}:${d.opts.port}`));
+      return undefined;
+    }
+    const [speakerSide, end] = this.pair(d.opts.localAddress ?? '198.18.255.1', nextPort++, d.opts.host, true);
+    d.resolve(speakerSide);
+    return end;
+  }
+
+  private pair(speakerAddress: string, speakerPort: number, peerAddress: string, dialledBySpeaker: boolean): [net.Socket, MemoryEnd] {
+    const peerPort = nextPort++;
+    const speakerSide = new MemorySocket(speakerAddress, speakerPort, peerAddress, peerPort);
+    const peerSide = new MemorySocket(peerAddress, peerPort, speakerAddress, speakerPort);
+    speakerSide.other = peerSide;
+    peerSide.other = speakerSide;
+    const end = new MemoryEnd(peerAddress, dialledBySpeaker, peerSide, speakerSide);
+    this.ends.push(end);
+    // Connection reads what net.Socket has (remoteAddress, setNoDelay, writableNeedDrain...); a
+    // MemorySocket has those, not the rest of net.Socket's surface.
+    return [speakerSide as unknown as net.Socket, end];
+  }
+
+  private connect(opts: ConnectOptions): Promise<net.Socket> {
+    return new Promise((resolve, reject) => {
+      const dial: Dial = { opts, settled: false, resolve, reject };
+      const fail = (why: string): void => {
+        if (dial.settled) return;
+        dial.settled = true;
+        reject(new Error(why));
+      };
+      const timer = setTimeout(() => fail(`connect to ${opts.host}:${opts.port} timed out after ${opts.timeoutMs} ms`), opts.timeoutMs);
+      opts.signal?.addEventListener('abort', () => fail('connect aborted'), { once: true });
+      dial.resolve = (socket) => {
+        clearTimeout(timer);
+        resolve(socket);
+      };
+      this.dials.push(dial);
+    });
+  }
+
+  private listen(host: string, port: number): BgpListener {
+    const server = new EventEmitter();
+    const entry = { host, port: port === 0 ? 179 : port, server };
+    this.servers.push(entry);
+    Object.assign(server, { address: () => ({ address: entry.host, port: entry.port, family: host.includes(':') ? 'IPv6' : 'IPv4' }) });
+    return {
+      server: server as unknown as net.Server,
+      setMd5Key: () => {},
+      close: () => {
+        this.servers.splice(this.servers.indexOf(entry), 1);
+        return Promise.resolve();
+      },
+    };
+  }
+}
+
+/**
+ * Lets every stream event, microtask and setImmediate callback queued so far run, and what they
+ * queue in turn (a few rounds: a message in, the speaker's answer out, its flush on setImmediate).
+ * Timers do not run: under vi.useFakeTimers they wait for the test to advance the clock.
+ */
+export async function settle(rounds = 8): Promise<void> {
+  for (let i = 0; i < rounds; i++) await new Promise<void>((r) => setImmediate(r));
+}
