@@ -12,9 +12,9 @@ FROM ${NODE_IMAGE} AS builder
 RUN apt-get update \
  && apt-get install -y --no-install-recommends gcc libc6-dev \
  && rm -rf /var/lib/apt/lists/*
-# The shim has its fallback (node + dist/src/cni/main.js) compiled in as absolute paths, so the
-# build runs where the code lives at run time: /opt/twill/current, which is the release directory
-# on a node (deploy/kubernetes/twill.yaml) and a symlink to /opt/twill in the image (below).
+# The shim has its fallback (bin/node + dist/src/cni/main.js) compiled in as absolute paths, so
+# the build runs where the code lives at run time: /opt/twill/current, which is the release
+# directory on a node (scripts/install-cni.sh) and a symlink to /opt/twill in the image (below).
 WORKDIR /opt/twill/current
 # Dependencies first, so this layer is reused while only the sources change.
 COPY package.json package-lock.json ./
@@ -39,17 +39,22 @@ COPY --from=builder /opt/twill/current/package.json ./package.json
 COPY --from=builder /opt/twill/current/node_modules ./node_modules
 COPY --from=builder /opt/twill/current/dist ./dist
 COPY --from=builder /opt/twill/current/proto ./proto
-# The CNI plugin that deploy/kubernetes/twill.yaml installs on each node as /opt/cni/bin/twill,
-# with this image's package.json, dist/ and node_modules/ under /opt/twill/current on the node.
-# It is the C shim (dist/cni/twill): it hands each call to twilld over /run/twill/cni.sock and,
-# when the agent is not reachable, runs `node /opt/twill/current/dist/src/cni/main.js` (node from
-# /usr/local/bin, else the PATH), so the node still needs Node.js >= 20 for that fallback. The
-# `current` symlink makes the same compiled-in path valid inside this image.
+# The CNI plugin that deploy/kubernetes/twill.yaml installs on each node as /opt/cni/bin/twill
+# (scripts/install-cni.sh, kept here as /opt/twill/bin/install-cni), with this image's
+# package.json, dist/, node_modules/ and bin/ (this node binary included) as a release under
+# /opt/twill/current on the node. It is the C shim (dist/cni/twill): it hands each call to twilld
+# over /run/twill/cni.sock and, when the agent is not reachable, runs
+# `/opt/twill/current/bin/node /opt/twill/current/dist/src/cni/main.js`, so the node needs no
+# Node.js of its own (only a glibc as recent as this image's Debian). The `current` symlink makes
+# the same compiled-in paths valid inside this image.
+COPY --from=builder /opt/twill/current/scripts/install-cni.sh ./bin/install-cni
 RUN ln -s . /opt/twill/current \
  && test -f /opt/twill/current/dist/src/cni/main.js \
  && mkdir -p /opt/twill/bin \
+ && cp "$(command -v node)" /opt/twill/bin/node \
+ && test -x /opt/twill/current/bin/node \
  && cp /opt/twill/dist/cni/twill /opt/twill/bin/twill-cni \
- && chmod 0755 /opt/twill/bin/twill-cni \
+ && chmod 0755 /opt/twill/bin/twill-cni /opt/twill/bin/install-cni \
  && ln -s /opt/twill/dist/src/ctl/main.js /usr/local/bin/twillctl \
  && ln -s /opt/twill/bin/twill-cni /usr/local/bin/twill
 ENTRYPOINT ["node", "/opt/twill/dist/src/agent/main.js"]

@@ -1,5 +1,5 @@
 import { isIPv4 } from 'node:net';
-import { parseDuration } from '../core/duration.js';
+import { formatDuration, parseDuration } from '../core/duration.js';
 import { InvalidArgumentError } from '../core/errors.js';
 import { validateIfname } from '../core/ifname.js';
 import { parseLogLevel, type LogLevel } from '../core/logger.js';
@@ -7,7 +7,7 @@ import { twillVersion } from '../core/version.js';
 import { ETCD_FLAGS, hidePassword, parseEtcdFlags, type EtcdFlags } from '../core/etcd-flags.js';
 import { envName as envVar, FlagValues, helpText, integerInRange, readCommandLine, type FlagSpec } from '../core/flag-parser.js';
 import { formatHostPort, parseHostPort } from '../core/host-port.js';
-import { DEFAULT_MAX_THREADS } from '../cni/plugin-pool.js';
+import { DEFAULT_MAX_THREADS, DEFAULT_TIMEOUT_MS, MAX_TIMEOUT_MS } from '../cni/plugin-pool.js';
 
 // twilld's command line: the etcd flags shared with twillctl, then the agent's own. Every flag
 // can also come from the environment as TWILLD_<FLAG_IN_UPPER_SNAKE> (see core/flag-parser.ts).
@@ -31,6 +31,12 @@ export interface AgentFlags extends EtcdFlags {
   readonly cniDataDir: string;
   /** Threads serving CNI calls. */
   readonly cniWorkers: number;
+  /** Each CNI call's deadline. */
+  readonly cniTimeoutMs: number;
+  /** A group whose members may use the CNI socket besides root; undefined: root only. */
+  readonly cniSocketGroup: number | undefined;
+  /** The runtime's CNI configuration directory, read for the dataDirs in use; undefined: not read. */
+  readonly cniConfDir: string | undefined;
 }
 
 export type AgentCommand =
@@ -51,6 +57,9 @@ const FLAGS: readonly FlagSpec[] = [
   { name: 'log-level', kind: 'string', arg: 'LEVEL', default: 'info', help: 'fatal, error, warn, info, debug or trace; logs are JSON lines on stderr.' },
   { name: 'cni-socket', kind: 'string', arg: 'PATH', default: '/run/twill/cni.sock', help: 'unix socket where the twill CNI plugin hands its calls to the agent (warm state: much faster ADD and DEL); "" or "off" disables it, and the plugin then runs in-process.' },
   { name: 'cni-data-dir', kind: 'string', arg: 'DIR', default: '/run/twill/ipam', help: 'the CNI plugin\'s address records (its dataDir); at start, addresses of pods whose network namespace is gone are released.' },
+  { name: 'cni-timeout', kind: 'string', arg: 'DURATION', default: formatDuration(DEFAULT_TIMEOUT_MS), help: `deadline of each CNI call (1s to ${formatDuration(MAX_TIMEOUT_MS)}); past it the call fails with code 11 and an ADD is rolled back.` },
+  { name: 'cni-socket-group', kind: 'string', arg: 'GID', default: '', help: 'numeric group whose members may use the CNI socket besides root (it becomes 0660); "" lets root only.' },
+  { name: 'cni-conf-dir', kind: 'string', arg: 'DIR', default: '/etc/cni/net.d', help: 'the container runtime\'s CNI configuration directory: the dataDirs of its twill entries are reconciled at start too; "" or "off" skips it.' },
   { name: 'cni-workers', kind: 'string', arg: 'N', default: String(DEFAULT_MAX_THREADS), help: 'most threads that serve CNI calls in parallel, each with its own netlink sockets (1 to 64). Two stay warm; more start when calls overlap (a call mostly waits in the kernel, so threads, not cores, bound parallel pods) and stop after 5 min idle.' },
   { name: 'resync-interval', kind: 'string', arg: 'DURATION', default: '10s', help: 'how often the backend compares the kernel with the leases and repairs drift; at least 100ms.' },
 ];
@@ -81,6 +90,9 @@ function validate(v: FlagValues): AgentFlags {
   const cniSocket = v.required('cni-socket');
   const cniDataDir = v.required('cni-data-dir');
   const cniWorkers = v.required('cni-workers');
+  const cniTimeout = v.required('cni-timeout');
+  const cniSocketGroup = v.required('cni-socket-group');
+  const cniConfDir = v.required('cni-conf-dir');
   const flags: AgentFlags = {
     ...parseEtcdFlags(v),
     ifaces: Object.freeze(ifaces.items.map((i) => iface(i, ifaces.what))),
@@ -95,6 +107,9 @@ function validate(v: FlagValues): AgentFlags {
     cniSocket: cniSocket.value === '' || cniSocket.value === 'off' ? undefined : absolutePath(cniSocket.value, cniSocket.what),
     cniDataDir: absolutePath(cniDataDir.value, cniDataDir.what),
     cniWorkers: integerInRange(cniWorkers.value, cniWorkers.what, 1, 64),
+    cniTimeoutMs: atMost(atLeast(parseDuration(cniTimeout.value, cniTimeout.what), 1000, cniTimeout.value, cniTimeout.what), MAX_TIMEOUT_MS, cniTimeout.value, cniTimeout.what),
+    cniSocketGroup: cniSocketGroup.value === '' ? undefined : integerInRange(cniSocketGroup.value, cniSocketGroup.what, 0, 0xfffffffe),
+    cniConfDir: cniConfDir.value === '' || cniConfDir.value === 'off' ? undefined : absolutePath(cniConfDir.value, cniConfDir.what),
   };
   return Object.freeze(flags);
 }
@@ -129,7 +144,12 @@ function leaseTtl(value: string, what: string): number {
 }
 
 function atLeast(ms: number, min: number, value: string, what: string): number {
-  if (ms < min) throw new InvalidArgumentError(what, value, `must be at least ${min >= 1000 ? `${min / 1000}s` : `${min}ms`}`);
+  if (ms < min) throw new InvalidArgumentError(what, value, `must be at least ${formatDuration(min)}`);
+  return ms;
+}
+
+function atMost(ms: number, max: number, value: string, what: string): number {
+  if (ms > max) throw new InvalidArgumentError(what, value, `must be at most ${formatDuration(max)}`);
   return ms;
 }
 

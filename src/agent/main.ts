@@ -2,7 +2,7 @@
 import { registerBuiltins } from '../backends/builtins.js';
 import { InvalidArgumentError } from '../core/errors.js';
 import { createLogger } from '../core/logger.js';
-import { Netlink } from '../netlink/index.js';
+import { exitNow, Netlink } from '../netlink/index.js';
 import { Masquerade } from '../nftables/index.js';
 import { EtcdSubnetStore } from '../store/index.js';
 import { Agent } from './agent.js';
@@ -53,30 +53,42 @@ async function runAgent(flags: AgentFlags): Promise<number> {
 
   let server: HealthServer | undefined;
   let cni: CniService | undefined;
+  let code = 1;
   try {
     if (flags.cniSocket !== undefined) {
-      cni = await startCniService({ socketPath: flags.cniSocket, dataDir: flags.cniDataDir, workers: flags.cniWorkers, log: log.child({ component: 'cni' }) });
+      cni = await startCniService({
+        socketPath: flags.cniSocket, dataDir: flags.cniDataDir, confDir: flags.cniConfDir, workers: flags.cniWorkers,
+        timeoutMs: flags.cniTimeoutMs, socketGroup: flags.cniSocketGroup, log: log.child({ component: 'cni' }),
+      });
     }
     if (flags.healthzAddr !== undefined) {
       server = await startHealthServer({
         addr: flags.healthzAddr,
         metrics: flags.metrics ? metrics : undefined,
-        health: () => agent.health(),
+        health: () => {
+          const h = agent.health();
+          return { healthy: h.healthy, ready: h.ready, reason: h.reason, details: { subnet: h.subnet ?? null, problems: h.problems } };
+        },
         onError: (err) => log.warn({ err }, 'health endpoint error'),
       });
       log.info({ addr: server.address }, 'serving /healthz, /readyz and /metrics');
     }
     await agent.run(stop.signal);
-    return 0;
+    code = 0;
   } catch (err) {
     log.fatal({ err }, 'twilld failed');
-    return 1;
   } finally {
     await server?.close();
     await cni?.close();
     await store.close();
     netlink.close();
+    // process.exit() would wait forever for a CNI thread stuck in the kernel (cni/plugin-pool.ts).
+    if ((cni?.stuckThreads ?? 0) > 0) {
+      log.error({ stuckThreads: cni?.stuckThreads }, 'CNI worker threads are stuck in the kernel; exiting without waiting for them');
+      exitNow(code);
+    }
   }
+  return code;
 }
 
 async function main(): Promise<number> {

@@ -1,10 +1,12 @@
 import { EventEmitter } from 'node:events';
-import { chmod, lstat, mkdir, unlink } from 'node:fs/promises';
+import { chmod, chown, lstat, unlink } from 'node:fs/promises';
 import net from 'node:net';
 import { dirname } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { InvalidArgumentError, TwillError } from '../core/errors.js';
+import { peerCredentials, type PeerCredentials } from '../netlink/index.js';
 import { agentFailureStdout } from './spec/agent-failure.js';
+import { prepareSocketDirectory } from './socket-directory.js';
 
 // The agent's end of the CNI "thick plugin" socket. The executable runtimes run as the twill plugin
 // is a small C client (src/cni/shim/twill-cni.c): Node takes ~75 ms to start, once per pod
@@ -13,13 +15,22 @@ import { agentFailureStdout } from './spec/agent-failure.js';
 // Protocol, one call per connection:
 //   request:  "TWILL-CNI/1\n", then each CNI_* variable as "NAME=VALUE\0", then "\0" (an empty
 //             entry ends the list), then the raw stdin bytes until the client half-closes
-//   response: the exit code (0..255) in ASCII decimal + "\n", then the stdout bytes until close
-// The shim falls back to the Node plugin when no complete header arrives, so a reply is written
-// only once the whole call has run.
+//   response: the exit code (0..255) in ASCII decimal + "\n", then the stdout bytes until close;
+//             or "-\n" alone: the agent declined the call before doing anything (it is stopping),
+//             and the shim runs the plugin itself. Shims before this answer read it as a
+//             malformed header, on which they too run the plugin themselves.
+// Once the shim has sent a request, the agent may have acted on it, so the shim never runs the
+// plugin itself after that (it would redo half a call): it reports the error instead.
+//
+// Access: the socket is created 0600 (umask, so it is never connectable with looser modes), in a
+// directory only root may write, and each caller's credentials (SO_PEERCRED) are checked: root, or
+// the one group the agent is told to trust.
 
 export interface CniCall {
   readonly env: Readonly<Record<string, string>>;
   readonly stdin: Buffer;
+  /** The caller's process as the kernel recorded it at connect(2); absent in calls made in-process. */
+  readonly caller?: PeerCredentials | undefined;
 }
 
 export interface CniReply {
@@ -42,14 +53,20 @@ interface CniSocketServerEvents {
   /** A connection-level problem: a malformed request, a client gone before its reply, a timeout. */
   error: [err: Error];
   call: [event: CniCallEvent];
+  /** A caller that may not use the socket was turned away (`refusals` counts them). */
+  refused: [caller: PeerCredentials];
 }
 
 export interface CniSocketServerOptions {
   /** Largest request (framing, environment and stdin) accepted; default 16 MiB, as the shim's stdin limit. */
   readonly maxRequestBytes?: number;
+  /** A group whose members may call besides root: the socket becomes 0660 and that group's. */
+  readonly group?: number | undefined;
 }
 
 const MAGIC = Buffer.from('TWILL-CNI/1\n', 'latin1');
+/** The answer that hands a call back to the shim unstarted. */
+const DECLINED = '-\n';
 const DEFAULT_MAX_REQUEST_BYTES = 16 << 20;
 /** A client that stalls mid-request this long is dropped (the shim sends everything at once). */
 const REQUEST_IDLE_MS = 30_000;
@@ -97,6 +114,7 @@ function encodeRequest(call: CniCall): Buffer {
 }
 
 function parseReply(buf: Buffer): CniReply {
+  if (buf.toString('latin1', 0, DECLINED.length) === DECLINED) throw new TwillError('ECNI_DECLINED', 'the agent declined the call (it is stopping); run the plugin in-process');
   const nl = buf.indexOf(0x0a);
   const header = buf.toString('latin1', 0, Math.max(nl, 0));
   if (nl < 0 || !/^\d{1,3}$/.test(header) || Number(header) > 255) {
@@ -124,51 +142,74 @@ export class CniSocketServer extends EventEmitter<CniSocketServerEvents> {
   /** Calls whose handler runs or whose reply is being written (close() waits for them). */
   private readonly inFlight = new Set<Promise<void>>();
   private closing: Promise<void> | undefined;
+  private refusedCount = 0;
 
   private constructor(
     private readonly server: net.Server,
     readonly path: string,
     private readonly handler: CniHandler,
     private readonly maxRequestBytes: number,
+    private readonly group: number | undefined,
   ) {
     super();
     server.on('connection', (socket) => this.accept(socket));
     server.on('error', (err) => this.report(err));
   }
 
+  /** Callers turned away so far. */
+  get refusals(): number {
+    return this.refusedCount;
+  }
+
   /**
-   * Listens on `path`: creates its directory (0755) if missing, replaces a stale socket left by a
-   * dead agent (never a regular file, nor a socket someone still listens on), and makes the
-   * socket 0600 (only root may ask the agent to plumb pods).
+   * Listens on `path`: makes its directory (root-only) if missing and refuses one others may write
+   * to, replaces a stale socket left by a dead agent (never a regular file, nor a socket someone
+   * still listens on), and creates the socket 0600 (0660 for `group`): only root, or that group,
+   * may ask the agent to plumb pods.
    */
   static async listen(path: string, handler: CniHandler, opts: CniSocketServerOptions = {}): Promise<CniSocketServer> {
     const max = opts.maxRequestBytes ?? DEFAULT_MAX_REQUEST_BYTES;
     if (!Number.isSafeInteger(max) || max <= 0) throw new InvalidArgumentError('maxRequestBytes', max, 'must be a positive integer');
-    await mkdir(dirname(path), { recursive: true, mode: 0o755 });
+    const group = opts.group;
+    if (group !== undefined && (!Number.isInteger(group) || group < 0 || group > 0xfffffffe)) throw new InvalidArgumentError('CNI socket group', group, 'must be a numeric group ID');
+    await prepareSocketDirectory(dirname(path), group);
     await removeStaleSocket(path);
     const server = net.createServer({ allowHalfOpen: true }); // the client half-closes, then reads the reply
-    const self = new CniSocketServer(server, path, handler, max);
+    const self = new CniSocketServer(server, path, handler, max, group);
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
-      server.listen(path, () => {
-        server.off('error', reject);
-        resolve();
-      });
+      // bind(2) creates the socket file with the mode 0777 & ~umask; listen() binds before it
+      // returns, so the umask is back before anything else in this process creates a file.
+      const umask = process.umask(0o177);
+      try {
+        server.listen(path, () => {
+          server.off('error', reject);
+          resolve();
+        });
+      } finally {
+        process.umask(umask);
+      }
     });
-    try {
-      await chmod(path, 0o600);
-    } catch (err) {
-      await self.close();
-      throw err;
+    if (group !== undefined) {
+      try {
+        await chown(path, 0, group);
+        await chmod(path, 0o660);
+      } catch (err) {
+        await self.close();
+        throw err;
+      }
     }
     return self;
   }
 
-  /** Stops listening, drops requests still arriving, waits for calls in progress, removes the socket. */
+  /**
+   * Stops listening, hands requests still arriving back to their shims (which then run the plugin
+   * themselves: nothing was started), waits for calls in progress, removes the socket.
+   */
   close(): Promise<void> {
     this.closing ??= (async () => {
       const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
-      for (const socket of this.receiving) socket.destroy();
+      for (const socket of this.receiving) decline(socket);
       while (this.inFlight.size > 0) await Promise.allSettled([...this.inFlight]);
       await closed;
       await removeSocketFile(this.path);
@@ -180,11 +221,34 @@ export class CniSocketServer extends EventEmitter<CniSocketServerEvents> {
     if (this.listenerCount('error') > 0) this.emit('error', err);
   }
 
+  /** The caller's credentials when it may call; undefined (after answering it) when it may not. */
+  private admit(socket: net.Socket): PeerCredentials | undefined {
+    let caller: PeerCredentials;
+    try {
+      caller = peerCredentials((socket as unknown as { _handle: { fd: number } })._handle.fd);
+    } catch (err) {
+      this.report(err as Error);
+      socket.destroy();
+      return undefined;
+    }
+    if (caller.uid === 0 || (this.group !== undefined && caller.gid === this.group)) return caller;
+    this.refusedCount++;
+    this.emit('refused', caller);
+    // Answered at once; what the caller sends is read and dropped, so it sees the answer rather than a reset.
+    socket.resume();
+    socket.on('error', () => undefined);
+    socket.setTimeout(REQUEST_IDLE_MS, () => socket.destroy());
+    socket.end(`1\n${agentFailureStdout(`twill: permission denied: uid ${caller.uid} gid ${caller.gid} may not use ${this.path} (root${this.group === undefined ? '' : ` or group ${this.group}`} only)`)}`);
+    return undefined;
+  }
+
   private accept(socket: net.Socket): void {
     if (this.closing) {
-      socket.destroy();
+      decline(socket);
       return;
     }
+    const caller = this.admit(socket);
+    if (!caller) return;
     const chunks: Buffer[] = [];
     let size = 0;
     this.receiving.add(socket);
@@ -209,18 +273,18 @@ export class CniSocketServer extends EventEmitter<CniSocketServerEvents> {
         socket.destroy();
         return;
       }
-      const call = this.serve(socket, size <= this.maxRequestBytes ? Buffer.concat(chunks, size) : undefined, size);
+      const call = this.serve(socket, size <= this.maxRequestBytes ? Buffer.concat(chunks, size) : undefined, size, caller);
       this.inFlight.add(call);
       void call.finally(() => this.inFlight.delete(call));
     });
   }
 
-  private async serve(socket: net.Socket, request: Buffer | undefined, size: number): Promise<void> {
+  private async serve(socket: net.Socket, request: Buffer | undefined, size: number, caller: PeerCredentials): Promise<void> {
     const started = performance.now();
     let call: CniCall | undefined;
     try {
       if (request === undefined) throw protocolError(`request of ${size} bytes exceeds the limit of ${this.maxRequestBytes}`);
-      call = parseRequest(request);
+      call = { ...parseRequest(request), caller };
     } catch (err) {
       this.report(err as Error);
       return send(socket, cniErrorReply(`twill: malformed CNI request: ${errorMessage(err)}`));
@@ -235,6 +299,16 @@ export class CniSocketServer extends EventEmitter<CniSocketServerEvents> {
     await send(socket, reply);
     this.emit('call', { command: call.env['CNI_COMMAND'] ?? '', ms: performance.now() - started, exitCode: reply.exitCode });
   }
+}
+
+/** Hands an unstarted call back to the shim ("-\n") and drops what it still sends. */
+function decline(socket: net.Socket): void {
+  socket.setTimeout(0);
+  socket.removeAllListeners('data');
+  socket.removeAllListeners('end');
+  socket.on('error', () => undefined);
+  socket.resume();
+  socket.end(DECLINED);
 }
 
 /** Writes the reply and ends the connection; resolves once it is flushed or the client is gone. */

@@ -3,15 +3,19 @@ import { Netlink } from '../netlink/index.js';
 import { PodMasquerade } from '../nftables/index.js';
 import type { TwillNetConf } from './config.js';
 import type { PluginContext } from './context.js';
+import { currentNetnsIdentity } from './pod-netns.js';
 
 /** A PluginContext with real netlink, nft and on-disk IPAM; `close()` releases the host socket. */
 export function createPluginContext(): PluginContext & { close(): void } {
   const hostNetlink = Netlink.open();
   return {
     hostNetlink,
+    hostNetns: currentNetnsIdentity(),
     openNetlink: (netnsPath) => Netlink.open(netnsPath),
     masquerade: new PodMasquerade(),
-    ipam: (conf: TwillNetConf, subnet: string | undefined) => new PodIpam({ dataDir: conf.dataDir, network: conf.name, ...(subnet !== undefined && { subnet }) }),
+    ipam: (conf: TwillNetConf, subnet, onStray) => new PodIpam({
+      dataDir: conf.dataDir, network: conf.name, ...(subnet !== undefined && { subnet }), ...(onStray && { onStray }),
+    }),
     close: () => hostNetlink.close(),
   };
 }

@@ -1,7 +1,8 @@
-import type { PodIpam } from '../ipam/pod-ipam.js';
+import type { PodIpam, StrayHandler } from '../ipam/pod-ipam.js';
 import type { Netlink } from '../netlink/index.js';
 import type { PodMasquerade } from '../nftables/index.js';
 import type { TwillNetConf } from './config.js';
+import type { NetnsIdentity } from './pod-netns.js';
 import type { CniEnv } from './spec/env.js';
 
 /**
@@ -11,15 +12,24 @@ import type { CniEnv } from './spec/env.js';
 export interface PluginContext {
   /** Netlink in the host's namespace: where the bridge and the host ends of the veths live. */
   readonly hostNetlink: Netlink;
+  /** The namespace hostNetlink lives in; a pod's CNI_NETNS must never be it. */
+  readonly hostNetns: NetnsIdentity;
   /** Opens netlink inside a pod's namespace; the caller closes it. */
   readonly openNetlink: (netnsPath: string) => Netlink;
   readonly masquerade: PodMasquerade;
-  /** The allocator for a network (dataDir + name); `subnet` is the host's lease when known. */
-  readonly ipam: (conf: TwillNetConf, subnet: string | undefined) => PodIpam;
+  /**
+   * The allocator for a network (dataDir + name); `subnet` is the host's lease when known,
+   * `onStray` hears of data directory entries it skipped.
+   */
+  readonly ipam: (conf: TwillNetConf, subnet: string | undefined, onStray?: StrayHandler) => PodIpam;
 }
 
 /** One call: its CNI_* parameters and its parsed config. */
 export interface CniRequest {
   readonly env: CniEnv;
   readonly conf: TwillNetConf;
+  /** Aborted when the call's deadline passed: an ADD stops at its next step and undoes itself. */
+  readonly signal?: AbortSignal | undefined;
+  /** Notes for the log (a stray file skipped, an interface left alone); never on stdout. */
+  readonly warn: (message: string) => void;
 }

@@ -5,9 +5,12 @@ import { TwillError } from '../core/errors.js';
  * - EXHAUSTED: every candidate address of the subnet is taken;
  * - DUPLICATE: (containerId, ifname) already has an attachment (a repeated ADD without a DEL);
  * - UNAVAILABLE: the specific address asked for is taken;
- * - IO: the data directory could not be read or written, or holds a malformed attachment.
+ * - IO: the data directory could not be read or written, or holds a malformed attachment;
+ * - STRAY: an entry of the data directory is not what its name says (a directory or FIFO named
+ *   like an address, a file where a directory belongs, a name no allocator writes). Strays are
+ *   skipped and reported (PodIpamOptions.onStray), never a reason to fail a release or a GC.
  */
-export type PodIpamErrorCode = 'EXHAUSTED' | 'DUPLICATE' | 'UNAVAILABLE' | 'IO';
+export type PodIpamErrorCode = 'EXHAUSTED' | 'DUPLICATE' | 'UNAVAILABLE' | 'IO' | 'STRAY';
 
 export class PodIpamError extends TwillError {
   // `declare`: only narrows the type. A field declaration would redefine `code` as undefined

@@ -1,8 +1,9 @@
-import { closeSync, ftruncateSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmdirSync, statSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, ftruncateSync, mkdirSync, openSync, readdirSync, renameSync, rmdirSync, statSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { isIPv4 } from 'node:net';
 import { join } from 'node:path';
 import { InvalidArgumentError } from '../core/errors.js';
 import { validateIfname } from '../core/ifname.js';
+import { NotRegularFileError, readRegularFile } from '../core/regular-file.js';
 import { ipv4ToInt } from './ipv4.js';
 import { errnoOf, ioError, PodIpamError } from './pod-ipam-errors.js';
 
@@ -17,7 +18,12 @@ import { errnoOf, ioError, PodIpamError } from './pod-ipam-errors.js';
  * There is no lock: whoever creates a file with O_EXCL owns it, which holds across processes
  * (the CNI binary and the agent) as much as within one. Everything here is synchronous: the
  * files are tiny and a CNI ADD must take milliseconds, so thread-pool round trips would cost
- * more than the I/O itself.
+ * more than the I/O itself. Files are read with O_NONBLOCK and only when they are regular files
+ * (core/regular-file.ts): a FIFO dropped into the directory must not wedge the thread.
+ *
+ * Anything else found here (a directory named like an address, a file where a container's
+ * directory belongs, a name no allocator writes) is a stray: it is reported to `onStray` and
+ * skipped, so it can never make a DEL or a GC fail.
  */
 
 /** The one owner of an address: a container's interface (the CNI "attachment" key). */
@@ -36,6 +42,11 @@ export interface AttachmentRecord {
   readonly ips: readonly string[];
   /** ISO 8601 time of the ADD. */
   readonly created: string;
+  /**
+   * Names the ADD that made the record. A rolled-back ADD undoes only its own attempt, so an ADD
+   * that was given up on (a deadline) and wakes up later never frees what a retry allocated.
+   */
+  readonly attempt?: string;
 }
 
 /** One attachment file found by a listing: its record, or why it could not be read. */
@@ -105,14 +116,26 @@ export function parseOwnerText(text: string): Owner {
   return { containerId: t.slice(0, nl).trimEnd(), ifname: t.slice(nl + 1).trim() };
 }
 
+/** Told about every stray entry skipped (see the file comment). */
+export type StrayHandler = (err: PodIpamError) => void;
+
+export function strayError(path: string, why: string): PodIpamError {
+  return new PodIpamError('STRAY', `skipped ${path}: ${why}`);
+}
+
 export class PodIpamStore {
   /** `<dataDir>/<network>`. */
   readonly dir: string;
   private readonly attachmentsDir: string;
 
-  constructor(dataDir: string, network: string) {
+  constructor(dataDir: string, network: string, private readonly onStray: StrayHandler = () => undefined) {
     this.dir = join(dataDir, checkNetworkName(network));
     this.attachmentsDir = join(this.dir, ATTACHMENTS_DIR);
+  }
+
+  /** Reports a stray entry. */
+  stray(err: PodIpamError): void {
+    this.onStray(err);
   }
 
   // ---- address files ----
@@ -126,19 +149,27 @@ export class PodIpamStore {
     return this.createExclusive(this.addressPath(ip), this.dir, ownerText(owner));
   }
 
-  /** The raw content of an address file, or undefined when there is none. */
+  /**
+   * The raw content of an address file, or undefined when there is none. An entry of that name
+   * that is not a regular file throws PodIpamError STRAY.
+   */
   readAddress(ip: string): string | undefined {
-    const path = this.addressPath(ip);
+    return readFile(this.addressPath(ip));
+  }
+
+  /** Like readAddress, but a stray is reported and counts as no file. */
+  readAddressOrSkip(ip: string): string | undefined {
     try {
-      return readFileSync(path, 'utf8');
+      return this.readAddress(ip);
     } catch (err) {
-      if (errnoOf(err) === 'ENOENT') return undefined;
-      throw ioError('read', path, err);
+      if (!(err instanceof PodIpamError) || err.code !== 'STRAY') throw err;
+      this.stray(err);
+      return undefined;
     }
   }
 
   holdsAddress(ip: string, owner: Owner): boolean {
-    return this.readAddress(ip)?.trim() === ownerText(owner);
+    return this.readAddressOrSkip(ip)?.trim() === ownerText(owner);
   }
 
   /**
@@ -151,9 +182,9 @@ export class PodIpamStore {
     return this.removeAddressIf(ip, (text) => text.trim() === ownerText(owner));
   }
 
-  /** Removes the address file if its content passes `test`. */
+  /** Removes the address file if its content passes `test`; a stray of that name is skipped. */
   removeAddressIf(ip: string, test: (content: string) => boolean): boolean {
-    const text = this.readAddress(ip);
+    const text = this.readAddressOrSkip(ip);
     return text !== undefined && test(text) && this.unlink(this.addressPath(ip));
   }
 
@@ -190,7 +221,7 @@ export class PodIpamStore {
   /** The last address handed out, as text; undefined when unknown. Never throws: it is a hint. */
   readLastReserved(): string | undefined {
     try {
-      return readFileSync(join(this.dir, LAST_RESERVED_FILE), 'utf8').trim();
+      return readRegularFile(join(this.dir, LAST_RESERVED_FILE)).trim();
     } catch {
       return undefined;
     }
@@ -259,17 +290,14 @@ export class PodIpamStore {
     }
   }
 
-  /** The attachment of `owner`, undefined when there is none; throws PodIpamError IO if malformed. */
+  /**
+   * The attachment of `owner`, undefined when there is none; throws PodIpamError IO if malformed,
+   * STRAY if the entry is not a regular file.
+   */
   readAttachment(owner: Owner): AttachmentRecord | undefined {
     const path = this.attachmentPath(owner);
-    let text: string;
-    try {
-      text = readFileSync(path, 'utf8');
-    } catch (err) {
-      const code = errnoOf(err);
-      if (code === 'ENOENT' || code === 'ENOTDIR') return undefined;
-      throw ioError('read', path, err);
-    }
+    const text = readFile(path);
+    if (text === undefined) return undefined;
     if (text === '') {
       // Claimed by O_EXCL an instant ago and not written yet: an ADD in progress, holding nothing.
       const mtime = statSync(path, { throwIfNoEntry: false })?.mtimeMs ?? Date.now();
@@ -280,7 +308,16 @@ export class PodIpamStore {
 
   /** Removes the attachment and, when it was the container's last, the container's directory. */
   removeAttachment(owner: Owner): boolean {
-    const removed = this.unlink(this.attachmentPath(owner));
+    const path = this.attachmentPath(owner);
+    let removed: boolean;
+    try {
+      removed = this.unlink(path);
+    } catch (err) {
+      // A directory in the attachment's place (unlink(2) says EISDIR): a stray, not ours to remove.
+      if (!(err instanceof PodIpamError) || errnoOf(err.cause) !== 'EISDIR') throw err;
+      this.stray(strayError(path, 'a directory where an attachment file belongs'));
+      return false;
+    }
     const dir = this.containerDir(owner.containerId);
     try {
       rmdirSync(dir);
@@ -306,14 +343,18 @@ export class PodIpamStore {
       throw ioError('list', this.attachmentsDir, err);
     }
     for (const containerId of ids.sort()) {
-      if (!CONTAINER_ID.test(containerId)) continue; // not ours: leave it alone
       const dir = this.containerDir(containerId);
+      if (!CONTAINER_ID.test(containerId) || containerId.length > NAME_MAX) {
+        this.stray(strayError(dir, 'not a container ID'));
+        continue; // not ours: leave it alone
+      }
       let names: string[];
       try {
         names = readdirSync(dir);
       } catch (err) {
         const code = errnoOf(err);
-        if (code !== 'ENOENT' && code !== 'ENOTDIR') errors.push(ioError('list', dir, err));
+        if (code === 'ENOTDIR') this.stray(strayError(dir, 'a file where a container\'s directory belongs'));
+        else if (code !== 'ENOENT') errors.push(ioError('list', dir, err));
         continue;
       }
       for (const ifname of names.sort()) {
@@ -325,13 +366,15 @@ export class PodIpamStore {
         try {
           owner = checkOwner(containerId, ifname);
         } catch {
+          this.stray(strayError(join(dir, ifname), 'not an interface name'));
           continue; // not an attachment of ours
         }
         try {
           const record = this.readAttachment(owner);
           if (record) entries.push({ owner, record });
         } catch (err) {
-          entries.push({ owner, error: err instanceof Error ? err : ioError('read', join(dir, ifname), err) });
+          if (err instanceof PodIpamError && err.code === 'STRAY') this.stray(err);
+          else entries.push({ owner, error: err instanceof Error ? err : ioError('read', join(dir, ifname), err) });
         }
       }
     }
@@ -410,6 +453,18 @@ export class PodIpamStore {
   }
 }
 
+/** A file's content; undefined when it does not exist. Never blocks (core/regular-file.ts). */
+function readFile(path: string): string | undefined {
+  try {
+    return readRegularFile(path);
+  } catch (err) {
+    if (err instanceof NotRegularFileError) throw strayError(path, `a ${err.kind}, not a file`);
+    const code = errnoOf(err);
+    if (code === 'ENOENT' || code === 'ENOTDIR') return undefined;
+    throw ioError('read', path, err);
+  }
+}
+
 function closeQuietly(fd: number): void {
   try {
     closeSync(fd);
@@ -429,9 +484,13 @@ function parseAttachment(text: string, owner: Owner, path: string): AttachmentRe
   if (typeof value !== 'object' || value === null || Array.isArray(value)) throw bad('not a JSON object');
   const v = value as Record<string, unknown>;
   if (v.containerId !== owner.containerId || v.ifname !== owner.ifname) throw bad('containerId and ifname do not match its path');
-  const { ips, created, netns } = v;
+  const { ips, created, netns, attempt } = v;
   if (!Array.isArray(ips) || !ips.every((ip): ip is string => typeof ip === 'string')) throw bad('"ips" is not a list of strings');
   if (typeof created !== 'string') throw bad('"created" is not a string');
   if (netns !== undefined && typeof netns !== 'string') throw bad('"netns" is not a string');
-  return { containerId: owner.containerId, ifname: owner.ifname, ...(netns === undefined ? {} : { netns }), ips: [...ips], created };
+  if (attempt !== undefined && typeof attempt !== 'string') throw bad('"attempt" is not a string');
+  return {
+    containerId: owner.containerId, ifname: owner.ifname, ...(netns === undefined ? {} : { netns }), ips: [...ips], created,
+    ...(attempt === undefined ? {} : { attempt }),
+  };
 }

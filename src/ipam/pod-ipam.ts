@@ -1,12 +1,13 @@
+import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { isIPv4 } from 'node:net';
 import { InvalidArgumentError } from '../core/errors.js';
 import { parseCidr, parseIp, type IpAddress } from '../core/ip.js';
 import { blockSize, formatIpv4Prefix, intToIpv4, ipv4ToInt, parseIpv4Prefix } from './ipv4.js';
 import { PodIpamError } from './pod-ipam-errors.js';
-import { checkOwner, parseOwnerText, PodIpamStore, type AttachmentListing, type AttachmentRecord, type Owner } from './pod-ipam-store.js';
+import { checkOwner, parseOwnerText, PodIpamStore, type AttachmentListing, type AttachmentRecord, type Owner, type StrayHandler } from './pod-ipam-store.js';
 
-export type { AttachmentRecord, Owner } from './pod-ipam-store.js';
+export type { AttachmentRecord, Owner, StrayHandler } from './pod-ipam-store.js';
 export { PodIpamError, type PodIpamErrorCode } from './pod-ipam-errors.js';
 
 /**
@@ -28,6 +29,8 @@ export interface PodIpamOptions {
   readonly subnet?: string;
   /** Default: the network address + 1. Never allocated. */
   readonly gateway?: string;
+  /** Told about each stray entry of the data directory that was skipped (pod-ipam-store.ts). */
+  readonly onStray?: StrayHandler;
 }
 
 export interface AllocateRequest {
@@ -44,6 +47,8 @@ export interface Allocation {
   /** The address with the subnet's prefix length, "10.244.3.5/24". */
   readonly cidr: string;
   readonly gateway: string;
+  /** This allocation's attempt token (AttachmentRecord.attempt): what its undo passes to release(). */
+  readonly attempt: string;
 }
 
 /** What gc() and reconcile() released, and the per-entry failures they went past. */
@@ -98,7 +103,7 @@ export class PodIpam {
     this.range = opts.subnet === undefined ? undefined : podRange(opts.subnet, opts.gateway);
     this.subnet = this.range?.subnet;
     this.gateway = this.range === undefined ? undefined : intToIpv4(this.range.gateway);
-    this.store = new PodIpamStore(opts.dataDir, opts.network);
+    this.store = new PodIpamStore(opts.dataDir, opts.network, opts.onStray);
   }
 
   /**
@@ -121,6 +126,7 @@ export class PodIpam {
       ...(req.netns === undefined ? {} : { netns: req.netns }),
       ips: [],
       created: new Date().toISOString(),
+      attempt: randomBytes(6).toString('hex'),
     };
     if (!this.store.claimAttachment(placeholder)) throw this.duplicateError(owner);
 
@@ -129,7 +135,7 @@ export class PodIpam {
       claimed = requested === undefined ? this.claimNext(range, owner) : this.claimRequested(range, requested, owner);
       const cidr = `${claimed}/${range.prefixLength}`;
       this.store.writeAttachment({ ...placeholder, ips: [cidr] });
-      return { address: claimed, cidr, gateway: intToIpv4(range.gateway) };
+      return { address: claimed, cidr, gateway: intToIpv4(range.gateway), attempt: placeholder.attempt! };
     } catch (err) {
       this.undoClaims(owner, claimed);
       throw err;
@@ -141,16 +147,21 @@ export class PodIpam {
    * nothing (a repeated DEL is not an error, CNI spec "DEL"). Address files are removed only when
    * they name this owner. Without a usable attachment (a crash between the steps of an ADD or a
    * DEL) the address files are scanned for the owner, as host-local's ReleaseByID always does.
+   *
+   * With `attempt` (an ADD undoing itself) only that attempt's allocation is released: when the
+   * attachment is gone or belongs to a later attempt, nothing is.
    */
-  release(containerId: string, ifname: string): string[] {
+  release(containerId: string, ifname: string, attempt?: string): string[] {
     const owner = checkOwner(containerId, ifname);
     let record: AttachmentRecord | undefined;
     try {
       record = this.store.readAttachment(owner);
     } catch (err) {
       if (!(err instanceof PodIpamError)) throw err;
+      if (err.code === 'STRAY') this.store.stray(err);
       record = undefined; // malformed: the scan below still finds the addresses
     }
+    if (attempt !== undefined && record?.attempt !== attempt) return [];
     const released: string[] = [];
     if (record !== undefined && record.ips.length > 0) {
       for (const cidr of record.ips) {
@@ -295,7 +306,12 @@ export class PodIpam {
 
   private claimRequested(range: PodRange, ip: string, owner: Owner): string {
     if (!this.store.claimAddress(ip, owner)) {
-      const holder = this.store.readAddress(ip);
+      let holder: string | undefined;
+      try {
+        holder = this.store.readAddress(ip);
+      } catch {
+        holder = undefined; // only names the holder in the message
+      }
       const by = holder === undefined ? '' : ` by ${describeOwner(parseOwnerText(holder))}`;
       throw new PodIpamError('UNAVAILABLE', `requested address ${ip} in ${range.subnet} is taken${by}`);
     }
@@ -383,7 +399,7 @@ export class PodIpam {
     const byOwner = new Map<string, { owner: Owner; created: string; ips: string[] }>();
     for (const ip of ips) {
       try {
-        const text = this.store.readAddress(ip);
+        const text = this.store.readAddressOrSkip(ip);
         if (text === undefined) continue;
         const owner = parseOwnerText(text);
         if (!doomed(ip, owner)) continue;

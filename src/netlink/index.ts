@@ -16,3 +16,5 @@ export { connectTcp, TcpConnectError, type ConnectTcpOptions } from './tcp-conne
 export { listenTcp, type ListenTcpOptions, type TcpListener } from './tcp-listen.js';
 export { setTcpTtl, readTcpTtl, type TcpTransportOptions } from './tcp-socket.js';
 export { TCP_MD5SIG_MAXKEYLEN } from './tcp-md5.js';
+export { peerCredentials, type PeerCredentials } from './peer-credentials.js';
+export { exitNow } from './libc.js';

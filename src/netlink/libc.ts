@@ -24,6 +24,7 @@ const writeFn = libc.func('long write(int fd, const void *buf, unsigned long cou
 const readFn = libc.func('long read(int fd, void *buf, unsigned long count)');
 const pollFn = libc.func('int poll(void *fds, unsigned long nfds, int timeout)');
 const ifNameToIndexFn = libc.func('unsigned int if_nametoindex(const char *name)');
+const exitFn = libc.func('void _exit(int status)');
 
 export const CLONE_NEWNET = 0x40000000;
 export const MS_BIND = 4096;
@@ -40,6 +41,7 @@ export const SO_RCVBUFFORCE = 33;
 export const SO_SNDBUFFORCE = 32;
 export const SO_REUSEADDR = 2;
 export const SO_ERROR = 4;
+export const SO_PEERCRED = 17;
 export const AF_INET = 2;
 export const AF_INET6 = 10;
 export const SOCK_STREAM = 1;
@@ -95,12 +97,17 @@ export function setsockoptBuffer(fd: number, level: number, name: number, value:
   check(setsockoptFn(fd, level, name, value, value.length) as number, op, target);
 }
 
-export function getsockoptInt(fd: number, level: number, name: number, op = 'getsockopt'): number {
-  const value = Buffer.alloc(4);
+/** getsockopt(2) of a `size`-byte option value; the value as the kernel filled it in. */
+export function getsockoptBuffer(fd: number, level: number, name: number, size: number, op = 'getsockopt'): Buffer {
+  const value = Buffer.alloc(size);
   const len = Buffer.alloc(4);
-  len.writeUInt32LE(4);
+  len.writeUInt32LE(size);
   check(getsockoptFn(fd, level, name, value, len) as number, op);
-  return value.readInt32LE();
+  return value;
+}
+
+export function getsockoptInt(fd: number, level: number, name: number, op = 'getsockopt'): number {
+  return getsockoptBuffer(fd, level, name, 4, op).readInt32LE();
 }
 
 /** socket(2) in the calling thread's network namespace; returns the new fd. */
@@ -161,4 +168,14 @@ export function ifNameToIndex(name: string): number {
   const index = ifNameToIndexFn(name) as number;
   if (index === 0) throw new NetlinkError({ op: 'if_nametoindex', errno: koffi.errno() || 19, target: name });
   return index;
+}
+
+/**
+ * _exit(2): ends the process at once, every thread with it. process.exit() first joins the worker
+ * threads, so a thread stuck in a system call (a FIFO opened without O_NONBLOCK, a hung file
+ * system) would make it wait forever.
+ */
+export function exitNow(code: number): never {
+  exitFn(code);
+  throw new Error('_exit returned');
 }

@@ -1,4 +1,4 @@
-import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readlinkSync, unlinkSync, constants as fsc } from 'node:fs';
+import { closeSync, existsSync, fstatSync, mkdirSync, openSync, readdirSync, readlinkSync, statSync, unlinkSync, constants as fsc } from 'node:fs';
 import { InvalidArgumentError } from '../core/errors.js';
 import { NetlinkError } from './errors.js';
 import { CLONE_NEWNET, MNT_DETACH, MS_BIND, MS_REC, MS_SHARED, mount, setns, umount2, unshare } from './libc.js';
@@ -23,15 +23,35 @@ export function currentNetnsId(): string {
   return readlinkSync(SELF_NETNS);
 }
 
-/** Opens a namespace file (a /run/netns entry or /proc/<pid>/ns/net) and checks it exists. */
+const EINVAL = 22;
+
+/**
+ * Opens a namespace file (a /run/netns entry or /proc/<pid>/ns/net) without ever blocking or
+ * touching anything but a namespace file. Namespace files (nsfs) are regular files, so anything
+ * else is refused before it is opened: opening a FIFO waits for a writer forever (and would
+ * wedge the thread), opening a device can have side effects. O_NONBLOCK covers a FIFO swapped in
+ * after the check, and fstat(2) checks the type again on what was opened.
+ */
 function openNetnsFile(path: string): number {
+  let fd: number;
   try {
-    return openSync(path, fsc.O_RDONLY);
+    if (!statSync(path).isFile()) throw notNamespace(path);
+    fd = openSync(path, fsc.O_RDONLY | fsc.O_NONBLOCK | fsc.O_NOCTTY);
   } catch (err) {
+    if (err instanceof NetlinkError) throw err;
     const e = err as NodeJS.ErrnoException;
     throw new NetlinkError({ op: 'netns.open', errno: Math.abs(e.errno ?? 2), target: path },
       e.code === 'ENOENT' ? 'no such network namespace' : undefined);
   }
+  if (!fstatSync(fd).isFile()) {
+    closeSync(fd);
+    throw notNamespace(path);
+  }
+  return fd;
+}
+
+function notNamespace(path: string): NetlinkError {
+  return new NetlinkError({ op: 'netns.open', errno: EINVAL, target: path }, 'not a namespace file');
 }
 
 /**

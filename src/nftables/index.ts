@@ -9,4 +9,4 @@ export { parseTable, hasTable, type NftChain, type NftRule, type NftTable } from
 export {
   renderMasqueradeScript, renderRemoveScript, KUBE_PROXY_MASQ_MARK, TABLE_FAMILY, TABLE_NAME, type MasqueradeSpec,
 } from './script.js';
-export { PodMasquerade, POD_MASQ_TABLE, type PodMasqueradeOptions } from './pod-masquerade.js';
+export { PodMasquerade, podMasqueradeOwner, POD_MASQ_TABLE, type MasqueradedPod, type PodMasqueradeOptions } from './pod-masquerade.js';

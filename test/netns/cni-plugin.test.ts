@@ -1,10 +1,10 @@
-import { existsSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { tempDir } from '../helpers/cleanup.js';
-import { CNI_SHIM, cniCall, startCniServer, writeSubnetFile, type CniCallOptions } from '../helpers/cni.js';
+import { addressFiles, bedCall as call, bedConf as conf, CNI_MODES, CNI_SHIM, createCniBed, masqueradedPods, resultAddress, startCniServer, vethNames, writeSubnetFile, type CniBed, type CniCallOptions } from '../helpers/cni.js';
 import { run } from '../helpers/exec.js';
-import { createTestNetns, type TestNetns } from '../helpers/netns.js';
+import { createTestNetns } from '../helpers/netns.js';
 import { isRoot, useCleanup } from '../helpers/vitest.js';
 
 /*
@@ -17,40 +17,12 @@ import { isRoot, useCleanup } from '../helpers/vitest.js';
 const VERSIONS = ['0.3.1', '0.4.0', '1.0.0', '1.1.0'] as const;
 const GATEWAY = '10.244.7.1';
 
-interface Ctx {
-  host: TestNetns;
-  subnetFile: string;
-  dataDir: string;
-  socket: string | undefined;
-}
-
-function conf(c: Ctx, extra: Record<string, unknown> = {}, version = '1.1.0'): Record<string, unknown> {
-  return { cniVersion: version, name: 'twill-test', type: 'twill', subnetFile: c.subnetFile, dataDir: c.dataDir, ...extra };
-}
-
-async function call(c: Ctx, opts: Omit<CniCallOptions, 'socket'>): ReturnType<typeof cniCall> {
-  return cniCall(c.host, { ...opts, socket: c.socket });
-}
-
-function addressFiles(c: Ctx, network = 'twill-test'): string[] {
-  const dir = join(c.dataDir, network);
-  return existsSync(dir) ? readdirSync(dir).filter((f) => /^\d+\.\d+\.\d+\.\d+$/.test(f)) : [];
-}
-
-async function hostVeths(c: Ctx): Promise<string[]> {
-  return (await c.host.links()).filter((l) => l.linkinfo?.info_kind === 'veth').map((l) => l.ifname);
-}
-
-for (const mode of ['agent', 'in-process'] as const) {
+for (const mode of CNI_MODES) {
   describe.skipIf(!isRoot || !existsSync(CNI_SHIM))(`twill CNI plugin (${mode})`, () => {
     useCleanup();
-    const c = {} as Ctx;
+    let c: CniBed;
     beforeAll(async () => {
-      c.host = await createTestNetns('cnihost');
-      const dir = tempDir('cni');
-      c.subnetFile = writeSubnetFile({ subnet: `${GATEWAY}/24`, dir });
-      c.dataDir = join(dir, 'ipam');
-      c.socket = mode === 'agent' ? (await startCniServer(c.host, { dataDir: c.dataDir })).socket : undefined;
+      c = await createCniBed(mode, GATEWAY);
     });
 
     it('VERSION lists the spec versions and needs nothing else', async () => {
@@ -120,8 +92,8 @@ for (const mode of ['agent', 'in-process'] as const) {
         const del = await call(c, { command: 'DEL', containerId: id, netns: pod.netnsPath, conf: conf(c, { prevResult }, version) });
         expect(del.code, del.stdout + del.stderr).toBe(0);
         expect((await pod.links()).some((l) => l.ifname === 'eth0')).toBe(false);
-        expect(await hostVeths(c)).not.toContain(ifaces[1]!.name);
-        expect(addressFiles(c)).not.toContain(address.split('/')[0]);
+        expect(await vethNames(c.host)).not.toContain(ifaces[1]!.name);
+        expect(addressFiles(c.dataDir)).not.toContain(address.split('/')[0]);
         const again = await call(c, { command: 'DEL', containerId: id, netns: pod.netnsPath, conf: conf(c, {}, version) });
         expect(again.code).toBe(0);
       });
@@ -139,62 +111,64 @@ for (const mode of ['agent', 'in-process'] as const) {
         got.push(((r.json!.ips as { address: string }[])[0]!.address));
       }
       expect(got.sort()).toEqual(['10.245.0.2/29', '10.245.0.3/29', '10.245.0.4/29', '10.245.0.5/29', '10.245.0.6/29']);
-      const vethsBefore = await hostVeths(small);
+      const vethsBefore = await vethNames(small.host);
       const full = await call(small, { command: 'ADD', containerId: 'small5', netns: pods[5]!.netnsPath, conf: cfg() });
       expect(full.code).toBe(1);
       expect(full.json?.code).toBe(101);
       expect(full.json?.msg).toMatch(/10\.245\.0\.0\/29/);
-      expect(await hostVeths(small)).toEqual(vethsBefore);
+      expect(await vethNames(small.host)).toEqual(vethsBefore);
       expect((await pods[5]!.links()).some((l) => l.ifname === 'eth0')).toBe(false);
-      expect(addressFiles(small)).toHaveLength(5);
+      expect(addressFiles(small.dataDir)).toHaveLength(5);
       for (const i of [0, 1, 2, 3, 4]) expect((await call(small, { command: 'DEL', containerId: `small${i}`, netns: pods[i]!.netnsPath, conf: cfg() })).code).toBe(0);
-      expect(addressFiles(small)).toHaveLength(0);
+      expect(addressFiles(small.dataDir)).toHaveLength(0);
     });
 
-    it('a repeated ADD for the same container and ifname fails; a second ifname works; DEL frees only its own', async () => {
+    it('a repeated ADD for the same container and ifname returns the same result; a second ifname works; DEL frees only its own', async () => {
       const pod = await createTestNetns('pod');
       const first = await call(c, { command: 'ADD', containerId: 'dup', netns: pod.netnsPath, conf: conf(c) });
       expect(first.code).toBe(0);
       const repeat = await call(c, { command: 'ADD', containerId: 'dup', netns: pod.netnsPath, conf: conf(c) });
-      expect(repeat.code).toBe(1);
-      expect([103, 104]).toContain(repeat.json?.code);
+      expect(repeat.code, repeat.stdout).toBe(0);
+      expect(repeat.json).toEqual(first.json);
       const second = await call(c, { command: 'ADD', containerId: 'dup', netns: pod.netnsPath, ifname: 'eth1', conf: conf(c, { isDefaultGateway: false }) });
       expect(second.code, second.stdout).toBe(0);
-      const a1 = (first.json!.ips as { address: string }[])[0]!.address.split('/')[0]!;
-      const a2 = (second.json!.ips as { address: string }[])[0]!.address.split('/')[0]!;
+      const a1 = resultAddress(first);
+      const a2 = resultAddress(second);
       expect(a1).not.toBe(a2);
       expect((await call(c, { command: 'DEL', containerId: 'dup', netns: pod.netnsPath, ifname: 'eth1', conf: conf(c) })).code).toBe(0);
-      expect(addressFiles(c)).toContain(a1);
-      expect(addressFiles(c)).not.toContain(a2);
+      expect(addressFiles(c.dataDir)).toContain(a1);
+      expect(addressFiles(c.dataDir)).not.toContain(a2);
       expect((await pod.links()).map((l) => l.ifname)).toContain('eth0');
       expect((await call(c, { command: 'DEL', containerId: 'dup', netns: pod.netnsPath, conf: conf(c) })).code).toBe(0);
-      expect(addressFiles(c)).not.toContain(a1);
+      expect(addressFiles(c.dataDir)).not.toContain(a1);
     });
 
     it('an existing interface name fails with nothing leaked', async () => {
       const pod = await createTestNetns('pod');
       await pod.run('ip', ['link', 'add', 'eth0', 'type', 'bridge']);
-      const before = addressFiles(c).length;
-      const vethsBefore = await hostVeths(c);
+      const before = addressFiles(c.dataDir).length;
+      const vethsBefore = await vethNames(c.host);
       const r = await call(c, { command: 'ADD', containerId: 'exists', netns: pod.netnsPath, conf: conf(c) });
       expect(r.code).toBe(1);
       expect(r.json?.code).toBe(103);
       expect(r.json?.msg).toMatch(/eth0 already exists/);
-      expect(addressFiles(c)).toHaveLength(before);
-      expect(await hostVeths(c)).toEqual(vethsBefore);
+      expect(addressFiles(c.dataDir)).toHaveLength(before);
+      expect(await vethNames(c.host)).toEqual(vethsBefore);
+      // The runtime's DEL after the failed ADD succeeds, and leaves the pod's own eth0 alone.
       expect((await call(c, { command: 'DEL', containerId: 'exists', netns: pod.netnsPath, conf: conf(c) })).code).toBe(0);
+      expect((await pod.link('eth0'))?.linkinfo?.info_kind).toBe('bridge');
     });
 
     it('DEL after the namespace vanished frees the address; DEL without ADD or CNI_NETNS succeeds', async () => {
       const pod = await createTestNetns('pod');
       const r = await call(c, { command: 'ADD', containerId: 'vanish', netns: pod.netnsPath, conf: conf(c) });
       expect(r.code).toBe(0);
-      const ip = (r.json!.ips as { address: string }[])[0]!.address.split('/')[0]!;
+      const ip = resultAddress(r);
       const path = pod.netnsPath;
       await pod.destroy();
       const del = await call(c, { command: 'DEL', containerId: 'vanish', netns: path, conf: conf(c) });
       expect(del.code, del.stdout).toBe(0);
-      expect(addressFiles(c)).not.toContain(ip);
+      expect(addressFiles(c.dataDir)).not.toContain(ip);
       expect((await call(c, { command: 'DEL', containerId: 'never-added', conf: conf(c) })).code).toBe(0);
       expect((await call(c, { command: 'DEL', containerId: 'never-added', conf: conf(c, { prevResult: {} }) })).code).toBe(0);
     });
@@ -237,15 +211,14 @@ for (const mode of ['agent', 'in-process'] as const) {
       const pod = await createTestNetns('pod');
       const r = await call(c, { command: 'ADD', containerId: 'masq', netns: pod.netnsPath, conf: conf(c, { ipMasq: true }) });
       expect(r.code, r.stdout).toBe(0);
-      const ip = (r.json!.ips as { address: string }[])[0]!.address.split('/')[0]!;
-      const elements = async (): Promise<string> => (await run('nft', ['list', 'set', 'ip', 'twill-cni', 'masq-pods'], { netns: c.host.name })).stdout;
-      expect(await elements()).toContain(ip);
+      const ip = resultAddress(r);
+      expect(await masqueradedPods(c.host)).toContain(ip);
       const check = await call(c, { command: 'CHECK', containerId: 'masq', netns: pod.netnsPath, conf: conf(c, { ipMasq: true, prevResult: r.json }) });
       expect(check.code, check.stdout).toBe(0);
       const path = pod.netnsPath;
       await pod.destroy();
       expect((await call(c, { command: 'DEL', containerId: 'masq', netns: path, conf: conf(c, { ipMasq: true }) })).code).toBe(0);
-      expect(await elements()).not.toContain(ip);
+      expect(await masqueradedPods(c.host)).not.toContain(ip);
     });
 
     it('STATUS is 0 with a lease and 50 without; DEL still works without one', async () => {
@@ -263,12 +236,12 @@ for (const mode of ['agent', 'in-process'] as const) {
       for (const [i, pod] of pods.entries()) {
         const r = await call(c, { command: 'ADD', containerId: `gc${i}`, netns: pod.netnsPath, conf: conf(c) });
         expect(r.code).toBe(0);
-        ips.push((r.json!.ips as { address: string }[])[0]!.address.split('/')[0]!);
+        ips.push(resultAddress(r));
       }
       const gc = await call(c, { command: 'GC', conf: conf(c, { 'cni.dev/valid-attachments': [{ containerID: 'gc0', ifname: 'eth0' }], 'cni.dev/attachments': [{ containerID: 'gc0', ifname: 'eth0' }] }) });
       expect(gc.code, gc.stdout).toBe(0);
-      expect(addressFiles(c)).toContain(ips[0]);
-      expect(addressFiles(c)).not.toContain(ips[1]);
+      expect(addressFiles(c.dataDir)).toContain(ips[0]);
+      expect(addressFiles(c.dataDir)).not.toContain(ips[1]);
       expect(existsSync(join(c.dataDir, 'twill-test', 'last_reserved_ip.0'))).toBe(true);
       expect((await call(c, { command: 'GC', conf: conf(c, { 'cni.dev/valid-attachments': [] }, '1.0.0') })).json?.code).toBe(1);
       for (const [i, pod] of pods.entries()) await call(c, { command: 'DEL', containerId: `gc${i}`, netns: pod.netnsPath, conf: conf(c) });
@@ -276,7 +249,7 @@ for (const mode of ['agent', 'in-process'] as const) {
 
     it('bad input: the right code, the variable named, nothing created', async () => {
       const pod = await createTestNetns('pod');
-      const before = addressFiles(c).length;
+      const before = addressFiles(c.dataDir).length;
       const cases: [Omit<CniCallOptions, 'socket'>, number, RegExp][] = [
         [{ command: 'ADD', containerId: 'x', netns: pod.netnsPath, conf: conf(c), env: { CNI_COMMAND: undefined } }, 4, /CNI_COMMAND/],
         [{ command: 'FROB', containerId: 'x', netns: pod.netnsPath, conf: conf(c) }, 4, /CNI_COMMAND/],
@@ -299,7 +272,7 @@ for (const mode of ['agent', 'in-process'] as const) {
         expect(r.json?.msg).toMatch(msg);
         expect(typeof r.json?.cniVersion).toBe('string');
       }
-      expect(addressFiles(c)).toHaveLength(before);
+      expect(addressFiles(c.dataDir)).toHaveLength(before);
       expect((await pod.links()).map((l) => l.ifname)).toEqual(['lo']);
     });
 
@@ -307,11 +280,11 @@ for (const mode of ['agent', 'in-process'] as const) {
       if (mode !== 'agent') return;
       const pod = await createTestNetns('pod');
       const r = await call(c, { command: 'ADD', containerId: 'reboot', netns: pod.netnsPath, conf: conf(c) });
-      const ip = (r.json!.ips as { address: string }[])[0]!.address.split('/')[0]!;
+      const ip = resultAddress(r);
       await pod.destroy();
       rmSync(join(c.dataDir, 'none'), { force: true });
       const restarted = await startCniServer(c.host, { dataDir: c.dataDir, socket: join(tempDir('cni-sock2'), 'cni.sock') });
-      expect(addressFiles(c)).not.toContain(ip);
+      expect(addressFiles(c.dataDir)).not.toContain(ip);
       await restarted.daemon.stop();
     });
   });

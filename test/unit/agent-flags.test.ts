@@ -49,6 +49,9 @@ describe('twilld flags', () => {
       cniSocket: '/run/twill/cni.sock',
       cniDataDir: '/run/twill/ipam',
       cniWorkers: 8,
+      cniTimeoutMs: 60_000,
+      cniSocketGroup: undefined,
+      cniConfDir: '/etc/cni/net.d',
     });
     expect(Object.isFrozen(flags)).toBe(true);
     expect(Object.isFrozen(flags.etcdEndpoints)).toBe(true);
@@ -62,6 +65,7 @@ describe('twilld flags', () => {
       '--iface', 'eth1', '--public-ip', '198.18.0.7', '--subnet-file', '/tmp/x/subnet.env', '--subnet-lease-ttl', '1h',
       '--ip-masq', '--healthz-addr', '[::1]:0', '--no-metrics', '--log-level', 'debug', '--resync-interval', '500ms',
       '--cni-socket', 'off', '--cni-data-dir', '/var/lib/twill/ipam', '--cni-workers', '3',
+      '--cni-timeout', '90s', '--cni-socket-group', '4242', '--cni-conf-dir', 'off',
     ]);
     expect(flags).toEqual({
       etcdEndpoints: ['https://10.0.0.1:2379'],
@@ -83,6 +87,9 @@ describe('twilld flags', () => {
       cniSocket: undefined,
       cniDataDir: '/var/lib/twill/ipam',
       cniWorkers: 3,
+      cniTimeoutMs: 90_000,
+      cniSocketGroup: 4242,
+      cniConfDir: undefined,
     });
     expect(flagsForLog(flags).etcdPassword).toBe('<hidden>');
   });
@@ -179,6 +186,10 @@ describe('twilld flags', () => {
       [['--cni-workers', '0'], 'invalid --cni-workers "0": must be an integer from 1 to 64'],
       [['--cni-workers', '2.5'], 'invalid --cni-workers "2.5"'],
       [['--cni-workers', '65'], 'invalid --cni-workers "65"'],
+      [['--cni-timeout', '500ms'], 'invalid --cni-timeout "500ms": must be at least 1s'],
+      [['--cni-timeout', '3m'], 'invalid --cni-timeout "3m": must be at most 2m'],
+      [['--cni-socket-group', 'docker'], 'invalid --cni-socket-group "docker": must be an integer from 0 to 4294967294'],
+      [['--cni-conf-dir', 'net.d'], 'invalid --cni-conf-dir "net.d": must be an absolute path'],
       [['--resync-interval', 'often'], 'invalid --resync-interval "often"'],
       [['--etcd-prefix'], 'invalid --etcd-prefix "": needs a value'],
       [['--etcd-prefix', '--iface', 'eth0'], 'invalid --etcd-prefix "--iface": the value looks like an option; write --etcd-prefix=VALUE'],

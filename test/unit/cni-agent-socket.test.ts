@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { lstat, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, lstat, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -39,7 +39,7 @@ describe('CniSocketServer and callCniSocket', () => {
     await rm(dir, { recursive: true, force: true });
   });
 
-  async function start(handler: CniHandler, opts?: { maxRequestBytes?: number }): Promise<CniSocketServer> {
+  async function start(handler: CniHandler, opts?: { maxRequestBytes?: number; group?: number }): Promise<CniSocketServer> {
     const server = await CniSocketServer.listen(path, handler, opts);
     servers.push(server);
     return server;
@@ -56,12 +56,12 @@ describe('CniSocketServer and callCniSocket', () => {
     return { env: parsed.env, stdin: Buffer.from(parsed.stdin, 'base64') };
   }
 
-  it('round-trips env, stdin, stdout and exit code; the socket is 0600 in a 0755 directory', async () => {
+  it('round-trips env, stdin, stdout and exit code; the socket is 0600 in a root-only (0700) directory', async () => {
     const events: CniCallEvent[] = [];
     const server = await start(echo);
     server.on('call', (e) => events.push(e));
     expect((await stat(path)).mode & 0o777).toBe(0o600);
-    expect((await stat(join(dir, 'run'))).mode & 0o777).toBe(0o755);
+    expect((await stat(join(dir, 'run'))).mode & 0o777).toBe(0o700);
     const call: CniCall = {
       env: { CNI_COMMAND: 'ADD', CNI_ARGS: 'K8S_POD_NAME=a=b;IgnoreUnknown=1', CNI_PATH: 'line1\nline2', CNI_EXIT: '7' },
       stdin: Buffer.from('{"cniVersion":"1.1.0","name":"twill"}\n'),
@@ -201,6 +201,94 @@ describe('CniSocketServer and callCniSocket', () => {
     await closed;
     await expect(lstat(path)).rejects.toMatchObject({ code: 'ENOENT' });
     await expect(callCniSocket(path, { env: {}, stdin: Buffer.alloc(0) })).rejects.toMatchObject({ code: 'ENOENT' });
+  });
+
+  it('refuses a socket directory that others may write to (they could replace the socket)', async () => {
+    await mkdir(join(dir, 'run'), { mode: 0o755 });
+    await chmod(join(dir, 'run'), 0o775);
+    await expect(CniSocketServer.listen(path, echo)).rejects.toThrow(/writable by its group \(mode 775\)/);
+    await chmod(join(dir, 'run'), 0o757);
+    await expect(CniSocketServer.listen(path, echo)).rejects.toThrow(/writable by everyone/);
+    // Readable by others is fine: the socket's own mode and the caller check keep them out.
+    await chmod(join(dir, 'run'), 0o755);
+    await start(echo);
+    expect((await callCniSocket(path, { env: {}, stdin: Buffer.alloc(0) })).exitCode).toBe(0);
+  });
+
+  it('hands each call its caller\'s credentials (SO_PEERCRED)', async () => {
+    const callers: CniCall['caller'][] = [];
+    await start(async (call) => {
+      callers.push(call.caller);
+      return { exitCode: 0, stdout: '' };
+    });
+    await callCniSocket(path, { env: { CNI_COMMAND: 'VERSION' }, stdin: Buffer.alloc(0) });
+    expect(callers).toEqual([{ pid: process.pid, uid: process.getuid!(), gid: process.getgid!() }]);
+  });
+
+  describe.skipIf(process.getuid?.() !== 0)('callers that are not root (needs root to run them)', () => {
+    /** Runs a client as `uid`/`gid` that sends one request and prints the raw answer. */
+    async function callAs(uid: number, gid: number): Promise<string> {
+      const script = `const s = require('net').createConnection(${JSON.stringify(path)});
+        const out = []; s.on('connect', () => s.end('TWILL-CNI/1\\nCNI_COMMAND=VERSION\\0\\0{}'));
+        s.on('data', (c) => out.push(c)); s.on('error', (e) => { process.stdout.write('ERROR ' + e.code); });
+        s.on('end', () => process.stdout.write(Buffer.concat(out)));`;
+      const child = spawn(process.execPath, ['-e', script], { uid, gid, stdio: ['ignore', 'pipe', 'inherit'] });
+      const out: Buffer[] = [];
+      child.stdout.on('data', (c: Buffer) => out.push(c));
+      await once(child, 'close');
+      return Buffer.concat(out).toString();
+    }
+
+    it('refuses a caller that is neither root nor in the trusted group, and counts it', async () => {
+      let calls = 0;
+      const server = await start(async () => {
+        calls++;
+        return { exitCode: 0, stdout: 'served' };
+      });
+      const refused: unknown[] = [];
+      server.on('refused', (caller) => refused.push(caller));
+      // Even with the socket opened up by mistake, the caller check keeps others out.
+      await chmod(dir, 0o755);
+      await chmod(join(dir, 'run'), 0o755);
+      await chmod(path, 0o666);
+      const answer = await callAs(65534, 65534);
+      expect(answer.startsWith('1\n')).toBe(true);
+      expect(JSON.parse(answer.slice(2))).toMatchObject({ code: 100, msg: expect.stringMatching(/permission denied: uid 65534 gid 65534/) as unknown });
+      expect(calls).toBe(0);
+      expect(refused).toEqual([expect.objectContaining({ uid: 65534, gid: 65534 })]);
+      expect(server.refusals).toBe(1);
+    });
+
+    it('lets the trusted group call through a 0660 socket of that group', async () => {
+      await chmod(dir, 0o711);
+      const server = await start(async () => ({ exitCode: 0, stdout: 'served' }), { group: 4242 });
+      expect((await stat(path)).mode & 0o777).toBe(0o660);
+      expect((await stat(path)).gid).toBe(4242);
+      expect((await stat(join(dir, 'run'))).mode & 0o777).toBe(0o710);
+      expect(await callAs(65534, 4242)).toBe('0\nserved');
+      expect(server.refusals).toBe(0);
+      expect(await callAs(65534, 65534)).toMatch(/^ERROR EACCES/);
+    });
+  });
+
+  it('close() hands a request still arriving back to its client unstarted ("-")', async () => {
+    let calls = 0;
+    const server = await CniSocketServer.listen(path, async () => {
+      calls++;
+      return { exitCode: 0, stdout: '' };
+    });
+    const socket = net.createConnection({ path });
+    await once(socket, 'connect');
+    socket.write('TWILL-CNI/1\nCNI_COMMAND=ADD\0'); // the rest never comes
+    const answer = (async () => {
+      const chunks: Buffer[] = [];
+      for await (const chunk of socket) chunks.push(chunk as Buffer);
+      return Buffer.concat(chunks).toString();
+    })();
+    await new Promise((r) => setTimeout(r, 50));
+    await server.close();
+    expect(await answer).toBe('-\n');
+    expect(calls).toBe(0);
   });
 
   it('the client rejects names that are not CNI_ variables', async () => {

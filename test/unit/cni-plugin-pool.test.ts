@@ -1,6 +1,9 @@
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { PluginPool } from '../../src/cni/plugin-pool.js';
+import { waitFor } from '../helpers/wait.js';
 
 // The agent's CNI worker threads (src/cni/plugin-pool.ts): the real worker answers VERSION (no
 // root needed); stand-in workers (test/helpers/fixtures) crash or fail to start on purpose.
@@ -8,6 +11,7 @@ import { PluginPool } from '../../src/cni/plugin-pool.js';
 const REAL_WORKER = new URL('../../dist/src/cni/plugin-worker.js', import.meta.url);
 const CRASH_WORKER = new URL('../helpers/fixtures/pool-worker-crash.mjs', import.meta.url);
 const BROKEN_WORKER = new URL('../helpers/fixtures/pool-worker-broken.mjs', import.meta.url);
+const WEDGE_WORKER = new URL('../helpers/fixtures/pool-worker-wedge.mjs', import.meta.url);
 
 const pools: PluginPool[] = [];
 afterEach(async () => {
@@ -106,6 +110,48 @@ describe('PluginPool', () => {
     await expect(PluginPool.start({ maxThreads: 0 })).rejects.toThrow(/CNI worker count/);
     await expect(PluginPool.start({ maxThreads: 1.5 })).rejects.toThrow(/CNI worker count/);
     await expect(PluginPool.start({ maxThreads: 2, warmThreads: 3 })).rejects.toThrow(/must not exceed the maximum of 2/);
+  });
+
+  it('gives up on a thread stuck past a deadline: answers its call (an ADD undone by a DEL on another thread), replaces it', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'twill-pool-'));
+    const log = join(dir, 'calls.log');
+    try {
+      const stuck: Error[] = [];
+      const pool = await startPool({ maxThreads: 2, warmThreads: 2, callTimeoutMs: 200, graceMs: 100, workerUrl: WEDGE_WORKER }, { onWorkerStuck: (err) => stuck.push(err) });
+      const started = Date.now();
+      // Blocked 3 s in "the kernel": it can neither answer nor notice its own deadline.
+      const wedged = pool.run({ env: { CNI_COMMAND: 'ADD', CNI_WEDGE_MS: '3000', CNI_LOG: log }, stdin: '{"cniVersion":"0.4.0"}' });
+      const other = await pool.run({ env: { CNI_COMMAND: 'CHECK', CNI_LOG: log }, stdin: '' });
+      expect(other.exitCode).toBe(0);
+      const reply = await wedged;
+      // Deadline 200 ms + two undo windows (200 ms each) + the grace: long before the thread wakes.
+      expect(Date.now() - started).toBeLessThan(2000);
+      expect(reply.exitCode).toBe(1);
+      expect(JSON.parse(reply.stdout)).toMatchObject({ cniVersion: '0.4.0', code: 11, msg: expect.stringMatching(/ADD did not finish: its thread got stuck and was replaced; what it had done is undone/) as unknown });
+      const calls = readFileSync(log, 'utf8').trim().split('\n').map((l) => l.split(' '));
+      const addThread = calls.find(([c]) => c === 'ADD')![1];
+      expect(calls.filter(([c]) => c === 'DEL').map(([, t]) => t)).toEqual([expect.not.stringMatching(`^${addThread}$`)]);
+      expect(stuck).toHaveLength(1);
+      expect(pool.stuckThreads).toBe(1);
+      expect(pool.size).toBe(2);
+      expect((await pool.run({ env: { CNI_COMMAND: 'ADD' }, stdin: '' })).exitCode).toBe(0);
+      // Once it wakes up it answers nothing more and ends.
+      await waitFor(() => pool.stuckThreads === 0, { timeoutMs: 10_000, what: 'the stuck thread to end after it woke up' });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('close() cuts calls in progress short after its grace period and still answers them', async () => {
+    const pool = await PluginPool.start({ maxThreads: 1, callTimeoutMs: 1000, graceMs: 100, workerUrl: WEDGE_WORKER });
+    const silent = pool.run({ env: { CNI_COMMAND: 'SILENT' }, stdin: '' });
+    const started = Date.now();
+    await pool.close();
+    // The grace, then the call's undo windows (2 × 1 s) and the grace once more: not its full deadline first.
+    expect(Date.now() - started).toBeLessThan(3000);
+    const reply = await silent;
+    expect(reply.exitCode).toBe(1);
+    expect(JSON.parse(reply.stdout)).toMatchObject({ code: 11 });
   });
 
   it('answers calls made after close() with an error', async () => {

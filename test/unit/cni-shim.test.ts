@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -28,6 +28,16 @@ process.stdin.on('end', () => {
   }));
   process.exitCode = 3;
 });
+`;
+
+/**
+ * Stands in for a Node plugin stuck past its deadline: an ADD never ends; a DEL (the shim's
+ * rollback) appends its command and stdin to $SHIM_LOG and exits 0.
+ */
+const STUCK_SCRIPT = `
+const fs = require('node:fs');
+if (process.env.CNI_COMMAND === 'ADD') setInterval(() => {}, 1000);
+else fs.appendFileSync(process.env.SHIM_LOG, process.env.CNI_COMMAND + ' ' + fs.readFileSync(0, 'utf8') + '\\n');
 `;
 
 interface ShimResult {
@@ -61,6 +71,7 @@ describeShim(built ? 'twill CNI shim' : 'twill CNI shim (skipped: dist/cni/twill
   let fallbackEnv: Record<string, string>;
   const servers: CniSocketServer[] = [];
   const rawServers: net.Server[] = [];
+  const rawSockets = new Set<net.Socket>();
 
   beforeEach(async () => {
     dir = await mkdtemp(join(tmpdir(), 'twill-cni-shim-'));
@@ -71,6 +82,8 @@ describeShim(built ? 'twill CNI shim' : 'twill CNI shim (skipped: dist/cni/twill
   });
   afterEach(async () => {
     await Promise.all(servers.splice(0).map((s) => s.close()));
+    for (const socket of rawSockets) socket.destroy();
+    rawSockets.clear();
     await Promise.all(rawServers.splice(0).map((s) => new Promise((r) => s.close(r))));
     await rm(dir, { recursive: true, force: true });
   });
@@ -81,7 +94,11 @@ describeShim(built ? 'twill CNI shim' : 'twill CNI shim (skipped: dist/cni/twill
 
   /** A server at the socket path that is not twilld: it runs `onConnection` on each client. */
   async function serveRaw(onConnection: (socket: net.Socket) => void): Promise<void> {
-    const server = net.createServer(onConnection);
+    // As twilld: the client half-closes, then reads.
+    const server = net.createServer({ allowHalfOpen: true }, (socket) => {
+      rawSockets.add(socket);
+      onConnection(socket);
+    });
     rawServers.push(server);
     await new Promise<void>((r) => server.listen(socketPath, r));
   }
@@ -127,9 +144,10 @@ describeShim(built ? 'twill CNI shim' : 'twill CNI shim (skipped: dist/cni/twill
     expect(got.stdin.equals(stdin)).toBe(true);
   });
 
-  it('runs the Node plugin with the full stdin when the agent drops the connection', async () => {
+  it('runs the Node plugin with the full stdin when the agent drops the connection before taking the request', async () => {
     await serveRaw((socket) => socket.destroy());
-    const stdin = Buffer.alloc(200_000, 'x'); // more than a pipe buffer: the shim must stream it
+    // More than a socket buffer: the agent cannot have had it all, so it cannot have started.
+    const stdin = Buffer.alloc(1 << 20, 'x');
     const res = await runShim({ ...fallbackEnv, CNI_COMMAND: 'ADD' }, stdin);
     expect(res.code).toBe(3);
     const got = parseFallback(res.stdout);
@@ -137,14 +155,59 @@ describeShim(built ? 'twill CNI shim' : 'twill CNI shim (skipped: dist/cni/twill
     expect(got.stdin.equals(stdin)).toBe(true);
   });
 
-  it('runs the Node plugin when the answer has a malformed header', async () => {
+  it('runs the Node plugin when the agent declines the call unstarted ("-")', async () => {
     await serveRaw((socket) => {
       socket.resume();
-      socket.on('end', () => socket.end('HTTP/1.1 400 Bad Request\r\n\r\n'));
+      socket.on('end', () => socket.end('-\n'));
     });
-    const res = await runShim({ ...fallbackEnv, CNI_COMMAND: 'CHECK' }, Buffer.from('{"a":1}'));
+    const stdin = Buffer.from('{"cniVersion":"1.0.0"}');
+    const res = await runShim({ ...fallbackEnv, CNI_COMMAND: 'ADD' }, stdin);
     expect(res.code).toBe(3);
-    expect(parseFallback(res.stdout)).toMatchObject({ fallback: true, command: 'CHECK' });
+    expect(parseFallback(res.stdout)).toMatchObject({ fallback: true, command: 'ADD', stdin });
+  });
+
+  // Once the agent has the request it may have started the call: running it again here would
+  // work on half an ADD (the double work of issue 13, item 8). The runtime gets an error instead.
+  it.each([
+    ['closes the connection without answering', (socket: net.Socket) => socket.on('end', () => socket.destroy()), /closed the connection without answering/],
+    ['answers with a malformed header', (socket: net.Socket) => socket.on('end', () => socket.end('HTTP/1.1 400 Bad Request\r\n\r\n')), /malformed/],
+  ])('reports code 11 and runs nothing when the agent takes the request and %s', async (_what, behave, msg) => {
+    await serveRaw((socket) => {
+      socket.resume();
+      behave(socket);
+    });
+    const res = await runShim({ ...fallbackEnv, CNI_COMMAND: 'ADD' }, Buffer.from('{"cniVersion":"0.4.0","name":"x"}'));
+    expect(res.code).toBe(1);
+    const error = JSON.parse(res.stdout.toString()) as { cniVersion: string; code: number; msg: string };
+    expect(error).toMatchObject({ cniVersion: '0.4.0', code: 11, msg: expect.stringMatching(msg) as unknown });
+    expect(error.msg).toMatch(/not run again here/);
+  });
+
+  it('gives up on an agent that takes the request and never answers (TWILL_CNI_AGENT_TIMEOUT)', async () => {
+    await serveRaw((socket) => socket.resume());
+    const started = Date.now();
+    const res = await runShim({ ...fallbackEnv, CNI_COMMAND: 'DEL', TWILL_CNI_AGENT_TIMEOUT: '1' }, Buffer.from('{}'));
+    expect(Date.now() - started).toBeLessThan(5000);
+    expect(res.code).toBe(1);
+    expect(JSON.parse(res.stdout.toString())).toMatchObject({ cniVersion: '1.1.0', code: 11, msg: expect.stringMatching(/did not answer within 1 s/) as unknown });
+  });
+
+  it('stops a Node plugin that outlives its deadline (TWILL_CNI_TIMEOUT) and rolls its ADD back with a DEL', async () => {
+    const script = join(dir, 'stuck.js');
+    const log = join(dir, 'shim.log');
+    await writeFile(script, STUCK_SCRIPT);
+    const stdin = Buffer.from('{"cniVersion":"1.0.0","name":"net"}');
+    const started = Date.now();
+    const res = await runShim({
+      TWILL_CNI_SOCKET: join(dir, 'missing.sock'), TWILL_CNI_NODE_MAIN: script, TWILL_CNI_TIMEOUT: '1', SHIM_LOG: log, CNI_COMMAND: 'ADD',
+    }, stdin);
+    // Killed at the deadline plus three undo windows of min(5 s, 1 s): about 4 s.
+    expect(Date.now() - started).toBeLessThan(10_000);
+    expect(res.code).toBe(1);
+    expect(JSON.parse(res.stdout.toString())).toMatchObject({
+      cniVersion: '1.0.0', code: 11, msg: expect.stringMatching(/did not finish ADD within 1 s .*undone/) as unknown,
+    });
+    expect(await readFile(log, 'utf8')).toBe(`DEL ${stdin.toString()}\n`);
   });
 
   it('hands command-line arguments (--version) to the Node plugin without asking the agent', async () => {

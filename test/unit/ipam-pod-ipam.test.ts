@@ -1,3 +1,4 @@
+import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { isIPv4 } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -63,7 +64,7 @@ describe('PodIpam', () => {
       const ipam = make({ subnet: '10.244.3.0/29' });
       const all = [1, 2, 3, 4, 5].map((i) => ipam.allocate({ containerId: `c${i}`, ifname: 'eth0' }));
       expect(all.map((a) => a.address)).toEqual(['10.244.3.2', '10.244.3.3', '10.244.3.4', '10.244.3.5', '10.244.3.6']);
-      expect(all[0]).toEqual({ address: '10.244.3.2', cidr: '10.244.3.2/29', gateway: '10.244.3.1' });
+      expect(all[0]).toEqual({ address: '10.244.3.2', cidr: '10.244.3.2/29', gateway: '10.244.3.1', attempt: expect.stringMatching(/^[0-9a-f]{12}$/) });
       expectIpamError(() => ipam.allocate({ containerId: 'c6', ifname: 'eth0' }), 'EXHAUSTED', /^no free address in 10\.244\.3\.0\/29 \(5 in use\)$/);
       // The failed ADD left nothing behind: no attachment, no extra address.
       expect(ipam.get('c6', 'eth0')).toBeUndefined();
@@ -91,7 +92,7 @@ describe('PodIpam', () => {
       expect(readFileSync(file, 'utf8')).toBe('abc123\r\neth0');
       expect(statSync(file).mode & 0o777).toBe(0o600);
       const raw: unknown = JSON.parse(readFileSync(attachmentPath('abc123', 'eth0'), 'utf8'));
-      expect(raw).toEqual({ containerId: 'abc123', ifname: 'eth0', netns: '/var/run/netns/pod1', ips: ['10.244.3.2/24'], created: expect.any(String) });
+      expect(raw).toEqual({ containerId: 'abc123', ifname: 'eth0', netns: '/var/run/netns/pod1', ips: ['10.244.3.2/24'], created: expect.any(String), attempt: expect.any(String) });
       expect(Number.isNaN(Date.parse((raw as { created: string }).created))).toBe(false);
       expect(statSync(attachmentPath('abc123', 'eth0')).mode & 0o777).toBe(0o600);
       // No temporary file is left next to the attachment.
@@ -243,12 +244,66 @@ describe('PodIpam', () => {
     });
   });
 
+  describe('attempts', () => {
+    it('an ADD undoing itself releases only its own attempt, never what a later one allocated', () => {
+      const ipam = make();
+      const first = ipam.allocate({ containerId: 'ctr', ifname: 'eth0' });
+      expect(ipam.release('ctr', 'eth0')).toEqual([first.cidr]); // the runtime's DEL
+      const second = ipam.allocate({ containerId: 'ctr', ifname: 'eth0' });
+      expect(second.attempt).not.toBe(first.attempt);
+      expect(ipam.release('ctr', 'eth0', first.attempt)).toEqual([]); // the first ADD's late undo
+      expect(ipam.get('ctr', 'eth0')?.ips).toEqual([second.cidr]);
+      expect(ipam.holds('ctr', 'eth0', second.address)).toBe(true);
+      expect(ipam.release('ctr', 'eth0', second.attempt)).toEqual([second.cidr]);
+      expect(ipam.get('ctr', 'eth0')).toBeUndefined();
+    });
+  });
+
+  describe('stray entries', () => {
+    it('skips directories, FIFOs and foreign names with a report, never blocking or failing a release, GC or reconcile', async () => {
+      const strays: string[] = [];
+      const ipam = make({ onStray: (err) => strays.push(err.message) });
+      const kept = ipam.allocate({ containerId: 'keep', ifname: 'eth0' });
+      const dirLikeAddress = join(netDir(), '10.244.3.9');
+      const fifoLikeAddress = join(netDir(), '10.244.3.10');
+      mkdirSync(dirLikeAddress);
+      execFileSync('mkfifo', [fifoLikeAddress]);
+      rmSync(join(netDir(), 'last_reserved_ip.0'));
+      execFileSync('mkfifo', [join(netDir(), 'last_reserved_ip.0')]);
+      mkdirSync(join(netDir(), 'attachments', 'bad name!'));
+      writeFileSync(join(netDir(), 'attachments', 'a-file'), '');
+      mkdirSync(attachmentPath('ctr', 'eth0'), { recursive: true });
+      // Reading a FIFO without O_NONBLOCK waits for a writer: this one opens them now and then,
+      // so code that does would be slow and wrong rather than hang the test run.
+      const unblock = spawn(process.execPath, ['-e', `const fs = require('fs'); setInterval(() => { for (const f of ${JSON.stringify([fifoLikeAddress, join(netDir(), 'last_reserved_ip.0')])}) { try { fs.closeSync(fs.openSync(f, fs.constants.O_WRONLY | fs.constants.O_NONBLOCK)); } catch {} } }, 100);`], { stdio: 'ignore' });
+      try {
+        expect(ipam.allocate({ containerId: 'new', ifname: 'eth0' }).address).toBe('10.244.3.3'); // the hint is a FIFO: from the start
+        expect(ipam.release('gone', 'eth0')).toEqual([]); // no attachment: every address file is scanned
+        expect(ipam.release('ctr', 'eth0')).toEqual([]); // its attachment is a directory
+        expect(ipam.gc([{ containerId: 'keep', ifname: 'eth0' }, { containerId: 'new', ifname: 'eth0' }]).errors).toEqual([]);
+        expect(ipam.reconcile({ orphanGraceMs: 0 }).errors).toEqual([]);
+      } finally {
+        unblock.kill();
+      }
+      expect(ipam.holds('keep', 'eth0', kept.address)).toBe(true);
+      // Strays are not ours to remove.
+      for (const path of [dirLikeAddress, fifoLikeAddress, attachmentPath('ctr', 'eth0'), join(netDir(), 'attachments', 'bad name!')]) expect(existsSync(path), path).toBe(true);
+      expect(strays).toEqual(expect.arrayContaining([
+        expect.stringMatching(/10\.244\.3\.9: a directory, not a file$/),
+        expect.stringMatching(/10\.244\.3\.10: a FIFO, not a file$/),
+        expect.stringMatching(/bad name!: not a container ID$/),
+        expect.stringMatching(/a-file: a file where a container's directory belongs$/),
+        expect.stringMatching(/ctr\/eth0: a directory, not a file$/),
+      ]));
+    });
+  });
+
   describe('get, holds, list', () => {
     it('reads attachments back and checks address ownership', () => {
       const ipam = make();
       const a = ipam.allocate({ containerId: 'b-pod', ifname: 'eth0', netns: '/proc/1/ns/net' });
       const b = ipam.allocate({ containerId: 'a-pod', ifname: 'eth0' });
-      expect(ipam.get('b-pod', 'eth0')).toEqual({ containerId: 'b-pod', ifname: 'eth0', netns: '/proc/1/ns/net', ips: [a.cidr], created: expect.any(String) });
+      expect(ipam.get('b-pod', 'eth0')).toEqual({ containerId: 'b-pod', ifname: 'eth0', netns: '/proc/1/ns/net', ips: [a.cidr], created: expect.any(String), attempt: a.attempt });
       expect(ipam.get('b-pod', 'eth1')).toBeUndefined();
       expect(ipam.get('nobody', 'eth0')).toBeUndefined();
 
@@ -296,8 +351,8 @@ describe('PodIpam', () => {
       const { released, errors } = ipam.gc([{ containerId: 'keep', ifname: 'eth0' }, { containerId: 'keep', ifname: 'net1' }]);
       expect(errors).toEqual([]);
       expect(released).toEqual([
-        { containerId: 'gone', ifname: 'eth0', ips: [gone.cidr], created: expect.any(String) },
-        { containerId: 'keep', ifname: 'net2', ips: [goneIf.cidr], created: expect.any(String) },
+        { containerId: 'gone', ifname: 'eth0', ips: [gone.cidr], created: expect.any(String), attempt: gone.attempt },
+        { containerId: 'keep', ifname: 'net2', ips: [goneIf.cidr], created: expect.any(String), attempt: goneIf.attempt },
         { containerId: 'leaked', ifname: 'eth0', ips: ['10.244.3.200/24'], created: expect.any(String) },
       ]);
       expect(ipam.list().map((r) => `${r.containerId}/${r.ifname}`)).toEqual(['keep/eth0', 'keep/net1']);
@@ -337,7 +392,7 @@ describe('PodIpam', () => {
       unlinkSync(dead);
       const { released, errors } = ipam.reconcile();
       expect(errors).toEqual([]);
-      expect(released).toEqual([{ containerId: 'dead', ifname: 'eth0', netns: dead, ips: [d.cidr], created: expect.any(String) }]);
+      expect(released).toEqual([{ containerId: 'dead', ifname: 'eth0', netns: dead, ips: [d.cidr], created: expect.any(String), attempt: d.attempt }]);
       expect(ipam.list().map((r) => r.containerId)).toEqual(['live', 'nons']);
       expect(addressFiles()).toEqual(['10.244.3.2', '10.244.3.4']);
     });

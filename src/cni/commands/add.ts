@@ -1,95 +1,100 @@
-import { existsSync } from 'node:fs';
-import { PodIpamError } from '../../ipam/pod-ipam-errors.js';
+import { PodIpamError, type Allocation } from '../../ipam/pod-ipam.js';
 import type { Netlink } from '../../netlink/index.js';
+import { podMasqueradeOwner } from '../../nftables/index.js';
 import type { CniRequest, PluginContext } from '../context.js';
+import { openPodNetlink, requirePodNetns } from '../pod-netns.js';
 import { CniCode, CniError } from '../spec/errors.js';
-import type { CniInterface, CniIpConfig, CniResult, CniRoute } from '../spec/result.js';
+import type { CniResult } from '../spec/result.js';
 import { readSubnetState } from '../subnet-state.js';
 import { ensureHostBridge } from '../wiring/bridge.js';
-import { configurePod, createPodVeth, deleteQuietly } from '../wiring/veth.js';
-
-/** Maps the allocator's typed failures to CNI codes. */
-export function ipamToCni(err: unknown): unknown {
-  if (!(err instanceof PodIpamError)) return err;
-  const code = { EXHAUSTED: CniCode.ADDRESSES_EXHAUSTED, DUPLICATE: CniCode.DUPLICATE_ATTACHMENT, UNAVAILABLE: CniCode.ADDRESS_UNAVAILABLE, IO: CniCode.IO_FAILURE }[err.code];
-  return new CniError(code, err.message, undefined, { cause: err });
-}
+import { configurePod, createPodVeth, deleteQuietly, refuseSecondDefaultRoute } from '../wiring/veth.js';
+import { resumeAttachment } from './add-repeat.js';
+import { mergeWithPrevious, podResult } from './add-result.js';
+import { checkpoint, ipamToCni, type AddScope } from './add-scope.js';
 
 /**
- * ADD (SPEC.md "ADD"; the reference bridge plugin's order, cni.md §2): bridge with the gateway,
- * an address from the host's lease, the veth pair, the pod's address and routes, masquerading if
- * asked. Every step taken is undone when a later one fails, so a failed ADD leaks nothing (the
- * runtime's DEL that follows finds nothing left).
+ * ADD (SPEC.md "ADD"; the reference bridge plugin's order, cni.md §2): CNI_NETNS checked first,
+ * the bridge with the gateway, the pod's namespace opened (so a path that is no network namespace
+ * fails before anything is allocated), an address from the host's lease, the veth pair, the pod's
+ * address and routes, masquerading if asked. Every step taken is undone when a later one fails or
+ * the deadline passes, so a failed ADD leaks nothing. A repeated ADD of the same (container,
+ * ifname, netns) returns the attachment it finds complete, or rolls back a half-done one and
+ * starts again (add-repeat.ts).
  */
 export async function add(ctx: PluginContext, req: CniRequest): Promise<CniResult> {
   const { env, conf } = req;
-  if (!existsSync(env.netns)) throw new CniError(CniCode.INVALID_ENV, `CNI_NETNS ${JSON.stringify(env.netns)} does not exist`);
+  requirePodNetns(env.netns, ctx.hostNetns);
   const state = readSubnetState(conf.subnetFile);
-  const mtu = conf.mtu ?? state.mtu;
-  const ipMasq = conf.ipMasq ?? !state.agentMasquerades;
   const host = ctx.hostNetlink;
-
+  const mtu = conf.mtu ?? state.mtu;
   const bridge = await ensureHostBridge(host, { name: conf.bridge, mtu, gatewayCidr: state.gatewayCidr, forceAddress: conf.forceAddress });
   enableForwarding(host);
-
-  const ipam = ctx.ipam(conf, state.subnet);
-  let allocation;
+  checkpoint(req);
+  const pod = openPodNetlink(ctx.openNetlink, env.netns);
   try {
-    allocation = ipam.allocate({ containerId: env.containerId, ifname: env.ifname, netns: env.netns, ...(conf.requestedIps[0] !== undefined && { requested: conf.requestedIps[0] }) });
+    const ipam = ctx.ipam(conf, state.subnet, (err) => req.warn(err.message));
+    const scope: AddScope = { ctx, req, state, bridge, pod, ipam, mtu, ipMasq: conf.ipMasq ?? !state.agentMasquerades };
+    let allocation = allocate(scope);
+    if (allocation === undefined) {
+      const resumed = await resumeAttachment(scope);
+      if (resumed) return mergeWithPrevious(resumed, conf.prevResult);
+      allocation = allocate(scope) ?? duplicate(scope);
+    }
+    return mergeWithPrevious(await wire(scope, allocation), conf.prevResult);
+  } finally {
+    pod.close();
+  }
+}
+
+/** The address of this ADD; undefined when (container, ifname) already has an attachment. */
+function allocate({ req, ipam }: AddScope): Allocation | undefined {
+  const { env, conf } = req;
+  checkpoint(req);
+  try {
+    return ipam.allocate({ containerId: env.containerId, ifname: env.ifname, netns: env.netns, ...(conf.requestedIps[0] !== undefined && { requested: conf.requestedIps[0] }) });
   } catch (err) {
+    if (err instanceof PodIpamError && err.code === 'DUPLICATE') return undefined;
     throw ipamToCni(err);
   }
-  const undo: (() => Promise<unknown>)[] = [() => Promise.resolve(ipam.release(env.containerId, env.ifname))];
-  const pod = ctx.openNetlink(env.netns);
+}
+
+function duplicate({ req }: AddScope): never {
+  throw new CniError(CniCode.DUPLICATE_ATTACHMENT, `container ${req.env.containerId} interface ${req.env.ifname} already has an attachment (a repeated ADD needs a DEL first)`);
+}
+
+/** The veth pair, the pod's address and routes, masquerading; undone step by step on failure. */
+async function wire(scope: AddScope, allocation: Allocation): Promise<CniResult> {
+  const { ctx, req, state, bridge, pod, ipam, mtu, ipMasq } = scope;
+  const { env, conf } = req;
+  const host = ctx.hostNetlink;
+  // This attempt's own: a later attempt's allocation (a retry after a deadline) is left alone.
+  const undo: (() => Promise<unknown>)[] = [() => Promise.resolve(ipam.release(env.containerId, env.ifname, allocation.attempt))];
   try {
+    if (conf.isDefaultGateway) await refuseSecondDefaultRoute(pod, env.netns);
+    checkpoint(req);
     const veth = await createPodVeth(host, pod, {
       ifname: env.ifname, netnsPath: env.netns, mtu, mac: conf.mac, bridgeIndex: bridge.index, hairpin: conf.hairpinMode,
     });
     undo.push(() => deleteQuietly(host, veth.host.name));
+    checkpoint(req);
     const routes = [...(conf.isDefaultGateway ? ['0.0.0.0/0'] : []), state.network];
-    await configurePod(pod, veth.container, { ifname: env.ifname, netnsPath: env.netns, cidr: allocation.cidr, gateway: allocation.gateway, routes });
+    const kept = await configurePod(pod, veth.container, { ifname: env.ifname, netnsPath: env.netns, cidr: allocation.cidr, gateway: allocation.gateway, routes });
+    for (const dst of kept) req.warn(`the pod has a route to ${dst} already (another interface's); it stays, and ${env.ifname} gets none`);
+    checkpoint(req);
     if (ipMasq) {
-      undo.push(() => ctx.masquerade.remove([allocation.address]));
-      await ctx.masquerade.add(allocation.address, state.subnet);
+      // Only while the address is still this attempt's: once released, it may be another pod's.
+      undo.push(async () => { if (ipam.get(env.containerId, env.ifname)?.attempt === allocation.attempt) await ctx.masquerade.remove([allocation.address]); });
+      await ctx.masquerade.add(allocation.address, state.subnet, podMasqueradeOwner(conf.dataDir, conf.name));
     }
-    const ours: CniResult = {
-      cniVersion: conf.cniVersion,
-      interfaces: [
-        { name: bridge.name, ...(bridge.mac && { mac: bridge.mac }) },
-        { name: veth.host.name, ...(veth.host.mac && { mac: veth.host.mac }) },
-        { name: veth.container.name, ...(veth.container.mac && { mac: veth.container.mac }), mtu, sandbox: env.netns },
-      ],
-      ips: [{ address: allocation.cidr, gateway: allocation.gateway, interface: 2 }],
-      routes: [
-        ...(conf.isDefaultGateway ? [{ dst: '0.0.0.0/0', gw: allocation.gateway }] : []),
-        // No gw: "the gateway of the IP in the same family" (SPEC.md), as flannel's IPAM routes are.
-        { dst: state.network },
-      ],
-    };
-    return mergeWithPrevious(ours, conf.prevResult);
+    checkpoint(req);
+    return podResult(scope, { bridge, host: veth.host, container: veth.container }, allocation.cidr, allocation.gateway);
   } catch (err) {
     for (const step of undo.reverse()) await step().catch(() => undefined);
     throw err;
-  } finally {
-    pod.close();
   }
 }
 
 function enableForwarding(host: Netlink): void {
   // The bridge plugin sets it for isGateway; pods cannot leave the host without it.
   if (host.readSysctl('net.ipv4.ip_forward') !== '1') host.writeSysctl('net.ipv4.ip_forward', 1);
-}
-
-/**
- * A plugin given a prevResult outputs it with its own changes (SPEC.md "Chained plugins"):
- * interfaces appended (our ips' interface indexes shifted past the earlier ones), ips and routes
- * appended, anything else of the earlier result kept.
- */
-function mergeWithPrevious(ours: CniResult, prev: (CniResult & Record<string, unknown>) | undefined): CniResult {
-  if (!prev) return ours;
-  const offset = prev.interfaces?.length ?? 0;
-  const interfaces: CniInterface[] = [...(prev.interfaces ?? []), ...(ours.interfaces ?? [])];
-  const ips: CniIpConfig[] = [...(prev.ips ?? []), ...(ours.ips ?? []).map((ip) => ({ ...ip, ...(ip.interface !== undefined && { interface: ip.interface + offset }) }))];
-  const routes: CniRoute[] = [...(prev.routes ?? []), ...(ours.routes ?? [])];
-  return { ...prev, cniVersion: ours.cniVersion, interfaces, ips, routes };
 }

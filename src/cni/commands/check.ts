@@ -1,9 +1,10 @@
-import { existsSync } from 'node:fs';
 import { networkPrefix } from '../../core/ip.js';
 import type { CniRequest, PluginContext } from '../context.js';
+import { openPodNetlink, podNetnsProblem, requirePodNetns } from '../pod-netns.js';
 import { CniCode, CniError } from '../spec/errors.js';
 import { requireVersionFor } from '../spec/versions.js';
 import { readSubnetState } from '../subnet-state.js';
+import { hostEndOf } from '../wiring/pod-link.js';
 
 function failed(what: string): CniError {
   return new CniError(CniCode.CHECK_FAILED, `CHECK failed: ${what}`);
@@ -21,17 +22,18 @@ export async function check(ctx: PluginContext, req: CniRequest): Promise<void> 
   const prev = conf.prevResult;
   if (!prev) throw new CniError(CniCode.INVALID_CONFIG, 'CHECK needs prevResult (the result of the ADD)');
   const state = readSubnetState(conf.subnetFile);
-  const ipam = ctx.ipam(conf, state.subnet);
+  const ipam = ctx.ipam(conf, state.subnet, (err) => req.warn(err.message));
   const record = ipam.get(env.containerId, env.ifname);
   if (!record) throw new CniError(CniCode.UNKNOWN_CONTAINER, `no attachment for container ${env.containerId} interface ${env.ifname}`);
-  if (!existsSync(env.netns)) throw failed(`network namespace ${env.netns} is gone`);
+  if (podNetnsProblem(env.netns, ctx.hostNetns)?.kind === 'missing') throw failed(`network namespace ${env.netns} is gone`);
+  requirePodNetns(env.netns, ctx.hostNetns);
 
   const interfaces = prev.interfaces ?? [];
   const ourIndex = interfaces.findIndex((i) => i.name === env.ifname && i.sandbox === env.netns);
   if (ourIndex < 0) throw failed(`prevResult lists no interface ${env.ifname} in ${env.netns}`);
   const ips = (prev.ips ?? []).filter((ip) => ip.interface === ourIndex);
 
-  const pod = ctx.openNetlink(env.netns);
+  const pod = openPodNetlink(ctx.openNetlink, env.netns);
   try {
     const link = await pod.getLink(env.ifname);
     if (!link) throw failed(`interface ${env.ifname} is missing from ${env.netns}`);
@@ -49,17 +51,15 @@ export async function check(ctx: PluginContext, req: CniRequest): Promise<void> 
       const dst = networkPrefix(r.dst);
       if (!routes.some((k) => k.dst === dst && (gw === undefined || k.gateway === gw))) throw failed(`route ${r.dst}${gw ? ` via ${gw}` : ''} is missing in the pod`);
     }
-    // The host end: the container end's peer (IFLA_LINK, an index in the host namespace) on the bridge.
-    const bridge = await ctx.hostNetlink.getLink(conf.bridge);
-    if (!bridge || bridge.kind !== 'bridge') throw failed(`bridge ${conf.bridge} is missing`);
-    const peer = link.linkIndex !== undefined ? await ctx.hostNetlink.getLink(link.linkIndex) : undefined;
-    if (!peer || peer.kind !== 'veth' || peer.masterIndex !== bridge.index) throw failed(`the host end of ${env.ifname} is not a port of ${conf.bridge}`);
+    // The host end: the container end's peer on the bridge.
+    const pair = await hostEndOf(ctx.hostNetlink, link, conf.bridge);
+    if (typeof pair === 'string') throw failed(`${env.ifname} ${pair}`);
   } finally {
     pod.close();
   }
   const ipMasq = conf.ipMasq ?? !state.agentMasquerades;
   if (ipMasq) {
-    const masqueraded = new Set(await ctx.masquerade.list());
+    const masqueraded = new Set((await ctx.masquerade.list()).map((m) => m.address));
     for (const ip of ips) {
       const address = ip.address.split('/')[0]!;
       if (!masqueraded.has(address)) throw failed(`masquerading of ${address} is missing`);

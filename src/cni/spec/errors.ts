@@ -23,6 +23,8 @@ export const CniCode = {
   DUPLICATE_ATTACHMENT: 104,
   CHECK_FAILED: 105,
   AGENT_STATE: 106,
+  /** The pod's namespace has a route twill would add (a default route of another network). */
+  ROUTE_EXISTS: 107,
 } as const;
 export type CniCodeValue = (typeof CniCode)[keyof typeof CniCode];
 

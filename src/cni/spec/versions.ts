@@ -39,3 +39,17 @@ export function requireVersionFor(command: string, version: string, min: string)
     throw new CniError(CniCode.INCOMPATIBLE_VERSION, `config version "${version}" does not allow ${command} (needs ${min} or newer)`);
   }
 }
+
+/**
+ * The cniVersion a reply to this stdin is written in: the config's when twill speaks it, else
+ * twill's own (a runtime cannot read a version it does not know).
+ */
+export function replyVersion(stdin: Buffer | string): string {
+  let asked: unknown;
+  try {
+    asked = (JSON.parse(stdin.toString()) as { cniVersion?: unknown }).cniVersion;
+  } catch {
+    asked = undefined;
+  }
+  return typeof asked === 'string' && (SUPPORTED_VERSIONS as readonly string[]).includes(asked) ? asked : CURRENT_VERSION;
+}

@@ -5,6 +5,7 @@ import { CniCode, CniError } from '../spec/errors.js';
 /** Routes in the pod are the pod's own configuration, like `ip route add`'s (RTPROT_BOOT). */
 const RTPROT_BOOT = 3;
 const NAME_ATTEMPTS = 5;
+const DEFAULT_ROUTE = '0.0.0.0/0';
 
 export interface PodVethSpec {
   /** CNI_IFNAME, the interface inside the pod. */
@@ -66,8 +67,11 @@ export interface PodAddressing {
   readonly routes: readonly string[];
 }
 
-/** Address, link up and routes inside the pod; arp_notify and accept_dad as the reference plugin sets them. */
-export async function configurePod(podNl: Netlink, link: Link, spec: PodAddressing): Promise<void> {
+/**
+ * Address, link up and routes inside the pod; arp_notify and accept_dad as the reference plugin
+ * sets them. Returns the destinations whose route the pod had already (see below).
+ */
+export async function configurePod(podNl: Netlink, link: Link, spec: PodAddressing): Promise<string[]> {
   // Announce the (possibly reused) address at once so neighbours drop a stale MAC.
   writeSysctl(`net/ipv4/conf/${spec.ifname}/arp_notify`, 1, spec.netnsPath);
   // No IPv6 duplicate address detection on the pod's end: with hairpin mode the bridge echoes the
@@ -81,9 +85,34 @@ export async function configurePod(podNl: Netlink, link: Link, spec: PodAddressi
   }
   await podNl.addAddress(link.index, spec.cidr);
   await podNl.setUp(link.index);
+  // Added, never replaced: a route already there is someone else's (another interface of the pod
+  // reaching the same network) and stays. The default route is checked before anything is made
+  // (refuseSecondDefaultRoute); taking that one over would move all of the pod's traffic.
+  const existing: string[] = [];
   for (const dst of spec.routes) {
-    await podNl.replaceRoute({ dst, gateway: spec.gateway, oif: link.index, protocol: RTPROT_BOOT });
+    try {
+      await podNl.addRoute({ dst, gateway: spec.gateway, oif: link.index, protocol: RTPROT_BOOT });
+    } catch (err) {
+      if (!isNetlinkError(err, 'EEXIST')) throw err;
+      if (dst === DEFAULT_ROUTE) throw new CniError(CniCode.ROUTE_EXISTS, `${spec.netnsPath} got a default route while twill was adding its own: twill does not take it over`);
+      existing.push(dst);
+    }
   }
+  return existing;
+}
+
+/**
+ * Fails (code 107) when the pod already has a default route, whatever its metric: one with a
+ * higher metric would silently lose to ours. A pod with a network before twill's (Multus
+ * style) keeps its route; twill as a second network sets isDefaultGateway to false.
+ */
+export async function refuseSecondDefaultRoute(podNl: Netlink, netnsPath: string): Promise<void> {
+  const existing = (await podNl.listRoutes({ family: 4 })).find((r) => r.dst === DEFAULT_ROUTE);
+  if (!existing) return;
+  const via = [existing.gateway && `via ${existing.gateway}`, existing.oif !== undefined && `on interface index ${existing.oif}`].filter(Boolean).join(' ');
+  throw new CniError(CniCode.ROUTE_EXISTS,
+    `${netnsPath} already has a default route${via ? ` (${via})` : ''}: twill does not take it over; ` +
+    'set "isDefaultGateway": false when twill is not the pod\'s first network');
 }
 
 /** Deletes a link by name, ignoring one that is already gone. */
