@@ -2,14 +2,15 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { attachPod } from '../src/ctl/demo/reference-cni.js';
 import { createCluster, type Cluster } from '../test/helpers/cluster.js';
+import { addFlannelDevice, addFlannelDirectRoute, addFlannelPeer } from '../test/helpers/flannel-state.js';
 import { createTestNetns, type TestNetns } from '../test/helpers/netns.js';
 
 /**
  * Flannel's data path built by hand with iproute2 and nft on a cluster of two hosts of its own:
- * what flanneld programs for its vxlan or host-gw backend (flannel.md: the VXLAN device with
- * VNI 1, port 8472, no learning, MTU underlay - 50 and the lease's network address /32; per remote
- * host a permanent neighbour, an FDB entry and an onlink route, or for host-gw a route via the
- * host), its masquerade and forward-accept rules, and pods wired as flannel's CNI plugin wires
+ * what flanneld programs for its vxlan or host-gw backend (test/helpers/flannel-state.ts: the
+ * VXLAN device with VNI 1, port 8472, no learning, MTU underlay - 50 and the lease's network
+ * address /32; per remote host a permanent neighbour, an FDB entry and an onlink route, or for
+ * host-gw a route via the host), its masquerade and forward-accept rules, and pods wired as flannel's CNI plugin wires
  * them: Debian's bridge + host-local plugins with the subnet.env values. No Twill code runs in it,
  * so a benchmark can tell the cost of the kernel's pod path on this machine from Twill's own.
  */
@@ -24,8 +25,8 @@ const NETWORK = '10.244.0.0/16';
 const UNDERLAY = '198.18.7.0/24';
 
 /** Host i's lease: 10.244.(20 + i).0/24. */
-function subnetOf(i: number): { network: string; prefix: string } {
-  return { network: `10.244.${20 + i}.0`, prefix: `10.244.${20 + i}.0/24` };
+function subnetOf(i: number): string {
+  return `10.244.${20 + i}.0/24`;
 }
 
 /** flanneld's rules (iptables in flannel, the same matches here in nft): masquerade what leaves the cluster network, accept its forwarding. */
@@ -53,28 +54,17 @@ export async function flannelPath(backend: FlannelBackend, dir: string): Promise
   const vtepMacs: string[] = [];
   mkdirSync(dir, { recursive: true });
   for (const [i, host] of cluster.hosts.entries()) {
-    if (backend === 'vxlan') {
-      await host.exec('ip', ['link', 'add', 'flannel.1', 'type', 'vxlan', 'id', '1', 'local', host.underlayIp, 'dev', 'eth0', 'dstport', '8472', 'nolearning']);
-      await host.exec('ip', ['link', 'set', 'flannel.1', 'mtu', '1450', 'up']);
-      await host.exec('ip', ['addr', 'add', `${subnetOf(i).network}/32`, 'dev', 'flannel.1']);
-      const [link] = await host.json<{ address: string }[]>(['link', 'show', 'flannel.1']);
-      vtepMacs.push(link!.address);
-    }
+    if (backend === 'vxlan') vtepMacs.push(await addFlannelDevice(host, { localIp: host.underlayIp, subnet: subnetOf(i) }));
     const rules = join(dir, `rules-${i}.nft`);
-    writeFileSync(rules, masqueradeRules(subnetOf(i).prefix));
+    writeFileSync(rules, masqueradeRules(subnetOf(i)));
     await host.exec('nft', ['-f', rules]);
   }
   for (const [i, host] of cluster.hosts.entries()) {
     for (const [j, remote] of cluster.hosts.entries()) {
       if (j === i) continue;
-      const { network, prefix } = subnetOf(j);
-      if (backend === 'vxlan') {
-        await host.exec('ip', ['neigh', 'replace', network, 'lladdr', vtepMacs[j]!, 'dev', 'flannel.1', 'nud', 'permanent']);
-        await host.exec('bridge', ['fdb', 'append', vtepMacs[j]!, 'dev', 'flannel.1', 'dst', remote.underlayIp]);
-        await host.exec('ip', ['route', 'replace', prefix, 'via', network, 'dev', 'flannel.1', 'onlink']);
-      } else {
-        await host.exec('ip', ['route', 'replace', prefix, 'via', remote.underlayIp, 'dev', 'eth0']);
-      }
+      const peer = { subnet: subnetOf(j), publicIp: remote.underlayIp };
+      if (backend === 'vxlan') await addFlannelPeer(host, { ...peer, vtepMac: vtepMacs[j]! });
+      else await addFlannelDirectRoute(host, peer);
     }
   }
   const pods: { ns: TestNetns; ip: string }[] = [];

@@ -7,6 +7,7 @@ import { networkPrefix, sortPrefixes } from '../core/ip.js';
 import { parseNetworkConfigText } from '../ipam/network-config.js';
 import type { SubnetStore } from '../store/index.js';
 import type { SubnetLease } from '../store/types.js';
+import { probeAgent } from './agent-probe.js';
 import type { CtlFlags } from './flags.js';
 import { formatTable } from './table.js';
 
@@ -58,20 +59,6 @@ export async function leases(store: SubnetStore, flags: CtlFlags, now = Date.now
   return ok(formatTable(['SUBNET', 'PUBLIC IP', 'BACKEND', 'EXPIRES'], rows) + warnings);
 }
 
-interface AgentProbe { readonly status: number | 'unreachable'; readonly body: unknown }
-
-async function probe(addr: string, path: string): Promise<AgentProbe> {
-  try {
-    const res = await fetch(`http://${addr}${path}`, { signal: AbortSignal.timeout(2000) });
-    const text = await res.text();
-    let body: unknown = text;
-    try { body = JSON.parse(text); } catch { /* plain text */ }
-    return { status: res.status, body };
-  } catch {
-    return { status: 'unreachable', body: undefined };
-  }
-}
-
 /** This host: the subnet file, the matching lease in etcd, and the agent's own health. */
 export async function status(store: SubnetStore | undefined, flags: CtlFlags): Promise<CommandResult> {
   let env;
@@ -81,7 +68,7 @@ export async function status(store: SubnetStore | undefined, flags: CtlFlags): P
   } catch (err) {
     fileError = (err as NodeJS.ErrnoException).code === 'ENOENT' ? `${flags.subnetFile} does not exist (no lease yet?)` : (err as Error).message;
   }
-  const [healthz, readyz] = await Promise.all([probe(flags.healthzAddr, '/healthz'), probe(flags.healthzAddr, '/readyz')]);
+  const [healthz, readyz] = await Promise.all([probeAgent(flags.healthzAddr, '/healthz'), probeAgent(flags.healthzAddr, '/readyz')]);
   let lease: SubnetLease | undefined;
   let storeError: string | undefined;
   if (env && store) {

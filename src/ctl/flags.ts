@@ -8,6 +8,8 @@ export interface CtlFlags extends EtcdFlags {
   readonly output: 'table' | 'json';
   readonly subnetFile: string;
   readonly healthzAddr: string;
+  /** uninstall: also delete this host's lease. */
+  readonly deleteLease: boolean;
 }
 
 export type CtlCommand =
@@ -19,8 +21,9 @@ const ENV_PREFIX = 'TWILLCTL';
 const FLAGS: readonly FlagSpec[] = [
   ...ETCD_FLAGS,
   { name: 'output', short: 'o', kind: 'string', arg: 'table|json', default: 'table', help: 'output format.' },
-  { name: 'subnet-file', kind: 'string', arg: 'FILE', default: '/run/twill/subnet.env', help: 'the local agent\'s subnet file (for status).' },
-  { name: 'healthz-addr', kind: 'string', arg: 'HOST:PORT', default: '127.0.0.1:9101', help: 'the local agent\'s health listener (for status).' },
+  { name: 'subnet-file', kind: 'string', arg: 'FILE', default: '/run/twill/subnet.env', help: 'the local agent\'s subnet file (for status and uninstall; its directory holds the agent\'s state).' },
+  { name: 'healthz-addr', kind: 'string', arg: 'HOST:PORT', default: '127.0.0.1:9101', help: 'the local agent\'s health listener (for status and uninstall).' },
+  { name: 'delete-lease', kind: 'boolean', default: 'false', help: 'uninstall: also delete this host\'s lease (the subnet of --subnet-file) from etcd.' },
 ];
 
 const COMMANDS = [
@@ -29,6 +32,7 @@ const COMMANDS = [
   '  config set FILE|-          validate a network config (flannel JSON) and store it; - reads stdin',
   '  leases                     list every subnet lease: subnet, public IP, backend, expiry',
   '  status                     this host\'s lease and the local agent\'s health (exit 1 if not ready)',
+  '  uninstall                  remove Twill\'s devices, routes, nexthops and nft tables here, so flanneld can start (twilld must be stopped)',
   '  demo [options]             a throwaway cluster in network namespaces, pinged and measured (twillctl demo --help)',
   '  bgp serve [options]        a standalone BGP speaker printing JSON lines (twillctl bgp serve --help)',
   '',
@@ -55,6 +59,7 @@ export function parseCtlFlags(argv: readonly string[], env: NodeJS.ProcessEnv): 
       output: output.value,
       subnetFile: v.required('subnet-file').value,
       healthzAddr: v.required('healthz-addr').value,
+      deleteLease: v.bool('delete-lease'),
     }),
   };
 }

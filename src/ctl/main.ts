@@ -6,6 +6,7 @@ import { configGet, configSet, leases, status, type CommandResult } from './comm
 import { runServe } from './bgp/serve.js';
 import { runDemo } from './demo/demo.js';
 import { parseCtlFlags, type CtlFlags } from './flags.js';
+import { uninstall } from './uninstall/command.js';
 
 // twillctl: flags -> one command against etcd and/or the local agent. Exit codes: 0 success,
 // 1 failure (or `status` of an agent that is not ready), 2 usage error.
@@ -31,8 +32,9 @@ async function run(flags: CtlFlags, args: readonly string[]): Promise<CommandRes
   if (command === 'config' && sub === 'set') return withStore((s) => configSet(s, arg, () => readFileSync(0, 'utf8')));
   if (command === 'leases' && sub === undefined) return withStore((s) => leases(s, flags));
   if (command === 'status' && sub === undefined) return withStore((s) => status(s, flags));
+  if (command === 'uninstall' && sub === undefined) return uninstall(flags, connect);
   if (command === 'demo') throw new InvalidArgumentError('command', args.join(' '), 'demo takes its own options and comes first: twillctl demo [options] (see twillctl demo --help)');
-  throw new InvalidArgumentError('command', args.join(' '), 'unknown; commands are: config get, config set FILE|-, leases, status, demo, bgp serve (see twillctl --help)');
+  throw new InvalidArgumentError('command', args.join(' '), 'unknown; commands are: config get, config set FILE|-, leases, status, uninstall, demo, bgp serve (see twillctl --help)');
 }
 
 async function main(): Promise<number> {

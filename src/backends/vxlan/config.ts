@@ -89,6 +89,13 @@ export function deviceName(vni: number): string {
   return `twill.${vni}`;
 }
 
+/** The VNI of a name that deviceName() made ("twill.1" -> 1), or undefined for any other name. */
+export function vniOfDeviceName(name: string): number | undefined {
+  const m = /^twill\.([1-9]\d{0,7})$/.exec(name);
+  const vni = m ? Number(m[1]) : undefined;
+  return vni !== undefined && vni <= MAX_VNI ? vni : undefined;
+}
+
 /** The device's (and the pods') MTU: the option, else what the underlay can carry. */
 export function deviceMtu(options: VxlanOptions, externalMtu: number): number {
   if (options.mtu !== undefined) return options.mtu;

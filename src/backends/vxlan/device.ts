@@ -60,8 +60,9 @@ export async function ensureDevice(nl: Netlink, spec: DeviceSpec): Promise<Devic
 
 /**
  * The kernel allows one VXLAN device per VNI and UDP port (and local address): creating ours
- * fails with EEXIST while, say, flanneld's flannel.1 still holds VNI 1 on port 8472, and the
- * raw error does not say which device is in the way. This names it.
+ * fails with EEXIST while another device holds VNI 1 on port 8472, and the raw error does not
+ * say which device is in the way. This names it. flanneld's own flannel.<VNI> never gets here:
+ * it is taken over before the device is created (takeover.ts).
  */
 async function conflictOf(nl: Netlink, spec: DeviceSpec, cause: unknown): Promise<TwillError | undefined> {
   const other = (await nl.listLinks().catch(() => [])).find((l) =>
@@ -69,7 +70,7 @@ async function conflictOf(nl: Netlink, spec: DeviceSpec, cause: unknown): Promis
   if (!other) return undefined;
   return new TwillError('EVXLAN_CONFLICT',
     `cannot create ${spec.name}: ${other.name} already uses VNI ${spec.vni} on UDP port ${spec.port} and the kernel allows only one such device ` +
-    `(flanneld's? stop it and delete ${other.name} when moving the node to Twill, or give Twill another VNI or Port)`, { cause });
+    `(Twill takes over only flanneld's flannel.${spec.vni}: delete ${other.name}, or give Twill another VNI or Port)`, { cause });
 }
 
 /**

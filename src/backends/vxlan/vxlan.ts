@@ -7,15 +7,17 @@ import { applyPlan } from './apply.js';
 import { deviceMtu, deviceName, parseVxlanOptions, TYPE, VXLAN_OVERHEAD, type VxlanOptions } from './config.js';
 import { ensureDevice, ensureDeviceAddress, type DeviceSpec } from './device.js';
 import { encodeLeaseData, type VxlanLeaseData } from './lease-data.js';
-import { deriveVtepMac } from './mac.js';
 import { onLinkMatcher, planPeers } from './plan.js';
+import { removeFlannelState, type FoundFlannel } from './takeover.js';
+import { chooseVtep, type VtepChoice } from './vtep-choice.js';
 
 /**
  * The vxlan backend (flannel's default and recommended one): pod traffic to another node is
  * wrapped in VXLAN (RFC 7348) on the device twill.<VNI> and sent to that node's PublicIP.
  *
  * Where it differs from flannel's pkg/backend/vxlan:
- *   - the VTEP MAC is derived from PublicIP and VNI, so it survives restarts and reboots (mac.ts);
+ *   - the VTEP MAC is derived from PublicIP and VNI, so it survives restarts and reboots (mac.ts),
+ *     or kept from flanneld's device when Twill takes a flannel host over (takeover.ts);
  *   - sync is declarative: stale entries go, including the old FDB entry of a peer whose MAC
  *     changed and entries of peers that left while the agent was down (apply.ts);
  *   - a periodic resync repairs entries deleted by hand, and a deleted or downed device is
@@ -26,7 +28,7 @@ export const vxlanBackend: Backend<VxlanOptions> = {
   type: TYPE,
   parseOptions: parseVxlanOptions,
   async register(ctx, options) {
-    const network = new VxlanNetwork(ctx, options);
+    const network = new VxlanNetwork(ctx, options, await chooseVtep(ctx, options));
     await network.register();
     return network;
   },
@@ -42,14 +44,23 @@ export class VxlanNetwork implements Network {
   private desired: readonly RemoteLease[] | undefined;
   /** Every kernel-writing step runs through this chain, one at a time (sync, start, resync, repair). */
   private queue: Promise<unknown> = Promise.resolve();
+  /**
+   * flanneld's device, until the first sync has replaced it (takeover.ts). While `deviceGone` is
+   * false, twill.<VNI> cannot exist (one device per VNI and port), and flannel.<VNI> still
+   * carries the pods' traffic, so nothing else may create the device.
+   */
+  private takeover: { readonly found: FoundFlannel; deviceGone: boolean } | undefined;
+  private readonly macSource: string;
 
-  constructor(private readonly ctx: BackendContext, private readonly options: VxlanOptions) {
+  constructor(private readonly ctx: BackendContext, private readonly options: VxlanOptions, vtep: VtepChoice) {
     const { extIface } = ctx;
     if (parseIp(extIface.address, 'external interface address').family !== 4) {
       throw new InvalidArgumentError(`${TYPE} backend external interface address`, extIface.address, 'the VXLAN underlay must be IPv4');
     }
     this.mtu = deviceMtu(options, extIface.mtu);
-    const mac = deriveVtepMac(extIface.publicIp, options.vni);
+    const { mac } = vtep;
+    this.macSource = vtep.source;
+    this.takeover = vtep.flannel ? { found: vtep.flannel, deviceGone: false } : undefined;
     this.device = {
       name: deviceName(options.vni),
       vni: options.vni,
@@ -70,13 +81,21 @@ export class VxlanNetwork implements Network {
       log.warn({ mtu: this.mtu, iface: extIface.name, ifaceMtu: extIface.mtu },
         `MTU option exceeds what ${extIface.name} can carry after the ${VXLAN_OVERHEAD}-byte VXLAN overhead: large packets will be fragmented or dropped`);
     }
+    if (this.takeover) {
+      const { device, why } = this.takeover.found;
+      log.warn({ flannelDevice: device.name, flannelMac: device.mac, flannelLocal: device.localIp, device: this.device.name, mac: this.device.mac, why },
+        `found flanneld's ${device.name} (VNI ${this.device.vni}, port ${this.device.port}) and no flanneld running: taking this host over; ` +
+        `${device.name} carries traffic until the first sync replaces it with ${this.device.name}`);
+      return;
+    }
     const { link, changes } = await this.serial(() => ensureDevice(this.ctx.netlink, this.device));
-    log.info({ device: link.name, index: link.index, vni: this.device.vni, port: this.device.port, mac: this.device.mac, mtu: this.mtu, changes },
+    log.info({ device: link.name, index: link.index, vni: this.device.vni, port: this.device.port, mac: this.device.mac, macSource: this.macSource, mtu: this.mtu, changes },
       'vxlan device ready');
   }
 
   async start(lease: LocalLease): Promise<void> {
     this.lease = lease;
+    if (this.takeover?.deviceGone === false) return; // the first sync creates the device
     await this.serial(() => this.ensure());
   }
 
@@ -153,6 +172,7 @@ export class VxlanNetwork implements Network {
 
   private async reconcile(desired: readonly RemoteLease[]): Promise<SyncReport> {
     const { netlink: nl, extIface, clusterNetwork } = this.ctx;
+    if (this.takeover) await this.completeTakeover();
     const device = await this.ensure();
     const onLink = this.options.directRouting
       ? onLinkMatcher((await nl.listAddresses(extIface.index)).map((a) => a.cidr))
@@ -180,11 +200,38 @@ export class VxlanNetwork implements Network {
   private async resync(why: string): Promise<void> {
     const { log } = this.ctx;
     if (this.desired === undefined) {
+      if (this.takeover?.deviceGone === false) return; // flannel's device serves until the first sync
       const { changes } = await this.ensure();
       if (changes.length > 0) log.info({ why, changes }, 'vxlan device repaired');
       return;
     }
     const report = await this.reconcile(this.desired);
     if (report.changes > 0) log.info({ why, changes: report.changes }, 'vxlan kernel state repaired');
+  }
+
+  /**
+   * Removes what flanneld left (takeover.ts), right before the device and every peer's entries
+   * are written in the same step: the pods' traffic stops only for that long. DirectRouting
+   * routes the kernel refused to delete are tried again at the next sync (Twill will not
+   * overwrite them, so their peers stay unreachable until then, and are reported as skipped).
+   */
+  private async completeTakeover(): Promise<void> {
+    const takeover = this.takeover!;
+    const { log, netlink: nl, extIface, clusterNetwork } = this.ctx;
+    const removed = await removeFlannelState(nl, takeover.found.device, {
+      vni: this.device.vni, port: this.device.port, clusterNetwork, extIndex: extIface.index,
+    });
+    takeover.deviceGone = true;
+    if (removed.device || removed.directRoutes.length > 0) {
+      const d = removed.device;
+      log.warn({ removedDevice: d, removedDirectRoutes: removed.directRoutes, device: this.device.name, mac: this.device.mac, macSource: this.macSource },
+        `took this host over from flanneld: deleted ${d ? `${d.name} (MAC ${d.mac ?? 'none'}) with its ${d.neighbours} neighbours, ${d.fdb} FDB entries and ${d.routes} routes` : 'no device'}` +
+        ` and ${removed.directRoutes.length} DirectRouting routes; ${this.device.name} replaces it with MAC ${this.device.mac} (${this.macSource})`);
+    }
+    if (removed.errors.length === 0) {
+      this.takeover = undefined;
+      return;
+    }
+    log.error({ errors: removed.errors.map((e) => e.message) }, 'cannot delete flanneld\'s DirectRouting routes; the next sync tries again');
   }
 }

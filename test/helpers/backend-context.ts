@@ -1,0 +1,35 @@
+/**
+ * The BackendContext the agent hands a backend, built for a test host: a netlink handle inside the
+ * host (closed with it), eth0 as the external interface, a logger that is silent unless
+ * TWILL_TEST_LOG names a level, and a state directory of the test's own.
+ *
+ *   const network = await vxlanBackend.register(await backendContext(host), vxlanBackend.parseOptions({}));
+ */
+import { pino } from 'pino';
+import type { BackendContext } from '../../src/backends/backend.js';
+import { Netlink } from '../../src/netlink/index.js';
+import { tempDir } from './cleanup.js';
+import type { Host } from './cluster.js';
+
+export interface BackendContextOptions {
+  /** Default 10.244.0.0/16. */
+  readonly clusterNetwork?: string;
+  /** Default 200 ms: drift is repaired quickly in tests. */
+  readonly resyncIntervalMs?: number;
+  /** Default a fresh temp dir per call (`vxlan-h<index>`). */
+  readonly stateDir?: string;
+}
+
+export async function backendContext(host: Host, opts: BackendContextOptions = {}): Promise<BackendContext> {
+  const nl = Netlink.open(host.netnsPath);
+  host.onDestroy('close the backend\'s netlink handle', () => nl.close());
+  const eth0 = await nl.requireLink('eth0');
+  return {
+    log: pino({ level: process.env['TWILL_TEST_LOG'] ?? 'silent' }, pino.destination(2)),
+    netlink: nl,
+    extIface: { name: 'eth0', index: eth0.index, mtu: eth0.mtu, address: host.underlayIp, publicIp: host.underlayIp },
+    clusterNetwork: opts.clusterNetwork ?? '10.244.0.0/16',
+    stateDir: opts.stateDir ?? tempDir(`vxlan-h${host.index}`),
+    resyncIntervalMs: opts.resyncIntervalMs ?? 200,
+  };
+}
