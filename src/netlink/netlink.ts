@@ -87,6 +87,8 @@ export class Netlink {
   // ---- routes (stamped with RTPROT_TWILL unless the spec says otherwise) ----
 
   replaceRoute(spec: RouteSpec): Promise<void> { return this.send(() => routes.replaceRouteRequest(spec)); }
+  /** Adds a route; EEXIST when one with the same destination, table and metric exists (`ip route add`). */
+  addRoute(spec: RouteSpec): Promise<void> { return this.send(() => routes.addRouteRequest(spec)); }
   deleteRoute(spec: RouteSpec): Promise<void> { return this.send(() => routes.deleteRouteRequest(spec)); }
   listRoutes(filter?: routes.RouteFilter): Promise<Route[]> { return routes.listRoutes(this.ch, filter); }
 
