@@ -18,7 +18,7 @@ import type { SubnetLease } from '../store/types.js';
  *   - its PublicIP is a unicast address another host can have: not unspecified, loopback,
  *     link-local, multicast, reserved or broadcast (including the directed broadcast of this
  *     host's external network), not inside the cluster Network, and not this host's own.
- * Pure and allocation-light: it runs on every change of a set of up to tens of thousands.
+ * It runs on every change of a set of up to tens of thousands, so it is one pass (LeaseScreen).
  */
 export type LeaseRejectReason =
   | 'wrong_prefix_length'
@@ -38,21 +38,41 @@ export interface LeaseRejection {
   readonly conflictsWith?: string | undefined;
 }
 
-export interface ScreenContext {
+/** What stays the same for the agent's lifetime: the config and this host's addresses. */
+export interface ScreenSettings {
   readonly network: Ipv4Prefix;
   readonly subnetLen: number;
-  /** This host's lease, when it holds one: never a remote lease, and nothing may overlap it. */
-  readonly own: { readonly key: string; readonly subnet: Ipv4Prefix } | undefined;
   /** This host's own IPv4 addresses (external interface address, PublicIP). */
   readonly localAddresses: readonly string[];
   /** Directed broadcast addresses of this host's external networks (198.18.0.255 of a /24). */
   readonly broadcastAddresses: readonly string[];
 }
 
+export interface ScreenContext extends ScreenSettings {
+  /** This host's lease, when it holds one: never a remote lease, and nothing may overlap it. */
+  readonly own: OwnLease | undefined;
+}
+
+export interface OwnLease {
+  readonly key: string;
+  readonly subnet: Ipv4Prefix;
+}
+
 export interface ScreenResult {
-  /** The remote leases that may be routed (the own lease excluded), oldest first. */
+  /** The remote leases that may be routed (the own lease excluded). */
   readonly accepted: SubnetLease[];
   readonly rejected: LeaseRejection[];
+}
+
+type Problem = { readonly reason: LeaseRejectReason; readonly detail: string };
+
+/** What one lease is, judged alone: its subnet's network address, or why it is unusable. */
+interface Verdict {
+  readonly base: number;
+  /** A problem with the key itself: the lease takes no part in overlaps. */
+  readonly key?: Problem | undefined;
+  /** A problem with its PublicIP: the lease still claims its subnet (see screen()). */
+  readonly publicIp?: Problem | undefined;
 }
 
 /** "10.244.3.0/24" -> base and length, or undefined (the store only yields valid prefixes). */
@@ -63,59 +83,99 @@ function prefixOf(subnet: string): Ipv4Prefix | undefined {
   return { base, length: Number(subnet.slice(slash + 1)) };
 }
 
-/** Older first: lower create revision, then key (one transaction can create several keys). */
-function olderFirst(a: SubnetLease, b: SubnetLease): number {
-  return compareRevisions(a.createRevision, b.createRevision) || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0);
+/** True when `a` is older than `b`: lower create revision, then key (one transaction can create several keys). */
+function older(a: SubnetLease, b: SubnetLease): boolean {
+  const byRevision = compareRevisions(a.createRevision, b.createRevision);
+  return byRevision < 0 || (byRevision === 0 && a.key < b.key);
+}
+
+/**
+ * Screens lease sets for one agent. A lease's own verdict (its key, its PublicIP) depends only on
+ * the lease and the settings, so it is kept per lease object, which the watcher keeps until the
+ * key changes: a sync of thousands of leases then only resolves overlaps, in one pass.
+ */
+export class LeaseScreen {
+  private readonly verdicts = new WeakMap<SubnetLease, Verdict>();
+
+  constructor(private readonly settings: ScreenSettings) {}
+
+  screen(leases: Iterable<SubnetLease>, own: OwnLease | undefined): ScreenResult {
+    const rejected: LeaseRejection[] = [];
+    const reject = (lease: SubnetLease, problem: Problem, conflictsWith?: string): void => {
+      rejected.push({ key: lease.key, subnet: lease.subnet, ...problem, ...(conflictsWith !== undefined && { conflictsWith }) });
+    };
+    // The oldest lease of each subnet; a younger one is refused (same length, aligned: overlapping means equal).
+    const holders = new Map<number, SubnetLease>();
+    const outranked: { readonly lease: SubnetLease; readonly base: number }[] = [];
+    for (const lease of leases) {
+      if (lease.key === own?.key) continue;
+      const verdict = this.verdictOf(lease);
+      if (verdict.key) {
+        reject(lease, verdict.key);
+      } else if (own !== undefined && verdict.base === own.subnet.base) {
+        reject(lease, { reason: 'overlaps_own_subnet', detail: `${lease.subnet} is this host's own subnet` }, own.key);
+      } else {
+        const holder = holders.get(verdict.base);
+        if (holder === undefined) {
+          holders.set(verdict.base, lease);
+          continue;
+        }
+        const younger = older(lease, holder) ? holder : lease;
+        if (younger === holder) holders.set(verdict.base, lease);
+        outranked.push({ lease: younger, base: verdict.base });
+      }
+    }
+    // Named after the pass: the oldest key of a subnet is known only once every key was seen.
+    for (const { lease, base } of outranked) {
+      reject(lease, { reason: 'overlaps_older_lease', detail: `${lease.subnet} is already held by an older lease` }, holders.get(base)!.key);
+    }
+    const accepted: SubnetLease[] = [];
+    for (const lease of holders.values()) {
+      // The subnet stays claimed by its oldest key even when that lease's PublicIP is unusable:
+      // a younger key must not win the subnet by pairing it with a better address.
+      const problem = this.verdicts.get(lease)!.publicIp;
+      if (problem) reject(lease, problem);
+      else accepted.push(lease);
+    }
+    return { accepted, rejected };
+  }
+
+  private verdictOf(lease: SubnetLease): Verdict {
+    let verdict = this.verdicts.get(lease);
+    if (verdict === undefined) {
+      verdict = judge(lease, this.settings);
+      this.verdicts.set(lease, verdict);
+    }
+    return verdict;
+  }
+}
+
+/** One-off screening (tests, tools): a LeaseScreen without its cache's benefit. */
+export function screenLeases(leases: Iterable<SubnetLease>, ctx: ScreenContext): ScreenResult {
+  return new LeaseScreen(ctx).screen(leases, ctx.own);
+}
+
+function judge(lease: SubnetLease, settings: ScreenSettings): Verdict {
+  const prefix = prefixOf(lease.subnet);
+  if (prefix === undefined || prefix.length !== settings.subnetLen) {
+    return { base: -1, key: { reason: 'wrong_prefix_length', detail: `${lease.subnet} is not a /${settings.subnetLen} (the network config's SubnetLen)` } };
+  }
+  if (!contains(settings.network, prefix)) return { base: prefix.base, key: { reason: 'outside_network', detail: `${lease.subnet} is outside the cluster network` } };
+  return { base: prefix.base, publicIp: publicIpProblem(lease.record.publicIp, settings) };
 }
 
 /** Why `ip` (dotted quad) cannot be a remote tunnel endpoint, or undefined when it can. */
-function publicIpProblem(ip: string, ctx: ScreenContext): { reason: LeaseRejectReason; detail: string } | undefined {
+function publicIpProblem(ip: string, settings: ScreenSettings): Problem | undefined {
   const value = parseIpv4Value(ip);
   if (value < 0) return { reason: 'public_ip_unusable', detail: `PublicIP ${ip} is not an IPv4 address` };
   const special = SPECIAL_IPV4_RANGES.find((r) => contains(r.prefix, { base: value, length: 32 }));
   if (special) return { reason: 'public_ip_unusable', detail: `PublicIP ${ip} is in ${special.name}` };
-  if (ctx.broadcastAddresses.includes(ip)) return { reason: 'public_ip_unusable', detail: `PublicIP ${ip} is the broadcast address of this host's external network` };
-  if (contains(ctx.network, { base: value, length: 32 })) {
+  if (settings.broadcastAddresses.includes(ip)) return { reason: 'public_ip_unusable', detail: `PublicIP ${ip} is the broadcast address of this host's external network` };
+  if (contains(settings.network, { base: value, length: 32 })) {
     return { reason: 'public_ip_unusable', detail: `PublicIP ${ip} is inside the cluster network: tunnel traffic to it would be routed into the overlay itself` };
   }
-  if (ctx.localAddresses.includes(ip)) return { reason: 'public_ip_is_local', detail: `PublicIP ${ip} is this host's own address` };
+  if (settings.localAddresses.includes(ip)) return { reason: 'public_ip_is_local', detail: `PublicIP ${ip} is this host's own address` };
   return undefined;
-}
-
-export function screenLeases(leases: Iterable<SubnetLease>, ctx: ScreenContext): ScreenResult {
-  const rejected: LeaseRejection[] = [];
-  const candidates: { lease: SubnetLease; prefix: Ipv4Prefix }[] = [];
-  for (const lease of leases) {
-    if (lease.key === ctx.own?.key) continue;
-    const prefix = prefixOf(lease.subnet);
-    if (prefix === undefined || prefix.length !== ctx.subnetLen) {
-      rejected.push({ key: lease.key, subnet: lease.subnet, reason: 'wrong_prefix_length', detail: `${lease.subnet} is not a /${ctx.subnetLen} (the network config's SubnetLen)` });
-    } else if (!contains(ctx.network, prefix)) {
-      rejected.push({ key: lease.key, subnet: lease.subnet, reason: 'outside_network', detail: `${lease.subnet} is outside the cluster network` });
-    } else if (ctx.own !== undefined && prefix.base === ctx.own.subnet.base) {
-      // Same length, both aligned: overlapping means equal.
-      rejected.push({ key: lease.key, subnet: lease.subnet, reason: 'overlaps_own_subnet', detail: `${lease.subnet} is this host's own subnet`, conflictsWith: ctx.own.key });
-    } else {
-      candidates.push({ lease, prefix });
-    }
-  }
-  candidates.sort((a, b) => olderFirst(a.lease, b.lease));
-  const winners = new Map<number, string>();
-  const accepted: SubnetLease[] = [];
-  for (const { lease, prefix } of candidates) {
-    const older = winners.get(prefix.base);
-    if (older !== undefined) {
-      rejected.push({ key: lease.key, subnet: lease.subnet, reason: 'overlaps_older_lease', detail: `${lease.subnet} is already held by an older lease`, conflictsWith: older });
-      continue;
-    }
-    // The subnet stays claimed by its oldest key even when that lease's PublicIP is unusable:
-    // a younger key must not win the subnet by pairing it with a better address.
-    winners.set(prefix.base, lease.key);
-    const problem = publicIpProblem(lease.record.publicIp, ctx);
-    if (problem) rejected.push({ key: lease.key, subnet: lease.subnet, ...problem });
-    else accepted.push(lease);
-  }
-  return { accepted, rejected };
 }
 
 /** Directed broadcast addresses of interface addresses ("198.18.0.1/24" -> "198.18.0.255"). */

@@ -7,7 +7,7 @@ import { compareRevisions, type LeaseSetChange, type SubnetLease, type SubnetSto
 import { FirstSeen } from './first-seen.js';
 import type { HealthState } from './health.js';
 import type { LeaseKeeper } from './lease-keeper.js';
-import { broadcastAddresses, screenLeases, type LeaseRejection, type ScreenContext } from './lease-screen.js';
+import { broadcastAddresses, LeaseScreen, type LeaseRejection } from './lease-screen.js';
 import type { AgentMetrics } from './metrics.js';
 import { SyncLoop } from './sync-loop.js';
 
@@ -39,7 +39,7 @@ export interface LeaseSyncDeps {
  */
 export class LeaseSync {
   private readonly loop: SyncLoop<ReadonlyMap<string, SubnetLease>>;
-  private readonly base: Omit<ScreenContext, 'own'>;
+  private readonly screen: LeaseScreen;
   private readonly rejections = new FirstSeen<LeaseRejection>((r) => `${r.key}|${r.reason}|${r.conflictsWith ?? ''}`);
   private readonly skips = new FirstSeen<SkippedLease>((s) => `${s.subnet}|${s.reason}`);
   private readonly backoff: Backoff;
@@ -48,12 +48,12 @@ export class LeaseSync {
   private latest: ReadonlyMap<string, SubnetLease> | undefined;
 
   constructor(private readonly deps: LeaseSyncDeps) {
-    this.base = {
+    this.screen = new LeaseScreen({
       network: parseIpv4Prefix(deps.config.network, 'cluster network'),
       subnetLen: deps.config.subnetLen,
       localAddresses: [...new Set([deps.ext.address, deps.ext.publicIp])],
       broadcastAddresses: broadcastAddresses(deps.extCidrs),
-    };
+    });
     this.backoff = new Backoff({ initialMs: deps.retryInitialMs ?? 1000, maxMs: 30_000 });
     this.loop = new SyncLoop((leases) => this.syncOnce(leases));
   }
@@ -105,7 +105,7 @@ export class LeaseSync {
   private async syncOnce(leases: ReadonlyMap<string, SubnetLease>): Promise<void> {
     const { network, backendType, keeper, health, log, metrics } = this.deps;
     const own = keeper.lease;
-    const screened = screenLeases(leases.values(), { ...this.base, own: own && { key: own.key, subnet: parseIpv4Prefix(own.subnet, 'own subnet') } });
+    const screened = this.screen.screen(leases.values(), own && { key: own.key, subnet: parseIpv4Prefix(own.subnet, 'own subnet') });
     for (const r of this.rejections.update(screened.rejected)) this.reportRejection(r, leases, own);
     const desired: RemoteLease[] = [];
     for (const l of screened.accepted) {

@@ -3,7 +3,7 @@
  * under subnets/. Every case here was programmed by the old agent and steered traffic.
  */
 import { describe, expect, it } from 'vitest';
-import { broadcastAddresses, screenLeases, type ScreenContext } from '../../src/agent/lease-screen.js';
+import { broadcastAddresses, LeaseScreen, screenLeases, type ScreenContext } from '../../src/agent/lease-screen.js';
 import { parseIpv4Prefix } from '../../src/ipam/ipv4.js';
 import type { SubnetLease } from '../../src/store/types.js';
 
@@ -90,6 +90,21 @@ describe('screenLeases', () => {
     const a = lease('10.244.7.0-24', '198.18.0.7', '70');
     const b = lease('10.244.7.0-24&fc00::-64', '198.18.0.66', '70');
     expect(keysOf(screenLeases([b, a], ctx()).accepted)).toEqual(['10.244.7.0-24']);
+  });
+
+  it('keeps the oldest of three keys of one subnet in any order, and its verdicts across syncs', () => {
+    const keys = [lease('10.244.6.0-24&fc00::1:0-112', '198.18.0.61', '33'), lease('10.244.6.0-24', '198.18.0.6', '31'), lease('10.244.6.0-24&fc00::-64', '198.18.0.62', '32')];
+    const screen = new LeaseScreen(ctx());
+    for (const order of [[0, 1, 2], [2, 1, 0], [1, 0, 2], [2, 0, 1]]) {
+      const r = screen.screen(order.map((i) => keys[i]!), undefined);
+      expect(keysOf(r.accepted)).toEqual(['10.244.6.0-24']);
+      expect(r.rejected.map((x) => [x.key.slice(PREFIX.length), x.conflictsWith?.slice(PREFIX.length)]).sort()).toEqual([
+        ['10.244.6.0-24&fc00::-64', '10.244.6.0-24'], ['10.244.6.0-24&fc00::1:0-112', '10.244.6.0-24'],
+      ]);
+    }
+    // The host's own subnet changes between syncs (a new lease): the cached verdicts follow it.
+    const own = { key: keys[1]!.key, subnet: parseIpv4Prefix('10.244.6.0/24', 'own') };
+    expect(screen.screen(keys, own).rejected.map((x) => x.reason)).toEqual(['overlaps_own_subnet', 'overlaps_own_subnet']);
   });
 
   it('refuses PublicIPs that are no tunnel endpoint, and this host\'s own', () => {
