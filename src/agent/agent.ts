@@ -135,8 +135,8 @@ export class Agent {
           problem = 'no network config in the store yet (set it with `twillctl config set`)';
         } else {
           const config = parseNetworkConfigText(text, this.deps.registry.parseOptions);
-          const [addresses, routes] = await Promise.all([netlink.listAddresses(ext.index), netlink.listRoutes({ family: 4 })]);
-          const conflict = underlayConflict(config.network, ext.name, addresses, routes.filter((r) => r.oif === ext.index));
+          const [addresses, routes] = await Promise.all([netlink.listAddresses(ext.index), netlink.listRoutes({ family: 4, oif: ext.index })]);
+          const conflict = underlayConflict(config.network, ext.name, addresses, routes);
           if (conflict === undefined) {
             this.#health.set('config_refused', undefined);
             return config;

@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import type { ExternalInterface, Network, RemoteLease, SkippedLease } from '../backends/backend.js';
+import { untilAborted, type ExternalInterface, type Network, type RemoteLease, type SkippedLease } from '../backends/backend.js';
 import { Backoff } from '../core/backoff.js';
 import type { NetworkConfig } from '../ipam/network-config.js';
 import { parseIpv4Prefix } from '../ipam/ipv4.js';
@@ -75,10 +75,7 @@ export class LeaseSync {
     });
     watcher.on('disconnected', () => log.warn('lease watch disconnected from etcd; resuming when it is back'));
     watcher.on('reconnected', () => log.info('lease watch reconnected'));
-    await new Promise<void>((resolve) => {
-      if (signal.aborted) resolve();
-      else signal.addEventListener('abort', () => resolve(), { once: true });
-    });
+    await untilAborted(signal);
     clearTimeout(this.retryTimer);
     await watcher.close();
     await this.loop.idle();

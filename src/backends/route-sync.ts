@@ -1,6 +1,6 @@
 import { parseCidr, prefixContains } from '../core/ip.js';
 import type { SkippedLease } from './backend.js';
-import { isNetlinkError, RTPROT_TWILL, type Netlink, type Nexthop, type NexthopSpec, type Route, type RouteSpec } from '../netlink/index.js';
+import { isNetlinkError, listNexthopsIfSupported, RTPROT_TWILL, type Netlink, type Nexthop, type NexthopSpec, type Route, type RouteSpec } from '../netlink/index.js';
 
 /**
  * Declarative route reconciliation shared by the route-based backends (host-gw, vxlan, ipip):
@@ -134,16 +134,6 @@ function foreignRouteReason(r: Route): string {
 }
 
 const PROTOCOL_NAMES: Readonly<Record<number, string>> = { 1: 'redirect', 2: 'kernel', 3: 'boot', 4: 'static', 8: 'gated', 9: 'ra', 11: 'zebra', 12: 'bird', 16: 'dhcp', 186: 'bgp', 188: 'ospf' };
-
-/** The namespace's nexthop objects, or undefined when the kernel has none (before Linux 5.3). */
-async function listNexthopsIfSupported(nl: Netlink): Promise<Nexthop[] | undefined> {
-  try {
-    return await nl.listNexthops();
-  } catch (err) {
-    if (isNetlinkError(err, 'EOPNOTSUPP') || isNetlinkError(err, 'EAFNOSUPPORT') || isNetlinkError(err, 'EINVAL')) return undefined;
-    throw err;
-  }
-}
 
 function isTwillNexthop(n: Nexthop): boolean {
   return n.protocol === RTPROT_TWILL && n.family === 4 && !n.group && !n.blackhole;

@@ -6,6 +6,7 @@ export { Netlink, withNetns, type LinkRef } from './netlink.js';
 export type { NetlinkBatch, BatchFailure } from './batch.js';
 export { createNetns, deleteNetns, enterNetns, listNetns, netnsPath, runInNetns, currentNetnsId, NETNS_RUN_DIR } from './netns.js';
 export { NetlinkError, UnsupportedByKernelError, isNetlinkError } from './errors.js';
+export { listNexthopsIfSupported } from './nexthops.js';
 export { ensureAddress, ensureBridge, ensureIpip, ensureVxlan, IncompatibleLinkError, type EnsureOptions, type EnsureResult } from './ensure.js';
 export { readSysctl, writeSysctl } from './sysctl.js';
 export { LinkMonitor, type LinkEvent } from './link-monitor.js';

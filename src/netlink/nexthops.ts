@@ -1,6 +1,7 @@
 import { formatIp, parseIp } from '../core/ip.js';
 import { NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE, type MutationRequest, type RtnlChannel } from './channel.js';
 import * as C from './constants.js';
+import { isNetlinkError } from './errors.js';
 import type { Nexthop, NexthopSpec } from './types.js';
 import { AttrWriter, attrU32, headerStruct, parseAttrs } from './wire.js';
 
@@ -72,4 +73,17 @@ export function parseNexthop(data: Buffer): Nexthop {
 export async function listNexthops(ch: RtnlChannel): Promise<Nexthop[]> {
   const msgs = await ch.dump(C.RTM_GETNEXTHOP, nhmsg(C.AF_UNSPEC, 0, 0), { op: 'nexthop.list' });
   return msgs.filter((m) => m.type === C.RTM_NEWNEXTHOP).map((m) => parseNexthop(m.data));
+}
+
+/**
+ * The namespace's nexthop objects, or undefined when the kernel has none (before Linux 5.3 the
+ * listing fails with EOPNOTSUPP, EAFNOSUPPORT or EINVAL): then Twill has none of its own either.
+ */
+export async function listNexthopsIfSupported(nl: { listNexthops(): Promise<Nexthop[]> }): Promise<Nexthop[] | undefined> {
+  try {
+    return await nl.listNexthops();
+  } catch (err) {
+    if (isNetlinkError(err, 'EOPNOTSUPP') || isNetlinkError(err, 'EAFNOSUPPORT') || isNetlinkError(err, 'EINVAL')) return undefined;
+    throw err;
+  }
 }

@@ -42,7 +42,7 @@ export class VxlanApplyError extends TwillError {
 const fdbKey = (e: { mac: string; dst?: string | undefined }): string => `${e.mac}>${e.dst ?? ''}`;
 
 /** Errors that mean the entry is already gone (removed by hand, with its device, or by a replace). */
-function alreadyGone(err: unknown): boolean {
+export function alreadyGone(err: unknown): boolean {
   return isNetlinkError(err, 'ENOENT') || isNetlinkError(err, 'ESRCH');
 }
 

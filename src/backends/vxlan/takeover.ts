@@ -1,6 +1,7 @@
 import { isNetlinkError, type Netlink } from '../../netlink/index.js';
 import { OWN_NETNS_FILE, processesInNetns } from '../../core/local-processes.js';
 import { onLinkMatcher } from './plan.js';
+import { alreadyGone } from './apply.js';
 import { decideTakeover, isFlannelDirectRoute, RTPROT_BOOT, type FlannelDevice, type TakeoverDecision } from './takeover-plan.js';
 
 /**
@@ -75,7 +76,7 @@ export async function removeFlannelState(nl: Netlink, found: FlannelDevice, ctx:
   const link = await nl.getLink(found.name);
   if (link?.kind === 'vxlan' && link.vxlan?.vni === ctx.vni && link.vxlan.port === ctx.port) {
     const [neighbours, fdb, routes] = await Promise.all([
-      nl.listNeighbours(link.index), nl.listFdb(link.index), nl.listRoutes({ family: 4 }),
+      nl.listNeighbours(link.index), nl.listFdb(link.index), nl.listRoutes({ family: 4, oif: link.index }),
     ]);
     try {
       await nl.deleteLink(link.index);
@@ -83,7 +84,7 @@ export async function removeFlannelState(nl: Netlink, found: FlannelDevice, ctx:
         name: link.name, mac: link.mac,
         neighbours: neighbours.filter((n) => n.permanent).length,
         fdb: fdb.filter((e) => e.dst !== undefined).length,
-        routes: routes.filter((r) => r.oif === link.index).length,
+        routes: routes.length,
       };
     } catch (err) {
       if (!isNetlinkError(err, 'ENODEV')) throw err;
@@ -91,13 +92,13 @@ export async function removeFlannelState(nl: Netlink, found: FlannelDevice, ctx:
   }
 
   const onLink = onLinkMatcher((await nl.listAddresses(ctx.extIndex)).map((a) => a.cidr));
-  const direct = (await nl.listRoutes({ family: 4 })).filter((r) => isFlannelDirectRoute(r, { clusterNetwork: ctx.clusterNetwork, extIndex: ctx.extIndex, onLink }));
+  const direct = (await nl.listRoutes({ family: 4, oif: ctx.extIndex })).filter((r) => isFlannelDirectRoute(r, { clusterNetwork: ctx.clusterNetwork, extIndex: ctx.extIndex, onLink }));
   const remove = nl.batch<string>();
   // The protocol stays in the request (it is part of how the kernel matches a route to delete),
   // so a route that turned into someone else's meanwhile is not deleted.
   for (const r of direct) remove.deleteRoute({ dst: r.dst, gateway: r.gateway!, oif: ctx.extIndex, protocol: RTPROT_BOOT }, `${r.dst} via ${r.gateway!}`);
   const failures = await remove.commit();
   const failed = new Set(failures.map((f) => f.token));
-  const errors = failures.filter((f) => !isNetlinkError(f.error, 'ESRCH') && !isNetlinkError(f.error, 'ENOENT')).map((f) => f.error);
+  const errors = failures.filter((f) => !alreadyGone(f.error)).map((f) => f.error);
   return { device, directRoutes: direct.map((r) => `${r.dst} via ${r.gateway!}`).filter((r) => !failed.has(r)), errors };
 }

@@ -1,6 +1,6 @@
 import { vniOfDeviceName } from '../../backends/vxlan/config.js';
 import { removeAdoptedVteps } from '../../backends/vxlan/vtep-state.js';
-import { isNetlinkError, RTPROT_TWILL, type Netlink } from '../../netlink/index.js';
+import { isNetlinkError, listNexthopsIfSupported, RTPROT_TWILL, type Netlink } from '../../netlink/index.js';
 import { hasTable, POD_MASQ_TABLE, TABLE_FAMILY, TABLE_NAME, type NftRunner } from '../../nftables/index.js';
 
 /**
@@ -61,14 +61,8 @@ async function removeRoutes(nl: Netlink, out: Removal): Promise<void> {
 }
 
 async function removeNexthops(nl: Netlink, out: Removal): Promise<void> {
-  let nexthops;
-  try {
-    nexthops = await nl.listNexthops();
-  } catch (err) {
-    // A kernel without nexthop objects (before 5.3) has none of Twill's either.
-    if (isNetlinkError(err, 'EOPNOTSUPP') || isNetlinkError(err, 'EAFNOSUPPORT') || isNetlinkError(err, 'EINVAL')) return;
-    throw err;
-  }
+  const nexthops = await listNexthopsIfSupported(nl);
+  if (nexthops === undefined) return;
   // Groups first: a group names its members.
   const mine = nexthops.filter((n) => n.protocol === RTPROT_TWILL).sort((a, b) => Number(b.group) - Number(a.group));
   for (const n of mine) {
