@@ -1,4 +1,4 @@
-// Import rules for Twill (README "Layout"; code-style-anchors.md section 3). Run by
+// Import rules for Twill (docs/architecture.md, "Layers and import rules"). Run by
 // `npm run cycles`, which `npm run lint` calls after ESLint. Paths are relative to the repository
 // root; `$1` in a `to` pattern is the group captured by the rule's `from` pattern.
 

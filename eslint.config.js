@@ -3,7 +3,7 @@ import js from '@eslint/js';
 import { defineConfig, globalIgnores } from 'eslint/config';
 import tseslint from 'typescript-eslint';
 
-// Import boundaries (README "Layout"). The complete set lives in .dependency-cruiser.cjs, which
+// Import boundaries (docs/architecture.md). The complete set lives in .dependency-cruiser.cjs, which
 // resolves paths and so can say "a backend never imports a sibling backend" or "src/bgp imports
 // only src/core". ESLint repeats the package rules below so an editor flags them as you type.
 // Both run in `npm run lint`.

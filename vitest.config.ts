@@ -1,6 +1,6 @@
 import { defineConfig } from 'vitest/config';
 
-// Three tiers (see README): unit tests need nothing; netns tests need root and create their own
+// Three tiers (CONTRIBUTING.md): unit tests need no root; netns tests need root and create their own
 // throwaway network namespaces; integration tests also start real daemons (etcd, BGP peers).
 export default defineConfig({
   test: {

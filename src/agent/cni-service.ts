@@ -105,9 +105,17 @@ export async function startCniService(opts: CniServiceOptions): Promise<CniServi
     get stuckThreads() {
       return pool.stuckThreads;
     },
-    async close() {
-      await server.close();
-      await pool.close();
-    },
+    close: () => closeCniServing(server, pool),
   };
+}
+
+/**
+ * Stops serving: the socket stops taking calls at once and waits for those in progress, while the
+ * pool's grace period (5 s) bounds them (past it they are cut short and ADDs roll back). Closing
+ * the socket first and the pool after it would let a hung call hold shutdown for its whole
+ * deadline.
+ */
+export async function closeCniServing(server: { close(): Promise<void> }, pool: { close(): Promise<void> }): Promise<void> {
+  const socketClosed = server.close();
+  await Promise.all([pool.close(), socketClosed]);
 }

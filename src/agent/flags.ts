@@ -5,7 +5,7 @@ import { validateIfname } from '../core/ifname.js';
 import { parseLogLevel, type LogLevel } from '../core/logger.js';
 import { twillVersion } from '../core/version.js';
 import { ETCD_FLAGS, hidePassword, parseEtcdFlags, type EtcdFlags } from '../core/etcd-flags.js';
-import { envName as envVar, FlagValues, helpText, integerInRange, readCommandLine, type FlagSpec } from '../core/flag-parser.js';
+import { envName as envVar, FlagValues, flagTableMarkdown, helpText, integerInRange, readCommandLine, type FlagSpec } from '../core/flag-parser.js';
 import { formatHostPort, parseHostPort } from '../core/host-port.js';
 import { DEFAULT_MAX_THREADS, DEFAULT_TIMEOUT_MS, MAX_TIMEOUT_MS } from '../cni/plugin-pool.js';
 
@@ -45,7 +45,8 @@ export type AgentCommand =
   | { readonly kind: 'version'; readonly text: string };
 
 
-const FLAGS: readonly FlagSpec[] = [
+/** twilld's flags: the one table behind the parser, --help and the README's flag reference. */
+export const AGENT_FLAGS: readonly FlagSpec[] = [
   ...ETCD_FLAGS,
   { name: 'iface', kind: 'list', arg: 'NAME|IPv4', help: 'interface for traffic to other nodes, by name or by one of its IPv4 addresses; comma-separated and/or repeated, the first that exists wins (default: the interface of the default route).' },
   { name: 'public-ip', kind: 'string', arg: 'IPv4', help: 'address other nodes use to reach this one (default: the interface\'s address); set it behind NAT.' },
@@ -55,7 +56,7 @@ const FLAGS: readonly FlagSpec[] = [
   { name: 'healthz-addr', kind: 'string', arg: 'HOST:PORT', default: '127.0.0.1:9101', help: 'listen address of /healthz, /readyz and /metrics; port 0 picks a free port, "" or "off" disables the listener.' },
   { name: 'metrics', kind: 'boolean', default: 'true', help: 'serve Prometheus metrics at /metrics on the healthz listener.' },
   { name: 'log-level', kind: 'string', arg: 'LEVEL', default: 'info', help: 'fatal, error, warn, info, debug or trace; logs are JSON lines on stderr.' },
-  { name: 'cni-socket', kind: 'string', arg: 'PATH', default: '/run/twill/cni.sock', help: 'unix socket where the twill CNI plugin hands its calls to the agent (warm state: much faster ADD and DEL); "" or "off" disables it, and the plugin then runs in-process.' },
+  { name: 'cni-socket', kind: 'string', arg: 'PATH', default: '/run/twill/cni.sock', help: 'unix socket where the twill CNI plugin hands its calls to the agent (warm state: much faster ADD and DEL); the plugin looks for it at /run/twill/cni.sock, or at $TWILL_CNI_SOCKET in the runtime\'s environment, and runs in-process when nobody answers there. "" or "off" disables it.' },
   { name: 'cni-data-dir', kind: 'string', arg: 'DIR', default: '/run/twill/ipam', help: 'the CNI plugin\'s address records (its dataDir); at start, addresses of pods whose network namespace is gone are released.' },
   { name: 'cni-timeout', kind: 'string', arg: 'DURATION', default: formatDuration(DEFAULT_TIMEOUT_MS), help: `deadline of each CNI call (1s to ${formatDuration(MAX_TIMEOUT_MS)}); past it the call fails with code 11 and an ADD is rolled back.` },
   { name: 'cni-socket-group', kind: 'string', arg: 'GID', default: '', help: 'numeric group whose members may use the CNI socket besides root (it becomes 0660); "" lets root only.' },
@@ -74,7 +75,7 @@ const ENV_PREFIX = 'TWILLD';
  * (or the environment variable) and the bad value.
  */
 export function parseAgentFlags(argv: readonly string[], env: NodeJS.ProcessEnv): AgentCommand {
-  const cli = readCommandLine(argv, env, { program: 'twilld', envPrefix: ENV_PREFIX, flags: FLAGS });
+  const cli = readCommandLine(argv, env, { program: 'twilld', envPrefix: ENV_PREFIX, flags: AGENT_FLAGS });
   if (cli.help) return { kind: 'help', text: agentHelpText() };
   if (cli.version) return { kind: 'version', text: `twilld ${twillVersion()}\n` };
   return { kind: 'run', flags: validate(new FlagValues(cli.raw)) };
@@ -168,5 +169,10 @@ export function agentHelpText(): string {
   return helpText('Usage: twilld [options]', [
     'twilld is Twill\'s node agent. It leases this node\'s pod subnet in etcd (flannel\'s key layout and lease records), writes the subnet file for the CNI plugin and programs the overlay to every other node\'s subnet.',
     'Every option can also be set by the environment variable shown with it; the command line wins over the environment, and an empty variable counts as unset. Durations read like 24h, 90m, 1h30m, 10s or 500ms; a bare number means seconds. Boolean flags take --flag, --flag=false or --no-flag.',
-  ], FLAGS, ENV_PREFIX);
+  ], AGENT_FLAGS, ENV_PREFIX);
+}
+
+/** The README's flag reference (`npm run docs:flags` writes it; test/unit/docs.test.ts compares). */
+export function agentFlagTable(): string {
+  return flagTableMarkdown(AGENT_FLAGS, ENV_PREFIX);
 }

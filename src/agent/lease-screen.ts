@@ -20,13 +20,9 @@ import type { SubnetLease } from '../store/types.js';
  *     host's external network), not inside the cluster Network, and not this host's own.
  * It runs on every change of a set of up to tens of thousands, so it is one pass (LeaseScreen).
  */
-export type LeaseRejectReason =
-  | 'wrong_prefix_length'
-  | 'outside_network'
-  | 'overlaps_own_subnet'
-  | 'overlaps_older_lease'
-  | 'public_ip_unusable'
-  | 'public_ip_is_local';
+export const LEASE_REJECT_REASONS = ['wrong_prefix_length', 'outside_network', 'overlaps_own_subnet', 'overlaps_older_lease',
+  'public_ip_unusable', 'public_ip_is_local'] as const;
+export type LeaseRejectReason = (typeof LEASE_REJECT_REASONS)[number];
 
 export interface LeaseRejection {
   readonly key: string;

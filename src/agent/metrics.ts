@@ -1,4 +1,5 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { LEASE_REJECT_REASONS } from './lease-screen.js';
 
 // The agent's Prometheus metrics (flannel has none, flannel.md §6 #14). They live on a registry
 // of their own rather than prom-client's global one, so tests can build as many agents as they
@@ -107,6 +108,10 @@ export class AgentMetrics {
     // Both renewal results exist from the start, so rate() and alerts see a 0 rather than no data.
     this.#leaseRenewals.inc({ result: 'ok' }, 0);
     this.#leaseRenewals.inc({ result: 'error' }, 0);
+    // The same for every refusal and conflict, so an alert on increase() sees the first one too.
+    for (const reason of LEASE_REJECT_REASONS) this.#leasesRejected.inc({ reason }, 0);
+    for (const reason of ['foreign_route', 'invalid']) this.#entriesSkipped.inc({ reason }, 0);
+    for (const action of ['restored', 'reacquired', 'contested'] as const) this.#ownLeaseConflicts.inc({ action }, 0);
     // process_* and nodejs_* (CPU, memory, file descriptors, event-loop lag, GC), unprefixed as
     // every Node exporter names them, so stock dashboards work.
     collectDefaultMetrics({ register: this.registry });

@@ -84,7 +84,7 @@ const SHUTDOWN_GRACE_MS = 5000;
 const DEFAULT_GRACE_MS = 5000;
 
 const MAX_POOL = 64;
-/** Eight calls in progress at once before they queue: measured on two cores (README, bench cni). */
+/** Eight calls in progress at once before they queue: measured on two cores (docs/benchmarks.md, bench cni). */
 export const DEFAULT_MAX_THREADS = 8;
 /** Long enough that steady pod churn keeps its threads; a quiet node gives the memory back. */
 const DEFAULT_IDLE_MS = 5 * 60_000;

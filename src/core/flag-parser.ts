@@ -183,6 +183,21 @@ export function helpText(usage: string, paragraphs: readonly string[], flags: re
   return lines.join('\n');
 }
 
+/**
+ * The same flags as a Markdown table (the README's flag reference), so the documentation is made
+ * from the table that drives the parser and --help and cannot drift from them.
+ */
+export function flagTableMarkdown(flags: readonly FlagSpec[], envPrefix: string): string {
+  const cell = (text: string): string => text.replaceAll('|', '\\|');
+  const lines = ['| Flag | Variable | Default | What it does |', '|---|---|---|---|'];
+  for (const f of flags) {
+    const usage = f.kind === 'boolean' ? `--${f.name}` : `--${f.name} ${f.arg ?? 'VALUE'}`;
+    const dflt = f.default === undefined ? '' : f.default === '' ? '`""`' : `\`${f.default}\``;
+    lines.push(`| \`${cell(usage)}\` | \`${envName(envPrefix, f.name)}\` | ${cell(dflt)} | ${cell(f.help)} |`);
+  }
+  return `${lines.join('\n')}\n`;
+}
+
 function wrap(text: string, indent: number, width = 96): string[] {
   const out: string[] = [];
   let line = '';

@@ -79,7 +79,11 @@ export async function status(store: SubnetStore | undefined, flags: CtlFlags): P
       storeError = (err as Error).message;
     }
   }
-  const ready = readyz.status === 200;
+  // Ready means what a user asks: this host has its subnet file, its lease is in etcd, and the
+  // agent says ready. An agent that answers ready for another subnet file (twillctl pointed at
+  // the wrong one) or a lease twillctl cannot see is no "ready" to report.
+  const agentReason = readyz.status === 200 ? undefined : readyzReason(readyz.body) ?? (readyz.status === 'unreachable' ? 'no answer' : `readyz ${readyz.status}`);
+  const ready = readyz.status === 200 && env !== undefined && lease !== undefined;
   const result = {
     subnetFile: flags.subnetFile,
     subnet: env?.subnet ?? null, network: env?.network ?? null, mtu: env?.mtu ?? null, ipMasq: env?.ipMasq ?? null,
@@ -93,7 +97,14 @@ export async function status(store: SubnetStore | undefined, flags: CtlFlags): P
   const rows: [string, string][] = [
     ['subnet', env ? `${env.subnet} (network ${env.network}, MTU ${env.mtu}, ip-masq ${env.ipMasq})` : `none: ${fileError}`],
     ['lease', lease ? `${lease.subnet} for ${lease.record.publicIp}, backend ${lease.record.backendType}, ${expiry(lease, Date.now())}` : storeError ? `unknown: ${storeError}` : 'not found in etcd'],
-    ['agent', `${flags.healthzAddr}: healthz ${healthz.status}, readyz ${readyz.status}${ready ? ' (ready)' : ''}`],
+    ['agent', `${flags.healthzAddr}: healthz ${healthz.status}, readyz ${readyz.status}${agentReason === undefined ? '' : ` (${agentReason})`}`],
+    ['ready', ready ? 'yes' : `no: ${!env ? 'no subnet file' : !lease ? 'no lease in etcd' : 'the agent is not ready'}`],
   ];
   return { stdout: rows.map(([k, v]) => `${k.padEnd(6)} ${v}\n`).join(''), exitCode: ready ? 0 : 1 };
+}
+
+/** The reason in /readyz's JSON body ({"ready":false,"reason":"..."}), if there is one. */
+function readyzReason(body: unknown): string | undefined {
+  const reason = typeof body === 'object' && body !== null ? (body as { reason?: unknown }).reason : undefined;
+  return typeof reason === 'string' ? reason : undefined;
 }

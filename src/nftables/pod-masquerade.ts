@@ -8,6 +8,7 @@ export const POD_MASQ_TABLE = 'twill-cni';
 const FAMILY = 'ip';
 const PODS_SET = 'masq-pods';
 const SUBNETS_SET = 'pod-subnets';
+const NETWORKS_SET = 'cluster-networks';
 
 /** How PodMasquerade reaches nft. */
 export type PodMasqueradeOptions = NftOptions;
@@ -35,7 +36,10 @@ export function podMasqueradeOwner(dataDir: string, network: string): string {
 /**
  * Per-pod masquerading for the CNI plugin's `ipMasq` (what the reference bridge plugin does with
  * one iptables chain per container): traffic from a listed pod to anywhere outside the pod
- * subnets of this host (and not multicast) leaves with the host's address. Pods are elements of
+ * subnets of this host and the cluster network (and not multicast) leaves with the host's
+ * address. Pods on other hosts see a pod's own address: Kubernetes' network model has no NAT
+ * between pods, where the bridge plugin (and flannel's, which delegates to it) masquerades all
+ * but the local subnet. Pods are elements of
  * one set, so ADD and DEL are one small nft transaction each, and DEL needs only the address,
  * which IPAM returns even when the pod's namespace is gone (the leak of plugins#810). Each element
  * carries its owner (the allocator that holds the address) as its comment, so a GC of one address
@@ -49,13 +53,14 @@ export class PodMasquerade {
   }
 
   /**
-   * Masquerades `podIp` (of the pod subnet `subnet`), tagged with `owner`; idempotent, and creates
-   * the table as needed.
+   * Masquerades `podIp` (of the pod subnet `subnet`, in the cluster network `clusterNetwork`),
+   * tagged with `owner`; idempotent, and creates the table as needed.
    */
-  async add(podIp: string, subnet: string, owner?: string): Promise<void> {
+  async add(podIp: string, subnet: string, clusterNetwork: string, owner?: string): Promise<void> {
     const ip = parseIp(podIp, 'pod IP');
     const net = parsePrefix(subnet, 'pod subnet');
-    if (ip.family !== 4 || net.address.family !== 4) throw new NftError({ command: 'nft', exitCode: null, stderr: '', problem: 'IPv4 only' });
+    const cluster = parsePrefix(clusterNetwork, 'cluster network');
+    if (ip.family !== 4 || net.address.family !== 4 || cluster.address.family !== 4) throw new NftError({ command: 'nft', exitCode: null, stderr: '', problem: 'IPv4 only' });
     if (owner !== undefined && (owner.length > MAX_OWNER_LENGTH || !/^[\w .@/:=-]*$/.test(owner))) {
       throw new NftError({ command: 'nft', exitCode: null, stderr: '', problem: `owner tag ${JSON.stringify(owner)} must be up to ${MAX_OWNER_LENGTH} plain characters` });
     }
@@ -65,10 +70,12 @@ export class PodMasquerade {
       `add table ${FAMILY} ${POD_MASQ_TABLE}`,
       `add set ${FAMILY} ${POD_MASQ_TABLE} ${PODS_SET} { type ipv4_addr; comment "pods whose CNI config has ipMasq"; }`,
       `add set ${FAMILY} ${POD_MASQ_TABLE} ${SUBNETS_SET} { type ipv4_addr; flags interval; comment "this host's pod subnets"; }`,
+      `add set ${FAMILY} ${POD_MASQ_TABLE} ${NETWORKS_SET} { type ipv4_addr; flags interval; comment "cluster networks: pod to pod keeps its source"; }`,
       `add chain ${FAMILY} ${POD_MASQ_TABLE} postrouting { type nat hook postrouting priority srcnat; policy accept; }`,
       `flush chain ${FAMILY} ${POD_MASQ_TABLE} postrouting`,
-      `add rule ${FAMILY} ${POD_MASQ_TABLE} postrouting ip saddr @${PODS_SET} ip daddr != @${SUBNETS_SET} ip daddr != 224.0.0.0/4 masquerade comment "twill CNI ipMasq"`,
+      `add rule ${FAMILY} ${POD_MASQ_TABLE} postrouting ip saddr @${PODS_SET} ip daddr != @${SUBNETS_SET} ip daddr != @${NETWORKS_SET} ip daddr != 224.0.0.0/4 masquerade comment "twill CNI ipMasq"`,
       `add element ${FAMILY} ${POD_MASQ_TABLE} ${SUBNETS_SET} { ${subnet} }`,
+      `add element ${FAMILY} ${POD_MASQ_TABLE} ${NETWORKS_SET} { ${clusterNetwork} }`,
       `add element ${FAMILY} ${POD_MASQ_TABLE} ${PODS_SET} { ${ip.text}${owner === undefined ? '' : ` comment "${owner}"`} }`,
       '',
     ].join('\n');

@@ -2,7 +2,7 @@ import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createCluster, type Cluster } from '../helpers/cluster.js';
-import { exec } from '../helpers/exec.js';
+import { exec, run } from '../helpers/exec.js';
 import { tempDir } from '../helpers/cleanup.js';
 import { etcdAvailable, startEtcd, type Etcd } from '../helpers/etcd.js';
 import { startAgent, type TestAgent } from '../helpers/twilld.js';
@@ -85,6 +85,13 @@ describe.skipIf(!isRoot || !etcdAvailable())('twilld leases against a real etcd'
       lease: { publicIp: cluster.hosts[0]!.underlayIp, backendType: 'alloc', reservation: false },
       agent: { healthz: 200, readyz: 200 },
     });
+    // Pointed at a subnet file this host does not have, status is not "ready" however the agent
+    // answers: exit 1, and the table says why.
+    const wrong = await run('node', [CTL, 'status', '--etcd-endpoints', etcd.clientUrl, '--subnet-file', `${agents[0]!.subnetFile}.missing`],
+      { netns: cluster.hosts[0]!.name, allowFailure: true });
+    expect(wrong.code, wrong.stdout).toBe(1);
+    expect(wrong.stdout).toMatch(/^ready +no: no subnet file$/m);
+    expect(wrong.stdout).toMatch(/^agent .*readyz 200$/m);
   });
 
   it('gives a SIGKILLed agent its subnet back when it restarts', async () => {

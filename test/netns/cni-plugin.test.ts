@@ -213,6 +213,11 @@ for (const mode of CNI_MODES) {
       expect(r.code, r.stdout).toBe(0);
       const ip = resultAddress(r);
       expect(await masqueradedPods(c.host)).toContain(ip);
+      // Pod to pod keeps its source address (no NAT between pods): the rule spares the whole
+      // cluster network, not only this host's subnet.
+      const table = (await run('nft', ['list', 'table', 'ip', 'twill-cni'], { netns: c.host.name })).stdout;
+      expect(table).toMatch(/set cluster-networks \{[^}]*elements = \{ 10\.244\.0\.0\/16 \}/s);
+      expect(table).toMatch(/ip saddr @masq-pods ip daddr != @pod-subnets ip daddr != @cluster-networks .*masquerade/);
       const check = await call(c, { command: 'CHECK', containerId: 'masq', netns: pod.netnsPath, conf: conf(c, { ipMasq: true, prevResult: r.json }) });
       expect(check.code, check.stdout).toBe(0);
       const path = pod.netnsPath;

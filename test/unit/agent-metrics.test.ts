@@ -29,6 +29,11 @@ describe('AgentMetrics', () => {
     // Both renewal results exist before the first renewal.
     expect(text).toContain('twill_lease_renewals_total{result="ok"} 0');
     expect(text).toContain('twill_lease_renewals_total{result="error"} 0');
+    // Refusals and conflicts exist at 0 before the first one, so increase() sees the first.
+    expect(text).toContain('twill_leases_rejected_total{reason="overlaps_older_lease"} 0');
+    expect(text).toContain('twill_leases_rejected_total{reason="public_ip_unusable"} 0');
+    expect(text).toContain('twill_backend_entries_skipped_total{reason="foreign_route"} 0');
+    expect(text).toContain('twill_own_lease_conflicts_total{action="reacquired"} 0');
   });
 
   it('records through its typed methods', async () => {

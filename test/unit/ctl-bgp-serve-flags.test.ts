@@ -47,5 +47,12 @@ describe('twillctl bgp serve flags', () => {
     expect(cmd.config.peers[0]).toMatchObject({ address: '198.18.0.2', asn: 65002, passive: true, timers: { holdTime: 9 }, import: { accept: ['10.244.0.0/16,le=32'] } });
     writeFileSync(file, '{"asn": 1,');
     expect(() => parseServeFlags(['--config', file], {})).toThrow(/--config.*cannot read it as JSON/);
+    // A misspelt key is refused, not ignored (the session would run on a default).
+    writeFileSync(file, JSON.stringify({ asn: 65001, routerId: '198.18.0.1', peers: [{ address: '198.18.0.2', asn: 65002, keepalive: 3 }] }));
+    expect(() => parseServeFlags(['--config', file], {})).toThrow(/--config peer 198\.18\.0\.2 "keepalive": is not a known key/);
+    writeFileSync(file, JSON.stringify({ asn: 65001, routerID: '198.18.0.1' }));
+    expect(() => parseServeFlags(['--config', file], {})).toThrow(/--config "routerID": is not a known key/);
+    writeFileSync(file, JSON.stringify({ asn: 65001, routerId: '198.18.0.1', announce: [{ prefix: '10.244.1.0/24', nexthop: '198.18.0.1' }] }));
+    expect(() => parseServeFlags(['--config', file], {})).toThrow(/--config announce "nexthop": is not a known key/);
   });
 });

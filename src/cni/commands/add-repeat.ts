@@ -33,7 +33,7 @@ export async function resumeAttachment(scope: AddScope): Promise<CniResult | und
   const links = cidr === undefined ? undefined : await completeWiring(scope, cidr);
   checkpoint(req);
   if (cidr !== undefined && links !== undefined) {
-    if (ipMasq) await ctx.masquerade.add(cidr.split('/')[0]!, state.subnet, podMasqueradeOwner(conf.dataDir, conf.name));
+    if (ipMasq) await ctx.masquerade.add(cidr.split('/')[0]!, state.subnet, state.network, podMasqueradeOwner(conf.dataDir, conf.name));
     return podResult(scope, links, cidr, ipam.gateway!);
   }
   req.warn(`rolling back the half-done ADD of container ${env.containerId} interface ${env.ifname} before doing it again`);

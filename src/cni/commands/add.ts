@@ -84,7 +84,7 @@ async function wire(scope: AddScope, allocation: Allocation): Promise<CniResult>
     if (ipMasq) {
       // Only while the address is still this attempt's: once released, it may be another pod's.
       undo.push(async () => { if (ipam.get(env.containerId, env.ifname)?.attempt === allocation.attempt) await ctx.masquerade.remove([allocation.address]); });
-      await ctx.masquerade.add(allocation.address, state.subnet, podMasqueradeOwner(conf.dataDir, conf.name));
+      await ctx.masquerade.add(allocation.address, state.subnet, state.network, podMasqueradeOwner(conf.dataDir, conf.name));
     }
     checkpoint(req);
     return podResult(scope, { bridge, host: veth.host, container: veth.container }, allocation.cidr, allocation.gateway);

@@ -29,7 +29,7 @@ export type ServeCommand = { readonly kind: 'run'; readonly config: ServeConfig 
 const ENV_PREFIX = 'TWILL_BGP';
 
 const FLAGS: readonly FlagSpec[] = [
-  { name: 'config', kind: 'string', arg: 'FILE', help: 'JSON file with any of: asn, routerId, listen ["addr:port"], peers [{address, port, asn, passive, md5, multihop, localAddress, families, holdTime, keepalive, connectRetry, gracefulRestartTime, maxPrefixes, nextHopSelfIpv6}], announce [{prefix, nextHop}], accept ["prefix,le=N"]; flags add to it and override asn/routerId.' },
+  { name: 'config', kind: 'string', arg: 'FILE', help: 'JSON file with any of: asn, routerId, listen ["addr:port"], peers [{address, port, asn, passive, md5, multihop, localAddress, families, holdTime, gracefulRestartTime, maxPrefixes, nextHopSelfIpv6}], announce [{prefix, nextHop}], accept ["prefix,le=N"]; flags add to it and override asn/routerId.' },
   { name: 'asn', kind: 'string', arg: 'N', help: 'local AS number, 1..4294967295 (4-octet ASNs per RFC 6793).' },
   { name: 'router-id', kind: 'string', arg: 'IPv4', help: 'BGP identifier, a non-zero dotted quad.' },
   { name: 'listen', kind: 'repeated', arg: 'ADDR:PORT', help: 'accept connections here (repeatable; [v6]:port for IPv6). Without it the speaker only connects out, and passive peers are refused.' },
@@ -42,7 +42,7 @@ const FLAGS: readonly FlagSpec[] = [
 
 export function serveHelpText(): string {
   return helpText('Usage: twillctl bgp serve [options]', [
-    'Runs Twill\'s own BGP speaker on its own: sessions to the given peers, the given prefixes announced, routes inside the accepted ranges learned. It prints one JSON line per event on stdout: ready, session (state changes with reasons and NOTIFICATIONs), learned, withdrawn, rejected, end-of-rib, and warning. SIGINT or SIGTERM sends Cease/2 (administrative shutdown) to every peer and exits. TCP MD5 and TTL settings need root (CAP_NET_ADMIN is not required, but setsockopt on raw options is done through libc).',
+    'Runs Twill\'s own BGP speaker on its own: sessions to the given peers, the given prefixes announced, routes inside the accepted ranges learned. It prints one JSON line per event on stdout: ready, session (state changes with reasons and NOTIFICATIONs), learned, withdrawn, rejected, end-of-rib, collision (one of two connections to a peer closed with Cease/7) and warning. SIGINT or SIGTERM sends Cease/2 (administrative shutdown) to every peer and exits. TCP MD5 and TTL settings need root (CAP_NET_ADMIN is not required, but setsockopt on raw options is done through libc).',
   ], FLAGS, ENV_PREFIX);
 }
 
@@ -127,7 +127,26 @@ function readConfigFile(path: string): ConfigFile {
     throw new InvalidArgumentError('--config', path, `cannot read it as JSON: ${(err as Error).message}`);
   }
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new InvalidArgumentError('--config', path, 'must hold a JSON object');
-  return raw;
+  // A misspelt key ("holdtime", "keepalive") must not be dropped silently: the session would run
+  // with a default the operator did not choose.
+  onlyKnownKeys(raw as Record<string, unknown>, FILE_KEYS, '--config');
+  const file = raw as ConfigFile;
+  for (const p of Array.isArray(file.peers) ? file.peers : []) {
+    if (typeof p === 'object' && p !== null) onlyKnownKeys(p, FILE_PEER_KEYS, `--config peer ${String(p.address)}`);
+  }
+  for (const a of Array.isArray(file.announce) ? file.announce : []) {
+    if (typeof a === 'object' && a !== null) onlyKnownKeys(a, ['prefix', 'nextHop'], '--config announce');
+  }
+  return file;
+}
+
+const FILE_KEYS = ['asn', 'routerId', 'listen', 'peers', 'announce', 'accept'];
+const FILE_PEER_KEYS = ['address', 'port', 'asn', 'passive', 'md5', 'multihop', 'localAddress', 'families', 'holdTime', 'gracefulRestartTime', 'maxPrefixes', 'nextHopSelfIpv6'];
+
+function onlyKnownKeys(obj: Record<string, unknown>, known: readonly string[], what: string): void {
+  for (const key of Object.keys(obj)) {
+    if (!known.includes(key)) throw new InvalidArgumentError(what, key, `is not a known key (known: ${known.join(', ')})`);
+  }
 }
 
 /** A file peer in the flag's own syntax, so both paths share one validation. */

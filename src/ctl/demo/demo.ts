@@ -21,7 +21,7 @@ import {
 // `twillctl demo`: a whole Twill cluster on one machine, in network namespaces, measured and
 // removed again. The steps (each logged on stderr):
 //   1. underlay + hosts   2. etcd on the underlay   3. the network config, through twillctl
-//   4. one twilld per host, until ready   5. pods, wired by the reference CNI plugins
+//   4. one twilld per host, until ready   5. pods, wired by Twill's CNI plugin
 //   6. ping every pod from every pod   7. one iperf3 run across hosts
 // then the result (tables or --json on stdout) and the teardown (unless --keep), which also
 // runs on errors and on SIGINT/SIGTERM/SIGHUP.

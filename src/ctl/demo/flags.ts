@@ -34,8 +34,8 @@ const FLAGS: readonly FlagSpec[] = [
 
 export function demoHelpText(): string {
   return helpText('Usage: twillctl demo [options]', [
-    'Builds a throwaway cluster on this machine and shows Twill at work: an underlay, N hosts each running twilld, and pods wired by the reference CNI plugins (bridge + host-local) from the subnet file twilld writes. It then pings every pod from every pod, measures throughput with iperf3 and prints a connectivity matrix. Exit status 0 only when every ping succeeded.',
-    'Everything lives in network namespaces named twill-demo-* that the demo creates and deletes (also on Ctrl-C): the machine\'s own network is never touched. Needs root, etcd (apt-get install etcd-server), the reference CNI plugins (apt-get install containernetworking-plugins), nft, ping and, optionally, iperf3 (bash .ci/setup-system.sh installs them all).',
+    'Builds a throwaway cluster on this machine and shows Twill at work: an underlay, N hosts each running twilld, and pods wired by Twill\'s CNI plugin (dist/cni/twill), whose calls each host\'s twilld serves on its CNI socket. It then pings every pod from every pod, measures throughput with iperf3 and prints a connectivity matrix. Exit status 0 only when every ping succeeded.',
+    'Everything lives in network namespaces named twill-demo-* that the demo creates and deletes (also on Ctrl-C): the machine\'s own network is never touched. Needs root, a build (npm run build), etcd (apt-get install etcd-server), nft, ping and, optionally, iperf3 (bash .ci/setup-system.sh installs them all).',
   ], FLAGS, ENV_PREFIX);
 }
 

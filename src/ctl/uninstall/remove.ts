@@ -5,7 +5,7 @@ import { hasTable, POD_MASQ_TABLE, TABLE_FAMILY, TABLE_NAME, type NftRunner } fr
 
 /**
  * What `twillctl uninstall` removes from the network namespace it runs in: exactly what Twill
- * owns and nothing else (README "Twill's routes: protocol 84"), so that flanneld can start again:
+ * owns and nothing else (docs/design/nexthops-and-protocol-84.md), so that flanneld can start again:
  *   - routes of protocol 84 (RTPROT_TWILL) in the main table, the only table Twill writes;
  *   - nexthop objects of protocol 84;
  *   - the VXLAN devices twill.<VNI> (with them go their addresses, neighbours and FDB entries,
