@@ -69,7 +69,7 @@ export class AgentMetrics {
 
   readonly #entriesSkipped = new Counter({
     name: 'twill_backend_entries_skipped_total',
-    help: 'Leases the backend could not program, counted when first seen, by reason (foreign_route: a route of another owner is in the way; invalid: unusable lease data or placement).',
+    help: 'Leases the backend could not program, counted when first seen, by reason (foreign_route: a route of another owner is in the way; write_failed: the kernel refused an entry, retried at the next resync; invalid: unusable lease data or placement).',
     labelNames: ['reason'] as const,
     registers: [this.registry],
   });
@@ -110,7 +110,7 @@ export class AgentMetrics {
     this.#leaseRenewals.inc({ result: 'error' }, 0);
     // The same for every refusal and conflict, so an alert on increase() sees the first one too.
     for (const reason of LEASE_REJECT_REASONS) this.#leasesRejected.inc({ reason }, 0);
-    for (const reason of ['foreign_route', 'invalid']) this.#entriesSkipped.inc({ reason }, 0);
+    for (const reason of ['foreign_route', 'write_failed', 'invalid']) this.#entriesSkipped.inc({ reason }, 0);
     for (const action of ['restored', 'reacquired', 'contested'] as const) this.#ownLeaseConflicts.inc({ action }, 0);
     // process_* and nodejs_* (CPU, memory, file descriptors, event-loop lag, GC), unprefixed as
     // every Node exporter names them, so stock dashboards work.

@@ -59,11 +59,21 @@ export interface SkippedLease {
   readonly reason: string;
   /**
    * 'foreign_route': a route of another owner holds the destination and Twill does not replace
-   * it (route-sync.ts); absent for anything else (unusable lease data, an off-link host...).
+   * it (route-sync.ts); 'write_failed': the kernel refused an entry the lease needs; absent for
+   * a lease the backend cannot use (unusable lease data, an off-link host...).
    */
-  readonly code?: 'foreign_route' | undefined;
+  readonly code?: 'foreign_route' | 'write_failed' | undefined;
 }
 
+/**
+ * What a failed entry means, the same for every backend: when the kernel refuses an entry that a
+ * lease needs, sync reports that lease as skipped (code 'write_failed', with the kernel's reason)
+ * and applies everything else: one lease must not take routing down for the others. The agent
+ * logs and counts it, and the backend's next sync or resync tries it again (the desired set is
+ * kept before it is applied). When removing a stale entry fails, sync throws after applying the
+ * rest: the kernel holds something it should not, so the agent retries with backoff and reports
+ * backend_sync_failing after 3 failures in a row.
+ */
 export interface SyncReport {
   /** Kernel objects written or removed by this sync. */
   readonly changes: number;

@@ -18,3 +18,30 @@ export function option(raw: Readonly<Record<string, unknown>>, name: string): un
   const key = Object.keys(raw).find((k) => k.toLowerCase() === name.toLowerCase());
   return key === undefined ? undefined : raw[key];
 }
+
+function optionError(type: string, name: string, value: unknown, reason: string): InvalidArgumentError {
+  return new InvalidArgumentError(`${type} backend option ${name}`, value, reason);
+}
+
+/**
+ * An integer option in [min, max]; absent or null gives undefined. With `zeroMeans`, 0 is also
+ * accepted and gives undefined: flannel treats Port 0 and MTU 0 as "not set" (Go's zero value),
+ * so flannel configs that spell them out keep working.
+ */
+export function integerOption(type: string, raw: Readonly<Record<string, unknown>>, name: string, min: number, max: number, zeroMeans?: string): number | undefined {
+  const value = option(raw, name);
+  if (value === undefined || value === null) return undefined;
+  if (zeroMeans !== undefined && value === 0) return undefined;
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+    throw optionError(type, name, value, `must be an integer ${min}..${max}${zeroMeans === undefined ? '' : ` (0 means ${zeroMeans})`}`);
+  }
+  return value;
+}
+
+/** A boolean option; absent or null is false (Go's zero value, as flannel reads it). */
+export function booleanOption(type: string, raw: Readonly<Record<string, unknown>>, name: string): boolean {
+  const value = option(raw, name);
+  if (value === undefined || value === null) return false;
+  if (typeof value !== 'boolean') throw optionError(type, name, value, 'must be true or false');
+  return value;
+}

@@ -142,9 +142,9 @@ describe.skipIf(!isRoot)('host-gw backend', () => {
     expect(report.changes).toBe(1);
     expect(report.skipped).toEqual([
       { subnet: '10.244.9.0/24', reason: '198.19.9.9 is not on a directly connected network of eth0: host-gw needs every host on one L2 segment' },
-      { subnet: '10.244.8.0/24', reason: 'its backend type is vxlan, not host-gw' },
-      { subnet: '10.99.0.0/24', reason: '10.99.0.0/24 is not inside the cluster network 10.244.0.0/16' },
-      { subnet: '10.244.7.0/24', reason: 'its PublicIP 198.18.0.1 is this host\'s own address' },
+      { subnet: '10.244.8.0/24', reason: 'BackendType is "vxlan", not "host-gw"' },
+      { subnet: '10.99.0.0/24', reason: 'the subnet is outside the cluster network 10.244.0.0/16' },
+      { subnet: '10.244.7.0/24', reason: 'PublicIP 198.18.0.1 is this node\'s own' },
     ]);
     expect(await twillRoutes(a.host)).toEqual(['10.244.2.0/24 via 198.18.0.2 dev eth0']);
   });

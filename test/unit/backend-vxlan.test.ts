@@ -4,7 +4,8 @@ import { registerBuiltins } from '../../src/backends/builtins.js';
 import { deviceMtu, deviceName, parseVxlanOptions } from '../../src/backends/vxlan/config.js';
 import { decodeLeaseData, encodeLeaseData } from '../../src/backends/vxlan/lease-data.js';
 import { deriveVtepMac, isLocallyAdministered, isUnicastMac } from '../../src/backends/vxlan/mac.js';
-import { onLinkMatcher, planPeers, type PlanInput } from '../../src/backends/vxlan/plan.js';
+import { onLinkMatcher } from '../../src/backends/on-link.js';
+import { planPeers, type PlanInput } from '../../src/backends/vxlan/plan.js';
 import { vxlanBackend } from '../../src/backends/vxlan/vxlan.js';
 import { InvalidArgumentError } from '../../src/core/errors.js';
 import { parseMac } from '../../src/core/mac.js';
@@ -201,7 +202,7 @@ describe('vxlan plan (pure)', () => {
       '10.244.8.0/24': 'PublicIP 198.18.0.1 is this node\'s own',
       '10.244.11.0/24': `VtepMAC ${macOf(1)} is this node's own`,
       '10.244.12.0/24': `VtepMAC ${macOf(2)} is also claimed by 10.244.2.0/24 (PublicIP 198.18.0.2)`,
-      '10.244.13.0/24': 'PublicIP fd00::13 is not IPv4 (the VXLAN underlay is IPv4)',
+      '10.244.13.0/24': 'PublicIP fd00::13 is not IPv4 (the underlay is IPv4)',
       '10.244.14.0/24': expect.stringMatching(/BackendData undefined is not an object/),
     });
   });

@@ -1,14 +1,16 @@
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { PluginPool } from '../../src/cni/plugin-pool.js';
+import { transpiledSrc } from '../helpers/transpiled-src.js';
 import { waitFor } from '../helpers/wait.js';
 
 // The agent's CNI worker threads (src/cni/plugin-pool.ts): the real worker answers VERSION (no
 // root needed); stand-in workers (test/helpers/fixtures) crash or fail to start on purpose.
 
-const REAL_WORKER = new URL('../../dist/src/cni/plugin-worker.js', import.meta.url);
+// The real worker as src/ holds it now, transpiled (no build needed, never a stale one).
+const REAL_WORKER = transpiledSrc('cni/plugin-worker');
 const CRASH_WORKER = new URL('../helpers/fixtures/pool-worker-crash.mjs', import.meta.url);
 const BROKEN_WORKER = new URL('../helpers/fixtures/pool-worker-broken.mjs', import.meta.url);
 const WEDGE_WORKER = new URL('../helpers/fixtures/pool-worker-wedge.mjs', import.meta.url);
@@ -30,7 +32,7 @@ async function waitForSize(pool: PluginPool, size: number): Promise<void> {
 }
 
 describe('PluginPool', () => {
-  it.skipIf(!existsSync(REAL_WORKER))('answers VERSION through the real worker on every thread', async () => {
+  it('answers VERSION through the real worker on every thread', async () => {
     const pool = await startPool({ maxThreads: 2, warmThreads: 2, workerUrl: REAL_WORKER });
     const replies = await Promise.all(Array.from({ length: 20 }, () => pool.run({ env: { CNI_COMMAND: 'VERSION' }, stdin: '{"cniVersion":"0.4.0"}' })));
     for (const r of replies) {
@@ -39,7 +41,7 @@ describe('PluginPool', () => {
     }
   });
 
-  it.skipIf(!existsSync(REAL_WORKER))('renders a bad call as the spec\'s error JSON (code 4 for a missing variable)', async () => {
+  it('renders a bad call as the spec\'s error JSON (code 4 for a missing variable)', async () => {
     const pool = await startPool({ maxThreads: 1, workerUrl: REAL_WORKER });
     const r = await pool.run({ env: { CNI_COMMAND: 'ADD' }, stdin: '{}' });
     expect(r.exitCode).toBe(1);

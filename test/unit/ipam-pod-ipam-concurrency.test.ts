@@ -1,30 +1,19 @@
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { isIPv4 } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { fileURLToPath, pathToFileURL } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { transpiledSrc } from '../helpers/transpiled-src.js';
 
 // The allocator's claim is O_EXCL on a file, which must hold between processes (the CNI binary
 // and the agent), not only between calls of one process: so these tests run real processes, each
-// loading the compiled module (npm run build puts it in dist/; CI builds before testing).
+// loading the allocator's module.
 
-const REPO = fileURLToPath(new URL('../../', import.meta.url));
-const MODULES = ['pod-ipam', 'pod-ipam-store', 'pod-ipam-errors'];
-const COMPILED = join(REPO, 'dist', 'src', 'ipam', 'pod-ipam.js');
-
-/** Why the compiled module cannot be used, or undefined when it is there and up to date. */
-function unusableBuild(): string | undefined {
-  for (const name of MODULES) {
-    const js = join(REPO, 'dist', 'src', 'ipam', `${name}.js`);
-    const ts = join(REPO, 'src', 'ipam', `${name}.ts`);
-    if (!existsSync(js)) return `dist/src/ipam/${name}.js is missing: run "npm run build" first`;
-    if (statSync(js).mtimeMs < statSync(ts).mtimeMs) return `dist/src/ipam/${name}.js is older than its source: run "npm run build" first`;
-  }
-  return undefined;
-}
+// Each process loads the allocator from src/ as it is now, transpiled (test/helpers/transpiled-src.ts):
+// no build needed, never a stale one.
+const POD_IPAM = transpiledSrc('ipam/pod-ipam');
 
 /**
  * One worker process: prints {"ready":true}, then for each command line on stdin
@@ -68,7 +57,7 @@ interface Worker {
 }
 
 function startWorker(options: object): Worker {
-  const env: NodeJS.ProcessEnv = { ...process.env, POD_IPAM_MODULE: pathToFileURL(COMPILED).href, POD_IPAM_OPTIONS: JSON.stringify(options) };
+  const env: NodeJS.ProcessEnv = { ...process.env, POD_IPAM_MODULE: POD_IPAM.href, POD_IPAM_OPTIONS: JSON.stringify(options) };
   delete env.NODE_OPTIONS; // whatever the test runner loads into itself, the worker needs none of it
   const child = spawn(process.execPath, ['--input-type=module', '-e', WORKER], { env, stdio: 'pipe' });
   let stderr = '';
@@ -108,12 +97,11 @@ function startWorker(options: object): Worker {
   };
 }
 
-const skipReason = unusableBuild();
 const WORKERS = 16;
 const PER_WORKER = 16;
 const NET = 'concurrency';
 
-describe.skipIf(skipReason !== undefined)(`PodIpam across processes${skipReason ? ` (skipped: ${skipReason})` : ''}`, () => {
+describe('PodIpam across processes', () => {
   let root: string;
   let workers: Worker[] = [];
   beforeEach(() => {

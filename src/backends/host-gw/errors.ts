@@ -1,8 +1,8 @@
 import { TwillError } from '../../core/errors.js';
 
 /**
- * Some route writes of a sync failed (the others were applied). The agent logs it and the next
- * change or periodic resync tries again; `failed` says which destinations and why.
+ * Removing some stale routes failed (everything else was applied). The agent logs it and retries
+ * with backoff; `failed` says which destinations and why.
  */
 export class HostGwSyncError extends TwillError {
   constructor(
@@ -11,6 +11,6 @@ export class HostGwSyncError extends TwillError {
     readonly changes: number,
   ) {
     const list = failed.map((f) => `${f.dst}: ${f.error.message}`).join('; ');
-    super('EHOSTGW_SYNC', `host-gw: ${failed.length} route write(s) failed (${changes} applied): ${list}`, { cause: failed[0]?.error });
+    super('EHOSTGW_SYNC', `host-gw: removing ${failed.length} stale route(s) failed (${changes} changes applied): ${list}`, { cause: failed[0]?.error });
   }
 }

@@ -1,26 +1,23 @@
-import type { Logger } from 'pino';
 import type { BackendContext, LocalLease, Network, RemoteLease, SyncReport } from '../backend.js';
+import { Reconciler } from '../reconciler.js';
 import { syncRoutes } from '../route-sync.js';
 import { HostGwSyncError } from './errors.js';
 import { planRoutes } from './plan.js';
-import { runRepairLoop } from './repair-loop.js';
 
 /**
  * The host-gw network (flannel's host-gw over RouteNetwork): every remote subnet is routed via
  * its host's PublicIP on the external interface. No device, no encapsulation, no lease data;
- * the price is that all hosts must share one L2 segment.
+ * the price is that all hosts must share one L2 segment. Its own part is the plan and the route
+ * write; keeping the desired set, the write queue and the repair loop are the Reconciler's.
  */
 export class HostGwNetwork implements Network {
   readonly leaseData = null;
   readonly mtu: number;
-  private readonly log: Logger;
-  /** The last set sync() was given; undefined until the first sync. */
-  private desired: readonly RemoteLease[] | undefined;
-  private tail: Promise<unknown> = Promise.resolve();
+  private readonly reconciler: Reconciler;
 
   constructor(private readonly ctx: BackendContext) {
     this.mtu = ctx.extIface.mtu; // no encapsulation overhead
-    this.log = ctx.log;
+    this.reconciler = new Reconciler({ apply: (desired) => this.apply(desired) }, ctx.log, 'host-gw');
   }
 
   /** Nothing to create: routes arrive with sync(). */
@@ -29,36 +26,12 @@ export class HostGwNetwork implements Network {
   }
 
   sync(desired: readonly RemoteLease[]): Promise<SyncReport> {
-    this.desired = desired;
-    return this.serial(() => this.apply(desired));
+    return this.reconciler.sync(desired);
   }
 
   run(signal: AbortSignal): Promise<void> {
-    return runRepairLoop(signal, {
-      netlink: this.ctx.netlink,
-      ifindex: this.ctx.extIface.index,
-      intervalMs: this.ctx.resyncIntervalMs,
-      repair: () => this.resync(),
-      log: this.log,
-    });
-  }
-
-  /**
-   * Re-applies the last desired set. Before the first sync it does nothing: an empty set would
-   * delete the routes a restarted agent found in place, cutting traffic until the leases arrive.
-   */
-  private async resync(): Promise<void> {
-    const desired = this.desired;
-    if (desired === undefined) return;
-    const report = await this.serial(() => this.apply(desired));
-    if (report.changes > 0) this.log.info({ changes: report.changes }, 'resync repaired routes');
-  }
-
-  /** One sync at a time: two interleaved route diffs could undo each other's writes. */
-  private serial<T>(op: () => Promise<T>): Promise<T> {
-    const run = this.tail.then(op, op);
-    this.tail = run.catch(() => undefined);
-    return run;
+    const { netlink, extIface, resyncIntervalMs } = this.ctx;
+    return this.reconciler.run(signal, { watchLinks: () => netlink.watchLinks(), extIndex: extIface.index, intervalMs: resyncIntervalMs });
   }
 
   private async apply(leases: readonly RemoteLease[]): Promise<SyncReport> {
@@ -68,7 +41,12 @@ export class HostGwNetwork implements Network {
     const plan = planRoutes({ leases, ext: extIface, connected, clusterNetwork });
     const result = await syncRoutes(netlink, clusterNetwork, plan.routes);
     const changes = result.replaced + result.deleted;
-    if (result.failed.length > 0) throw new HostGwSyncError(result.failed, changes);
-    return { changes, skipped: [...plan.skipped, ...result.refused] };
+    // The failed-entry contract of backend.ts: a refused write skips its lease, a failed removal throws.
+    const wanted = new Set(plan.routes.map((r) => r.dst));
+    const refusedWrites = result.failed.filter((f) => wanted.has(f.dst));
+    const failedRemovals = result.failed.filter((f) => !wanted.has(f.dst));
+    if (failedRemovals.length > 0) throw new HostGwSyncError(failedRemovals, changes);
+    const writeFailed = refusedWrites.map((f) => ({ subnet: f.dst, reason: `the kernel refused the route: ${f.error.message}`, code: 'write_failed' as const }));
+    return { changes, skipped: [...plan.skipped, ...writeFailed, ...result.refused] };
   }
 }

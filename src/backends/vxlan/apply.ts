@@ -104,5 +104,5 @@ export async function applyPlan(nl: Netlink, clusterNetwork: string, vxlanIndex:
   for (const { error } of removeFailures) if (!alreadyGone(error)) removalErrors.push(error);
 
   if (removalErrors.length > 0) throw new VxlanApplyError(removalErrors);
-  return { changes, failed: [...[...refused].map(([subnet, reason]) => ({ subnet, reason })), ...result.refused] };
+  return { changes, failed: [...[...refused].map(([subnet, reason]) => ({ subnet, reason, code: 'write_failed' as const })), ...result.refused] };
 }

@@ -1,5 +1,5 @@
 import { InvalidArgumentError } from '../../core/errors.js';
-import { option, rejectUnknownOptions } from '../options.js';
+import { booleanOption, integerOption, rejectUnknownOptions } from '../options.js';
 
 /**
  * The vxlan backend's options, from the network config's Backend object:
@@ -45,27 +45,9 @@ function fail(name: string, value: unknown, reason: string): never {
   throw new InvalidArgumentError(`${TYPE} backend option ${name}`, value, reason);
 }
 
-/**
- * An integer option in [min, max]; absent or null gives undefined. With `zeroMeans`, 0 is also
- * accepted and gives undefined: flannel treats Port 0 and MTU 0 as "not set" (Go's zero value),
- * so flannel configs that spell them out keep working.
- */
-function integer(raw: Readonly<Record<string, unknown>>, name: string, min: number, max: number, zeroMeans?: string): number | undefined {
-  const value = option(raw, name);
-  if (value === undefined || value === null) return undefined;
-  if (zeroMeans !== undefined && value === 0) return undefined;
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
-    fail(name, value, `must be an integer ${min}..${max}${zeroMeans === undefined ? '' : ` (0 means ${zeroMeans})`}`);
-  }
-  return value;
-}
-
-function boolean(raw: Readonly<Record<string, unknown>>, name: string): boolean {
-  const value = option(raw, name);
-  if (value === undefined || value === null) return false;
-  if (typeof value !== 'boolean') fail(name, value, 'must be true or false');
-  return value;
-}
+const integer = (raw: Readonly<Record<string, unknown>>, name: string, min: number, max: number, zeroMeans?: string): number | undefined =>
+  integerOption(TYPE, raw, name, min, max, zeroMeans);
+const boolean = (raw: Readonly<Record<string, unknown>>, name: string): boolean => booleanOption(TYPE, raw, name);
 
 export function parseVxlanOptions(raw: Readonly<Record<string, unknown>>): VxlanOptions {
   rejectUnknownOptions(TYPE, raw, KNOWN);

@@ -1,6 +1,7 @@
-import { networkOf, parseCidr, parseIp, parsePrefix, prefixContains, sortPrefixes, type Cidr } from '../../core/ip.js';
+import { networkOf, parseCidr, sortPrefixes } from '../../core/ip.js';
 import type { FdbSpec, NeighbourSpec, RouteSpec } from '../../netlink/index.js';
 import type { RemoteLease, SkippedLease } from '../backend.js';
+import { checkRemoteLease } from '../lease-checks.js';
 import { TYPE } from './config.js';
 import { decodeLeaseData } from './lease-data.js';
 
@@ -24,7 +25,7 @@ export interface PlanInput {
   readonly localPublicIp: string;
   readonly localMac: string;
   readonly directRouting: boolean;
-  /** True when an IPv4 address is directly reachable on the external interface (see onLinkMatcher). */
+  /** True when an IPv4 address is directly reachable on the external interface (see ../on-link.ts). */
   readonly onLink: (ip: string) => boolean;
   readonly vxlanIndex: number;
   readonly extIndex: number;
@@ -49,6 +50,7 @@ export interface Plan {
 
 export function planPeers(input: PlanInput): Plan {
   const inCluster = parseCidr(input.clusterNetwork, 'cluster network');
+  const check = { type: TYPE, clusterNetwork: input.clusterNetwork, localPublicIp: input.localPublicIp };
   const peers: PeerPlan[] = [];
   const skipped: Skipped[] = [];
   // One MAC can point at one VTEP only: the FDB is keyed by MAC. Who claimed which MAC first.
@@ -57,35 +59,15 @@ export function planPeers(input: PlanInput): Plan {
 
   for (const lease of sortPrefixes(input.leases, (l) => l.subnet)) {
     const skip = (reason: string): void => { skipped.push({ subnet: lease.subnet, reason }); };
-    if (lease.backendType !== TYPE) { skip(`BackendType is ${JSON.stringify(lease.backendType)}, not "${TYPE}"`); continue; }
-
-    let subnet: Cidr;
-    try {
-      subnet = parsePrefix(lease.subnet, 'lease subnet');
-    } catch (err) {
-      skip((err as Error).message);
-      continue;
-    }
-    if (subnet.address.family !== 4) { skip('the subnet is not IPv4'); continue; }
-    // Twill owns only routes inside the cluster network (route-sync.ts): one outside would never be removed.
-    if (!prefixContains(inCluster, subnet)) { skip(`the subnet is outside the cluster network ${input.clusterNetwork}`); continue; }
-
-    let publicIp: string;
-    try {
-      publicIp = parseIp(lease.publicIp, 'PublicIP').text;
-    } catch (err) {
-      skip((err as Error).message);
-      continue;
-    }
-    if (publicIp.includes(':')) { skip(`PublicIP ${publicIp} is not IPv4 (the VXLAN underlay is IPv4)`); continue; }
-    if (publicIp === input.localPublicIp) { skip(`PublicIP ${publicIp} is this node's own`); continue; }
+    const checked = checkRemoteLease(lease, check, inCluster);
+    if (!checked.ok) { skip(checked.reason); continue; }
+    const { subnet, dst, publicIp } = checked;
 
     const decoded = decodeLeaseData(lease.backendData, input.vni);
     if (!decoded.ok) { skip(decoded.reason); continue; }
     const { mac } = decoded.vtep;
     if (mac === input.localMac) { skip(`VtepMAC ${mac} is this node's own`); continue; }
 
-    const dst = `${subnet.address.text}/${subnet.prefixLength}`;
     if (seen.has(dst)) { skip('another lease for the same subnet came first'); continue; }
     seen.add(dst);
     if (input.directRouting && input.onLink(publicIp)) {
@@ -110,19 +92,4 @@ export function planPeers(input: PlanInput): Plan {
     });
   }
   return { peers, skipped };
-}
-
-/**
- * "Is this IPv4 address on-link": inside a connected subnet of the external interface (one of its
- * addresses' prefixes). flannel asks `ip route get` instead, which also says yes for a peer behind
- * a more specific on-link route; the connected subnets are the L2 segment proper.
- */
-export function onLinkMatcher(interfaceCidrs: readonly string[]): (ip: string) => boolean {
-  const nets = interfaceCidrs
-    .map((c) => parseCidr(c, 'interface address'))
-    .filter((c) => c.address.family === 4 && c.prefixLength < 32);
-  return (ip) => {
-    const host = parseCidr(`${ip}/32`, 'IP address');
-    return nets.some((n) => prefixContains(n, host));
-  };
 }

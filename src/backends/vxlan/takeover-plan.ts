@@ -89,7 +89,7 @@ export interface DirectRouteContext {
   readonly clusterNetwork: string;
   /** The external interface: flannel's direct routes leave by it. */
   readonly extIndex: number;
-  /** True when the address is inside a connected subnet of the external interface (plan.ts onLinkMatcher). */
+  /** True when the address is inside a connected subnet of the external interface (../on-link.ts). */
   readonly onLink: (ip: string) => boolean;
 }
 

@@ -1,6 +1,6 @@
 import { isNetlinkError, type Netlink } from '../../netlink/index.js';
 import { OWN_NETNS_FILE, processesInNetns } from '../../core/local-processes.js';
-import { onLinkMatcher } from './plan.js';
+import { onLinkMatcher } from '../on-link.js';
 import { alreadyGone } from './apply.js';
 import { decideTakeover, isFlannelDirectRoute, RTPROT_BOOT, type FlannelDevice, type TakeoverDecision } from './takeover-plan.js';
 

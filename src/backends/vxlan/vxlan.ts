@@ -1,13 +1,14 @@
-import { sleep } from '../../core/backoff.js';
 import { InvalidArgumentError } from '../../core/errors.js';
 import { parseIp } from '../../core/ip.js';
 import type { LinkEvent } from '../../netlink/index.js';
 import type { Backend, BackendContext, LocalLease, Network, RemoteLease, SyncReport } from '../backend.js';
+import { onLinkMatcher } from '../on-link.js';
+import { Reconciler } from '../reconciler.js';
 import { applyPlan } from './apply.js';
 import { deviceMtu, deviceName, parseVxlanOptions, TYPE, VXLAN_OVERHEAD, type VxlanOptions } from './config.js';
 import { ensureDevice, ensureDeviceAddress, type DeviceSpec } from './device.js';
 import { encodeLeaseData, type VxlanLeaseData } from './lease-data.js';
-import { onLinkMatcher, planPeers } from './plan.js';
+import { planPeers } from './plan.js';
 import { removeFlannelState, type FoundFlannel } from './takeover.js';
 import { chooseVtep, type VtepChoice } from './vtep-choice.js';
 
@@ -40,10 +41,8 @@ export class VxlanNetwork implements Network {
   readonly mtu: number;
   readonly device: DeviceSpec;
   private lease: LocalLease | undefined;
-  /** The last desired set; undefined until the first sync (see resync()). */
-  private desired: readonly RemoteLease[] | undefined;
-  /** Every kernel-writing step runs through this chain, one at a time (sync, start, resync, repair). */
-  private queue: Promise<unknown> = Promise.resolve();
+  /** The desired set, the write queue (every kernel-writing step: sync, start, resync, repair) and the repair loop. */
+  private readonly reconciler: Reconciler;
   /**
    * flanneld's device, until the first sync has replaced it (takeover.ts). While `deviceGone` is
    * false, twill.<VNI> cannot exist (one device per VNI and port), and flannel.<VNI> still
@@ -72,6 +71,10 @@ export class VxlanNetwork implements Network {
       mac,
     };
     this.leaseData = encodeLeaseData(options.vni, mac);
+    this.reconciler = new Reconciler({
+      apply: (desired) => this.reconcile(desired),
+      beforeFirstSet: (why) => this.repairDevice(why),
+    }, ctx.log, 'vxlan');
   }
 
   /** Creates or adopts the device before the lease exists, so the lease can carry its MAC. */
@@ -100,66 +103,25 @@ export class VxlanNetwork implements Network {
   }
 
   sync(desired: readonly RemoteLease[]): Promise<SyncReport> {
-    // Kept before applying, so a failed sync is retried by the next resync. A resync already
-    // queued will then apply this set itself (it reads the newest), and this report counts only
-    // what was left to do: the kernel state is the same either way.
-    this.desired = desired;
-    return this.serial(() => this.reconcile(desired));
+    return this.reconciler.sync(desired);
   }
 
   /**
    * Until aborted: every resyncIntervalMs, re-ensure the device and re-apply the last desired
-   * set (repairs drift: entries deleted by hand, bogus Twill routes); and on a link event saying
-   * the device was deleted or went down, repair at once. On abort, leaves everything in place:
-   * a restarting agent must not cut traffic.
+   * set (repairs drift: entries deleted by hand, bogus Twill routes); and when the device is
+   * deleted or goes down, repair at once (the shared loop also repairs when the external
+   * interface comes up again: the kernel flushed the DirectRouting routes through it). On abort,
+   * leaves everything in place: a restarting agent must not cut traffic.
    */
-  async run(signal: AbortSignal): Promise<void> {
-    if (signal.aborted) return;
-    const { log, extIface } = this.ctx;
-    let repairQueued = false;
-    const repair = (why: string): void => {
-      if (repairQueued || signal.aborted) return;
-      repairQueued = true; // events that arrive while one repair waits are covered by it
-      void this.serial(async () => {
-        repairQueued = false;
-        await this.resync(why);
-      }).catch((err: unknown) => log.error({ err, why }, 'vxlan repair failed; the periodic resync retries'));
-    };
-
-    let extUp = true;
-    const monitor = this.ctx.netlink.watchLinks();
-    monitor.on('link', (ev: LinkEvent) => {
-      if (ev.link.name === this.device.name && (ev.type === 'deleted' || !ev.link.up)) {
-        repair(`${this.device.name} ${ev.type === 'deleted' ? 'deleted' : 'down'}`);
-      } else if (ev.link.index === extIface.index && ev.type === 'new') {
-        // The kernel flushes routes through an interface that goes down (DirectRouting routes):
-        // put them back as soon as it is up again.
-        if (ev.link.up && !extUp) repair(`${extIface.name} up again`);
-        extUp = ev.link.up;
-      }
-    });
-    // ENOBUFS: notifications were lost in a burst, so compare everything.
-    monitor.on('error', (err: Error) => repair(`link notifications lost (${err.message})`));
-
-    try {
-      while (!signal.aborted) {
-        await sleep(this.ctx.resyncIntervalMs, signal);
-        if (signal.aborted) break;
-        await this.serial(() => this.resync('periodic'))
-          .catch((err: unknown) => log.error({ err }, 'vxlan resync failed; retrying at the next interval'));
-      }
-    } finally {
-      monitor.close();
-      // Let a write in progress finish, so the caller may close the netlink handle afterwards.
-      await this.queue;
-    }
+  run(signal: AbortSignal): Promise<void> {
+    const { netlink, extIface, resyncIntervalMs } = this.ctx;
+    const linkNeedsRepair = (ev: LinkEvent): string | undefined =>
+      ev.link.name === this.device.name && (ev.type === 'deleted' || !ev.link.up) ? `${this.device.name} ${ev.type === 'deleted' ? 'deleted' : 'down'}` : undefined;
+    return this.reconciler.run(signal, { watchLinks: () => netlink.watchLinks(), extIndex: extIface.index, intervalMs: resyncIntervalMs, linkNeedsRepair });
   }
 
-  /** Runs `fn` after every earlier step; a failed step does not block the next. */
   private serial<T>(fn: () => Promise<T>): Promise<T> {
-    const result = this.queue.then(fn);
-    this.queue = result.catch(() => undefined);
-    return result;
+    return this.reconciler.serial(fn);
   }
 
   /** The device and (once the lease is known) its address; returns the link and what changed. */
@@ -193,20 +155,14 @@ export class VxlanNetwork implements Network {
   }
 
   /**
-   * Re-applies the last desired set. Before the first sync there is none: only the device is
-   * ensured, because an empty set would delete every entry a previous run of the agent left
-   * (and the traffic they carry) before the lease watch has delivered its snapshot.
+   * A resync before the first sync: only the device is ensured, because an empty set would delete
+   * every entry a previous run of the agent left (and the traffic they carry) before the lease
+   * watch has delivered its snapshot.
    */
-  private async resync(why: string): Promise<void> {
-    const { log } = this.ctx;
-    if (this.desired === undefined) {
-      if (this.takeover?.deviceGone === false) return; // flannel's device serves until the first sync
-      const { changes } = await this.ensure();
-      if (changes.length > 0) log.info({ why, changes }, 'vxlan device repaired');
-      return;
-    }
-    const report = await this.reconcile(this.desired);
-    if (report.changes > 0) log.info({ why, changes: report.changes }, 'vxlan kernel state repaired');
+  private async repairDevice(why: string): Promise<void> {
+    if (this.takeover?.deviceGone === false) return; // flannel's device serves until the first sync
+    const { changes } = await this.ensure();
+    if (changes.length > 0) this.ctx.log.info({ why, changes }, 'vxlan device repaired');
   }
 
   /**

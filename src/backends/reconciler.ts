@@ -1,0 +1,76 @@
+import type { Logger } from 'pino';
+import type { LinkEvent, LinkMonitor } from '../netlink/index.js';
+import type { RemoteLease, SyncReport } from './backend.js';
+import { runRepairLoop } from './repair-loop.js';
+import { WriteQueue } from './write-queue.js';
+
+/** A backend's own steps; the Reconciler decides when they run. */
+export interface ReconcileSteps {
+  /** Brings the kernel in line with `desired` (declarative, idempotent). */
+  apply(desired: readonly RemoteLease[]): Promise<SyncReport>;
+  /**
+   * A resync before the first desired set: what can be repaired without one (vxlan: its
+   * device). It must remove nothing.
+   */
+  beforeFirstSet?(why: string): Promise<void>;
+}
+
+export interface ReconcileLoopOptions {
+  readonly watchLinks: () => LinkMonitor;
+  readonly extIndex: number;
+  readonly intervalMs: number;
+  /** The backend's own reason to repair at once on a link event, if any (see repair-loop.ts). */
+  readonly linkNeedsRepair?: ((event: LinkEvent) => string | undefined) | undefined;
+}
+
+/**
+ * What every backend's Network does the same way (flannel's RouteNetwork is the model): keep the
+ * newest desired set, run every kernel write through one queue, re-apply the set on resync and
+ * on link events, and nothing before the first set: an empty set would delete every entry a
+ * restarted agent found in place, cutting traffic until the lease watch delivers its snapshot.
+ */
+export class Reconciler {
+  #desired: readonly RemoteLease[] | undefined;
+  readonly #queue = new WriteQueue();
+
+  constructor(private readonly steps: ReconcileSteps, private readonly log: Logger, private readonly what: string) {}
+
+  /** Whether sync() has been called yet. */
+  get hasDesiredSet(): boolean {
+    return this.#desired !== undefined;
+  }
+
+  /** Any other kernel-writing step of the backend (creating its device, start), in the same queue. */
+  serial<T>(step: () => Promise<T>): Promise<T> {
+    return this.#queue.run(step);
+  }
+
+  /**
+   * The set is kept before it is applied, so a failed sync is retried by the next resync. A
+   * resync already queued applies it too (it reads the newest), and this report then counts only
+   * what was left to do: the kernel state is the same either way.
+   */
+  sync(desired: readonly RemoteLease[]): Promise<SyncReport> {
+    this.#desired = desired;
+    return this.serial(() => this.steps.apply(desired));
+  }
+
+  /** Re-applies the newest desired set (or, before the first, beforeFirstSet). */
+  resync(why: string): Promise<void> {
+    return this.serial(async () => {
+      const desired = this.#desired;
+      if (desired === undefined) {
+        await this.steps.beforeFirstSet?.(why);
+        return;
+      }
+      const report = await this.steps.apply(desired);
+      if (report.changes > 0) this.log.info({ why, changes: report.changes }, `${this.what} kernel state repaired`);
+    });
+  }
+
+  /** The repair loop until `signal` aborts; then waits for writes in progress. Leaves the kernel as it is. */
+  async run(signal: AbortSignal, opts: ReconcileLoopOptions): Promise<void> {
+    await runRepairLoop(signal, { ...opts, repair: (why) => this.resync(why), log: this.log });
+    await this.#queue.drained();
+  }
+}
