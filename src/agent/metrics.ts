@@ -1,4 +1,5 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { SkippedLease } from '../backends/backend.js';
 import { LEASE_REJECT_REASONS } from './lease-screen.js';
 
 // The agent's Prometheus metrics (flannel has none, flannel.md §6 #14). They live on a registry
@@ -9,6 +10,11 @@ import { LEASE_REJECT_REASONS } from './lease-screen.js';
 /** The problems that make /healthz answer 503 (see health.ts). */
 export const HEALTH_PROBLEMS = ['config_refused', 'etcd_unreachable', 'backend_sync_failing'] as const;
 export type HealthProblem = (typeof HEALTH_PROBLEMS)[number];
+
+/** twill_backend_entries_skipped_total's reasons: SkippedLease codes (backend.ts), and 'invalid' for a lease without one. */
+const ENTRY_SKIP_REASONS = ['foreign_route', 'write_failed', 'invalid'] as const satisfies readonly (NonNullable<SkippedLease['code']> | 'invalid')[];
+const OWN_LEASE_ACTIONS = ['restored', 'reacquired', 'contested'] as const;
+type OwnLeaseAction = (typeof OWN_LEASE_ACTIONS)[number];
 
 const SYNC_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 
@@ -110,8 +116,8 @@ export class AgentMetrics {
     this.#leaseRenewals.inc({ result: 'error' }, 0);
     // The same for every refusal and conflict, so an alert on increase() sees the first one too.
     for (const reason of LEASE_REJECT_REASONS) this.#leasesRejected.inc({ reason }, 0);
-    for (const reason of ['foreign_route', 'write_failed', 'invalid']) this.#entriesSkipped.inc({ reason }, 0);
-    for (const action of ['restored', 'reacquired', 'contested'] as const) this.#ownLeaseConflicts.inc({ action }, 0);
+    for (const reason of ENTRY_SKIP_REASONS) this.#entriesSkipped.inc({ reason }, 0);
+    for (const action of OWN_LEASE_ACTIONS) this.#ownLeaseConflicts.inc({ action }, 0);
     // process_* and nodejs_* (CPU, memory, file descriptors, event-loop lag, GC), unprefixed as
     // every Node exporter names them, so stock dashboards work.
     collectDefaultMetrics({ register: this.registry });
@@ -143,7 +149,7 @@ export class AgentMetrics {
     this.#entriesSkipped.inc({ reason: labelValue(reason) });
   }
 
-  ownLeaseConflict(action: 'restored' | 'reacquired' | 'contested'): void {
+  ownLeaseConflict(action: OwnLeaseAction): void {
     this.#ownLeaseConflicts.inc({ action });
   }
 

@@ -19,7 +19,8 @@ export function option(raw: Readonly<Record<string, unknown>>, name: string): un
   return key === undefined ? undefined : raw[key];
 }
 
-function optionError(type: string, name: string, value: unknown, reason: string): InvalidArgumentError {
+/** The error for a bad backend option, naming the backend and the option. */
+export function optionError(type: string, name: string, value: unknown, reason: string): InvalidArgumentError {
   return new InvalidArgumentError(`${type} backend option ${name}`, value, reason);
 }
 

@@ -32,9 +32,27 @@ export interface RouteSyncResult {
    * route is written, and each new one comes with its route.
    */
   readonly nexthops: number;
-  readonly failed: readonly { readonly dst: string; readonly error: Error }[];
+  /** Kernel writes that failed: `write` for a desired route, else the removal of a stale route or nexthop. */
+  readonly failed: readonly RouteFailure[];
   /** Desired routes not written because a route of another owner holds the destination (code foreign_route). */
   readonly refused: readonly SkippedLease[];
+}
+
+export interface RouteFailure {
+  readonly dst: string;
+  readonly error: Error;
+  readonly write: boolean;
+}
+
+/**
+ * The failed-entry contract of backend.ts for routes: each desired route the kernel refused, as
+ * its lease skipped (code write_failed); and the failed removals, which fail the sync.
+ */
+export function splitRouteFailures(result: RouteSyncResult): { readonly writeFailed: SkippedLease[]; readonly removeFailed: RouteFailure[] } {
+  return {
+    writeFailed: result.failed.filter((f) => f.write).map((f) => ({ subnet: f.dst, reason: `the kernel refused the route: ${f.error.message}`, code: 'write_failed' })),
+    removeFailed: result.failed.filter((f) => !f.write),
+  };
 }
 
 /** Where Twill's nexthop ids start ("tw"): far from the small ids `ip nexthop add id N` users pick. */
@@ -55,7 +73,7 @@ export async function syncRoutes(nl: Netlink, clusterNetwork: string, wantedRout
     foreignByDst.set(r.dst, r);
   }
 
-  const failed: { dst: string; error: Error }[] = [];
+  const failed: RouteFailure[] = [];
   const refused: SkippedLease[] = [];
   const refuse = (dst: string, reason: string): void => { refused.push({ subnet: dst, reason, code: 'foreign_route' }); };
   const byDst = new Map(kernel.map((r) => [r.dst, r]));
@@ -106,7 +124,8 @@ export async function syncRoutes(nl: Netlink, clusterNetwork: string, wantedRout
   }
   const removeFailures = await remove.commit();
   const routeFailures = [...replaceFailures, ...removeFailures];
-  for (const f of routeFailures) failed.push({ dst: f.token, error: f.error });
+  for (const f of replaceFailures) failed.push({ dst: f.token, error: f.error, write: true });
+  for (const f of removeFailures) failed.push({ dst: f.token, error: f.error, write: false });
 
   if (nh && nexthops) {
     // Only now: deleting a nexthop deletes the routes through it, which must have moved first.
@@ -120,7 +139,7 @@ export async function syncRoutes(nl: Netlink, clusterNetwork: string, wantedRout
     for (const n of stale) drop.deleteNexthop(n.id, n.id);
     const dropFailures = await drop.commit();
     nexthopChanges += stale.length - dropFailures.length;
-    for (const f of dropFailures) if (!isNetlinkError(f.error, 'ENOENT')) failed.push({ dst: `nexthop ${f.token}`, error: f.error });
+    for (const f of dropFailures) if (!isNetlinkError(f.error, 'ENOENT')) failed.push({ dst: `nexthop ${f.token}`, error: f.error, write: false });
   }
   return {
     replaced: toReplace.length - writeFailures.length, deleted: toDelete.length - removeFailures.length, nexthops: nexthopChanges, failed, refused,

@@ -64,7 +64,7 @@ describe.skipIf(!canUseNetns)('declarative route sync', () => {
 
     // A route that cannot be installed is reported, the rest still converges.
     const bad = await syncRoutes(s.nl, '10.244.0.0/16', [via(2), { dst: '10.244.4.0/24', gateway: '192.0.2.1' }]);
-    expect(bad.failed).toEqual([expect.objectContaining({ dst: '10.244.4.0/24' })]);
+    expect(bad.failed).toEqual([expect.objectContaining({ dst: '10.244.4.0/24', write: true })]);
     expect((bad.failed[0]!.error as { code?: string }).code).toBe('ENETUNREACH');
   });
 

@@ -1,6 +1,6 @@
 import type { BackendContext, LocalLease, Network, RemoteLease, SyncReport } from '../backend.js';
 import { Reconciler } from '../reconciler.js';
-import { syncRoutes } from '../route-sync.js';
+import { splitRouteFailures, syncRoutes } from '../route-sync.js';
 import { HostGwSyncError } from './errors.js';
 import { planRoutes } from './plan.js';
 
@@ -42,11 +42,8 @@ export class HostGwNetwork implements Network {
     const result = await syncRoutes(netlink, clusterNetwork, plan.routes);
     const changes = result.replaced + result.deleted;
     // The failed-entry contract of backend.ts: a refused write skips its lease, a failed removal throws.
-    const wanted = new Set(plan.routes.map((r) => r.dst));
-    const refusedWrites = result.failed.filter((f) => wanted.has(f.dst));
-    const failedRemovals = result.failed.filter((f) => !wanted.has(f.dst));
-    if (failedRemovals.length > 0) throw new HostGwSyncError(failedRemovals, changes);
-    const writeFailed = refusedWrites.map((f) => ({ subnet: f.dst, reason: `the kernel refused the route: ${f.error.message}`, code: 'write_failed' as const }));
+    const { writeFailed, removeFailed } = splitRouteFailures(result);
+    if (removeFailed.length > 0) throw new HostGwSyncError(removeFailed, changes);
     return { changes, skipped: [...plan.skipped, ...writeFailed, ...result.refused] };
   }
 }

@@ -1,6 +1,6 @@
 import { TwillError } from '../../core/errors.js';
 import { isNetlinkError, type FdbSpec, type Netlink, type NeighbourSpec } from '../../netlink/index.js';
-import { syncRoutes } from '../route-sync.js';
+import { splitRouteFailures, syncRoutes } from '../route-sync.js';
 import type { PeerPlan, Skipped } from './plan.js';
 
 /**
@@ -87,13 +87,10 @@ export async function applyPlan(nl: Netlink, clusterNetwork: string, vxlanIndex:
   // Phase 2: routes (replacements, then removals). A peer whose neighbour or FDB entry is missing
   // gets no route: traffic to it must not be sent into an overlay that cannot deliver it.
   const routes = peers.filter((p) => !refused.has(p.subnet)).map((p) => p.route);
-  const wanted = new Set(routes.map((r) => r.dst));
   const result = await syncRoutes(nl, clusterNetwork, routes);
   changes += result.replaced + result.deleted;
-  for (const f of result.failed) {
-    if (wanted.has(f.dst)) refused.set(f.dst, `the kernel refused the route: ${f.error.message}`);
-    else if (!alreadyGone(f.error)) removalErrors.push(f.error);
-  }
+  const { writeFailed, removeFailed } = splitRouteFailures(result);
+  for (const f of removeFailed) if (!alreadyGone(f.error)) removalErrors.push(f.error);
 
   // Phase 3: stale FDB entries, then stale neighbours.
   const remove = nl.batch<undefined>();
@@ -104,5 +101,5 @@ export async function applyPlan(nl: Netlink, clusterNetwork: string, vxlanIndex:
   for (const { error } of removeFailures) if (!alreadyGone(error)) removalErrors.push(error);
 
   if (removalErrors.length > 0) throw new VxlanApplyError(removalErrors);
-  return { changes, failed: [...[...refused].map(([subnet, reason]) => ({ subnet, reason, code: 'write_failed' as const })), ...result.refused] };
+  return { changes, failed: [...[...refused].map(([subnet, reason]) => ({ subnet, reason, code: 'write_failed' as const })), ...writeFailed, ...result.refused] };
 }

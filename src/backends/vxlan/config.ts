@@ -1,5 +1,5 @@
 import { InvalidArgumentError } from '../../core/errors.js';
-import { booleanOption, integerOption, rejectUnknownOptions } from '../options.js';
+import { booleanOption, integerOption, optionError, rejectUnknownOptions } from '../options.js';
 
 /**
  * The vxlan backend's options, from the network config's Backend object:
@@ -41,10 +41,6 @@ export const MAX_VNI = 0xffffff;
 
 const KNOWN = ['VNI', 'Port', 'MTU', 'DirectRouting', 'GBP', 'Learning'];
 
-function fail(name: string, value: unknown, reason: string): never {
-  throw new InvalidArgumentError(`${TYPE} backend option ${name}`, value, reason);
-}
-
 const integer = (raw: Readonly<Record<string, unknown>>, name: string, min: number, max: number, zeroMeans?: string): number | undefined =>
   integerOption(TYPE, raw, name, min, max, zeroMeans);
 const boolean = (raw: Readonly<Record<string, unknown>>, name: string): boolean => booleanOption(TYPE, raw, name);
@@ -53,7 +49,7 @@ export function parseVxlanOptions(raw: Readonly<Record<string, unknown>>): Vxlan
   rejectUnknownOptions(TYPE, raw, KNOWN);
   // flannel's configs may say "Learning": false (its default). Twill programs the FDB itself and
   // never turns learning on, so accept false for migration and refuse true.
-  if (boolean(raw, 'Learning')) fail('Learning', true, 'is not supported: Twill programs the FDB itself (learning stays off)');
+  if (boolean(raw, 'Learning')) throw optionError(TYPE, 'Learning', true, 'is not supported: Twill programs the FDB itself (learning stays off)');
   const vni = integer(raw, 'VNI', 1, MAX_VNI) ?? DEFAULT_VNI;
   const port = integer(raw, 'Port', 1, 65535, `the default ${DEFAULT_PORT}`) ?? DEFAULT_PORT;
   const mtu = integer(raw, 'MTU', MIN_MTU, MAX_MTU, `the external interface's MTU - ${VXLAN_OVERHEAD}`);
