@@ -31,6 +31,9 @@ packages=(
   openssl ca-certificates
   # C compiler and headers: `npm run build` compiles the CNI shim (scripts/build-shim.mjs)
   gcc libc6-dev
+  # npm run test:kernel (test/vm): qemu boots Debian's 6.1 kernel (fetched by the runner with
+  # apt-get download); busybox and cpio make its initramfs; kmod's depmod indexes its modules
+  qemu-system-x86 busybox-static cpio kmod
 )
 
 # Package scripts must not start daemons (bird, zebra) in the root network namespace: deny

@@ -10,6 +10,7 @@ const benches: Record<string, () => Promise<{ run(args: string[]): Promise<void>
   throughput: () => import('./throughput.js'),
   cni: () => import('./cni.js'),
   bgp: () => import('./bgp.js'),
+  ipip: () => import('./ipip.js'),
 };
 
 async function main(): Promise<void> {

@@ -22,7 +22,7 @@ import { median, numberOption, report, round } from './report.js';
  *
  * Also in each round: the same pod -> pod over flannel's data path built by hand on a second
  * cluster (see flannel-path.ts), so the report separates what the kernel's pod path costs on this
- * machine from what Twill adds to it.
+ * machine from what Twill adds to it. The ipip backend's figures are `npm run bench -- ipip`.
  */
 const PREFIX = '/coreos.com/network';
 const ETCD_IP = '198.18.0.254';
@@ -69,32 +69,42 @@ async function setUp(backend: FlannelBackend): Promise<{ cluster: Cluster; pods:
   return { cluster, pods, agents };
 }
 
+/**
+ * iperf3 pod -> pod through `backend` (Twill's agents and CNI plugin on one cluster), flannel's
+ * path by hand on a second and host -> host on the first's underlay, `rounds` alternating rounds;
+ * reports the medians under `bench` with metric names prefixed by the backend.
+ */
+export async function measureThroughput(bench: string, backend: FlannelBackend, opts: { seconds: number; rounds: number; targets: { underlay?: string; flannel?: string } }): Promise<void> {
+  const { cluster, pods, agents } = await setUp(backend);
+  try {
+    const flannel = await flannelPath(backend, tempDir(`bench-flannel-${backend}`));
+    const [a, b] = cluster.hosts;
+    const podGbps: number[] = [];
+    const flannelGbps: number[] = [];
+    const hostGbps: number[] = [];
+    for (let r = 0; r < opts.rounds; r++) {
+      podGbps.push(await iperf(pods[1]!.ns, pods[0]!.ns, pods[1]!.ip, opts.seconds));
+      flannelGbps.push(await iperf(flannel.pods[1]!.ns, flannel.pods[0]!.ns, flannel.pods[1]!.ip, opts.seconds));
+      hostGbps.push(await iperf(b!, a!, b!.underlayIp, opts.seconds));
+      process.stderr.write(`${backend} round ${r + 1}: pod->pod ${podGbps[r]!.toFixed(2)} Gbit/s (flannel's path by hand ${flannelGbps[r]!.toFixed(2)}), host->host ${hostGbps[r]!.toFixed(2)} Gbit/s\n`);
+    }
+    const target = (t: string | undefined): { target?: string } => (t === undefined ? {} : { target: t });
+    report({ bench, metric: `${backend}_pod_to_pod_gbps`, value: round(median(podGbps), 2), unit: 'Gbit/s' });
+    report({ bench, metric: `${backend}_host_to_host_gbps`, value: round(median(hostGbps), 2), unit: 'Gbit/s' });
+    report({ bench, metric: `${backend}_ratio_vs_underlay`, value: round(median(podGbps) / median(hostGbps)), unit: 'x', ...target(opts.targets.underlay) });
+    report({ bench, metric: `${backend}_flannel_path_pod_to_pod_gbps`, value: round(median(flannelGbps), 2), unit: 'Gbit/s' });
+    report({ bench, metric: `${backend}_flannel_path_ratio_vs_underlay`, value: round(median(flannelGbps) / median(hostGbps)), unit: 'x' });
+    report({ bench, metric: `${backend}_ratio_vs_flannel_path`, value: round(median(podGbps) / median(flannelGbps)), unit: 'x', ...target(opts.targets.flannel) });
+  } finally {
+    await Promise.all(agents.map((x) => x.daemon.stop()));
+    await cleanup.runAll();
+  }
+}
+
 export async function run(args: string[]): Promise<void> {
   const seconds = numberOption(args, '--seconds', 5);
   const rounds = numberOption(args, '--rounds', 3);
   for (const backend of ['vxlan', 'host-gw'] as const) {
-    const { cluster, pods, agents } = await setUp(backend);
-    try {
-      const flannel = await flannelPath(backend, tempDir(`bench-flannel-${backend}`));
-      const [a, b] = cluster.hosts;
-      const podGbps: number[] = [];
-      const flannelGbps: number[] = [];
-      const hostGbps: number[] = [];
-      for (let r = 0; r < rounds; r++) {
-        podGbps.push(await iperf(pods[1]!.ns, pods[0]!.ns, pods[1]!.ip, seconds));
-        flannelGbps.push(await iperf(flannel.pods[1]!.ns, flannel.pods[0]!.ns, flannel.pods[1]!.ip, seconds));
-        hostGbps.push(await iperf(b!, a!, b!.underlayIp, seconds));
-        process.stderr.write(`${backend} round ${r + 1}: pod->pod ${podGbps[r]!.toFixed(1)} Gbit/s (flannel's path by hand ${flannelGbps[r]!.toFixed(1)}), host->host ${hostGbps[r]!.toFixed(1)} Gbit/s\n`);
-      }
-      report({ bench: 'throughput', metric: `${backend}_pod_to_pod_gbps`, value: round(median(podGbps), 2), unit: 'Gbit/s' });
-      report({ bench: 'throughput', metric: `${backend}_host_to_host_gbps`, value: round(median(hostGbps), 2), unit: 'Gbit/s' });
-      report({ bench: 'throughput', metric: `${backend}_ratio_vs_underlay`, value: round(median(podGbps) / median(hostGbps)), unit: 'x', target: TARGETS[backend]! });
-      report({ bench: 'throughput', metric: `${backend}_flannel_path_pod_to_pod_gbps`, value: round(median(flannelGbps), 2), unit: 'Gbit/s' });
-      report({ bench: 'throughput', metric: `${backend}_flannel_path_ratio_vs_underlay`, value: round(median(flannelGbps) / median(hostGbps)), unit: 'x' });
-      report({ bench: 'throughput', metric: `${backend}_ratio_vs_flannel_path`, value: round(median(podGbps) / median(flannelGbps)), unit: 'x' });
-    } finally {
-      await Promise.all(agents.map((x) => x.daemon.stop()));
-      await cleanup.runAll();
-    }
+    await measureThroughput('throughput', backend, { seconds, rounds, targets: { underlay: TARGETS[backend]! } });
   }
 }

@@ -4,7 +4,7 @@
 // it should have (a tier whose report is missing did not run).
 import { readFileSync } from 'node:fs';
 
-const tiers = ['unit', 'netns', 'integration'];
+const tiers = ['unit', 'netns', 'integration', 'kernel']; // kernel: inside the 6.1 VM (test/vm)
 let passed = 0;
 let failed = 0;
 let skipped = 0;

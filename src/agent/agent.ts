@@ -7,7 +7,7 @@ import { InvalidArgumentError } from '../core/errors.js';
 import { networkPrefix } from '../core/ip.js';
 import { subnetEnvFromLease } from '../core/subnet-env.js';
 import { parseNetworkConfigText, type NetworkConfig } from '../ipam/network-config.js';
-import type { Netlink } from '../netlink/index.js';
+import type { NetlinkHandle } from '../netlink/index.js';
 import type { SubnetStore } from '../store/subnet-store.js';
 import type { SubnetLease } from '../store/types.js';
 import { findExternalInterface } from './external-interface.js';
@@ -39,7 +39,7 @@ export interface AgentDeps {
   readonly settings: AgentSettings;
   readonly masquerade: MasqueradeRules;
   readonly store: SubnetStore;
-  readonly netlink: Netlink;
+  readonly netlink: NetlinkHandle;
   readonly registry: BackendRegistry;
   readonly log: Logger;
   readonly metrics: AgentMetrics;

@@ -1,7 +1,7 @@
 import { InvalidArgumentError } from '../core/errors.js';
 import { parseIp } from '../core/ip.js';
 import type { ExternalInterface } from '../backends/backend.js';
-import type { Link, Netlink } from '../netlink/index.js';
+import type { Link, NetlinkHandle } from '../netlink/index.js';
 
 /**
  * Chooses the interface other hosts reach this one through, as flanneld does: the first
@@ -9,7 +9,7 @@ import type { Link, Netlink } from '../netlink/index.js';
  * interface of the default route. Its first global IPv4 address is the host's address, and
  * --public-ip, when given, is what the lease publishes instead (NAT in front of the host).
  */
-export async function findExternalInterface(nl: Netlink, ifaces: readonly string[], publicIp: string | undefined): Promise<ExternalInterface> {
+export async function findExternalInterface(nl: NetlinkHandle, ifaces: readonly string[], publicIp: string | undefined): Promise<ExternalInterface> {
   const links = await nl.listLinks();
   const addresses = (await nl.listAddresses()).filter((a) => a.family === 4);
   const ipv4Of = (link: Link): string | undefined => addresses.find((a) => a.index === link.index)?.cidr.split('/')[0];

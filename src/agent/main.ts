@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { registerBuiltins } from '../backends/builtins.js';
-import { InvalidArgumentError } from '../core/errors.js';
+import { HostRequirementError, InvalidArgumentError } from '../core/errors.js';
 import { createLogger } from '../core/logger.js';
 import { exitNow, Netlink } from '../netlink/index.js';
 import { Masquerade } from '../nftables/index.js';
@@ -76,7 +76,8 @@ async function runAgent(flags: AgentFlags): Promise<number> {
     await agent.run(stop.signal);
     code = 0;
   } catch (err) {
-    log.fatal({ err }, 'twilld failed');
+    if (err instanceof HostRequirementError) log.fatal({ code: err.code }, `twilld cannot run on this host: ${err.message}`);
+    else log.fatal({ err }, 'twilld failed');
   } finally {
     await server?.close();
     await cni?.close();

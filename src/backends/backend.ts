@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import type { Netlink } from '../netlink/index.js';
+import type { NetlinkHandle } from '../netlink/index.js';
 
 /**
  * The seam between the agent and a backend (after flannel pkg/backend/common.go, made
@@ -28,7 +28,7 @@ export interface ExternalInterface {
 export interface BackendContext {
   readonly log: Logger;
   /** Netlink handle in the agent's (the host's) network namespace. */
-  readonly netlink: Netlink;
+  readonly netlink: NetlinkHandle;
   readonly extIface: ExternalInterface;
   /** The cluster network, e.g. "10.244.0.0/16". */
   readonly clusterNetwork: string;

@@ -1,5 +1,6 @@
 import { allocBackend } from './alloc/alloc.js';
 import { hostGwBackend } from './host-gw/host-gw.js';
+import { ipipBackend } from './ipip/ipip.js';
 import { BackendRegistry } from './registry.js';
 import { vxlanBackend } from './vxlan/vxlan.js';
 
@@ -7,5 +8,6 @@ import { vxlanBackend } from './vxlan/vxlan.js';
 export function registerBuiltins(registry: BackendRegistry = new BackendRegistry()): BackendRegistry {
   registry.register(hostGwBackend);
   registry.register(vxlanBackend);
+  registry.register(ipipBackend);
   return registry.register(allocBackend);
 }

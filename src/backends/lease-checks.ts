@@ -1,5 +1,5 @@
-import { parseCidr, parseIp, parsePrefix, prefixContains, type Cidr } from '../core/ip.js';
-import type { RemoteLease } from './backend.js';
+import { parseCidr, parseIp, parsePrefix, prefixContains, sortPrefixes, type Cidr } from '../core/ip.js';
+import type { RemoteLease, SkippedLease } from './backend.js';
 
 /** What every route-based backend checks in a remote lease before it plans anything for it. */
 export interface LeaseCheckContext {
@@ -36,4 +36,40 @@ export function checkRemoteLease(lease: RemoteLease, ctx: LeaseCheckContext, clu
   if (publicIp.includes(':')) return no(`PublicIP ${publicIp} is not IPv4 (the underlay is IPv4)`);
   if (publicIp === ctx.localPublicIp) return no(`PublicIP ${publicIp} is this node's own`);
   return { ok: true, subnet, dst: `${subnet.address.text}/${subnet.prefixLength}`, publicIp };
+}
+
+export type UsableLease = Extract<LeaseCheck, { ok: true }>;
+
+/** A lease a planner may route, with what the backend's own `refine` made of it. */
+export interface ScreenedLease<T> {
+  readonly lease: RemoteLease;
+  readonly checked: UsableLease;
+  readonly refined: T;
+}
+
+/**
+ * The loop every planner starts with: the leases sorted by subnet (so two leases for one subnet
+ * resolve the same way on every node and every run), each checked by checkRemoteLease, then by the
+ * backend's own `refine` (its lease data, say: a string is the reason to skip), and the first
+ * usable lease for a subnet wins. What is refused lands in `skipped` with the reason.
+ */
+export function screenRemoteLeases<T = undefined>(
+  leases: readonly RemoteLease[], ctx: LeaseCheckContext,
+  refine: (lease: RemoteLease, checked: UsableLease) => T | string = () => undefined as T,
+): { usable: ScreenedLease<T>[]; skipped: SkippedLease[] } {
+  const cluster = parseCidr(ctx.clusterNetwork, 'cluster network');
+  const usable: ScreenedLease<T>[] = [];
+  const skipped: SkippedLease[] = [];
+  const seen = new Set<string>();
+  for (const lease of sortPrefixes(leases, (l) => l.subnet)) {
+    const skip = (reason: string): void => { skipped.push({ subnet: lease.subnet, reason }); };
+    const checked = checkRemoteLease(lease, ctx, cluster);
+    if (!checked.ok) { skip(checked.reason); continue; }
+    const refined = refine(lease, checked);
+    if (typeof refined === 'string') { skip(refined); continue; }
+    if (seen.has(checked.dst)) { skip('another lease for the same subnet came first'); continue; }
+    seen.add(checked.dst);
+    usable.push({ lease, checked, refined });
+  }
+  return { usable, skipped };
 }

@@ -1,4 +1,5 @@
 import { parseCidr, prefixContains } from '../core/ip.js';
+import type { NetlinkHandle } from '../netlink/index.js';
 
 /**
  * "Is this IPv4 address on-link": inside a connected subnet of the external interface (one of its
@@ -14,4 +15,9 @@ export function onLinkMatcher(interfaceCidrs: readonly string[]): (ip: string) =
     const host = parseCidr(`${ip}/32`, 'IP address');
     return nets.some((n) => prefixContains(n, host));
   };
+}
+
+/** The IPv4 addresses with prefix on an interface ("198.18.0.1/24"): its connected networks, for onLinkMatcher. */
+export async function connectedNetworks(nl: NetlinkHandle, index: number): Promise<string[]> {
+  return (await nl.listAddresses(index)).filter((a) => a.family === 4).map((a) => a.cidr);
 }

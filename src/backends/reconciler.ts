@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import type { LinkEvent, LinkMonitor } from '../netlink/index.js';
+import type { LinkEvent, LinkWatch } from '../netlink/index.js';
 import type { RemoteLease, SyncReport } from './backend.js';
 import { runRepairLoop } from './repair-loop.js';
 import { WriteQueue } from './write-queue.js';
@@ -16,7 +16,7 @@ export interface ReconcileSteps {
 }
 
 export interface ReconcileLoopOptions {
-  readonly watchLinks: () => LinkMonitor;
+  readonly watchLinks: () => LinkWatch;
   readonly extIndex: number;
   readonly intervalMs: number;
   /** The backend's own reason to repair at once on a link event, if any (see repair-loop.ts). */

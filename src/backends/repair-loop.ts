@@ -1,10 +1,10 @@
 import type { Logger } from 'pino';
-import type { LinkEvent, LinkMonitor } from '../netlink/index.js';
+import type { LinkEvent, LinkWatch } from '../netlink/index.js';
 import { untilAborted } from './backend.js';
 
 export interface RepairLoopOptions {
   /** Opens a link notification stream (Netlink.watchLinks). */
-  readonly watchLinks: () => LinkMonitor;
+  readonly watchLinks: () => LinkWatch;
   /** The external interface: its coming up again triggers an immediate repair. */
   readonly extIndex: number;
   readonly intervalMs: number;
@@ -74,11 +74,20 @@ export async function runRepairLoop(signal: AbortSignal, opts: RepairLoopOptions
   }
 }
 
-function openMonitor(opts: RepairLoopOptions): LinkMonitor | undefined {
+function openMonitor(opts: RepairLoopOptions): LinkWatch | undefined {
   try {
     return opts.watchLinks();
   } catch (err) {
     opts.log.warn({ err }, 'cannot watch link changes; drift is repaired by the periodic resync only');
     return undefined;
   }
+}
+
+/**
+ * The linkNeedsRepair of a backend with a device of its own (twill.1, twill.ipip): repair at once
+ * when it is deleted or taken down. The kernel flushes every route through a device that goes
+ * down or away, so waiting for the periodic resync would cut traffic for up to an interval.
+ */
+export function deviceNeedsRepair(deviceName: string): (event: LinkEvent) => string | undefined {
+  return (ev) => (ev.link.name === deviceName && (ev.type === 'deleted' || !ev.link.up) ? `${deviceName} ${ev.type === 'deleted' ? 'deleted' : 'down'}` : undefined);
 }

@@ -1,6 +1,6 @@
 import { parseCidr, prefixContains } from '../core/ip.js';
 import type { SkippedLease } from './backend.js';
-import { isNetlinkError, listNexthopsIfSupported, RTPROT_TWILL, type Netlink, type Nexthop, type NexthopSpec, type Route, type RouteSpec } from '../netlink/index.js';
+import { isNetlinkError, listNexthopsIfSupported, RTPROT_TWILL, type NetlinkHandle, type Nexthop, type NexthopSpec, type Route, type RouteSpec } from '../netlink/index.js';
 
 /**
  * Declarative route reconciliation shared by the route-based backends (host-gw, vxlan, ipip):
@@ -58,7 +58,7 @@ export function splitRouteFailures(result: RouteSyncResult): { readonly writeFai
 /** Where Twill's nexthop ids start ("tw"): far from the small ids `ip nexthop add id N` users pick. */
 export const NEXTHOP_ID_BASE = 0x74770000;
 
-export async function syncRoutes(nl: Netlink, clusterNetwork: string, wantedRoutes: readonly RouteSpec[]): Promise<RouteSyncResult> {
+export async function syncRoutes(nl: NetlinkHandle, clusterNetwork: string, wantedRoutes: readonly RouteSpec[]): Promise<RouteSyncResult> {
   const inCluster = cidrMatcher(clusterNetwork);
   const [all, nexthops] = await Promise.all([nl.listRoutes({ family: 4 }), listNexthopsIfSupported(nl)]);
   const kernel: Route[] = [];

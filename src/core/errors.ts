@@ -12,6 +12,12 @@ export class TwillError extends Error {
   }
 }
 
+/**
+ * This host lacks something Twill needs (a kernel module, say), and the message says what and how
+ * to get it: all an operator needs, so it is reported in one line without a stack trace.
+ */
+export class HostRequirementError extends TwillError {}
+
 /** A value given to Twill (a flag, a config field, an API argument) is not acceptable. */
 export class InvalidArgumentError extends TwillError {
   /** What the value was meant to be, e.g. "interface name" or "CIDR". */

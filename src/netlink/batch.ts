@@ -2,13 +2,10 @@ import type { MutationRequest, RtnlChannel } from './channel.js';
 import * as neighbours from './neighbours.js';
 import * as nexthops from './nexthops.js';
 import * as routes from './routes.js';
+import type { BatchFailure, MutationBatch } from './handle.js';
 import type { FdbSpec, NeighbourSpec, NexthopSpec, RouteSpec } from './types.js';
 
-/** One mutation of a batch that failed: the caller's token for it, and why. */
-export interface BatchFailure<T> {
-  readonly token: T;
-  readonly error: Error;
-}
+export type { BatchFailure } from './handle.js';
 
 /**
  * Mutations collected to be sent together (Netlink.batch()): the same requests, in the same order
@@ -16,7 +13,7 @@ export interface BatchFailure<T> {
  * than one each. Each mutation carries a token of the caller's, handed back with its error.
  * A spec that cannot be encoded (an invalid address, say) fails like a refused one.
  */
-export class NetlinkBatch<T> {
+export class NetlinkBatch<T> implements MutationBatch<T> {
   private readonly requests: MutationRequest[] = [];
   private readonly tokens: T[] = [];
   private readonly invalid: BatchFailure<T>[] = [];

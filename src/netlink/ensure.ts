@@ -1,7 +1,7 @@
 import { formatCidr, parseCidr, parseIp } from '../core/ip.js';
 import { TwillError } from '../core/errors.js';
 import { isNetlinkError } from './errors.js';
-import type { LinkRef, Netlink } from './netlink.js';
+import type { LinkRef, NetlinkHandle } from './handle.js';
 import type { BridgeSpec, IpipSpec, Link, VxlanSpec } from './types.js';
 
 /**
@@ -36,7 +36,7 @@ export interface EnsureResult {
 type Compare = (link: Link) => string[];
 
 async function ensureLink(
-  nl: Netlink, name: string, compare: Compare, create: () => Promise<void>,
+  nl: NetlinkHandle, name: string, compare: Compare, create: () => Promise<void>,
   mutable: { mtu?: number | undefined; up?: boolean | undefined }, opts: EnsureOptions,
 ): Promise<EnsureResult> {
   const changes: string[] = [];
@@ -78,11 +78,11 @@ function kindDiff(link: Link, kind: string): string[] {
   return link.kind === kind ? [] : [`kind is ${link.kind ?? 'none'}, want ${kind}`];
 }
 
-export function ensureBridge(nl: Netlink, spec: BridgeSpec & { up?: boolean }, opts: EnsureOptions = {}): Promise<EnsureResult> {
+export function ensureBridge(nl: NetlinkHandle, spec: BridgeSpec & { up?: boolean }, opts: EnsureOptions = {}): Promise<EnsureResult> {
   return ensureLink(nl, spec.name, (l) => kindDiff(l, 'bridge'), () => nl.createBridge(spec), { mtu: spec.mtu, up: spec.up ?? true }, opts);
 }
 
-export function ensureVxlan(nl: Netlink, spec: VxlanSpec & { up?: boolean }, opts: EnsureOptions = {}): Promise<EnsureResult> {
+export function ensureVxlan(nl: NetlinkHandle, spec: VxlanSpec & { up?: boolean }, opts: EnsureOptions = {}): Promise<EnsureResult> {
   const compare: Compare = (l) => {
     const d = kindDiff(l, 'vxlan');
     if (d.length > 0 || !l.vxlan) return d;
@@ -103,7 +103,7 @@ export function ensureVxlan(nl: Netlink, spec: VxlanSpec & { up?: boolean }, opt
   return ensureLink(nl, spec.name, compare, () => nl.createVxlan(spec), { mtu: spec.mtu, up: spec.up ?? true }, opts);
 }
 
-export function ensureIpip(nl: Netlink, spec: IpipSpec & { up?: boolean }, opts: EnsureOptions = {}): Promise<EnsureResult> {
+export function ensureIpip(nl: NetlinkHandle, spec: IpipSpec & { up?: boolean }, opts: EnsureOptions = {}): Promise<EnsureResult> {
   const compare: Compare = (l) => {
     const d = kindDiff(l, 'ipip');
     if (d.length > 0 || !l.ipip) return d;
@@ -117,7 +117,7 @@ export function ensureIpip(nl: Netlink, spec: IpipSpec & { up?: boolean }, opts:
 }
 
 /** Makes sure `cidr` is on the link; other addresses stay. Returns true when it had to add it. */
-export async function ensureAddress(nl: Netlink, ref: LinkRef, cidr: string): Promise<boolean> {
+export async function ensureAddress(nl: NetlinkHandle, ref: LinkRef, cidr: string): Promise<boolean> {
   const want = formatCidr(parseCidr(cidr, 'interface address'));
   const present = await nl.listAddresses(ref);
   if (present.some((a) => a.cidr === want)) return false;

@@ -2,14 +2,15 @@
  * Twill's only door to the kernel's network configuration. Nothing outside src/netlink imports
  * `netlink` or `koffi`; everything else uses what this file exports.
  */
-export { Netlink, withNetns, type LinkRef } from './netlink.js';
-export type { NetlinkBatch, BatchFailure } from './batch.js';
+export { Netlink, withNetns } from './netlink.js';
+export type { NetlinkHandle, MutationBatch, BatchFailure, LinkWatch, LinkWatchEvents, LinkEvent, LinkRef } from './handle.js';
+export type { NetlinkBatch } from './batch.js';
 export { createNetns, deleteNetns, enterNetns, listNetns, netnsPath, runInNetns, currentNetnsId, NETNS_RUN_DIR } from './netns.js';
 export { NetlinkError, UnsupportedByKernelError, isNetlinkError } from './errors.js';
 export { listNexthopsIfSupported } from './nexthops.js';
 export { ensureAddress, ensureBridge, ensureIpip, ensureVxlan, IncompatibleLinkError, type EnsureOptions, type EnsureResult } from './ensure.js';
 export { readSysctl, writeSysctl } from './sysctl.js';
-export { LinkMonitor, type LinkEvent } from './link-monitor.js';
+export { LinkMonitor } from './link-monitor.js';
 export { RTPROT_TWILL, RT_TABLE_MAIN, type RouteScope } from './constants.js';
 export type { RouteFilter } from './routes.js';
 export type * from './types.js';

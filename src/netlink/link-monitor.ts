@@ -2,31 +2,21 @@ import { EventEmitter } from 'node:events';
 import netlinkPkg from 'netlink';
 import * as C from './constants.js';
 import { parseLink } from './links.js';
-import type { Link } from './types.js';
+import type { LinkWatch, LinkWatchEvents } from './handle.js';
 
 const { RawNetlinkSocket } = netlinkPkg;
 const NETLINK_ROUTE = 0;
 /** RTNLGRP_LINK (include/uapi/linux/rtnetlink.h): notifications of link changes. */
 const RTNLGRP_LINK = 1;
 
-export interface LinkEvent {
-  /** 'new' covers creation and any change of an existing link (up/down, MTU, master...). */
-  readonly type: 'new' | 'deleted';
-  readonly link: Link;
-}
-
-interface LinkMonitorEvents {
-  link: [event: LinkEvent];
-  /** The socket failed (ENOBUFS after a burst: events were lost; resync from scratch). */
-  error: [err: Error];
-}
+export type { LinkEvent } from './handle.js';
 
 /**
  * Kernel notifications of link changes in one namespace, from a socket subscribed to the
  * RTNLGRP_LINK multicast group. Lets a backend notice at once that its device was deleted or
  * went down, instead of at the next periodic resync. Emits events; never logs.
  */
-export class LinkMonitor extends EventEmitter<LinkMonitorEvents> {
+export class LinkMonitor extends EventEmitter<LinkWatchEvents> implements LinkWatch {
   private readonly raw: InstanceType<typeof RawNetlinkSocket>;
 
   /** Construct inside the target namespace (Netlink.watchLinks does that). */

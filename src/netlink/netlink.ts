@@ -1,6 +1,7 @@
 import { RtnlChannel, type MutationRequest } from './channel.js';
 import { NetlinkBatch } from './batch.js';
 import { NetlinkError } from './errors.js';
+import type { LinkRef, NetlinkHandle } from './handle.js';
 import * as addresses from './addresses.js';
 import * as links from './links.js';
 import { LinkMonitor } from './link-monitor.js';
@@ -14,15 +15,14 @@ import type {
   VethSpec, VxlanSpec,
 } from './types.js';
 
-/** A link by name ("cni0") or by index. */
-export type LinkRef = string | number;
+export type { LinkRef } from './handle.js';
 
 /**
  * Twill's netlink handle: one rtnetlink socket bound to one network namespace, with typed,
  * promise-returning operations. Requests issued together are pipelined (see channel.ts), so
  * `Promise.all(routes.map((r) => nl.replaceRoute(r)))` programs thousands of routes quickly.
  */
-export class Netlink {
+export class Netlink implements NetlinkHandle {
   private constructor(private readonly ch: RtnlChannel, readonly netnsPath: string | undefined) {}
 
   /** Opens a socket in the namespace at `netnsPath`, or in the caller's own namespace. */

@@ -2,6 +2,7 @@ import { formatIp, parseIp } from '../core/ip.js';
 import { NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE, type MutationRequest, type RtnlChannel } from './channel.js';
 import * as C from './constants.js';
 import { isNetlinkError } from './errors.js';
+import type { NetlinkHandle } from './handle.js';
 import type { Nexthop, NexthopSpec } from './types.js';
 import { AttrWriter, attrU32, headerStruct, parseAttrs } from './wire.js';
 
@@ -79,7 +80,7 @@ export async function listNexthops(ch: RtnlChannel): Promise<Nexthop[]> {
  * The namespace's nexthop objects, or undefined when the kernel has none (before Linux 5.3 the
  * listing fails with EOPNOTSUPP, EAFNOSUPPORT or EINVAL): then Twill has none of its own either.
  */
-export async function listNexthopsIfSupported(nl: { listNexthops(): Promise<Nexthop[]> }): Promise<Nexthop[] | undefined> {
+export async function listNexthopsIfSupported(nl: Pick<NetlinkHandle, 'listNexthops'>): Promise<Nexthop[] | undefined> {
   try {
     return await nl.listNexthops();
   } catch (err) {

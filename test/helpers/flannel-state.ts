@@ -86,6 +86,20 @@ export async function addFlannelDirectRoute(host: TestNetns, peer: Omit<FlannelP
   await host.exec('ip', ['route', 'replace', peer.subnet, 'via', peer.publicIp, 'dev', dev]);
 }
 
+/** flanneld's ipip device (pkg/backend/ipip): local = the host's address, no remote, MTU underlay - 20, the lease's /32. */
+export const FLANNEL_IPIP_DEVICE = 'flannel.ipip';
+
+export async function addFlannelIpipDevice(host: TestNetns, opts: { readonly localIp: string; readonly subnet: string; readonly mtu?: number }): Promise<void> {
+  await host.exec('ip', ['link', 'add', FLANNEL_IPIP_DEVICE, 'mtu', String(opts.mtu ?? 1480), 'type', 'ipip', 'local', opts.localIp]);
+  await host.exec('ip', ['link', 'set', FLANNEL_IPIP_DEVICE, 'up']);
+  await host.exec('ip', ['addr', 'add', `${networkAddress(opts.subnet)}/32`, 'dev', FLANNEL_IPIP_DEVICE]);
+}
+
+/** flanneld's ipip route for a peer: onlink via its PublicIP through flannel.ipip (the tunnel takes its destination from the gateway). */
+export async function addFlannelIpipPeer(host: TestNetns, peer: Omit<FlannelPeer, 'vtepMac'>): Promise<void> {
+  await host.exec('ip', ['route', 'replace', peer.subnet, 'via', peer.publicIp, 'dev', FLANNEL_IPIP_DEVICE, 'onlink']);
+}
+
 /** flannel's lease key: <prefix>/subnets/10.244.21.0-24. */
 export function flannelLeaseKey(prefix: string, subnet: string): string {
   return `${prefix}/subnets/${subnet.replace('/', '-')}`;

@@ -5,8 +5,10 @@
  *   const routes = await waitFor(async () => { const r = await host.routes(); return r.length > 3 && r; });
  */
 
+import { scaled } from './time-scale.js';
+
 export interface WaitOptions {
-  /** Give up after this long; default 10 s. */
+  /** Give up after this long; default 10 s. Times TWILL_TEST_TIME_SCALE (time-scale.ts). */
   readonly timeoutMs?: number;
   /** Pause between attempts; default 50 ms. */
   readonly intervalMs?: number;
@@ -23,7 +25,8 @@ export function sleep(ms: number): Promise<void> {
  * that throws counts as "not yet"; on timeout its last error is in the message and the cause.
  */
 export async function waitFor<T>(probe: () => T | Promise<T>, opts: WaitOptions = {}): Promise<Exclude<T, false | 0 | '' | null | undefined>> {
-  const timeoutMs = opts.timeoutMs ?? 10_000;
+  // A limit written for the host: the kernel VM's emulated CPUs get proportionally longer.
+  const timeoutMs = scaled(opts.timeoutMs ?? 10_000);
   const intervalMs = opts.intervalMs ?? 50;
   const deadline = Date.now() + timeoutMs;
   let lastError: unknown;

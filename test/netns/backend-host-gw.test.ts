@@ -141,10 +141,11 @@ describe.skipIf(!isRoot)('host-gw backend', () => {
     const report = await a.network.sync([offLink, b.lease, vxlan, outside, self]);
     expect(report.changes).toBe(1);
     expect(report.skipped).toEqual([
-      { subnet: '10.244.9.0/24', reason: '198.19.9.9 is not on a directly connected network of eth0: host-gw needs every host on one L2 segment' },
-      { subnet: '10.244.8.0/24', reason: 'BackendType is "vxlan", not "host-gw"' },
+      // In subnet order (lease-checks.ts: the same on every node).
       { subnet: '10.99.0.0/24', reason: 'the subnet is outside the cluster network 10.244.0.0/16' },
       { subnet: '10.244.7.0/24', reason: 'PublicIP 198.18.0.1 is this node\'s own' },
+      { subnet: '10.244.8.0/24', reason: 'BackendType is "vxlan", not "host-gw"' },
+      { subnet: '10.244.9.0/24', reason: '198.19.9.9 is not on a directly connected network of eth0: host-gw needs every host on one L2 segment' },
     ]);
     expect(await twillRoutes(a.host)).toEqual(['10.244.2.0/24 via 198.18.0.2 dev eth0']);
   });
@@ -156,8 +157,8 @@ describe.skipIf(!isRoot)('host-gw backend', () => {
     runUntilTestEnds(a.network);
     const want = expectedRoutes(nodes, a);
 
+    // No check that it is gone: with a 200 ms resync the repair can come before the check would.
     await a.host.exec('ip', ['route', 'del', '10.244.2.0/24']);
-    expect(await twillRoutes(a.host)).not.toContain('10.244.2.0/24 via 198.18.0.2 dev eth0');
     const started = Date.now();
     await waitFor(async () => JSON.stringify(await twillRoutes(a.host)) === JSON.stringify(want), { timeoutMs: 10 * RESYNC_MS, what: 'deleted route restored' });
     expect(Date.now() - started).toBeLessThan(10 * RESYNC_MS);

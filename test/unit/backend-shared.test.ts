@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events';
 import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { RemoteLease, SyncReport } from '../../src/backends/backend.js';
-import { checkRemoteLease } from '../../src/backends/lease-checks.js';
+import { checkRemoteLease, screenRemoteLeases } from '../../src/backends/lease-checks.js';
 import { onLinkMatcher } from '../../src/backends/on-link.js';
 import { booleanOption, integerOption } from '../../src/backends/options.js';
 import { Reconciler } from '../../src/backends/reconciler.js';
@@ -165,6 +165,23 @@ describe('lease checks and on-link matching', () => {
     expect(reasons[2]).toBe('PublicIP 198.18.0.1 is this node\'s own');
     expect(reasons[3]).toBe('PublicIP fd00::9 is not IPv4 (the underlay is IPv4)');
     expect(reasons[4]).toMatch(/PublicIP/);
+  });
+
+  it('screens a lease set in subnet order: the first usable lease for a subnet wins; one the backend refines away claims nothing', () => {
+    const { usable, skipped } = screenRemoteLeases([
+      lease('10.244.9.0/24', '198.18.0.19'),
+      lease('10.244.3.0/24', '198.18.0.66'),
+      lease('10.244.9.0/24', '198.18.0.9'),
+      lease('10.244.9.0/24', '198.18.0.29'),
+      lease('10.99.0.0/24', '198.18.0.5'),
+    ], ctx, (_l, c) => (c.publicIp === '198.18.0.66' ? 'refused by the backend' : c.publicIp.length));
+    expect(usable.map((u) => `${u.checked.dst} ${u.checked.publicIp} ${String(u.refined)}`)).toEqual(['10.244.9.0/24 198.18.0.19 11']);
+    expect(skipped).toEqual([
+      { subnet: '10.99.0.0/24', reason: 'the subnet is outside the cluster network 10.244.0.0/16' },
+      { subnet: '10.244.3.0/24', reason: 'refused by the backend' },
+      { subnet: '10.244.9.0/24', reason: 'another lease for the same subnet came first' },
+      { subnet: '10.244.9.0/24', reason: 'another lease for the same subnet came first' },
+    ]);
   });
 
   it('finds an address on-link only inside a connected IPv4 subnet of the interface', () => {

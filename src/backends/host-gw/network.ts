@@ -1,8 +1,8 @@
 import type { BackendContext, LocalLease, Network, RemoteLease, SyncReport } from '../backend.js';
 import { Reconciler } from '../reconciler.js';
-import { splitRouteFailures, syncRoutes } from '../route-sync.js';
-import { HostGwSyncError } from './errors.js';
-import { planRoutes } from './plan.js';
+import { connectedNetworks } from '../on-link.js';
+import { applyRoutes } from '../route-apply.js';
+import { HOST_GW_TYPE, planRoutes } from './plan.js';
 
 /**
  * The host-gw network (flannel's host-gw over RouteNetwork): every remote subnet is routed via
@@ -37,13 +37,7 @@ export class HostGwNetwork implements Network {
   private async apply(leases: readonly RemoteLease[]): Promise<SyncReport> {
     const { netlink, extIface, clusterNetwork } = this.ctx;
     // Read each time: the interface's addresses (so its connected networks) can change.
-    const connected = (await netlink.listAddresses(extIface.index)).filter((a) => a.family === 4).map((a) => a.cidr);
-    const plan = planRoutes({ leases, ext: extIface, connected, clusterNetwork });
-    const result = await syncRoutes(netlink, clusterNetwork, plan.routes);
-    const changes = result.replaced + result.deleted;
-    // The failed-entry contract of backend.ts: a refused write skips its lease, a failed removal throws.
-    const { writeFailed, removeFailed } = splitRouteFailures(result);
-    if (removeFailed.length > 0) throw new HostGwSyncError(removeFailed, changes);
-    return { changes, skipped: [...plan.skipped, ...writeFailed, ...result.refused] };
+    const connected = await connectedNetworks(netlink, extIface.index);
+    return applyRoutes(netlink, HOST_GW_TYPE, clusterNetwork, planRoutes({ leases, ext: extIface, connected, clusterNetwork }));
   }
 }

@@ -1,7 +1,6 @@
-import { parseCidr } from '../../core/ip.js';
 import type { RouteSpec } from '../../netlink/index.js';
-import type { RemoteLease } from '../backend.js';
-import { checkRemoteLease } from '../lease-checks.js';
+import type { RemoteLease, SkippedLease } from '../backend.js';
+import { screenRemoteLeases } from '../lease-checks.js';
 import { onLinkMatcher } from '../on-link.js';
 
 /**
@@ -21,22 +20,14 @@ export interface HostGwPlanInput {
 
 export interface HostGwPlan {
   readonly routes: readonly RouteSpec[];
-  readonly skipped: readonly { readonly subnet: string; readonly reason: string }[];
+  readonly skipped: readonly SkippedLease[];
 }
 
 export const HOST_GW_TYPE = 'host-gw';
 
 export function planRoutes(input: HostGwPlanInput): HostGwPlan {
-  const check = { type: HOST_GW_TYPE, clusterNetwork: input.clusterNetwork, localPublicIp: input.ext.address };
-  const cluster = parseCidr(input.clusterNetwork, 'cluster network');
   const onLink = onLinkMatcher(input.connected);
-  const routes: RouteSpec[] = [];
-  const skipped: { subnet: string; reason: string }[] = [];
-  for (const lease of input.leases) {
-    const c = checkRemoteLease(lease, check, cluster);
-    if (!c.ok) skipped.push({ subnet: lease.subnet, reason: c.reason });
-    else if (!onLink(c.publicIp)) skipped.push({ subnet: lease.subnet, reason: `${c.publicIp} is not on a directly connected network of ${input.ext.name}: host-gw needs every host on one L2 segment` });
-    else routes.push({ dst: c.dst, gateway: c.publicIp, oif: input.ext.index });
-  }
-  return { routes, skipped };
+  const { usable, skipped } = screenRemoteLeases(input.leases, { type: HOST_GW_TYPE, clusterNetwork: input.clusterNetwork, localPublicIp: input.ext.address },
+    (_lease, { publicIp }) => (onLink(publicIp) ? undefined : `${publicIp} is not on a directly connected network of ${input.ext.name}: host-gw needs every host on one L2 segment`));
+  return { routes: usable.map(({ checked: { dst, publicIp } }) => ({ dst, gateway: publicIp, oif: input.ext.index })), skipped };
 }

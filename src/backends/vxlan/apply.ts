@@ -1,5 +1,5 @@
 import { TwillError } from '../../core/errors.js';
-import { isNetlinkError, type FdbSpec, type Netlink, type NeighbourSpec } from '../../netlink/index.js';
+import { isNetlinkError, type FdbSpec, type NeighbourSpec, type NetlinkHandle } from '../../netlink/index.js';
 import { splitRouteFailures, syncRoutes } from '../route-sync.js';
 import type { PeerPlan, Skipped } from './plan.js';
 
@@ -46,7 +46,7 @@ export function alreadyGone(err: unknown): boolean {
   return isNetlinkError(err, 'ENOENT') || isNetlinkError(err, 'ESRCH');
 }
 
-export async function applyPlan(nl: Netlink, clusterNetwork: string, vxlanIndex: number, peers: readonly PeerPlan[]): Promise<ApplyResult> {
+export async function applyPlan(nl: NetlinkHandle, clusterNetwork: string, vxlanIndex: number, peers: readonly PeerPlan[]): Promise<ApplyResult> {
   const haveNeigh = new Map<string, string | undefined>();
   for (const n of await nl.listNeighbours(vxlanIndex)) {
     if (n.permanent && !n.ip.includes(':')) haveNeigh.set(n.ip, n.mac);

@@ -1,5 +1,5 @@
-import { InvalidArgumentError } from '../../core/errors.js';
 import { booleanOption, integerOption, optionError, rejectUnknownOptions } from '../options.js';
+import { MAX_MTU, MIN_MTU, tunnelMtu } from '../tunnel-mtu.js';
 
 /**
  * The vxlan backend's options, from the network config's Backend object:
@@ -35,8 +35,6 @@ export const DEFAULT_PORT = 8472;
  * An IPv6 underlay would need 70; Twill's VXLAN underlay is IPv4 only, so 50 is exact here.
  */
 export const VXLAN_OVERHEAD = 50;
-export const MIN_MTU = 68;
-export const MAX_MTU = 65535;
 export const MAX_VNI = 0xffffff;
 
 const KNOWN = ['VNI', 'Port', 'MTU', 'DirectRouting', 'GBP', 'Learning'];
@@ -76,11 +74,5 @@ export function vniOfDeviceName(name: string): number | undefined {
 
 /** The device's (and the pods') MTU: the option, else what the underlay can carry. */
 export function deviceMtu(options: VxlanOptions, externalMtu: number): number {
-  if (options.mtu !== undefined) return options.mtu;
-  const mtu = externalMtu - VXLAN_OVERHEAD;
-  if (mtu < MIN_MTU) {
-    throw new InvalidArgumentError(`${TYPE} backend MTU`, mtu,
-      `the external interface's MTU ${externalMtu} leaves less than ${MIN_MTU} after the ${VXLAN_OVERHEAD}-byte VXLAN overhead; set the MTU option`);
-  }
-  return mtu;
+  return tunnelMtu(TYPE, VXLAN_OVERHEAD, options.mtu, externalMtu);
 }

@@ -1,6 +1,5 @@
 import { TwillError } from '../../core/errors.js';
-import { networkOf, parseCidr, prefixContains } from '../../core/ip.js';
-import { ensureAddress, ensureVxlan, type EnsureResult, type Link, type Netlink } from '../../netlink/index.js';
+import { ensureVxlan, type EnsureResult, type Link, type NetlinkHandle } from '../../netlink/index.js';
 
 /** The VXLAN device as Twill wants it. */
 export interface DeviceSpec {
@@ -32,7 +31,7 @@ export interface DeviceState {
  * its policy asynchronously, so a MAC changed behind our back is set back (flannel #1795 fails
  * instead).
  */
-export async function ensureDevice(nl: Netlink, spec: DeviceSpec): Promise<DeviceState> {
+export async function ensureDevice(nl: NetlinkHandle, spec: DeviceSpec): Promise<DeviceState> {
   const changes: string[] = [];
   const existing = await nl.getLink(spec.name);
   if (existing?.kind === 'vxlan' && existing.mac !== spec.mac) {
@@ -64,30 +63,11 @@ export async function ensureDevice(nl: Netlink, spec: DeviceSpec): Promise<Devic
  * say which device is in the way. This names it. flanneld's own flannel.<VNI> never gets here:
  * it is taken over before the device is created (takeover.ts).
  */
-async function conflictOf(nl: Netlink, spec: DeviceSpec, cause: unknown): Promise<TwillError | undefined> {
+async function conflictOf(nl: NetlinkHandle, spec: DeviceSpec, cause: unknown): Promise<TwillError | undefined> {
   const other = (await nl.listLinks().catch(() => [])).find((l) =>
     l.name !== spec.name && l.vxlan?.vni === spec.vni && l.vxlan.port === spec.port);
   if (!other) return undefined;
   return new TwillError('EVXLAN_CONFLICT',
     `cannot create ${spec.name}: ${other.name} already uses VNI ${spec.vni} on UDP port ${spec.port} and the kernel allows only one such device ` +
     `(Twill takes over only flanneld's flannel.${spec.vni}: delete ${other.name}, or give Twill another VNI or Port)`, { cause });
-}
-
-/**
- * Gives the device the lease's network address as a /32 (10.244.3.0/32), as flannel does: it is
- * the address peers route to (their neighbour entry for us) and the source of packets the node
- * itself sends into the overlay. Other addresses inside the cluster network (an older lease's)
- * are removed; anything else on the device is left alone.
- */
-export async function ensureDeviceAddress(nl: Netlink, index: number, subnet: string, clusterNetwork: string): Promise<string[]> {
-  const want = `${networkOf(parseCidr(subnet, 'lease subnet')).text}/32`;
-  const cluster = parseCidr(clusterNetwork, 'cluster network');
-  const changes: string[] = [];
-  for (const a of await nl.listAddresses(index)) {
-    if (a.family !== 4 || a.cidr === want || !prefixContains(cluster, parseCidr(a.cidr))) continue;
-    await nl.deleteAddress(index, a.cidr);
-    changes.push(`address -${a.cidr}`);
-  }
-  if (await ensureAddress(nl, index, want)) changes.push(`address +${want}`);
-  return changes;
 }

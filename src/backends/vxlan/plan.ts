@@ -1,7 +1,7 @@
-import { networkOf, parseCidr, sortPrefixes } from '../../core/ip.js';
+import { networkOf } from '../../core/ip.js';
 import type { FdbSpec, NeighbourSpec, RouteSpec } from '../../netlink/index.js';
 import type { RemoteLease, SkippedLease } from '../backend.js';
-import { checkRemoteLease } from '../lease-checks.js';
+import { screenRemoteLeases } from '../lease-checks.js';
 import { TYPE } from './config.js';
 import { decodeLeaseData } from './lease-data.js';
 
@@ -49,34 +49,23 @@ export interface Plan {
 }
 
 export function planPeers(input: PlanInput): Plan {
-  const inCluster = parseCidr(input.clusterNetwork, 'cluster network');
   const check = { type: TYPE, clusterNetwork: input.clusterNetwork, localPublicIp: input.localPublicIp };
+  const { usable, skipped } = screenRemoteLeases(input.leases, check, (lease) => {
+    const decoded = decodeLeaseData(lease.backendData, input.vni);
+    if (!decoded.ok) return decoded.reason;
+    return decoded.vtep.mac === input.localMac ? `VtepMAC ${decoded.vtep.mac} is this node's own` : decoded.vtep;
+  });
   const peers: PeerPlan[] = [];
-  const skipped: Skipped[] = [];
   // One MAC can point at one VTEP only: the FDB is keyed by MAC. Who claimed which MAC first.
   const macOwner = new Map<string, { subnet: string; publicIp: string }>();
-  const seen = new Set<string>();
-
-  for (const lease of sortPrefixes(input.leases, (l) => l.subnet)) {
-    const skip = (reason: string): void => { skipped.push({ subnet: lease.subnet, reason }); };
-    const checked = checkRemoteLease(lease, check, inCluster);
-    if (!checked.ok) { skip(checked.reason); continue; }
-    const { subnet, dst, publicIp } = checked;
-
-    const decoded = decodeLeaseData(lease.backendData, input.vni);
-    if (!decoded.ok) { skip(decoded.reason); continue; }
-    const { mac } = decoded.vtep;
-    if (mac === input.localMac) { skip(`VtepMAC ${mac} is this node's own`); continue; }
-
-    if (seen.has(dst)) { skip('another lease for the same subnet came first'); continue; }
-    seen.add(dst);
+  for (const { lease, checked: { subnet, dst, publicIp }, refined: { mac } } of usable) {
     if (input.directRouting && input.onLink(publicIp)) {
       peers.push({ subnet: dst, direct: true, neighbour: undefined, fdb: undefined, route: { dst, gateway: publicIp, oif: input.extIndex } });
       continue;
     }
     const owner = macOwner.get(mac);
     if (owner && owner.publicIp !== publicIp) {
-      skip(`VtepMAC ${mac} is also claimed by ${owner.subnet} (PublicIP ${owner.publicIp})`);
+      skipped.push({ subnet: lease.subnet, reason: `VtepMAC ${mac} is also claimed by ${owner.subnet} (PublicIP ${owner.publicIp})` });
       continue;
     }
     macOwner.set(mac, { subnet: dst, publicIp });

@@ -1,4 +1,4 @@
-import { isNetlinkError, type Netlink } from '../../netlink/index.js';
+import { isNetlinkError, type NetlinkHandle } from '../../netlink/index.js';
 import { OWN_NETNS_FILE, processesInNetns } from '../../core/local-processes.js';
 import { onLinkMatcher } from '../on-link.js';
 import { alreadyGone } from './apply.js';
@@ -28,7 +28,7 @@ import { decideTakeover, isFlannelDirectRoute, RTPROT_BOOT, type FlannelDevice, 
  */
 
 /** The pids of flanneld processes in the namespace of `nl` (/proc/<pid>/comm is "flanneld"). */
-export function flanneldPids(nl: Netlink): number[] {
+export function flanneldPids(nl: NetlinkHandle): number[] {
   return processesInNetns((p) => p.comm === 'flanneld', nl.netnsPath ?? OWN_NETNS_FILE).map((p) => p.pid);
 }
 
@@ -39,7 +39,7 @@ export type FoundFlannel = Extract<TakeoverDecision, { action: 'take-over' }>;
  * EFLANNELD_RUNNING (naming the pids) while flanneld runs in this namespace.
  */
 export async function detectFlannel(
-  nl: Netlink, want: { vni: number; port: number; localIp: string }, findFlanneld: (nl: Netlink) => number[] = flanneldPids,
+  nl: NetlinkHandle, want: { vni: number; port: number; localIp: string }, findFlanneld: (nl: NetlinkHandle) => number[] = flanneldPids,
 ): Promise<FoundFlannel | undefined> {
   const links = await nl.listLinks();
   // The /proc scan only when there is a device to take over: every other start skips it.
@@ -71,7 +71,7 @@ export interface RemovalContext {
  * DirectRouting routes. Idempotent, so a failed step is simply run again. Throws when the device
  * cannot be deleted: twill.<VNI> could not be created beside it.
  */
-export async function removeFlannelState(nl: Netlink, found: FlannelDevice, ctx: RemovalContext): Promise<FlannelRemoval> {
+export async function removeFlannelState(nl: NetlinkHandle, found: FlannelDevice, ctx: RemovalContext): Promise<FlannelRemoval> {
   let device: FlannelRemoval['device'];
   const link = await nl.getLink(found.name);
   if (link?.kind === 'vxlan' && link.vxlan?.vni === ctx.vni && link.vxlan.port === ctx.port) {

@@ -1,5 +1,5 @@
 import { rmSync } from 'node:fs';
-import type { Netlink } from '../../netlink/index.js';
+import type { NetlinkHandle } from '../../netlink/index.js';
 import type { BackendContext } from '../backend.js';
 import type { VxlanOptions } from './config.js';
 import { deriveVtepMac } from './mac.js';
@@ -23,7 +23,7 @@ export interface VtepChoice {
  *   3. the MAC derived from PublicIP and VNI (mac.ts).
  * Throws EFLANNELD_RUNNING while flanneld runs beside us (takeover.ts).
  */
-export async function chooseVtep(ctx: BackendContext, options: VxlanOptions, findFlanneld?: (nl: Netlink) => number[]): Promise<VtepChoice> {
+export async function chooseVtep(ctx: BackendContext, options: VxlanOptions, findFlanneld?: (nl: NetlinkHandle) => number[]): Promise<VtepChoice> {
   const { vni, port } = options;
   const flannel = await detectFlannel(ctx.netlink, { vni, port, localIp: ctx.extIface.address }, findFlanneld);
   if (flannel?.adoptMac !== undefined) {

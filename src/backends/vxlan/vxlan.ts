@@ -1,12 +1,14 @@
 import { InvalidArgumentError } from '../../core/errors.js';
 import { parseIp } from '../../core/ip.js';
-import type { LinkEvent } from '../../netlink/index.js';
+import { ensureDeviceAddress } from '../device-address.js';
 import type { Backend, BackendContext, LocalLease, Network, RemoteLease, SyncReport } from '../backend.js';
-import { onLinkMatcher } from '../on-link.js';
+import { connectedNetworks, onLinkMatcher } from '../on-link.js';
 import { Reconciler } from '../reconciler.js';
+import { deviceNeedsRepair } from '../repair-loop.js';
+import { tunnelMtuWarning } from '../tunnel-mtu.js';
 import { applyPlan } from './apply.js';
 import { deviceMtu, deviceName, parseVxlanOptions, TYPE, VXLAN_OVERHEAD, type VxlanOptions } from './config.js';
-import { ensureDevice, ensureDeviceAddress, type DeviceSpec } from './device.js';
+import { ensureDevice, type DeviceSpec } from './device.js';
 import { encodeLeaseData, type VxlanLeaseData } from './lease-data.js';
 import { planPeers } from './plan.js';
 import { removeFlannelState, type FoundFlannel } from './takeover.js';
@@ -80,10 +82,8 @@ export class VxlanNetwork implements Network {
   /** Creates or adopts the device before the lease exists, so the lease can carry its MAC. */
   async register(): Promise<void> {
     const { log, extIface } = this.ctx;
-    if (this.mtu > extIface.mtu - VXLAN_OVERHEAD) {
-      log.warn({ mtu: this.mtu, iface: extIface.name, ifaceMtu: extIface.mtu },
-        `MTU option exceeds what ${extIface.name} can carry after the ${VXLAN_OVERHEAD}-byte VXLAN overhead: large packets will be fragmented or dropped`);
-    }
+    const mtuWarning = tunnelMtuWarning(TYPE, VXLAN_OVERHEAD, this.mtu, extIface);
+    if (mtuWarning !== undefined) log.warn({ mtu: this.mtu, iface: extIface.name, ifaceMtu: extIface.mtu }, mtuWarning);
     if (this.takeover) {
       const { device, why } = this.takeover.found;
       log.warn({ flannelDevice: device.name, flannelMac: device.mac, flannelLocal: device.localIp, device: this.device.name, mac: this.device.mac, why },
@@ -115,9 +115,9 @@ export class VxlanNetwork implements Network {
    */
   run(signal: AbortSignal): Promise<void> {
     const { netlink, extIface, resyncIntervalMs } = this.ctx;
-    const linkNeedsRepair = (ev: LinkEvent): string | undefined =>
-      ev.link.name === this.device.name && (ev.type === 'deleted' || !ev.link.up) ? `${this.device.name} ${ev.type === 'deleted' ? 'deleted' : 'down'}` : undefined;
-    return this.reconciler.run(signal, { watchLinks: () => netlink.watchLinks(), extIndex: extIface.index, intervalMs: resyncIntervalMs, linkNeedsRepair });
+    return this.reconciler.run(signal, {
+      watchLinks: () => netlink.watchLinks(), extIndex: extIface.index, intervalMs: resyncIntervalMs, linkNeedsRepair: deviceNeedsRepair(this.device.name),
+    });
   }
 
   private serial<T>(fn: () => Promise<T>): Promise<T> {
@@ -137,7 +137,7 @@ export class VxlanNetwork implements Network {
     if (this.takeover) await this.completeTakeover();
     const device = await this.ensure();
     const onLink = this.options.directRouting
-      ? onLinkMatcher((await nl.listAddresses(extIface.index)).map((a) => a.cidr))
+      ? onLinkMatcher(await connectedNetworks(nl, extIface.index))
       : () => false;
     const plan = planPeers({
       leases: desired,

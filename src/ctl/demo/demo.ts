@@ -9,7 +9,7 @@ import { parseSubnetEnv, type SubnetEnv } from '../../core/subnet-env.js';
 import { describeFailure, runCommand } from './exec.js';
 import { parseDemoFlags, type DemoFlags } from './flags.js';
 import { iperf, mapLimit, pingMatrix, type IperfResult } from './measure.js';
-import { logTail, pollUrlInNetns, startDaemon, type DemoDaemon } from './processes.js';
+import { fatalMessage, logTail, pollUrlInNetns, startDaemon, type DemoDaemon } from './processes.js';
 import { attachPod, detachPod, type PodAttachment } from './reference-cni.js';
 import { formatHuman, resultJson, type DemoHost, type DemoPod, type DemoResult } from './report.js';
 import { demoNamespaces, ownerRunning, readState, sweep, writeState, type DemoState } from './state.js';
@@ -33,7 +33,6 @@ const HEALTHZ = '127.0.0.1:9101';
 const NETWORK = '10.244.0.0/16';
 const CNI_NETWORK_NAME = 'twill-demo';
 const PING_CONCURRENCY = 16;
-const READY_TIMEOUT_MS = 30_000;
 const CONVERGE_TIMEOUT_MS = 20_000;
 
 const CTL_MAIN = join(import.meta.dirname, '..', 'main.js');
@@ -295,10 +294,10 @@ class DemoRun {
       env: hermeticEnv(),
     });
     const health = await this.whileRunning(daemon, (signal) =>
-      pollUrlInNetns(UNDERLAY_NETNS, `${ETCD_URL}/health`, { match: '"health":\\s*"true"', timeoutMs: READY_TIMEOUT_MS, signal }));
+      pollUrlInNetns(UNDERLAY_NETNS, `${ETCD_URL}/health`, { match: '"health":\\s*"true"', timeoutMs: this.flags.readyTimeoutMs, signal }));
     this.check();
     if (!daemon.running) throw new DemoError(`etcd exited (${daemon.exit}); its log ends with:\n${logTail(daemon.logFile)}`);
-    if (!health.ok) throw new DemoError(`etcd did not become healthy within ${READY_TIMEOUT_MS / 1000} s (${health.last}); its log ends with:\n${logTail(daemon.logFile)}`);
+    if (!health.ok) throw new DemoError(`etcd did not become healthy within ${this.flags.readyTimeoutMs / 1000} s (--ready-timeout) (${health.last}); its log ends with:\n${logTail(daemon.logFile)}`);
   }
 
   /**
@@ -356,10 +355,14 @@ class DemoRun {
       const failed = (why: string): DemoError =>
         new DemoError(`twilld in ${name} ${why}; its log (${daemon.logFile}) ends with:\n${logTail(daemon.logFile)}`);
       const ready = await this.whileRunning(daemon, (signal) =>
-        pollUrlInNetns(name, `http://${HEALTHZ}/readyz`, { timeoutMs: READY_TIMEOUT_MS, signal }));
+        pollUrlInNetns(name, `http://${HEALTHZ}/readyz`, { timeoutMs: this.flags.readyTimeoutMs, signal }));
       this.check();
-      if (!daemon.running) throw failed(`exited (${daemon.exit})`);
-      if (!ready.ok) throw failed(`did not become ready within ${READY_TIMEOUT_MS / 1000} s (/readyz: ${ready.last})`);
+      if (!daemon.running) {
+        // A fatal line says why in one sentence (a kernel without IPIP, say): show that, not a log tail.
+        const fatal = fatalMessage(daemon.logFile);
+        throw fatal === undefined ? failed(`exited (${daemon.exit})`) : new DemoError(`twilld in ${name} exited (${daemon.exit}): ${fatal}`);
+      }
+      if (!ready.ok) throw failed(`did not become ready within ${this.flags.readyTimeoutMs / 1000} s (--ready-timeout; /readyz: ${ready.last})`);
       // /readyz turns 200 once the subnet file is written.
       const env = parseSubnetEnv(readFileSync(subnetFile, 'utf8'), subnetFile);
       return { index: i, name, underlayIp: hostUnderlayIp(i), subnet: leaseSubnet(env), dir, subnetFile, env, daemon };

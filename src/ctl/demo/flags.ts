@@ -1,3 +1,4 @@
+import { parseDuration } from '../../core/duration.js';
 import { InvalidArgumentError } from '../../core/errors.js';
 import { FlagValues, helpText, readCommandLine, type FlagSpec } from '../../core/flag-parser.js';
 import { twillVersion } from '../../core/version.js';
@@ -13,6 +14,8 @@ export interface DemoFlags {
   readonly down: boolean;
   readonly json: boolean;
   readonly iperf: boolean;
+  /** How long etcd and each twilld may take to become ready. */
+  readonly readyTimeoutMs: number;
 }
 
 export type DemoCommand =
@@ -25,11 +28,12 @@ export const MAX_PODS_PER_HOST = 10;
 const FLAGS: readonly FlagSpec[] = [
   { name: 'hosts', kind: 'string', arg: 'N', default: '3', help: `number of hosts, 1..${MAX_HOSTS}.` },
   { name: 'pods-per-host', kind: 'string', arg: 'N', default: '2', help: `pods on each host, 1..${MAX_PODS_PER_HOST}.` },
-  { name: 'backend', kind: 'string', arg: 'NAME', default: 'vxlan', help: 'Backend.Type of the network config (vxlan, host-gw, alloc, ...: any backend this build of twilld knows). alloc leases subnets but routes nothing, so only pods on the same host reach each other.' },
+  { name: 'backend', kind: 'string', arg: 'NAME', default: 'vxlan', help: 'Backend.Type of the network config (vxlan, host-gw, ipip, alloc, ...: any backend this build of twilld knows). alloc leases subnets but routes nothing, so only pods on the same host reach each other.' },
   { name: 'keep', kind: 'boolean', default: 'false', help: 'leave the demo running afterwards, and print how to explore it and how to remove it (twillctl demo --down).' },
   { name: 'down', kind: 'boolean', default: 'false', help: 'remove a demo left running by --keep (or by a demo that was killed): its processes, namespaces and temp dir.' },
   { name: 'json', kind: 'boolean', default: 'false', help: 'print the result as JSON on stdout instead of tables (progress stays on stderr).' },
   { name: 'iperf', kind: 'boolean', default: 'true', help: 'measure pod-to-pod throughput across two hosts with iperf3 (needs 2 or more hosts).' },
+  { name: 'ready-timeout', kind: 'string', arg: 'DURATION', default: '30s', help: 'how long etcd and each twilld may take to become ready (1s..1h); a slow or emulated machine needs more.' },
 ];
 
 export function demoHelpText(): string {
@@ -43,6 +47,13 @@ function count(v: FlagValues, name: string, max: number): number {
   const { what, value } = v.required(name);
   if (!/^\d+$/.test(value) || Number(value) < 1 || Number(value) > max) throw new InvalidArgumentError(what, value, `must be an integer 1..${max}`);
   return Number(value);
+}
+
+function readyTimeout(v: FlagValues): number {
+  const { what, value } = v.required('ready-timeout');
+  const ms = parseDuration(value, what);
+  if (ms < 1000 || ms > 3_600_000) throw new InvalidArgumentError(what, value, 'must be between 1s and 1h');
+  return ms;
 }
 
 export function parseDemoFlags(argv: readonly string[], env: NodeJS.ProcessEnv): DemoCommand {
@@ -62,6 +73,7 @@ export function parseDemoFlags(argv: readonly string[], env: NodeJS.ProcessEnv):
       down: v.bool('down'),
       json: v.bool('json'),
       iperf: v.bool('iperf'),
+      readyTimeoutMs: readyTimeout(v),
     }),
   };
 }

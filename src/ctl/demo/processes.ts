@@ -63,6 +63,17 @@ export function logTail(file: string, lines = 15): string {
   }
 }
 
+/** The message of the last fatal (pino level 60) line of a daemon's JSON log, if any: why twilld gave up. */
+export function fatalMessage(file: string): string | undefined {
+  for (const line of logTail(file, 50).split('\n').reverse()) {
+    try {
+      const entry = JSON.parse(line) as { level?: unknown; msg?: unknown };
+      if (entry.level === 60 && typeof entry.msg === 'string') return entry.msg;
+    } catch { /* not a JSON line */ }
+  }
+  return undefined;
+}
+
 /** Pids of the processes inside each named namespace (other than this process). */
 export function pidsInNamespaces(names: readonly string[]): Map<string, number[]> {
   const byInode = new Map<string, string>();

@@ -1,3 +1,4 @@
+import { DEVICE_NAME as IPIP_DEVICE } from '../../backends/ipip/config.js';
 import { vniOfDeviceName } from '../../backends/vxlan/config.js';
 import { removeAdoptedVteps } from '../../backends/vxlan/vtep-state.js';
 import { isNetlinkError, listNexthopsIfSupported, RTPROT_TWILL, type Netlink } from '../../netlink/index.js';
@@ -9,7 +10,8 @@ import { hasTable, POD_MASQ_TABLE, TABLE_FAMILY, TABLE_NAME, type NftRunner } fr
  *   - routes of protocol 84 (RTPROT_TWILL) in the main table, the only table Twill writes;
  *   - nexthop objects of protocol 84;
  *   - the VXLAN devices twill.<VNI> (with them go their addresses, neighbours and FDB entries,
- *     and the kernel's one-device-per-VNI-and-port slot that flannel.<VNI> needs);
+ *     and the kernel's one-device-per-VNI-and-port slot that flannel.<VNI> needs), and the IPIP
+ *     device twill.ipip (never tunl0 or flannel.ipip);
  *   - the nftables tables `ip twill` (twilld --ip-masq) and `ip twill-cni` (the CNI plugin's ipMasq);
  *   - the record of a VTEP MAC adopted from flanneld (backends/vxlan/vtep-state.ts).
  * Routes go first, so that each one is reported (deleting a device or a nexthop would take its
@@ -72,6 +74,9 @@ async function removeNexthops(nl: Netlink, out: Removal): Promise<void> {
 
 async function removeDevices(nl: Netlink, out: Removal): Promise<void> {
   for (const link of await nl.listLinks()) {
+    if (link.kind === 'ipip' && link.name === IPIP_DEVICE) {
+      await attempt(out, `device ${link.name} (ipip, local ${link.ipip?.localIp ?? 'any'})`, () => nl.deleteLink(link.index));
+    }
     if (link.kind !== 'vxlan' || vniOfDeviceName(link.name) === undefined) continue;
     await attempt(out, `device ${link.name} (vxlan, VNI ${link.vxlan?.vni ?? '?'}, port ${link.vxlan?.port ?? '?'})`, () => nl.deleteLink(link.index));
   }
