@@ -10,11 +10,11 @@ import { etcdBulk } from '../test/helpers/etcd-bulk.js';
 import { kernelHasIpip } from '../test/helpers/kernel-features.js';
 import { startAgent, type TestAgent } from '../test/helpers/twilld.js';
 import { waitFor } from '../test/helpers/wait.js';
-import { median, numberOption, remoteHosts, report, round, type RemoteHost } from './report.js';
+import { median, numberOption, remoteHosts, report, round, stringOption, type RemoteHost } from './report.js';
 import { measureThroughput } from './throughput.js';
 
 /**
- * `npm run bench -- ipip [--leases N] [--burst-rounds R] [--seconds S] [--rounds R]`
+ * `npm run bench -- ipip [--only throughput|burst] [--leases N] [--burst-rounds R] [--seconds S] [--rounds R]`
  *
  * (a) iperf3 pod -> pod across two hosts through twill.ipip, beside host -> host on the same
  *     underlay and beside flannel's ipip data path built by hand (flannel-path.ts), in the same
@@ -38,10 +38,12 @@ export async function run(args: string[]): Promise<void> {
     process.exitCode = await inVm(['ipip', ...args]);
     return;
   }
-  const n = numberOption(args, '--leases', 5000);
-  const burstRounds = numberOption(args, '--burst-rounds', 3);
-  await measureThroughput('ipip', 'ipip', { seconds: numberOption(args, '--seconds', 5), rounds: numberOption(args, '--rounds', 3), targets: { flannel: '>=1.0' } });
-  await burst(n, burstRounds);
+  const only = stringOption(args, '--only');
+  if (only !== undefined && only !== 'throughput' && only !== 'burst') throw new Error(`--only takes throughput or burst, not "${only}"`);
+  if (only !== 'burst') {
+    await measureThroughput('ipip', 'ipip', { seconds: numberOption(args, '--seconds', 5), rounds: numberOption(args, '--rounds', 3), targets: { flannel: '>=1.0' } });
+  }
+  if (only !== 'throughput') await burst(numberOption(args, '--leases', 5000), numberOption(args, '--burst-rounds', 3));
 }
 
 /** The same benchmark inside the VM, through the harness; resolves to its exit status. */

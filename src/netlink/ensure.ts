@@ -6,7 +6,7 @@ import type { BridgeSpec, IpipSpec, Link, VxlanSpec } from './types.js';
 
 /**
  * Idempotent "make it so" helpers. Each one leaves the kernel with the object as specified:
- * absent -> created; present and compatible -> kept (mutable details such as MTU and up-state
+ * absent -> created; present and compatible -> kept (mutable details such as MTU, MAC and up-state
  * adjusted); present but incompatible (another kind, another VNI...) -> IncompatibleLinkError,
  * unless the caller passes `{ recreate: true }`. A device someone else created is never replaced
  * behind the caller's back.
@@ -37,7 +37,7 @@ type Compare = (link: Link) => string[];
 
 async function ensureLink(
   nl: NetlinkHandle, name: string, compare: Compare, create: () => Promise<void>,
-  mutable: { mtu?: number | undefined; up?: boolean | undefined }, opts: EnsureOptions,
+  mutable: { mtu?: number | undefined; up?: boolean | undefined; mac?: string | undefined }, opts: EnsureOptions,
 ): Promise<EnsureResult> {
   const changes: string[] = [];
   let link = await nl.getLink(name);
@@ -61,6 +61,13 @@ async function ensureLink(
       if (diffs.length > 0) throw new IncompatibleLinkError(name, diffs);
     }
     link = await nl.requireLink(name);
+  }
+  // The MAC is set in place: someone changing it (udev, an operator) is no reason to recreate the
+  // device and cut its traffic, and a recreation would race with whoever changes it again.
+  const mac = mutable.mac?.toLowerCase();
+  if (mac !== undefined && link.mac !== mac) {
+    await nl.setMac(link.index, mac);
+    changes.push(`mac ${link.mac ?? 'none'}->${mac}`);
   }
   if (mutable.mtu !== undefined && link.mtu !== mutable.mtu) {
     await nl.setMtu(link.index, mutable.mtu);
@@ -97,10 +104,9 @@ export function ensureVxlan(nl: NetlinkHandle, spec: VxlanSpec & { up?: boolean 
     }
     if (v.learning !== (spec.learning ?? false)) d.push(`learning is ${v.learning ? 'on' : 'off'}, want ${spec.learning ? 'on' : 'off'}`);
     if (v.gbp !== (spec.gbp ?? false)) d.push(`GBP is ${v.gbp ? 'on' : 'off'}, want ${spec.gbp ? 'on' : 'off'}`);
-    if (spec.mac !== undefined && l.mac !== spec.mac.toLowerCase()) d.push(`MAC is ${l.mac}, want ${spec.mac}`);
     return d;
   };
-  return ensureLink(nl, spec.name, compare, () => nl.createVxlan(spec), { mtu: spec.mtu, up: spec.up ?? true }, opts);
+  return ensureLink(nl, spec.name, compare, () => nl.createVxlan(spec), { mtu: spec.mtu, up: spec.up ?? true, mac: spec.mac }, opts);
 }
 
 export function ensureIpip(nl: NetlinkHandle, spec: IpipSpec & { up?: boolean }, opts: EnsureOptions = {}): Promise<EnsureResult> {

@@ -55,6 +55,24 @@ describe('vxlan network on the fake kernel', () => {
     expect((await nl.listAddresses('twill.1')).map((a) => a.cidr)).toEqual(['10.244.1.0/32']);
   });
 
+  it('sets a MAC changed by hand back in place, never by recreating twill.1 (even when it changes during the repair)', async () => {
+    const { nl, network } = await started();
+    await network.sync([peer(2)]);
+    const before = await nl.requireLink('twill.1');
+    nl.clearWrites();
+    nl.kernel.links.setLink('twill.1', { mac: '02:12:34:56:78:9a' }, 'link.set');
+    expect((await network.sync([peer(2)])).changes).toBeGreaterThan(0);
+    // Changed again while the repair reads the device (at its second look): still set back in place.
+    let looks = 0;
+    nl.before('link.get', () => { if (++looks === 2) nl.kernel.links.setLink('twill.1', { mac: '02:12:34:56:78:9b' }, 'link.set'); }, { times: 5 });
+    await network.sync([peer(2)]);
+    await network.sync([peer(2)]); // the next resync, should the change have come after the device's repair
+    const after = await nl.requireLink('twill.1');
+    expect([after.index, after.mac]).toEqual([before.index, before.mac]);
+    expect(nl.writeLog().filter((w) => w.startsWith('link.delete') || w.startsWith('link.create'))).toEqual([]);
+    expect(await entries(nl)).toEqual(expected(2));
+  });
+
   it('writes a neighbour, an FDB entry and an onlink route per peer; a converged sync writes nothing', async () => {
     const { nl, network } = await started();
     expect(await network.sync([peer(2), peer(3)])).toEqual({ changes: 6, skipped: [] });

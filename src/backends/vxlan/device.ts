@@ -33,11 +33,6 @@ export interface DeviceState {
  */
 export async function ensureDevice(nl: NetlinkHandle, spec: DeviceSpec): Promise<DeviceState> {
   const changes: string[] = [];
-  const existing = await nl.getLink(spec.name);
-  if (existing?.kind === 'vxlan' && existing.mac !== spec.mac) {
-    await nl.setMac(existing.index, spec.mac);
-    changes.push(`mac ${existing.mac ?? 'none'}->${spec.mac}`);
-  }
   let ensured: EnsureResult;
   try {
     ensured = await ensureVxlan(nl, { ...spec, learning: false, up: true }, { recreate: true });
