@@ -1,7 +1,7 @@
 import { Speaker, type PeerRoutesEvent, type Route, type SessionEvent } from '../../bgp/index.js';
 import { InvalidArgumentError } from '../../core/errors.js';
 import { parseServeFlags, type ServeConfig } from './serve-flags.js';
-import { kernelTransport } from './transport.js';
+import { kernelTransport } from '../../backends/bgp/transport.js';
 
 // `twillctl bgp serve`: JSON lines on stdout, one per event, so tests and scripts can follow a
 // session with `jq`. Errors before start go to stderr with exit code 2 (usage) or 1.

@@ -3,7 +3,8 @@ import { connectTcp, listenTcp, setTcpTtl } from '../../netlink/index.js';
 
 /**
  * The speaker's transport on Twill's netlink layer: TCP MD5 keys (RFC 2385) and TTLs set through
- * socket options Node has no API for. `netnsPath` opens every socket inside that namespace.
+ * socket options Node has no API for. `netnsPath` opens every socket inside that namespace. It
+ * lives with the bgp backend, which peers through it, and `twillctl bgp serve` uses it too.
  */
 /** 4 MiB: a 100k-route table arrives in about 2 MB; see TcpTransportOptions.receiveBuffer. */
 const RECEIVE_BUFFER = 4 << 20;
