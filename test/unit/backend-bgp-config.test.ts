@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_ASN, parseBgpOptions, parsePeer } from '../../src/backends/bgp/config.js';
+import { DEFAULT_ASN, parseBgpOptions, parseListenFlag, parsePeer, parsePeerFlag } from '../../src/backends/bgp/config.js';
 
 describe('bgp backend options', () => {
   it('defaults to ASN 64512, a full mesh, hold time 90 s, graceful restart and the built-in speaker', () => {
@@ -50,5 +50,25 @@ describe('bgp backend options', () => {
     const err = (() => { try { parsePeer({ Address: '198.18.0.254', ASN: 65000, Password: secret }, 'Peers[0]'); } catch (e) { return e as Error; } return undefined; })();
     expect(err?.message).toMatch(/Peers\[0\]\.Password.*1\.\.80 bytes/);
     expect(err?.message).not.toContain(secret);
+  });
+});
+
+describe('bgp per-host flags', () => {
+  it('reads --bgp-peer as a Peers entry, with the same checks (a password may hold "=" but not ",")', () => {
+    expect(parsePeerFlag('198.18.0.254,asn=65000')).toEqual({ address: '198.18.0.254', asn: 65000, password: undefined, port: 179, multihop: undefined });
+    expect(parsePeerFlag('198.18.0.254,asn=4200000000,password=p=q,port=1179,multihop=3')).toEqual({ address: '198.18.0.254', asn: 4200000000, password: 'p=q', port: 1179, multihop: 3 });
+    expect(() => parsePeerFlag('198.18.0.254')).toThrow(/--bgp-peer\.ASN.*required/);
+    expect(() => parsePeerFlag('198.18.0.254,asn=65000,asn=65001')).toThrow(/--bgp-peer.*each setting once/);
+    expect(() => parsePeerFlag('198.18.0.254,as=65000')).toThrow(/--bgp-peer.*ADDR,asn=N/);
+    expect(() => parsePeerFlag(',asn=65000')).toThrow(/--bgp-peer\.Address.*required/);
+    expect(() => parsePeerFlag('198.18.0.254,asn=65000,port=x')).toThrow(/--bgp-peer\.Port/);
+    const err = (() => { try { parsePeerFlag('198.18.0.254,asn=65000,password=hunter2,password=hunter3'); } catch (e) { return (e as Error).message; } return ''; })();
+    expect(err).toMatch(/each setting once/);
+    expect(err).not.toMatch(/hunter/);
+  });
+
+  it('reads --bgp-listen ADDR:PORT', () => {
+    expect(parseListenFlag('198.18.0.1:179')).toEqual({ address: '198.18.0.1', port: 179 });
+    for (const bad of ['198.18.0.1', '198.18.0.1:0', 'tor:179', '198.18.0.1:x']) expect(() => parseListenFlag(bad), bad).toThrow(/--bgp-listen/);
   });
 });

@@ -172,3 +172,36 @@ function parseSpeaker(value: unknown): BgpSpeakerKind {
   }
   return value.toLowerCase() as BgpSpeakerKind;
 }
+
+/**
+ * A host's own peer from twilld's `--bgp-peer ADDR,asn=N[,password=S][,port=P][,multihop=H]`
+ * (its ToR), in the same shape and with the same checks as a `Peers` entry of the network config.
+ */
+export function parsePeerFlag(text: string): BgpPeerOption {
+  const where = '--bgp-peer';
+  const [address, ...settings] = text.split(',');
+  const raw: Record<string, unknown> = { Address: address?.trim() === '' ? undefined : address?.trim() };
+  const names: Record<string, string> = { asn: 'ASN', password: 'Password', port: 'Port', multihop: 'Multihop' };
+  for (const setting of settings) {
+    const eq = setting.indexOf('=');
+    const key = eq < 0 ? setting : setting.slice(0, eq);
+    const name = names[key.trim().toLowerCase()];
+    if (eq < 0 || name === undefined || name in raw) {
+      const shown = key.trim().toLowerCase() === 'password' ? 'password=(hidden)' : setting;
+      throw optionError(TYPE, where, shown, `expected ADDR,asn=N[,password=S][,port=P][,multihop=H], each setting once`);
+    }
+    const value = setting.slice(eq + 1);
+    raw[name] = name === 'Password' ? value : /^\d+$/.test(value.trim()) ? Number(value.trim()) : value;
+  }
+  return parsePeer(raw, where);
+}
+
+/** twilld's `--bgp-listen ADDR:PORT`: where the speaker accepts sessions. */
+export function parseListenFlag(text: string): { readonly address: string; readonly port: number } {
+  const colon = text.lastIndexOf(':');
+  const port = Number(text.slice(colon + 1));
+  if (colon < 0 || !/^\d+$/.test(text.slice(colon + 1)) || port < 1 || port > 65535) {
+    throw optionError(TYPE, '--bgp-listen', text, 'expected an IPv4 address and a port, e.g. 198.18.0.1:179');
+  }
+  return Object.freeze({ address: ipv4(text.slice(0, colon), '--bgp-listen'), port });
+}
