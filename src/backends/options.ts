@@ -29,12 +29,16 @@ export function optionError(type: string, name: string, value: unknown, reason: 
  * accepted and gives undefined: flannel treats Port 0 and MTU 0 as "not set" (Go's zero value),
  * so flannel configs that spell them out keep working.
  */
-export function integerOption(type: string, raw: Readonly<Record<string, unknown>>, name: string, min: number, max: number, zeroMeans?: string): number | undefined {
+export function integerOption(
+  type: string, raw: Readonly<Record<string, unknown>>, name: string, min: number, max: number, zeroMeans?: string,
+  /** How the error names the option when it sits inside another ("Peers[0].Port"). */
+  label = name,
+): number | undefined {
   const value = option(raw, name);
   if (value === undefined || value === null) return undefined;
   if (zeroMeans !== undefined && value === 0) return undefined;
   if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
-    throw optionError(type, name, value, `must be an integer ${min}..${max}${zeroMeans === undefined ? '' : ` (0 means ${zeroMeans})`}`);
+    throw optionError(type, label, value, `must be an integer ${min}..${max}${zeroMeans === undefined ? '' : ` (0 means ${zeroMeans})`}`);
   }
   return value;
 }

@@ -93,38 +93,37 @@ export function parseAsn(value: unknown, name: string): number | undefined {
 
 function ipv4(value: unknown, name: string): string {
   if (typeof value !== 'string') throw optionError(TYPE, name, value, 'must be an IPv4 address in a string');
-  let text: string;
+  let ip: ReturnType<typeof parseIp> | undefined;
   try {
-    const ip = parseIp(value, name);
-    if (ip.family !== 4) throw new Error('IPv6');
-    text = ip.text;
+    ip = parseIp(value, name);
   } catch {
-    throw optionError(TYPE, name, value, 'must be an IPv4 address (the underlay is IPv4)');
+    ip = undefined;
   }
-  return text;
+  if (ip?.family !== 4) throw optionError(TYPE, name, value, 'must be an IPv4 address (the underlay is IPv4)');
+  return ip.text;
 }
 
 function parseRouteReflectors(value: unknown): readonly string[] {
-  if (value === undefined || value === null) return Object.freeze([]);
-  if (!Array.isArray(value)) throw optionError(TYPE, 'RouteReflectors', value, 'must be a list of the reflector hosts\' PublicIPs');
-  const seen = new Set<string>();
-  return Object.freeze(value.map((v: unknown, i) => {
-    const ip = ipv4(v, `RouteReflectors[${i}]`);
-    if (seen.has(ip)) throw optionError(TYPE, `RouteReflectors[${i}]`, v, 'is listed twice');
-    seen.add(ip);
-    return ip;
-  }));
+  return uniqueList(value, 'RouteReflectors', 'the reflector hosts\' PublicIPs', ipv4, (ip) => ip, '');
 }
 
 function parsePeers(value: unknown): readonly BgpPeerOption[] {
+  return uniqueList(value, 'Peers', '{"Address", "ASN", ...} objects', parsePeer, (peer) => peer.address, '.Address');
+}
+
+/** A list option whose entries must differ by `keyOf`: a reflector or a peer listed twice is a mistake. */
+function uniqueList<T>(
+  value: unknown, name: string, expected: string, parse: (v: unknown, where: string) => T, keyOf: (item: T) => string, keyField: string,
+): readonly T[] {
   if (value === undefined || value === null) return Object.freeze([]);
-  if (!Array.isArray(value)) throw optionError(TYPE, 'Peers', value, 'must be a list of {"Address", "ASN", ...} objects');
+  if (!Array.isArray(value)) throw optionError(TYPE, name, value, `must be a list of ${expected}`);
   const seen = new Set<string>();
   return Object.freeze(value.map((v: unknown, i) => {
-    const peer = parsePeer(v, `Peers[${i}]`);
-    if (seen.has(peer.address)) throw optionError(TYPE, `Peers[${i}].Address`, peer.address, 'is listed twice');
-    seen.add(peer.address);
-    return peer;
+    const item = parse(v, `${name}[${i}]`);
+    const key = keyOf(item);
+    if (seen.has(key)) throw optionError(TYPE, `${name}[${i}]${keyField}`, key, 'is listed twice');
+    seen.add(key);
+    return item;
   }));
 }
 
@@ -151,18 +150,9 @@ export function parsePeer(value: unknown, where: string): BgpPeerOption {
     address: ipv4(address, `${where}.Address`),
     asn,
     password: typeof password === 'string' ? password : undefined,
-    port: peerInteger(raw, where, 'Port', 1, 65535) ?? BGP_PORT,
-    multihop: peerInteger(raw, where, 'Multihop', 1, 255),
+    port: integerOption(TYPE, raw, 'Port', 1, 65535, undefined, `${where}.Port`) ?? BGP_PORT,
+    multihop: integerOption(TYPE, raw, 'Multihop', 1, 255, undefined, `${where}.Multihop`),
   });
-}
-
-function peerInteger(raw: Readonly<Record<string, unknown>>, where: string, name: string, min: number, max: number): number | undefined {
-  const value = option(raw, name);
-  if (value === undefined || value === null) return undefined;
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
-    throw optionError(TYPE, `${where}.${name}`, value, `must be an integer ${min}..${max}`);
-  }
-  return value;
 }
 
 function parseSpeaker(value: unknown): BgpSpeakerKind {

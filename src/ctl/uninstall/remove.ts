@@ -76,9 +76,9 @@ async function removeDevices(nl: Netlink, out: Removal): Promise<void> {
   for (const link of await nl.listLinks()) {
     if (link.kind === 'ipip' && link.name === IPIP_DEVICE) {
       await attempt(out, `device ${link.name} (ipip, local ${link.ipip?.localIp ?? 'any'})`, () => nl.deleteLink(link.index));
+    } else if (link.kind === 'vxlan' && vniOfDeviceName(link.name) !== undefined) {
+      await attempt(out, `device ${link.name} (vxlan, VNI ${link.vxlan?.vni ?? '?'}, port ${link.vxlan?.port ?? '?'})`, () => nl.deleteLink(link.index));
     }
-    if (link.kind !== 'vxlan' || vniOfDeviceName(link.name) === undefined) continue;
-    await attempt(out, `device ${link.name} (vxlan, VNI ${link.vxlan?.vni ?? '?'}, port ${link.vxlan?.port ?? '?'})`, () => nl.deleteLink(link.index));
   }
 }
 
