@@ -1,21 +1,15 @@
-import { mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { registerBuiltins } from '../../src/backends/builtins.js';
-import { parseSubnetEnv } from '../../src/core/subnet-env.js';
-import { attachPod } from '../../src/ctl/demo/reference-cni.js';
-import { createCluster, type Cluster, type Host } from './cluster.js';
-import { tempDir } from './cleanup.js';
-import { etcdAvailable, startEtcd, type Etcd } from './etcd.js';
+import { etcdAvailable } from './etcd.js';
 import { commandAvailable, exec, run } from './exec.js';
-import { createTestNetns } from './netns.js';
 import { startAgent, type TestAgent } from './twilld.js';
-import { leaseSubnet, pingAll, type MeshPod } from './pod-mesh.js';
+import { attachMeshPod, leaseSubnet, pingAll, startMeshBed, type MeshBed, type MeshPod } from './pod-mesh.js';
 import { isRoot, useCleanup } from './vitest.js';
 import { waitFor } from './wait.js';
 
 const PREFIX = '/coreos.com/network';
-const ETCD_IP = '198.18.0.254';
 const registered = registerBuiltins().types();
 const referencePlugins = commandAvailable('/usr/lib/cni/bridge');
 
@@ -31,16 +25,14 @@ export type OverlayBackend = 'vxlan' | 'host-gw' | 'ipip';
 export function overlaySuite(backend: OverlayBackend, beforeSuite?: () => Promise<void>): void {
   describe.skipIf(!isRoot || !etcdAvailable() || !referencePlugins || !registered.includes(backend))(`twilld with the ${backend} backend`, () => {
     useCleanup();
-    let cluster: Cluster;
-    let etcd: Etcd;
-    let dir: string;
+    let bed: MeshBed;
     const agents: TestAgent[] = [];
     const pods: MeshPod[] = [];
 
     const startOn = async (i: number): Promise<TestAgent> => {
-      const hostDir = join(dir, `host${i}`);
+      const hostDir = join(bed.dir, `host${i}`);
       mkdirSync(hostDir, { recursive: true });
-      const agent = await startAgent(cluster.hosts[i]!, { etcd: etcd.clientUrl, dir: hostDir, args: ['--iface', 'eth0', '--resync-interval', '1s'] });
+      const agent = await startAgent(bed.cluster.hosts[i]!, { etcd: bed.etcd.clientUrl, dir: hostDir, args: ['--iface', 'eth0', '--resync-interval', '1s'] });
       agents[i] = agent;
       await agent.waitReady();
       return agent;
@@ -48,28 +40,11 @@ export function overlaySuite(backend: OverlayBackend, beforeSuite?: () => Promis
 
     beforeAll(async () => {
       await beforeSuite?.();
-      cluster = await createCluster({ hosts: 3 });
-      await cluster.underlay.netlink(async (nl) => nl.addAddress('br0', `${ETCD_IP}/24`));
-      etcd = await startEtcd({ netns: cluster.underlay.name, host: ETCD_IP });
-      dir = tempDir(`overlay-${backend}`);
-      await etcd.etcdctl(['put', `${PREFIX}/config`, JSON.stringify({ Network: '10.244.0.0/16', Backend: { Type: backend } })]);
+      bed = await startMeshBed({ hosts: 3, label: `overlay-${backend}`, backend, prefix: PREFIX });
       for (let i = 0; i < 3; i++) await startOn(i);
       // Two pods per host, wired by Debian's reference bridge + host-local plugins from the subnet file.
       for (let i = 0; i < 3; i++) {
-        const env = parseSubnetEnv(readFileSync(agents[i]!.subnetFile, 'utf8'), agents[i]!.subnetFile);
-        for (let p = 0; p < 2; p++) {
-          const ns = await createTestNetns(`h${i}p${p}`);
-          const host: Host = cluster.hosts[i]!;
-          const { ip } = await attachPod({
-            hostNetns: host.name, podNetnsPath: ns.netnsPath, containerId: `${ns.name}`, ifname: 'eth0',
-            subnetEnv: env, dataDir: join(dir, `host${i}`, 'ipam'),
-            // As kube-flannel's conflist: with FLANNEL_IPMASQ=false the bridge plugin masquerades
-            // pod traffic leaving the subnet, so replies come to an underlay address that only a
-            // default route reaches.
-            isDefaultGateway: true,
-          });
-          pods.push({ ns, host: i, ip: ip.split('/')[0]! });
-        }
+        for (let p = 0; p < 2; p++) pods.push(await attachMeshPod(bed, i, agents[i]!, { label: `h${i}p${p}`, dataDir: join(bed.dir, `host${i}`, 'ipam') }));
       }
     });
 
@@ -84,7 +59,7 @@ export function overlaySuite(backend: OverlayBackend, beforeSuite?: () => Promis
 
     it('programs exactly what the leases say', async () => {
       const subnets = agents.map(leaseSubnet);
-      for (const [i, host] of cluster.hosts.entries()) {
+      for (const [i, host] of bed.cluster.hosts.entries()) {
         const others = subnets.filter((_, j) => j !== i).sort();
         const routes = (await host.json<IpRoute[]>(['route', 'show', 'proto', '84'])).filter((r) => r.dst.startsWith('10.244.'));
         expect(routes.map((r) => r.dst).sort()).toEqual(others);
@@ -93,7 +68,7 @@ export function overlaySuite(backend: OverlayBackend, beforeSuite?: () => Promis
           continue;
         }
         if (backend === 'ipip') {
-          const peers = cluster.hosts.map((h, j) => `${subnets[j]} via ${h.underlayIp} dev twill.ipip onlink`).filter((_, j) => j !== i);
+          const peers = bed.cluster.hosts.map((h, j) => `${subnets[j]} via ${h.underlayIp} dev twill.ipip onlink`).filter((_, j) => j !== i);
           expect(routes.map((r) => `${r.dst} via ${r.gateway} dev ${r.dev} ${(r.flags ?? []).join(',')}`).sort()).toEqual(peers.sort());
           const [link] = await host.json<{ mtu: number; linkinfo: { info_kind: string; info_data: { local: string } }; addr_info: { local: string; prefixlen: number }[] }[]>(['-4', '-d', 'addr', 'show', 'twill.ipip']);
           expect(link!.mtu).toBe(1480);
@@ -104,8 +79,8 @@ export function overlaySuite(backend: OverlayBackend, beforeSuite?: () => Promis
         const [link] = await host.json<{ mtu: number; address: string; linkinfo: { info_data: { id: number; port: number; learning: boolean } } }[]>(['-d', 'link', 'show', 'twill.1']);
         expect(link!.mtu).toBe(1450);
         expect(link!.linkinfo.info_data).toMatchObject({ id: 1, port: 8472, learning: false });
-        const macs = await Promise.all(cluster.hosts.map(async (h) => (await h.json<{ address: string }[]>(['link', 'show', 'twill.1']))[0]!.address));
-        const peers = cluster.hosts.map((h, j) => ({ mac: macs[j]!, ip: h.underlayIp, subnet: subnets[j]! })).filter((_, j) => j !== i);
+        const macs = await Promise.all(bed.cluster.hosts.map(async (h) => (await h.json<{ address: string }[]>(['link', 'show', 'twill.1']))[0]!.address));
+        const peers = bed.cluster.hosts.map((h, j) => ({ mac: macs[j]!, ip: h.underlayIp, subnet: subnets[j]! })).filter((_, j) => j !== i);
         const neigh = await host.json<{ dst: string; lladdr: string }[]>(['neigh', 'show', 'dev', 'twill.1', 'nud', 'permanent']);
         expect(neigh.map((n) => `${n.dst} ${n.lladdr}`).sort()).toEqual(peers.map((p) => `${p.subnet.replace('/24', '')} ${p.mac}`).sort());
         const fdb = JSON.parse(await exec('bridge', ['-n', host.name, '-j', 'fdb', 'show', 'dev', 'twill.1'])) as { mac: string; dst?: string }[];
@@ -114,7 +89,7 @@ export function overlaySuite(backend: OverlayBackend, beforeSuite?: () => Promis
     });
 
     it('puts back a route deleted by hand within one resync', async () => {
-      const host = cluster.hosts[0]!;
+      const host = bed.cluster.hosts[0]!;
       const victim = leaseSubnet(agents[1]!);
       const before = await host.json<IpRoute[]>(['route', 'show', victim]);
       expect(before).toHaveLength(1);
@@ -135,13 +110,13 @@ export function overlaySuite(backend: OverlayBackend, beforeSuite?: () => Promis
     });
 
     it('installs its masquerading table with --ip-masq and removes it when started without', async () => {
-      const host = cluster.hosts[1]!;
+      const host = bed.cluster.hosts[1]!;
       const tables = async (): Promise<string[]> => {
         const out = JSON.parse(await exec('ip', ['netns', 'exec', host.name, 'nft', '-j', 'list', 'tables'])) as { nftables: { table?: { family: string; name: string } }[] };
         return out.nftables.flatMap((e) => (e.table ? [`${e.table.family} ${e.table.name}`] : []));
       };
       await agents[1]!.daemon.stop();
-      const masq = await startAgent(host, { etcd: etcd.clientUrl, dir: join(dir, 'host1'), args: ['--iface', 'eth0', '--ip-masq'] });
+      const masq = await startAgent(host, { etcd: bed.etcd.clientUrl, dir: join(bed.dir, 'host1'), args: ['--iface', 'eth0', '--ip-masq'] });
       agents[1] = masq;
       await masq.waitReady();
       expect(await tables()).toContain('ip twill');
@@ -155,12 +130,12 @@ export function overlaySuite(backend: OverlayBackend, beforeSuite?: () => Promis
     it('removes a departed host\'s entries from the others within a second', async () => {
       const gone = leaseSubnet(agents[2]!);
       await agents[2]!.daemon.kill('SIGKILL');
-      await etcd.etcdctl(['del', `${PREFIX}/subnets/${gone.replace('/', '-')}`]);
+      await bed.etcd.etcdctl(['del', `${PREFIX}/subnets/${gone.replace('/', '-')}`]);
       // From etcd's answer to the delete (etcdctl's own start, slow under the VM's emulated
       // CPUs, is not the agents' time).
       const deleted = Date.now();
       await waitFor(async () => {
-        const r = await Promise.all([0, 1].map((i) => cluster.hosts[i]!.json<IpRoute[]>(['route', 'show', gone])));
+        const r = await Promise.all([0, 1].map((i) => bed.cluster.hosts[i]!.json<IpRoute[]>(['route', 'show', gone])));
         return r.every((routes) => routes.length === 0);
       }, { timeoutMs: 1000, intervalMs: 20, what: `the route to ${gone} to vanish on hosts 0 and 1` });
       const tookMs = Date.now() - deleted;
@@ -168,7 +143,7 @@ export function overlaySuite(backend: OverlayBackend, beforeSuite?: () => Promis
       expect(tookMs).toBeLessThan(1000);
       if (backend === 'vxlan') {
         for (const i of [0, 1]) {
-          const neigh = await cluster.hosts[i]!.json<{ dst: string }[]>(['neigh', 'show', 'dev', 'twill.1', 'nud', 'permanent']);
+          const neigh = await bed.cluster.hosts[i]!.json<{ dst: string }[]>(['neigh', 'show', 'dev', 'twill.1', 'nud', 'permanent']);
           expect(neigh.map((n) => n.dst)).not.toContain(gone.replace('/24', ''));
         }
       }

@@ -6,23 +6,17 @@
  * this host's own subnet, the whole network, broadcast and loopback tunnel endpoints) and replaced
  * the static route.
  */
-import { mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseSubnetEnv } from '../../src/core/subnet-env.js';
-import { attachPod } from '../../src/ctl/demo/reference-cni.js';
-import { createCluster, type Cluster } from '../helpers/cluster.js';
-import { tempDir } from '../helpers/cleanup.js';
-import { etcdAvailable, startEtcd, type Etcd } from '../helpers/etcd.js';
+import { etcdAvailable } from '../helpers/etcd.js';
 import { commandAvailable } from '../helpers/exec.js';
-import { createTestNetns } from '../helpers/netns.js';
 import { startAgent, type TestAgent } from '../helpers/twilld.js';
-import { leaseSubnet, pingAll, type MeshPod } from '../helpers/pod-mesh.js';
+import { attachMeshPod, leaseSubnet, pingAll, startMeshBed, type MeshBed, type MeshPod } from '../helpers/pod-mesh.js';
 import { isRoot, useCleanup } from '../helpers/vitest.js';
 import { waitFor } from '../helpers/wait.js';
 
 const PREFIX = '/coreos.com/network';
-const ETCD_IP = '198.18.0.254';
 const NOBODY = '198.18.0.66'; // an underlay address no host has
 const referencePlugins = commandAvailable('/usr/lib/cni/bridge');
 
@@ -37,41 +31,27 @@ const third = (subnet: string): string => subnet.split('.').slice(0, 3).join('.'
 
 describe.skipIf(!isRoot || !etcdAvailable() || !referencePlugins)('twilld against a hostile etcd writer', () => {
   useCleanup();
-  let cluster: Cluster;
-  let etcd: Etcd;
-  let dir: string;
+  let bed: MeshBed;
   const agents: TestAgent[] = [];
   const pods: MeshPod[] = [];
 
   const startOn = async (i: number, args: readonly string[] = [], prefix = PREFIX): Promise<TestAgent> => {
-    const hostDir = join(dir, `host${i}-${prefix.replaceAll('/', '_')}`);
+    const hostDir = join(bed.dir, `host${i}-${prefix.replaceAll('/', '_')}`);
     mkdirSync(hostDir, { recursive: true });
-    return startAgent(cluster.hosts[i]!, { etcd: etcd.clientUrl, dir: hostDir, args: ['--iface', 'eth0', '--resync-interval', '1s', '--etcd-prefix', prefix, ...args] });
+    return startAgent(bed.cluster.hosts[i]!, { etcd: bed.etcd.clientUrl, dir: hostDir, args: ['--iface', 'eth0', '--resync-interval', '1s', '--etcd-prefix', prefix, ...args] });
   };
 
   /** etcd's lease ID of a key, in the hex etcdctl takes (IDs exceed JSON's safe integers). */
   const etcdLeaseOf = async (key: string): Promise<string> => {
-    const fields = await etcd.etcdctl(['get', key, '-w', 'fields']);
+    const fields = await bed.etcd.etcdctl(['get', key, '-w', 'fields']);
     return BigInt(/"Lease" : (\d+)/.exec(fields)![1]!).toString(16);
   };
 
   beforeAll(async () => {
-    cluster = await createCluster({ hosts: 4 });
-    await cluster.underlay.netlink(async (nl) => nl.addAddress('br0', `${ETCD_IP}/24`));
-    etcd = await startEtcd({ netns: cluster.underlay.name, host: ETCD_IP });
-    dir = tempDir('hostile');
-    await etcd.etcdctl(['put', `${PREFIX}/config`, JSON.stringify({ Network: '10.244.0.0/16', Backend: { Type: 'vxlan' } })]);
+    bed = await startMeshBed({ hosts: 4, label: 'hostile', backend: 'vxlan', prefix: PREFIX });
     for (let i = 0; i < 3; i++) agents[i] = await startOn(i);
     await Promise.all(agents.map((a) => a.waitReady()));
-    for (let i = 0; i < 3; i++) {
-      const env = parseSubnetEnv(readFileSync(agents[i]!.subnetFile, 'utf8'), agents[i]!.subnetFile);
-      const ns = await createTestNetns(`hostile-h${i}`);
-      const { ip } = await attachPod({
-        hostNetns: cluster.hosts[i]!.name, podNetnsPath: ns.netnsPath, containerId: ns.name, ifname: 'eth0',
-        subnetEnv: env, dataDir: join(dir, `ipam${i}`), isDefaultGateway: true,
-      });
-      pods.push({ ns, host: i, ip: ip.split('/')[0]! });
-    }
+    for (let i = 0; i < 3; i++) pods.push(await attachMeshPod(bed, i, agents[i]!, { label: `hostile-h${i}`, dataDir: join(bed.dir, `ipam${i}`) }));
   });
 
   afterAll(async () => {
@@ -81,7 +61,7 @@ describe.skipIf(!isRoot || !etcdAvailable() || !referencePlugins)('twilld agains
   it('keeps every pod reaching every pod, the underlay route and a static route, and counts each refusal', async () => {
     expect(await pingAll(pods)).toEqual([]);
     const [a, b, c] = agents.map(leaseSubnet) as [string, string, string];
-    const [hostA] = cluster.hosts;
+    const [hostA] = bed.cluster.hosts;
     // An operator's static route in the cluster range on host A, which a lease will then claim.
     await hostA!.exec('ip', ['route', 'add', '10.244.200.0/24', 'via', '198.18.0.99', 'dev', 'eth0']);
 
@@ -94,14 +74,14 @@ describe.skipIf(!isRoot || !etcdAvailable() || !referencePlugins)('twilld agains
       [`${PREFIX}/subnets/10.244.201.0-24`, value('255.255.255.255')],      // broadcast endpoint
       [`${PREFIX}/subnets/10.244.202.0-24`, value('224.0.0.1')],            // multicast endpoint
       [`${PREFIX}/subnets/10.244.203.0-24`, value('127.0.0.1')],            // loopback endpoint
-      [`${PREFIX}/subnets/10.244.204.0-24`, value(cluster.hosts[0]!.underlayIp, '02:66:66:66:66:04')], // host A's own address
+      [`${PREFIX}/subnets/10.244.204.0-24`, value(bed.cluster.hosts[0]!.underlayIp, '02:66:66:66:66:04')], // host A's own address
       [`${PREFIX}/subnets/10.244.200.0-24`, value(NOBODY)],                 // where A has a static route
       [keyOf(b), value(NOBODY), bLease],                                     // B's own record, same etcd lease
     ];
-    for (const [key, v, lease] of writes) await etcd.etcdctl(['put', ...(lease ? ['--lease', lease] : []), key, v]);
+    for (const [key, v, lease] of writes) await bed.etcd.etcdctl(['put', ...(lease ? ['--lease', lease] : []), key, v]);
 
     // Host B writes its own record back.
-    await waitFor(async () => JSON.parse(await etcd.etcdctl(['get', keyOf(b), '--print-value-only'])).PublicIP === cluster.hosts[1]!.underlayIp,
+    await waitFor(async () => JSON.parse(await bed.etcd.etcdctl(['get', keyOf(b), '--print-value-only'])).PublicIP === bed.cluster.hosts[1]!.underlayIp,
       { what: 'host B to restore its lease record', timeoutMs: 10_000 });
     expect(await etcdLeaseOf(keyOf(b))).toBe(bLease);
     expect(await agents[1]!.metric('twill_own_lease_conflicts_total', 'action="restored"')).toBe(1);
@@ -121,7 +101,7 @@ describe.skipIf(!isRoot || !etcdAvailable() || !referencePlugins)('twilld agains
       expect(await rejected(agent, 'public_ip_unusable')).toBe(3);
     }
 
-    for (const [i, host] of cluster.hosts.slice(0, 3).entries()) {
+    for (const [i, host] of bed.cluster.hosts.slice(0, 3).entries()) {
       // The connected underlay route is untouched.
       expect(await host.json<IpRoute[]>(['route', 'show', '198.18.0.0/24'])).toEqual([expect.objectContaining({ dev: 'eth0', protocol: 'kernel', scope: 'link' })]);
       const twill = (await host.json<IpRoute[]>(['route', 'show', 'proto', '84'])).map((r) => r.dst).sort();
@@ -143,22 +123,22 @@ describe.skipIf(!isRoot || !etcdAvailable() || !referencePlugins)('twilld agains
   it('gives up a subnet whose key another writer took over, says so, and becomes reachable at a new one', async () => {
     const c = leaseSubnet(agents[2]!);
     // Re-put without an etcd lease: the key is no longer bound to host C's lease.
-    await etcd.etcdctl(['put', keyOf(c), value(NOBODY)]);
+    await bed.etcd.etcdctl(['put', keyOf(c), value(NOBODY)]);
     await waitFor(() => leaseSubnet(agents[2]!) !== c, { what: 'host C to move to another subnet', timeoutMs: 10_000 });
     const moved = leaseSubnet(agents[2]!);
     expect(await agents[2]!.metric('twill_own_lease_conflicts_total', 'action="reacquired"')).toBe(1);
     expect(agents[2]!.daemon.output()).toMatch(/another writer took over this host's lease key/);
     await agents[2]!.waitReady();
     // The other hosts route the new subnet to host C, and the taken key to the writer's address.
-    for (const host of cluster.hosts.slice(0, 2)) {
+    for (const host of bed.cluster.hosts.slice(0, 2)) {
       await waitFor(async () => (await host.json<IpRoute[]>(['route', 'show', moved])).length === 1, { what: `${host.name} to route ${moved}`, timeoutMs: 5000 });
     }
-    expect(JSON.parse(await etcd.etcdctl(['get', keyOf(moved), '--print-value-only'])).PublicIP).toBe(cluster.hosts[2]!.underlayIp);
+    expect(JSON.parse(await bed.etcd.etcdctl(['get', keyOf(moved), '--print-value-only'])).PublicIP).toBe(bed.cluster.hosts[2]!.underlayIp);
   });
 
   it('refuses a network config that contains its underlay: unhealthy, not ready, nothing programmed, until it is fixed', async () => {
     const prefix = '/underlay-test';
-    await etcd.etcdctl(['put', `${prefix}/config`, JSON.stringify({ Network: '198.18.0.0/16', Backend: { Type: 'vxlan' } })]);
+    await bed.etcd.etcdctl(['put', `${prefix}/config`, JSON.stringify({ Network: '198.18.0.0/16', Backend: { Type: 'vxlan' } })]);
     const agent = await startOn(3, [], prefix);
     agents.push(agent);
     await waitFor(async () => (await agent.http('/healthz')).status === 503, { what: 'healthz 503', timeoutMs: 10_000 });
@@ -166,12 +146,12 @@ describe.skipIf(!isRoot || !etcdAvailable() || !referencePlugins)('twilld agains
     expect(healthz).toMatchObject({ status: 'unhealthy', reason: expect.stringMatching(/config_refused: the cluster network 198\.18\.0\.0\/16 contains 198\.18\.0\.4\/24, an address of the external interface eth0/) as string });
     expect((await agent.http('/readyz')).status).toBe(503);
     expect(await agent.metric('twill_health_problem', 'reason="config_refused"')).toBe(1);
-    const host = cluster.hosts[3]!;
+    const host = bed.cluster.hosts[3]!;
     expect(await host.json<{ ifname: string }[]>(['link', 'show', 'type', 'vxlan'])).toEqual([]);
     expect(await host.json<IpRoute[]>(['route', 'show', '198.18.0.0/24'])).toEqual([expect.objectContaining({ protocol: 'kernel' })]);
     expect(agent.subnetEnv()).toBeUndefined();
 
-    await etcd.etcdctl(['put', `${prefix}/config`, JSON.stringify({ Network: '10.250.0.0/16', Backend: { Type: 'vxlan' } })]);
+    await bed.etcd.etcdctl(['put', `${prefix}/config`, JSON.stringify({ Network: '10.250.0.0/16', Backend: { Type: 'vxlan' } })]);
     await agent.waitReady();
     expect(await agent.metric('twill_health_problem', 'reason="config_refused"')).toBe(0);
     await agent.daemon.stop();
@@ -179,11 +159,11 @@ describe.skipIf(!isRoot || !etcdAvailable() || !referencePlugins)('twilld agains
 
   it('turns unhealthy while etcd stays unreachable past the renewal deadline, and recovers', async () => {
     const prefix = '/outage-test';
-    await etcd.etcdctl(['put', `${prefix}/config`, JSON.stringify({ Network: '10.251.0.0/16', Backend: { Type: 'vxlan' } })]);
+    await bed.etcd.etcdctl(['put', `${prefix}/config`, JSON.stringify({ Network: '10.251.0.0/16', Backend: { Type: 'vxlan' } })]);
     const agent = await startOn(3, ['--subnet-lease-ttl', '3s'], prefix);
     agents.push(agent);
     await agent.waitReady();
-    await etcd.kill('SIGSTOP');
+    await bed.etcd.kill('SIGSTOP');
     try {
       await waitFor(async () => (await agent.http('/healthz')).status === 503, { what: 'healthz 503 during the outage', timeoutMs: 20_000 });
       const healthz = JSON.parse((await agent.http('/healthz')).body) as { reason: string };
@@ -191,7 +171,7 @@ describe.skipIf(!isRoot || !etcdAvailable() || !referencePlugins)('twilld agains
       expect((await agent.http('/readyz')).status).toBe(503);
       expect(await agent.metric('twill_health_problem', 'reason="etcd_unreachable"')).toBe(1);
     } finally {
-      await etcd.kill('SIGCONT');
+      await bed.etcd.kill('SIGCONT');
     }
     await waitFor(async () => (await agent.http('/healthz')).status === 200, { what: 'healthz 200 after the outage', timeoutMs: 20_000 });
     await agent.waitReady();
