@@ -1,6 +1,9 @@
 import { parseCidr, prefixContains } from '../core/ip.js';
 import type { SkippedLease } from './backend.js';
-import { isNetlinkError, listNexthopsIfSupported, RTPROT_TWILL, type NetlinkHandle, type Nexthop, type NexthopSpec, type Route, type RouteSpec } from '../netlink/index.js';
+import {
+  isNetlinkError, listNexthopsIfSupported, RTPROT_TWILL, type ListedRouteHop, type NetlinkHandle, type Nexthop, type NexthopSpec, type Route, type RouteHop,
+  type RouteSpec,
+} from '../netlink/index.js';
 
 /**
  * Declarative route reconciliation shared by the route-based backends (host-gw, vxlan, ipip):
@@ -12,9 +15,13 @@ import { isNetlinkError, listNexthopsIfSupported, RTPROT_TWILL, type NetlinkHand
  * A route with a gateway and a device goes through a nexthop object of Twill's own (protocol
  * RTPROT_TWILL, one per gateway/device/onlink): `10.244.9.0/24 nhid N via 10.244.9.0 dev twill.1
  * onlink`. Plain routes that differ only by gateway cost the kernel time quadratic in their number
- * (see netlink/nexthops.ts: 10,000 of them took 1.77 s against 0.27 s). Kernels without nexthop
- * objects (before 5.3) get plain routes. Twill's nexthops no route needs any more are deleted;
- * one that somebody else's route names is left alone.
+ * (see netlink/nexthops.ts: 10,000 of them took 1.77 s against 0.27 s). A route over several
+ * equal-cost next hops (RouteSpec.multipath) goes through a group of Twill's (protocol
+ * RTPROT_TWILL, one per set of member nexthops) of those same single nexthops: `nhid G` with `ip
+ * nexthop add id G group A/B`. A changed set is a new group, and the route moves to it. Kernels
+ * without nexthop objects (before 5.3) get plain routes (RTA_MULTIPATH for several next hops).
+ * Twill's nexthops no route needs any more are deleted, groups before their members; one that
+ * somebody else's route or group names is left alone.
  *
  * Twill never overwrites a route it does not own: a destination that already has a route of
  * another protocol (the kernel's connected route, a static route, another daemon's) is refused
@@ -22,7 +29,8 @@ import { isNetlinkError, listNexthopsIfSupported, RTPROT_TWILL, type NetlinkHand
  * foreign route added since the listing fails the write (EEXIST) instead of being replaced.
  * Only a destination that holds Twill's own route is rewritten in place.
  *
- * Writes are pipelined: all nexthops, all writes, then all deletions, each batch in one go.
+ * Writes are pipelined: all nexthops (members before groups), all writes, then all deletions
+ * (routes, then groups, then single nexthops), each batch in one go.
  */
 export interface RouteSyncResult {
   readonly replaced: number;
@@ -88,13 +96,17 @@ export async function syncRoutes(nl: NetlinkHandle, clusterNetwork: string, want
   const nh = nexthops ? planNexthops(nexthops, desired) : undefined;
   let routes = nh ? nh.routes : desired;
   let nexthopChanges = 0;
+  let created: NexthopSpec[] = [];
   if (nh && nh.create.length > 0) {
     // add, not replace: an id taken since the listing (by somebody else) fails with EEXIST
-    // instead of being overwritten, and the next sync picks another.
+    // instead of being overwritten, and the next sync picks another. Members come before their
+    // groups, and the kernel answers a batch in order and refuses a group with a missing member
+    // (EINVAL, nh_check_attr_group() in net/ipv4/nexthop.c): a refused member refuses its groups.
     const create = nl.batch<number>();
     for (const spec of nh.create) create.addNexthop(spec, spec.id);
     const refusedIds = new Set((await create.commit()).map((f) => f.token));
-    nexthopChanges += nh.create.length - refusedIds.size;
+    created = nh.create.filter((spec) => !refusedIds.has(spec.id));
+    nexthopChanges += created.length;
     // The kernel is stricter with nexthops than with routes (it refuses a device without carrier,
     // where a route is only flagged linkdown): a refused nexthop's routes are written plain, and
     // fail, if at all, with the route's own error.
@@ -127,19 +139,15 @@ export async function syncRoutes(nl: NetlinkHandle, clusterNetwork: string, want
   for (const f of replaceFailures) failed.push({ dst: f.token, error: f.error, write: true });
   for (const f of removeFailures) failed.push({ dst: f.token, error: f.error, write: false });
 
-  if (nh && nexthops) {
+  if (nexthops) {
     // Only now: deleting a nexthop deletes the routes through it, which must have moved first.
-    const used = new Set([...routes.map((r) => r.nexthopId), ...foreignNexthopUse]);
+    const used = new Set([...foreignNexthopUse]);
+    for (const r of routes) if (r.nexthopId !== undefined) used.add(r.nexthopId);
     // A kernel route that could not be moved or removed still needs its old nexthop.
     const stuck = new Set(routeFailures.map((f) => f.token));
     const moved = new Set([...toReplace, ...toDelete].map((r) => r.dst).filter((dst) => !stuck.has(dst)));
     for (const r of kernel) if (r.nexthopId !== undefined && !moved.has(r.dst)) used.add(r.nexthopId);
-    const stale = nexthops.filter((n) => isTwillNexthop(n) && !used.has(n.id));
-    const drop = nl.batch<number>();
-    for (const n of stale) drop.deleteNexthop(n.id, n.id);
-    const dropFailures = await drop.commit();
-    nexthopChanges += stale.length - dropFailures.length;
-    for (const f of dropFailures) if (!isNetlinkError(f.error, 'ENOENT')) failed.push({ dst: `nexthop ${f.token}`, error: f.error, write: false });
+    nexthopChanges += await dropStaleNexthops(nl, nexthops, created, used, failed);
   }
   return {
     replaced: toReplace.length - writeFailures.length, deleted: toDelete.length - removeFailures.length, nexthops: nexthopChanges, failed, refused,
@@ -148,63 +156,180 @@ export async function syncRoutes(nl: NetlinkHandle, clusterNetwork: string, want
 
 /** Names the route in the way, for the log: its protocol (rtnetlink's numbers, rtnetlink.h) and next hop. */
 function foreignRouteReason(r: Route): string {
-  const via = r.gateway !== undefined ? ` via ${r.gateway}` : r.oif !== undefined ? ` on interface ${r.oif}` : '';
+  const gateways = r.multipath?.map((h) => h.gateway ?? `interface ${h.oif}`).join(', ') ?? r.gateway;
+  const via = gateways !== undefined ? ` via ${gateways}` : r.oif !== undefined ? ` on interface ${r.oif}` : '';
   return `a route of another owner (protocol ${PROTOCOL_NAMES[r.protocol] ?? r.protocol}${via}) already holds ${r.dst}; Twill does not replace it`;
 }
 
 const PROTOCOL_NAMES: Readonly<Record<number, string>> = { 1: 'redirect', 2: 'kernel', 3: 'boot', 4: 'static', 8: 'gated', 9: 'ra', 11: 'zebra', 12: 'bird', 16: 'dhcp', 186: 'bgp', 188: 'ospf' };
 
+/**
+ * Deletes Twill's nexthops that nothing in `used` names, groups first, and returns how many went.
+ * Deleting a member would change every group holding it under the group's routes (the kernel
+ * takes it out of them, remove_nexthop_from_groups() in net/ipv4/nexthop.c), so a member stays
+ * while any group keeps it: one of Twill's still used or failing to go, or somebody else's.
+ */
+async function dropStaleNexthops(nl: NetlinkHandle, existing: readonly Nexthop[], created: readonly NexthopSpec[], used: Set<number>, failed: RouteFailure[]): Promise<number> {
+  const groups = new Map<number, readonly number[]>();
+  for (const n of existing) if (n.members !== undefined) groups.set(n.id, n.members.map((m) => m.id));
+  for (const spec of created) if (spec.group !== undefined) groups.set(spec.id, spec.group.map((m) => m.id));
+  const staleGroups = existing.filter((n) => isTwillGroup(n) && !used.has(n.id)).map((n) => n.id);
+  const droppedGroups = await deleteNexthops(nl, staleGroups, failed);
+  for (const [id, members] of groups) {
+    if (!droppedGroups.gone.has(id)) for (const m of members) used.add(m);
+  }
+  const staleSingles = existing.filter((n) => isTwillNexthop(n) && !used.has(n.id)).map((n) => n.id);
+  const droppedSingles = await deleteNexthops(nl, staleSingles, failed);
+  return droppedGroups.deleted + droppedSingles.deleted;
+}
+
+/**
+ * Deletes nexthops `ids` in one batch, each failure but ENOENT (gone already) in `failed`: how
+ * many this deleted, and which are gone now.
+ */
+async function deleteNexthops(nl: NetlinkHandle, ids: readonly number[], failed: RouteFailure[]): Promise<{ deleted: number; gone: Set<number> }> {
+  const gone = new Set(ids);
+  if (ids.length === 0) return { deleted: 0, gone };
+  const drop = nl.batch<number>();
+  for (const id of ids) drop.deleteNexthop(id, id);
+  const failures = await drop.commit();
+  for (const f of failures) {
+    if (isNetlinkError(f.error, 'ENOENT')) continue;
+    gone.delete(f.token);
+    failed.push({ dst: `nexthop ${f.token}`, error: f.error, write: false });
+  }
+  return { deleted: ids.length - failures.length, gone };
+}
+
+/** Twill's nexthop of one gateway, the kind planNexthops reuses by gateway, device and onlink flag. */
 function isTwillNexthop(n: Nexthop): boolean {
   return n.protocol === RTPROT_TWILL && n.family === 4 && !n.group && !n.blackhole;
 }
 
+/** Twill's nexthop group. The kernel lists a group without a family (AF_UNSPEC, nh_fill_node()). */
+function isTwillGroup(n: Nexthop): boolean {
+  return n.protocol === RTPROT_TWILL && n.group;
+}
+
 const nexthopKey = (gateway: string, oif: number, onlink: boolean): string => `${gateway}|${oif}|${onlink ? 1 : 0}`;
+const hopKey = (hop: { readonly gateway: string | undefined; readonly oif: number; readonly onlink?: boolean | undefined }): string =>
+  nexthopKey(hop.gateway ?? '', hop.oif, hop.onlink ?? false);
+/** A group is its set of members: their ids, sorted. */
+const groupKey = (members: readonly number[]): string => [...members].sort((a, b) => a - b).join('/');
+
+export interface NexthopPlan {
+  /** The desired routes, each that nexthops can express rewritten to name one (RTA_NH_ID). */
+  readonly routes: RouteSpec[];
+  /** The nexthops to create: single ones first, then the groups of them (a group needs its members). */
+  readonly create: NexthopSpec[];
+}
 
 /**
  * The routes rewritten to name nexthops, reusing Twill's existing nexthop for the same gateway,
- * device and onlink flag (so a converged sync writes nothing), and the nexthops to create, with
- * ids no nexthop of the namespace uses yet. Routes that a nexthop cannot express (no device, a
- * scope or a preferred source of their own) stay plain.
+ * device and onlink flag, and Twill's existing group for the same member set (so a converged sync
+ * writes nothing), and the nexthops to create, with ids no nexthop of the namespace uses yet. A
+ * route over one next hop names that hop's nexthop; one over several (deduplicated), a group of
+ * them. Routes that a nexthop cannot express (no device, a scope or a preferred source of their
+ * own) stay plain.
  */
-export function planNexthops(existing: readonly Nexthop[], desired: readonly RouteSpec[]): { routes: RouteSpec[]; create: NexthopSpec[] } {
-  const byKey = new Map<string, number>();
-  const taken = new Set<number>();
-  for (const n of existing) {
-    taken.add(n.id);
-    if (isTwillNexthop(n) && n.gateway !== undefined && n.oif !== undefined) byKey.set(nexthopKey(n.gateway, n.oif, n.onlink), n.id);
-  }
-  const create: NexthopSpec[] = [];
-  let next = NEXTHOP_ID_BASE;
+export function planNexthops(existing: readonly Nexthop[], desired: readonly RouteSpec[]): NexthopPlan {
+  const ids = new NexthopIds(existing);
   const routes = desired.map((d): RouteSpec => {
-    if (d.gateway === undefined || d.oif === undefined || d.scope !== undefined || d.prefsrc !== undefined || d.nexthopId !== undefined) return d;
-    const onlink = d.onlink ?? false;
-    const key = nexthopKey(d.gateway, d.oif, onlink);
-    let id = byKey.get(key);
-    if (id === undefined) {
-      while (taken.has(next)) next = next >= 0xffffffff ? 1 : next + 1;
-      id = next;
-      taken.add(id);
-      byKey.set(key, id);
-      create.push({ id, gateway: d.gateway, oif: d.oif, onlink });
-    }
+    const hops = hopsOf(d);
+    if (hops === undefined) return d;
+    const members = [...new Set(hops.map((hop) => ids.single(hop)))].sort((a, b) => a - b);
     return {
-      dst: d.dst, nexthopId: id,
+      dst: d.dst, nexthopId: members.length === 1 ? members[0]! : ids.group(members),
       ...(d.table !== undefined && { table: d.table }), ...(d.metric !== undefined && { metric: d.metric }), ...(d.protocol !== undefined && { protocol: d.protocol }),
     };
   });
-  return { routes, create };
+  return { routes, create: ids.created() };
 }
 
-/** True when the kernel route already is what `want` asks for (so no write is needed). */
-export function matches(have: Route | undefined, want: RouteSpec): boolean {
-  if (have === undefined) return false;
-  if (want.nexthopId !== undefined || have.nexthopId !== undefined) {
-    return have.nexthopId === want.nexthopId && (want.metric === undefined || have.metric === want.metric);
+/**
+ * The next hops of a desired route if nexthop objects can express it: gateways on devices, with
+ * no scope or preferred source of the route's own (a nexthop has neither). Else undefined, and
+ * the route is written as given (and an invalid one refused as such).
+ */
+function hopsOf(d: RouteSpec): readonly RouteHop[] | undefined {
+  if (d.scope !== undefined || d.prefsrc !== undefined || d.nexthopId !== undefined) return undefined;
+  if (d.multipath !== undefined) return d.multipath.length > 0 && d.gateway === undefined && d.oif === undefined && !d.onlink ? d.multipath : undefined;
+  return d.gateway !== undefined && d.oif !== undefined ? [{ gateway: d.gateway, oif: d.oif, onlink: d.onlink ?? false }] : undefined;
+}
+
+/** planNexthops' ids: Twill's existing nexthops by what they are, and new ones on free ids. */
+class NexthopIds {
+  private readonly singles = new Map<string, number>();
+  private readonly groups = new Map<string, number>();
+  private readonly taken = new Set<number>();
+  private readonly newSingles: NexthopSpec[] = [];
+  private readonly newGroups: NexthopSpec[] = [];
+  private next = NEXTHOP_ID_BASE;
+
+  constructor(existing: readonly Nexthop[]) {
+    for (const n of existing) {
+      this.taken.add(n.id);
+      if (isTwillNexthop(n) && n.gateway !== undefined && n.oif !== undefined) this.singles.set(nexthopKey(n.gateway, n.oif, n.onlink), n.id);
+      // Only an equal-cost group is what Twill writes: one given weights (by hand) is not reused.
+      else if (isTwillGroup(n) && n.members?.every((m) => m.weight === 1)) this.groups.set(groupKey(n.members.map((m) => m.id)), n.id);
+    }
   }
-  return have.gateway === want.gateway
-    && (want.oif === undefined || have.oif === want.oif)
-    && have.onlink === (want.onlink ?? false)
-    && (want.metric === undefined || have.metric === want.metric);
+
+  /** Twill's nexthop for `hop`, made if it has none. */
+  single(hop: RouteHop): number {
+    const key = hopKey(hop);
+    let id = this.singles.get(key);
+    if (id === undefined) {
+      id = this.allocate();
+      this.singles.set(key, id);
+      this.newSingles.push({ id, gateway: hop.gateway, oif: hop.oif, onlink: hop.onlink ?? false });
+    }
+    return id;
+  }
+
+  /** Twill's group of exactly `members` (sorted; equal weights), made if it has none. */
+  group(members: readonly number[]): number {
+    const key = groupKey(members);
+    let id = this.groups.get(key);
+    if (id === undefined) {
+      id = this.allocate();
+      this.groups.set(key, id);
+      this.newGroups.push({ id, group: members.map((m) => ({ id: m })) });
+    }
+    return id;
+  }
+
+  created(): NexthopSpec[] {
+    return [...this.newSingles, ...this.newGroups];
+  }
+
+  private allocate(): number {
+    while (this.taken.has(this.next)) this.next = this.next >= 0xffffffff ? 1 : this.next + 1;
+    this.taken.add(this.next);
+    return this.next;
+  }
+}
+
+/**
+ * True when the kernel route already is what `want` asks for (so no write is needed). A route
+ * through a nexthop object matches by its id only: planNexthops names the group of the wanted
+ * member set, so a route naming a group whose members drifted is rewritten.
+ */
+export function matches(have: Route | undefined, want: RouteSpec): boolean {
+  if (have === undefined || (want.metric !== undefined && have.metric !== want.metric)) return false;
+  if (want.nexthopId !== undefined || have.nexthopId !== undefined) return have.nexthopId === want.nexthopId;
+  if ((want.multipath?.length ?? 0) > 1 || have.multipath !== undefined) return sameHops(have.multipath, want.multipath);
+  const hop = want.multipath?.[0] ?? want;
+  return have.gateway === hop.gateway
+    && (hop.oif === undefined || have.oif === hop.oif)
+    && have.onlink === (hop.onlink ?? false);
+}
+
+/** The same next hops, in any order (ECMP has none), each of weight 1 as Twill writes them. */
+function sameHops(have: readonly ListedRouteHop[] | undefined, want: readonly RouteHop[] | undefined): boolean {
+  if (have === undefined || want === undefined || have.length !== want.length || have.some((h) => h.weight !== 1)) return false;
+  const wanted = want.map(hopKey).sort();
+  return have.map(hopKey).sort().every((key, i) => key === wanted[i]);
 }
 
 /** A predicate "is this prefix inside `network`"; unparsable prefixes are outside. */

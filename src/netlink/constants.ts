@@ -65,6 +65,8 @@ export const RTA_OIF = 4;
 export const RTA_GATEWAY = 5;
 export const RTA_PRIORITY = 6;
 export const RTA_PREFSRC = 7;
+/** A route's equal-cost next hops: struct rtnexthop entries, each followed by its own attributes. */
+export const RTA_MULTIPATH = 9;
 export const RTA_TABLE = 15;
 export const RTA_NH_ID = 30;
 export const RTN_UNICAST = 1;
@@ -73,6 +75,7 @@ export const RT_TABLE_MAIN = 254;
 
 // include/uapi/linux/nexthop.h
 export const NHA_ID = 1;
+/** A group's members: an array of struct nexthop_grp {u32 id; u8 weight (weight - 1); u8 resvd1; u16 resvd2}. */
 export const NHA_GROUP = 2;
 export const NHA_BLACKHOLE = 4;
 export const NHA_OIF = 5;

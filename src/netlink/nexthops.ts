@@ -1,9 +1,10 @@
+import { InvalidArgumentError } from '../core/errors.js';
 import { formatIp, parseIp } from '../core/ip.js';
 import { NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE, type MutationRequest, type RtnlChannel } from './channel.js';
 import * as C from './constants.js';
 import { isNetlinkError } from './errors.js';
 import type { NetlinkHandle } from './handle.js';
-import type { Nexthop, NexthopSpec } from './types.js';
+import type { GatewayNexthopSpec, GroupNexthopSpec, Nexthop, NexthopSpec } from './types.js';
 import { AttrWriter, attrU32, headerStruct, parseAttrs } from './wire.js';
 
 /**
@@ -29,6 +30,10 @@ function nhmsg(family: number, protocol: number, flags: number): Buffer {
 }
 
 function encode(spec: NexthopSpec): Buffer {
+  return spec.group !== undefined ? encodeGroup(spec) : encodeGateway(spec);
+}
+
+function encodeGateway(spec: GatewayNexthopSpec): Buffer {
   const gateway = parseIp(spec.gateway, 'nexthop gateway');
   const w = new AttrWriter(nhmsg(gateway.family === 4 ? C.AF_INET : C.AF_INET6, spec.protocol ?? C.RTPROT_TWILL, spec.onlink ? C.RTNH_F_ONLINK : 0), 48);
   w.u32(C.NHA_ID, spec.id);
@@ -37,17 +42,53 @@ function encode(spec: NexthopSpec): Buffer {
   return w.finish();
 }
 
-/** Creates nexthop `spec.id`, failing with EEXIST if the id is taken, like `ip nexthop add id N via GW dev D [onlink]`. */
+/**
+ * A group is AF_UNSPEC with neither device nor gateway, or the kernel refuses it ("Invalid family
+ * for group", rtm_to_nh_config() in net/ipv4/nexthop.c); its family is its members'.
+ */
+function encodeGroup(spec: GroupNexthopSpec): Buffer {
+  const w = new AttrWriter(nhmsg(C.AF_UNSPEC, spec.protocol ?? C.RTPROT_TWILL, 0), 16 + 8 * spec.group.length);
+  w.u32(C.NHA_ID, spec.id);
+  w.bytes(C.NHA_GROUP, groupEntries(spec));
+  return w.finish();
+}
+
+/** NHA_GROUP: a struct nexthop_grp {u32 id; u8 weight; u8 resvd1; u16 resvd2} per member, weight stored minus one (uapi/linux/nexthop.h). */
+function groupEntries(spec: GroupNexthopSpec): Buffer {
+  if (spec.group.length === 0) throw new InvalidArgumentError('nexthop group', spec.id, 'needs at least one member');
+  const b = headerStruct(8 * spec.group.length);
+  spec.group.forEach((m, i) => {
+    const weight = m.weight ?? 1;
+    if (!Number.isInteger(weight) || weight < 1 || weight > 256) throw new InvalidArgumentError('nexthop group weight', weight, 'is not an integer from 1 to 256');
+    b.writeUInt32LE(m.id >>> 0, 8 * i);
+    b.writeUInt8(weight - 1, 8 * i + 4);
+  });
+  return b;
+}
+
+/** The nexthop as `ip nexthop` writes it, for errors: "id 7 via 198.18.0.2", "id 9 group 7/8,2". */
+export function describeNexthop(spec: NexthopSpec): string {
+  if (spec.group === undefined) return `id ${spec.id} via ${spec.gateway}`;
+  return `id ${spec.id} group ${spec.group.map((m) => (m.weight === undefined || m.weight === 1 ? `${m.id}` : `${m.id},${m.weight}`)).join('/')}`;
+}
+
+/** Creates nexthop `spec.id`, failing with EEXIST if the id is taken, like `ip nexthop add id N via GW dev D [onlink]` or `... group A/B`. */
 export function addNexthopRequest(spec: NexthopSpec): MutationRequest {
-  return { type: C.RTM_NEWNEXTHOP, flags: NLM_F_CREATE | NLM_F_EXCL, body: encode(spec), label: { op: 'nexthop.add', target: `id ${spec.id} via ${spec.gateway}` } };
+  return { type: C.RTM_NEWNEXTHOP, flags: NLM_F_CREATE | NLM_F_EXCL, body: encode(spec), label: { op: 'nexthop.add', target: describeNexthop(spec) } };
 }
 
-/** Creates or overwrites nexthop `spec.id`, like `ip nexthop replace id N via GW dev D [onlink]`. */
+/**
+ * Creates or overwrites nexthop `spec.id`, like `ip nexthop replace`. The kernel replaces a group
+ * only with a group and a gateway only with a gateway (replace_nexthop() in net/ipv4/nexthop.c).
+ */
 export function replaceNexthopRequest(spec: NexthopSpec): MutationRequest {
-  return { type: C.RTM_NEWNEXTHOP, flags: NLM_F_CREATE | NLM_F_REPLACE, body: encode(spec), label: { op: 'nexthop.replace', target: `id ${spec.id} via ${spec.gateway}` } };
+  return { type: C.RTM_NEWNEXTHOP, flags: NLM_F_CREATE | NLM_F_REPLACE, body: encode(spec), label: { op: 'nexthop.replace', target: describeNexthop(spec) } };
 }
 
-/** Deletes nexthop `id` and, in the kernel, every route that names it. */
+/**
+ * Deletes nexthop `id` and, in the kernel, every route that names it; a group's member also
+ * leaves every group (and a group left empty goes too, remove_nexthop_from_groups()).
+ */
 export function deleteNexthopRequest(id: number): MutationRequest {
   const w = new AttrWriter(nhmsg(C.AF_UNSPEC, 0, 0), 16);
   w.u32(C.NHA_ID, id);
@@ -58,6 +99,7 @@ export function parseNexthop(data: Buffer): Nexthop {
   const family = data.readUInt8(0);
   const attrs = parseAttrs(data, 8);
   const gw = attrs.get(C.NHA_GATEWAY);
+  const group = attrs.get(C.NHA_GROUP);
   return {
     id: attrU32(attrs, C.NHA_ID) ?? 0,
     family: family === C.AF_INET ? 4 : family === C.AF_INET6 ? 6 : undefined,
@@ -65,12 +107,19 @@ export function parseNexthop(data: Buffer): Nexthop {
     oif: attrU32(attrs, C.NHA_OIF),
     protocol: data.readUInt8(2),
     onlink: (data.readUInt32LE(4) & C.RTNH_F_ONLINK) !== 0,
-    group: attrs.has(C.NHA_GROUP),
+    group: group !== undefined,
+    ...(group !== undefined && { members: parseGroup(group) }),
     blackhole: attrs.has(C.NHA_BLACKHOLE),
   };
 }
 
-/** Every nexthop object of the namespace (groups and blackholes included, flagged). */
+function parseGroup(data: Buffer): { id: number; weight: number }[] {
+  const members: { id: number; weight: number }[] = [];
+  for (let off = 0; off + 8 <= data.length; off += 8) members.push({ id: data.readUInt32LE(off), weight: data.readUInt8(off + 4) + 1 });
+  return members;
+}
+
+/** Every nexthop object of the namespace (groups, with their members, and blackholes included, flagged). */
 export async function listNexthops(ch: RtnlChannel): Promise<Nexthop[]> {
   const msgs = await ch.dump(C.RTM_GETNEXTHOP, nhmsg(C.AF_UNSPEC, 0, 0), { op: 'nexthop.list' });
   return msgs.filter((m) => m.type === C.RTM_NEWNEXTHOP).map((m) => parseNexthop(m.data));

@@ -2,8 +2,8 @@ import { InvalidArgumentError } from '../core/errors.js';
 import { formatIp, parseIp, parsePrefix } from '../core/ip.js';
 import { NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE, type MutationRequest, type RtnlChannel } from './channel.js';
 import * as C from './constants.js';
-import type { Route, RouteSpec } from './types.js';
-import { AttrWriter, attrU32, headerStruct, parseAttrs } from './wire.js';
+import type { ListedRouteHop, Route, RouteHop, RouteSpec } from './types.js';
+import { align, AttrWriter, attrU32, headerStruct, parseAttrs } from './wire.js';
 
 /** struct rtmsg: family, dst_len, src_len, tos, table, protocol, scope, type, flags (12 bytes). */
 function rtmsg(family: number, dstLen: number, table: number, protocol: number, scope: number, type: number, flags: number): Buffer {
@@ -18,23 +18,26 @@ function rtmsg(family: number, dstLen: number, table: number, protocol: number, 
   return b;
 }
 
-function encode(spec: RouteSpec, forDelete: boolean): Buffer {
+function encode(given: RouteSpec, forDelete: boolean): Buffer {
+  const spec = singleHop(given);
   const dst = parsePrefix(spec.dst, 'route destination');
   const family = dst.address.family === 4 ? C.AF_INET : C.AF_INET6;
   const gateway = spec.gateway !== undefined ? parseIp(spec.gateway, 'route gateway') : undefined;
-  if (gateway && gateway.family !== dst.address.family) {
-    throw new InvalidArgumentError('route gateway', spec.gateway, `is IPv${gateway.family} but the destination ${spec.dst} is IPv${dst.address.family}`);
-  }
+  if (gateway) checkGatewayFamily(spec.dst, spec.gateway, gateway.family, dst.address.family);
   if (spec.nexthopId !== undefined && (gateway || spec.oif !== undefined || spec.onlink)) {
     throw new InvalidArgumentError('route', spec.dst, 'a route through a nexthop object takes its gateway, device and onlink from it');
+  }
+  if (spec.multipath !== undefined && (gateway || spec.oif !== undefined || spec.onlink || spec.nexthopId !== undefined)) {
+    throw new InvalidArgumentError('route', spec.dst, 'a multipath route takes its gateways, devices and onlink flags from its next hops');
   }
   if (spec.onlink && spec.oif === undefined) {
     throw new InvalidArgumentError('route', spec.dst, 'an onlink route needs an output interface (oif)');
   }
   const table = spec.table ?? C.RT_TABLE_MAIN;
   // A route without a gateway reaches its destination directly on the link.
-  // A nexthop object carries a gateway, so its routes are universe-scoped like gateway routes.
-  const scope = spec.scope !== undefined ? C.ROUTE_SCOPES[spec.scope] : gateway || spec.nexthopId !== undefined ? C.ROUTE_SCOPES.universe : C.ROUTE_SCOPES.link;
+  // A nexthop object or a multipath route carries gateways, so it is universe-scoped like a gateway route.
+  const viaGateway = gateway !== undefined || spec.nexthopId !== undefined || spec.multipath !== undefined;
+  const scope = spec.scope !== undefined ? C.ROUTE_SCOPES[spec.scope] : viaGateway ? C.ROUTE_SCOPES.universe : C.ROUTE_SCOPES.link;
   const protocol = spec.protocol ?? C.RTPROT_TWILL;
   // On delete, unset fields act as wildcards; keep the protocol so we only ever delete our own.
   const w = new AttrWriter(rtmsg(family, dst.prefixLength, table, protocol, forDelete ? C.ROUTE_SCOPES.nowhere : scope,
@@ -46,7 +49,59 @@ function encode(spec: RouteSpec, forDelete: boolean): Buffer {
   if (spec.metric !== undefined) w.u32(C.RTA_PRIORITY, spec.metric);
   if (spec.prefsrc !== undefined) w.bytes(C.RTA_PREFSRC, parseIp(spec.prefsrc, 'route source').bytes);
   if (spec.nexthopId !== undefined) w.u32(C.RTA_NH_ID, spec.nexthopId);
+  if (spec.multipath !== undefined) w.bytes(C.RTA_MULTIPATH, encodeMultipath(spec.dst, spec.multipath, dst.address.family));
   return w.finish();
+}
+
+function checkGatewayFamily(dst: string, gatewayText: string | undefined, gatewayFamily: 4 | 6, dstFamily: 4 | 6): void {
+  if (gatewayFamily !== dstFamily) {
+    throw new InvalidArgumentError('route gateway', gatewayText, `is IPv${gatewayFamily} but the destination ${dst} is IPv${dstFamily}`);
+  }
+}
+
+/** A multipath route of one hop is that hop's plain route (RouteSpec.multipath): the kernel would store it so anyway. */
+export function singleHop(spec: RouteSpec): RouteSpec {
+  const [hop, ...more] = spec.multipath ?? [];
+  if (hop === undefined || more.length > 0) return spec;
+  const { multipath: _, ...rest } = spec;
+  return { ...rest, gateway: hop.gateway, oif: hop.oif, ...(hop.onlink !== undefined && { onlink: hop.onlink }) };
+}
+
+/**
+ * RTA_MULTIPATH: per hop a struct rtnexthop {u16 len; u8 flags; u8 hops (weight - 1); s32 ifindex}
+ * and then the hop's own attributes, here RTA_GATEWAY (include/uapi/linux/rtnetlink.h,
+ * fib_get_nhs() in net/ipv4/fib_semantics.c). Equal cost: every hop has weight 1.
+ */
+function encodeMultipath(dst: string, hops: readonly RouteHop[], dstFamily: 4 | 6): Buffer {
+  if (hops.length === 0) throw new InvalidArgumentError('route', dst, 'a multipath route needs at least one next hop');
+  return Buffer.concat(hops.map((hop) => {
+    const gateway = parseIp(hop.gateway, 'route gateway');
+    checkGatewayFamily(dst, hop.gateway, gateway.family, dstFamily);
+    const rtnh = headerStruct(RTNH_SIZE);
+    rtnh.writeUInt8(hop.onlink ? C.RTNH_F_ONLINK : 0, 2);
+    rtnh.writeInt32LE(hop.oif, 4);
+    const entry = new AttrWriter(rtnh, 32).bytes(C.RTA_GATEWAY, gateway.bytes).finish();
+    entry.writeUInt16LE(entry.length, 0);
+    return entry;
+  }));
+}
+
+/** struct rtnexthop: len, flags, hops, ifindex (8 bytes). */
+const RTNH_SIZE = 8;
+
+function parseMultipath(data: Buffer): ListedRouteHop[] {
+  const hops: ListedRouteHop[] = [];
+  for (let off = 0; off + RTNH_SIZE <= data.length;) {
+    const len = data.readUInt16LE(off);
+    if (len < RTNH_SIZE || off + len > data.length) break;
+    const gw = parseAttrs(data.subarray(off, off + len), RTNH_SIZE).get(C.RTA_GATEWAY);
+    hops.push({
+      gateway: gw ? formatIp(gw) : undefined, oif: data.readInt32LE(off + 4),
+      onlink: (data.readUInt8(off + 2) & C.RTNH_F_ONLINK) !== 0, weight: data.readUInt8(off + 3) + 1,
+    });
+    off += align(len);
+  }
+  return hops;
 }
 
 /** Installs or overwrites the route to `spec.dst` (same table/metric), like `ip route replace`. */
@@ -74,6 +129,7 @@ export function parseRoute(data: Buffer): Route {
   const dst = attrs.get(C.RTA_DST);
   const gw = attrs.get(C.RTA_GATEWAY);
   const src = attrs.get(C.RTA_PREFSRC);
+  const multipath = attrs.get(C.RTA_MULTIPATH);
   return {
     family,
     dst: `${dst ? formatIp(dst) : family === 4 ? '0.0.0.0' : '::'}/${dstLen}`,
@@ -87,6 +143,7 @@ export function parseRoute(data: Buffer): Route {
     metric: attrU32(attrs, C.RTA_PRIORITY),
     prefsrc: src ? formatIp(src) : undefined,
     nexthopId: attrU32(attrs, C.RTA_NH_ID),
+    ...(multipath !== undefined && { multipath: parseMultipath(multipath) }),
   };
 }
 

@@ -113,6 +113,29 @@ export interface Route {
   readonly prefsrc: string | undefined;
   /** The nexthop object the route names (RTA_NH_ID), if any; see nexthops.ts. */
   readonly nexthopId: number | undefined;
+  /**
+   * The next hops of a route over several (RTA_MULTIPATH), then without gateway and oif of its
+   * own: a plain multipath route, or one through a nexthop group, which the kernel lists with its
+   * members' next hops (nexthop_compat_mode, fib_dump_info() in net/ipv4/fib_semantics.c).
+   */
+  readonly multipath?: readonly ListedRouteHop[];
+}
+
+/** One next hop of a multipath route as the kernel lists it (struct rtnexthop, rtnetlink.h). */
+export interface ListedRouteHop {
+  readonly gateway: string | undefined;
+  readonly oif: number;
+  readonly onlink: boolean;
+  /** 1..256 (rtnh_hops + 1): the hop's share of the flows. */
+  readonly weight: number;
+}
+
+/** One of a route's equal-cost next hops (RouteSpec.multipath). */
+export interface RouteHop {
+  readonly gateway: string;
+  readonly oif: number;
+  /** As RouteSpec.onlink, for this hop (RTNH_F_ONLINK in its rtnh_flags). */
+  readonly onlink?: boolean;
 }
 
 export interface RouteSpec {
@@ -132,6 +155,12 @@ export interface RouteSpec {
    * kernel then rejects; on delete, names the route together with `dst`.
    */
   readonly nexthopId?: number;
+  /**
+   * A route over several equal-cost next hops (ECMP), instead of `gateway`/`oif`/`onlink`: written
+   * as RTA_MULTIPATH (route-sync.ts writes it through a nexthop group where the kernel has them).
+   * With one entry it is the same as that entry's gateway/oif/onlink.
+   */
+  readonly multipath?: readonly RouteHop[];
 }
 
 /** A nexthop object as the kernel lists it (`ip nexthop show`). */
@@ -142,20 +171,48 @@ export interface Nexthop {
   readonly oif: number | undefined;
   readonly protocol: number;
   readonly onlink: boolean;
-  /** A group of nexthops (NHA_GROUP) rather than one gateway. */
+  /** A group of nexthops (NHA_GROUP) rather than one gateway; listed with family undefined (AF_UNSPEC). */
   readonly group: boolean;
+  /** A group's members, in the kernel's order; undefined for any other nexthop. */
+  readonly members?: readonly { readonly id: number; readonly weight: number }[];
   readonly blackhole: boolean;
 }
 
-export interface NexthopSpec {
+/** A member of a nexthop group: a nexthop of one gateway, never another group. */
+export interface NexthopGroupMember {
+  readonly id: number;
+  /** 1..256, default 1: the member's share of the flows (hash-threshold, nexthop.h). */
+  readonly weight?: number;
+}
+
+interface NexthopSpecBase {
   /** 1..2^32-1, unique in the namespace. */
   readonly id: number;
-  readonly gateway: string;
-  readonly oif: number;
-  readonly onlink?: boolean;
   /** Defaults to Twill's own protocol (RTPROT_TWILL). */
   readonly protocol?: number;
 }
+
+/** A nexthop of one gateway and device, like `ip nexthop add id N via GW dev D [onlink]`. */
+export interface GatewayNexthopSpec extends NexthopSpecBase {
+  readonly gateway: string;
+  readonly oif: number;
+  readonly onlink?: boolean;
+  readonly group?: undefined;
+}
+
+/**
+ * An ECMP group of existing nexthops, like `ip nexthop add id N group A/B`: it has no gateway or
+ * device of its own (the kernel refuses them beside NHA_GROUP, rtm_to_nh_config() in
+ * net/ipv4/nexthop.c).
+ */
+export interface GroupNexthopSpec extends NexthopSpecBase {
+  readonly group: readonly NexthopGroupMember[];
+  readonly gateway?: undefined;
+  readonly oif?: undefined;
+  readonly onlink?: undefined;
+}
+
+export type NexthopSpec = GatewayNexthopSpec | GroupNexthopSpec;
 
 export interface Neighbour {
   readonly index: number;

@@ -4,6 +4,7 @@
  * matches on, and what the write log records.
  */
 import type { FdbSpec, LinkChanges, LinkRef, NeighbourSpec, NexthopSpec, RouteFilter, RouteSpec } from '../../src/netlink/index.js';
+import { describeNexthop } from '../../src/netlink/nexthops.js';
 
 /** Each request the fake answers, by the real handle's operation name, with what it is given. */
 export interface FakeOps {
@@ -53,7 +54,7 @@ export function targetOf(op: FakeOp, arg: unknown): string {
   const text = (v: unknown): string => (typeof v === 'string' || typeof v === 'number' ? String(v) : '');
   switch (op) {
     case 'route.add': case 'route.replace': case 'route.delete': return text(a['dst']);
-    case 'nexthop.add': case 'nexthop.replace': return `id ${text(a['id'])} via ${text(a['gateway'])}`;
+    case 'nexthop.add': case 'nexthop.replace': return describeNexthop(arg as NexthopSpec);
     case 'nexthop.delete': return `id ${text(a['id'])}`;
     case 'neighbour.replace': case 'neighbour.delete': return text(a['ip']);
     case 'fdb.append': case 'fdb.replace': case 'fdb.delete': return `${text(a['mac'])}${a['dst'] === undefined ? '' : ` dst ${text(a['dst'])}`}`;

@@ -1,10 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { NEXTHOP_ID_BASE, syncRoutes } from '../../src/backends/route-sync.js';
-import { RTPROT_TWILL } from '../../src/netlink/index.js';
+import { NetlinkError, RTPROT_TWILL, type RouteSpec } from '../../src/netlink/index.js';
 import { canUseNetns, useScratchNamespaces, type Scratch } from './scratch.js';
 
-interface IpRoute { dst: string; gateway?: string; dev: string; protocol?: string; flags: string[]; nhid?: number }
-interface IpNexthop { id: number; gateway?: string; dev?: string; protocol?: string; flags: string[] }
+interface IpRoute { dst: string; gateway?: string; dev: string; protocol?: string; flags: string[]; nhid?: number; nexthops?: { gateway: string; dev: string; weight: number }[] }
+interface IpNexthop { id: number; gateway?: string; dev?: string; protocol?: string; flags: string[]; group?: { id: number; weight?: number }[] }
 
 const TWILL = String(RTPROT_TWILL);
 
@@ -131,4 +131,108 @@ describe.skipIf(!canUseNetns)('declarative route sync', () => {
     expect(moved).toEqual({ replaced: 2, deleted: 0, nexthops: 2, failed: [], refused: [] });
     expect(await twillRoutes(s)).toEqual(['10.244.2.0/24 via 198.18.0.2 nhid', '10.244.3.0/24 via 198.18.0.3 nhid']);
   });
+
+  describe('ECMP routes (RouteSpec.multipath)', () => {
+    async function ecmpHost(tag: string, carrier = true): Promise<{ s: Scratch; ecmp: (n: number, ...gws: number[]) => RouteSpec }> {
+      const { s, eth0 } = await host(tag, carrier);
+      return { s, ecmp: (n, ...gws) => ({ dst: `10.244.${n}.0/24`, multipath: gws.map((g) => ({ gateway: `198.18.0.${g}`, oif: eth0 })) }) };
+    }
+    /** Twill's nexthops as `ip` lists them: "via GW" for each single one, "group GW/GW" (members by gateway) for each group. */
+    async function nexthopView(s: Scratch): Promise<string[]> {
+      const mine = await twillNexthops(s);
+      const gateway = new Map(mine.map((n) => [n.id, n.gateway]));
+      return mine.map((n) => (n.group ? `group ${n.group.map((m) => gateway.get(m.id) ?? m.id).sort().join('/')}` : `via ${n.gateway}`)).sort();
+    }
+    /** The route to `dst` and the nexthop it names (undefined for a plain route). */
+    async function routeTo(s: Scratch, dst: string): Promise<{ route: IpRoute | undefined; nexthop: IpNexthop | undefined }> {
+      const route = (await s.ipJson<IpRoute[]>('route', 'show', dst))[0];
+      const nexthop = route?.nhid === undefined ? undefined : (await s.ipJson<IpNexthop[]>('nexthop', 'show', 'id', String(route.nhid)))[0];
+      return { route, nexthop };
+    }
+    const sync = (s: Scratch, routes: RouteSpec[]): ReturnType<typeof syncRoutes> => syncRoutes(s.nl, '10.244.0.0/16', routes);
+
+    it('writes a route over two gateways as `nhid G`, G a Twill group of two Twill nexthops; converges; moves between one gateway and two; removes it all', async () => {
+      const { s, ecmp } = await ecmpHost('rsync-ecmp');
+      expect(await sync(s, [ecmp(2, 2, 3)])).toEqual({ replaced: 1, deleted: 0, nexthops: 3, failed: [], refused: [] });
+      expect(await nexthopView(s)).toEqual(['group 198.18.0.2/198.18.0.3', 'via 198.18.0.2', 'via 198.18.0.3']);
+      const { route, nexthop } = await routeTo(s, '10.244.2.0/24');
+      expect(route).toMatchObject({ protocol: TWILL, nhid: nexthop?.id });
+      expect(nexthop).toMatchObject({ protocol: TWILL, group: [expect.anything(), expect.anything()] });
+      expect(route?.nexthops?.map((h) => h.gateway).sort()).toEqual(['198.18.0.2', '198.18.0.3']);
+      // Twill reads back what the kernel holds: members and the route's hops.
+      expect((await s.nl.listNexthops()).find((n) => n.id === nexthop?.id)).toMatchObject({ group: true, protocol: RTPROT_TWILL, members: [{ weight: 1 }, { weight: 1 }] });
+      expect((await s.nl.listRoutes({ family: 4 })).find((r) => r.dst === '10.244.2.0/24')?.multipath).toHaveLength(2);
+
+      // Converged, in any order of the gateways: nothing written.
+      expect(await sync(s, [ecmp(2, 3, 2)])).toEqual({ replaced: 0, deleted: 0, nexthops: 0, failed: [], refused: [] });
+
+      // One gateway: the route names its nexthop; the group and the other member go.
+      expect(await sync(s, [ecmp(2, 3)])).toEqual({ replaced: 1, deleted: 0, nexthops: 2, failed: [], refused: [] });
+      expect(await nexthopView(s)).toEqual(['via 198.18.0.3']);
+      const single = await routeTo(s, '10.244.2.0/24');
+      expect(single.nexthop).toMatchObject({ gateway: '198.18.0.3', protocol: TWILL });
+      expect(single.route?.gateway).toBe('198.18.0.3');
+
+      // Two again, then another member set: a new group, the route moved to it, the old group and member gone.
+      expect(await sync(s, [ecmp(2, 2, 3)])).toEqual({ replaced: 1, deleted: 0, nexthops: 2, failed: [], refused: [] });
+      const before = (await routeTo(s, '10.244.2.0/24')).nexthop!.id;
+      expect(await sync(s, [ecmp(2, 2, 4)])).toEqual({ replaced: 1, deleted: 0, nexthops: 4, failed: [], refused: [] });
+      expect(await nexthopView(s)).toEqual(['group 198.18.0.2/198.18.0.4', 'via 198.18.0.2', 'via 198.18.0.4']);
+      const after = await routeTo(s, '10.244.2.0/24');
+      expect(after.nexthop?.id).not.toBe(before);
+      expect(after.route?.nexthops?.map((h) => h.gateway).sort()).toEqual(['198.18.0.2', '198.18.0.4']);
+
+      // Gone: route, group, members.
+      expect(await sync(s, [])).toEqual({ replaced: 0, deleted: 1, nexthops: 3, failed: [], refused: [] });
+      expect(await twillRoutes(s)).toEqual([]);
+      expect(await twillNexthops(s)).toEqual([]);
+    });
+
+    it('never touches a group of another protocol, keeps its group another owner\'s route names and its nexthop another owner\'s group holds', async () => {
+      const { s, ecmp } = await ecmpHost('rsync-ecmp-foreign');
+      await s.ip('nexthop', 'add', 'id', '7', 'via', '198.18.0.7', 'dev', 'eth0');
+      await s.ip('nexthop', 'add', 'id', '8', 'via', '198.18.0.8', 'dev', 'eth0');
+      await s.ip('nexthop', 'add', 'id', '70', 'group', '7/8');
+      await s.ip('route', 'add', '10.244.70.0/24', 'nhid', '70');
+      await sync(s, [ecmp(2, 2, 3), ecmp(3, 4, 5)]);
+      const group2 = (await routeTo(s, '10.244.2.0/24')).nexthop!.id;
+      const member4 = (await twillNexthops(s)).find((n) => n.gateway === '198.18.0.4')!.id;
+      await s.ip('route', 'add', '192.0.2.0/24', 'nhid', String(group2));
+      await s.ip('nexthop', 'add', 'id', '71', 'group', `7/${member4}`);
+
+      const result = await sync(s, []);
+      expect(result).toEqual({ replaced: 0, deleted: 2, nexthops: 2, failed: [], refused: [] });
+      // Kept: the group in use and its members, the member of the hand-made group; gone: the other group and its other member.
+      expect(await nexthopView(s)).toEqual(['group 198.18.0.2/198.18.0.3', 'via 198.18.0.2', 'via 198.18.0.3', 'via 198.18.0.4']);
+      const foreign = (await s.ipJson<IpNexthop[]>('nexthop', 'show')).filter((n) => n.protocol !== TWILL);
+      expect(foreign.map((n) => `${n.id} ${n.group ? n.group.map((m) => m.id).join('/') : n.gateway}`).sort())
+        .toEqual(['7 198.18.0.7', '70 7/8', `71 7/${member4}`, '8 198.18.0.8']);
+      expect((await routeTo(s, '10.244.70.0/24')).route).toMatchObject({ nhid: 70 });
+      expect((await routeTo(s, '192.0.2.0/24')).route).toMatchObject({ nhid: group2 });
+      expect(await twillRoutes(s)).toEqual([]);
+    });
+
+    it('writes a plain RTA_MULTIPATH route where the kernel refuses the members (no carrier) or has no nexthop objects, and converges on it', async () => {
+      const { s, ecmp } = await ecmpHost('rsync-ecmp-plain', false);
+      // The members are refused (no carrier), so is their group (a missing member), and the route is written plain.
+      expect(await sync(s, [ecmp(2, 2, 3)])).toEqual({ replaced: 1, deleted: 0, nexthops: 0, failed: [], refused: [] });
+      const plain = (await routeTo(s, '10.244.2.0/24')).route;
+      expect(plain?.nhid).toBeUndefined();
+      expect(plain?.nexthops?.map((h) => `${h.gateway} ${h.dev} ${h.weight}`)).toEqual(['198.18.0.2 eth0 1', '198.18.0.3 eth0 1']);
+      expect(await twillNexthops(s)).toEqual([]);
+
+      // A kernel without nexthop objects (before 5.3, as listNexthopsIfSupported sees it): the plain route is converged.
+      const old = Object.create(s.nl) as typeof s.nl;
+      old.listNexthops = () => Promise.reject(new NetlinkError({ op: 'nexthop.list', errno: 95 }));
+      expect(await syncRoutes(old, '10.244.0.0/16', [ecmp(2, 3, 2)])).toEqual({ replaced: 0, deleted: 0, nexthops: 0, failed: [], refused: [] });
+      expect(await syncRoutes(old, '10.244.0.0/16', [ecmp(2, 2, 4)])).toMatchObject({ replaced: 1, failed: [] });
+      expect((await routeTo(s, '10.244.2.0/24')).route?.nexthops?.map((h) => h.gateway)).toEqual(['198.18.0.2', '198.18.0.4']);
+
+      // With carrier, the route moves onto a group.
+      await s.nl.setUp('eth0p');
+      expect(await sync(s, [ecmp(2, 2, 4)])).toEqual({ replaced: 1, deleted: 0, nexthops: 3, failed: [], refused: [] });
+      expect((await routeTo(s, '10.244.2.0/24')).nexthop?.group).toHaveLength(2);
+    });
+  });
 });
+
