@@ -1,6 +1,7 @@
 // The BGP speaker's public surface: what the bgp backend, twillctl and tests use. Everything else
 // under src/bgp is internal (dependency-cruiser: backends reach the speaker through this file).
-export { Speaker, type SpeakerOptions, type SpeakerPeerConfig, type SessionEvent, type PeerRoutesEvent } from './speaker.js';
+export { Speaker, type SpeakerOptions, type SpeakerPeerConfig, type SpeakerPeerState, type SessionEvent, type PeerRoutesEvent } from './speaker.js';
+export { DEFAULT_SELECTION_DEFERRAL_TIME } from './speaker-deferral.js';
 export type { LocalConfig, PeerConfig, SessionTimers } from './session/config.js';
 export { DEFAULT_TIMERS } from './session/config.js';
 export type { CollisionEvent, SessionState, SessionDown, SessionNotification } from './session/session.js';

@@ -10,6 +10,7 @@ import { normaliseAddress } from './session/connection.js';
 import type { Negotiated } from './session/open.js';
 import { Session, type CollisionEvent, type SessionDown, type SessionState } from './session/session.js';
 import { nodeTransport, type BgpListener, type BgpTransport } from './session/transport.js';
+import { DEFAULT_SELECTION_DEFERRAL_TIME, SelectionDeferral } from './speaker-deferral.js';
 import { toReceivedUpdate } from './speaker-updates.js';
 import type { Family, Prefix, Route, UpdateMessage } from './types.js';
 import { CeaseSubcode, encodeAnnouncements, encodeEndOfRib, encodeWithdrawals, NotificationCode } from './wire/index.js';
@@ -21,6 +22,12 @@ export interface SpeakerPeerConfig extends PeerConfig {
   /** What to accept from this peer. Default: the speaker's `import` policy. */
   readonly import?: ImportPolicyConfig | undefined;
   readonly export?: ExportPolicyConfig | undefined;
+  /**
+   * This iBGP peer is our route reflector client (RFC 4456): its routes go to every other iBGP
+   * peer, and other iBGP peers' routes go to it, with ORIGINATOR_ID and CLUSTER_LIST set. A
+   * speaker without clients reflects nothing. Default false.
+   */
+  readonly routeReflectorClient?: boolean | undefined;
 }
 
 export interface SpeakerOptions {
@@ -30,6 +37,35 @@ export interface SpeakerOptions {
   readonly transport?: BgpTransport | undefined;
   /** Import policy for peers that have none of their own. Default: accept nothing. */
   readonly import?: ImportPolicyConfig | undefined;
+  /**
+   * This process replaces one that stopped with `close(…, { graceful: true })`, and the kernel
+   * kept the routes it installed (RFC 4724 §4.1). Until each session is first established its
+   * OPENs carry the Restart State bit and the Forwarding State bit of every family, so peers keep
+   * our routes as stale meanwhile; the first UPDATEs to every peer wait for the peers' End-of-RIB
+   * (or `selectionDeferralTime`). Default false.
+   */
+  readonly restarting?: boolean | undefined;
+  /** Seconds a restarting speaker waits at most for its peers' End-of-RIB (RFC 4724 §4.1). Default 240. */
+  readonly selectionDeferralTime?: number | undefined;
+}
+
+/** One peer, for status output (`Speaker.peerStates()`). */
+export interface SpeakerPeerState {
+  readonly address: string;
+  readonly asn: number;
+  readonly state: SessionState;
+  readonly negotiated: Negotiated | undefined;
+  /** When the session reached Established (ms since the epoch); undefined while it is not. */
+  readonly establishedAt: number | undefined;
+  /**
+   * The last NOTIFICATION sent or received (collision resolution's aside), or the connection
+   * error that ended the session or an attempt at it; kept after the session is back.
+   */
+  readonly lastError: string | undefined;
+  /** Routes in the peer's Adj-RIB-In (accepted; stale ones of a restarting peer included). */
+  readonly received: number;
+  /** Prefixes advertised to the peer on its current session. */
+  readonly sent: number;
 }
 
 export interface SessionEvent {
@@ -73,6 +109,10 @@ interface PeerEntry {
   restartTimer?: NodeJS.Timeout | undefined;
   flushing?: Promise<void> | undefined;
   flushAgain?: boolean | undefined;
+  /** Set while the session is established (ms since the epoch). */
+  establishedAt?: number | undefined;
+  /** The families whose initial table (and End-of-RIB) waits for a restart's selection deferral. */
+  initialTable?: readonly Family[] | undefined;
 }
 
 export class Speaker extends EventEmitter<SpeakerEvents> {
@@ -84,15 +124,23 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
   private readonly local: LocalConfig;
   /** Our addresses besides the router id, for the RIB's next-hop check (RFC 4271 §6.3); only ever grows. */
   private readonly ownAddresses = new Set<string>();
+  private readonly restarting: boolean;
+  /** RFC 4724 §4.1, while a restart's first UPDATEs wait; undefined when not restarting. */
+  private readonly deferral: SelectionDeferral | undefined;
   private flushScheduled = false;
   private closed = false;
+  private closedGracefully = false;
 
   private constructor(opts: SpeakerOptions) {
     super();
     this.local = validateLocal(opts.local);
-    this.rib = new Rib({ asn: this.local.asn, routerId: this.local.routerId, ownAddresses: this.ownAddresses });
+    this.rib = new Rib({ asn: this.local.asn, routerId: this.local.routerId, clusterId: this.local.clusterId, ownAddresses: this.ownAddresses });
     this.transport = opts.transport ?? nodeTransport;
     this.defaultImport = new ImportPolicy(opts.import ?? { accept: [] });
+    this.restarting = opts.restarting ?? false;
+    const deferral = opts.selectionDeferralTime ?? DEFAULT_SELECTION_DEFERRAL_TIME;
+    if (!Number.isFinite(deferral) || deferral <= 0 || deferral > 3600) throw new InvalidArgumentError('selection deferral time', deferral, 'must be more than 0 and at most 3600 seconds');
+    if (this.restarting) this.deferral = new SelectionDeferral(deferral, () => this.deferralOver());
   }
 
   static async start(opts: SpeakerOptions): Promise<Speaker> {
@@ -124,8 +172,11 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
     if (this.closed) throw new Error('the speaker is closed');
     const resolved = resolvePeerConfig(config);
     if (this.peers.has(resolved.address)) throw new InvalidArgumentError('peer', resolved.address, 'is already configured');
+    if (config.routeReflectorClient === true && resolved.asn !== this.local.asn) {
+      throw new InvalidArgumentError('route reflector client', resolved.address, 'must be an iBGP peer (RFC 4456 §6)');
+    }
     const entry: PeerEntry = {
-      session: new Session(this.local, resolved, this.transport),
+      session: new Session(this.local, resolved, this.transport, this.restarting),
       config,
       importPolicy: config.import ? new ImportPolicy(config.import) : this.defaultImport,
       exportPolicy: new ExportPolicy(config.export ?? {}),
@@ -147,6 +198,7 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
     entry.session.removeAllListeners();
     if (entry.config.md5 !== undefined) for (const l of this.tcpListeners) l.setMd5Key(address, undefined);
     this.dropRoutes(address, entry);
+    this.deferral?.gone(address);
   }
 
   /** Replaces the whole set of locally originated routes (declarative, like MetalLB's Session.Set). */
@@ -156,8 +208,22 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
     this.scheduleFlush();
   }
 
-  peerStates(): { address: string; asn: number; state: SessionState; negotiated: Negotiated | undefined }[] {
-    return [...this.peers.entries()].map(([address, e]) => ({ address, asn: e.config.asn, state: e.session.state, negotiated: e.session.negotiated }));
+  peerStates(): SpeakerPeerState[] {
+    return [...this.peers.entries()].map(([address, e]) => {
+      const stats = this.rib.peerStats(address);
+      const up = e.session.state === 'established';
+      return {
+        address,
+        asn: e.config.asn,
+        state: e.session.state,
+        negotiated: e.session.negotiated,
+        establishedAt: up ? e.establishedAt : undefined,
+        lastError: e.session.lastError,
+        received: stats === undefined ? 0 : stats.received['ipv4-unicast'] + stats.received['ipv6-unicast'],
+        // A peer away on a graceful restart may keep what it had from us; it is not advertised now.
+        sent: up && stats !== undefined ? stats.advertised : 0,
+      };
+    });
   }
 
   /** The best routes (Loc-RIB). */
@@ -174,13 +240,20 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
     return this.rib.stats();
   }
 
-  /** Cease/2 to every peer (RFC 9003 text), then closes the listeners. */
-  async close(text = 'speaker shutting down'): Promise<void> {
+  /**
+   * Cease/2 to every peer (RFC 9003 text), then closes the listeners. `graceful` (a planned
+   * restart, RFC 4724 §4): no NOTIFICATION to the peers we advertised graceful restart to, only
+   * the TCP connections close, so they keep our routes as stale until a speaker started with
+   * `restarting` is back; and no withdrawal events here either (the kernel keeps the routes).
+   */
+  async close(text = 'speaker shutting down', opts: { readonly graceful?: boolean | undefined } = {}): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.closedGracefully = opts.graceful ?? false;
+    this.deferral?.cancel();
     for (const entry of this.peers.values()) {
       stopRestartTimer(entry);
-      entry.session.stop(text);
+      entry.session.stop(text, this.closedGracefully);
     }
     await Promise.all(this.tcpListeners.map((l) => l.close()));
   }
@@ -208,19 +281,22 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
     session.on('end-of-rib', (family) => {
       if (this.rib.hasPeer(address)) this.sweep(address, family);
       this.emit('end-of-rib', { peer: address, family });
+      this.deferral?.endOfRib(address, family);
     });
     session.on('route-refresh', (family) => {
       // RFC 2918 §4: re-advertise the whole Adj-RIB-Out for the family. No End-of-RIB after it:
       // that marker ends the initial table (RFC 4724 §2); a refresh is bracketed only with
       // enhanced route refresh's BoRR/EoRR (RFC 7313), which Twill does not offer.
       this.rib.resetOut(address, family);
-      void this.flush(address, entry);
+      // An initial table still waiting for a restart's End-of-RIBs will hold everything anyway.
+      if (entry.initialTable === undefined) void this.flush(address, entry);
     });
     session.on('down', (down) => this.down(address, entry, down));
   }
 
   private established(address: string, entry: PeerEntry, negotiated: Negotiated): void {
     this.noteOwnAddress(entry.session.localAddress);
+    entry.establishedAt = Date.now();
     const info = {
       asn: negotiated.peerAsn,
       routerId: negotiated.peerRouterId,
@@ -230,6 +306,7 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
       importPolicy: entry.importPolicy,
       exportPolicy: entry.exportPolicy,
       families: negotiated.families,
+      routeReflectorClient: entry.config.routeReflectorClient ?? false,
     };
     // A peer back within its restart time keeps its (stale) routes until its End-of-RIB.
     if (this.rib.hasPeer(address)) {
@@ -237,8 +314,23 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
     } else {
       this.rib.addPeer(address, info);
     }
-    // RFC 4724 §2: the initial table, then End-of-RIB per family.
+    // RFC 4724 §2: the initial table, then End-of-RIB per family, even for an empty table. A
+    // restarting speaker sends it only once its route selection is done (RFC 4724 §4.1).
+    if (this.deferral?.active) {
+      entry.initialTable = negotiated.families;
+      this.deferral.established(address, negotiated);
+      return;
+    }
     void this.flush(address, entry, negotiated.families);
+  }
+
+  /** RFC 4724 §4.1: the restart's route selection is done; each peer now gets its initial table and End-of-RIB. */
+  private deferralOver(): void {
+    for (const [address, entry] of this.peers) {
+      const families = entry.initialTable;
+      entry.initialTable = undefined;
+      if (families !== undefined && entry.session.state === 'established' && this.rib.hasPeer(address)) void this.flush(address, entry, families);
+    }
   }
 
   private received(address: string, entry: PeerEntry, update: UpdateMessage): void {
@@ -261,7 +353,11 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
   }
 
   private down(address: string, entry: PeerEntry, down: SessionDown): void {
-    if (!this.rib.hasPeer(address)) return;
+    entry.establishedAt = undefined;
+    entry.initialTable = undefined;
+    this.deferral?.gone(address);
+    // Our own graceful restart: the routes stay in the kernel, and the next process learns them again.
+    if (this.closedGracefully || !this.rib.hasPeer(address)) return;
     const restart = down.gracefulRestartTime;
     if (restart !== undefined && restart > 0) {
       // RFC 4724 §4.2: keep the routes, marked stale, until End-of-RIB or the restart time.
@@ -324,7 +420,7 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
     setImmediate(() => {
       this.flushScheduled = false;
       for (const [address, entry] of this.peers) {
-        if (entry.session.state === 'established' && this.rib.hasPeer(address)) void this.flush(address, entry);
+        if (entry.session.state === 'established' && this.rib.hasPeer(address) && entry.initialTable === undefined) void this.flush(address, entry);
       }
     });
   }

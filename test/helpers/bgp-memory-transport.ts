@@ -14,6 +14,15 @@
  * Connections the speaker opens itself wait in `pendingDials` until the test answers them
  * (`answer(dial, true)` connects, `false` refuses); unanswered, they time out on the (fake) clock
  * after the speaker's connect timeout, as a SYN to a silent host would.
+ *
+ * Several speakers may share one network. With `linkSpeakers`, a connection a speaker opens to
+ * an address and port where another speaker of the network listens reaches that speaker at once
+ * (from the dialling session's `localAddress`), with no MemoryEnd in between:
+ *
+ *   const net = new MemoryNetwork({ linkSpeakers: true });
+ *   const r = await Speaker.start({ ..., listen: [{ host: '198.18.0.10', port: 179 }], transport: net.transport });
+ *   const a = await Speaker.start({ ..., transport: net.transport });
+ *   a.addPeer({ address: '198.18.0.10', localAddress: '198.18.0.1', ... });   // up once settled
  */
 import { EventEmitter } from 'node:events';
 import type net from 'node:net';
@@ -114,11 +123,22 @@ interface Dial extends PendingDial {
 
 let nextPort = 40000;
 
+interface Server {
+  readonly host: string;
+  readonly port: number;
+  readonly server: EventEmitter;
+}
+
 export class MemoryNetwork {
-  /** Every connection made so far, in order. */
+  /** Every connection made so far with a test end, in order (speaker-to-speaker links have none). */
   readonly ends: MemoryEnd[] = [];
-  private readonly servers: { readonly host: string; readonly port: number; readonly server: EventEmitter }[] = [];
+  private readonly servers: Server[] = [];
   private readonly dials: Dial[] = [];
+  private readonly linkSpeakers: boolean;
+
+  constructor(opts: { readonly linkSpeakers?: boolean } = {}) {
+    this.linkSpeakers = opts.linkSpeakers ?? false;
+  }
 
   readonly transport: BgpTransport = {
     connect: (opts) => this.connect(opts),
@@ -130,10 +150,10 @@ export class MemoryNetwork {
     return this.dials.filter((d) => !d.settled);
   }
 
-  /** `from` connects to the speaker's first listener. Throws when the speaker listens nowhere. */
-  dial(from: string): MemoryEnd {
-    const listener = this.servers[0];
-    if (!listener) throw new Error('the speaker listens nowhere');
+  /** `from` connects to the listener on `to` (default: the first listener). Throws when there is none. */
+  dial(from: string, to?: string): MemoryEnd {
+    const listener = to === undefined ? this.servers[0] : this.servers.find((s) => s.host === to);
+    if (!listener) throw new Error(`no speaker listens on ${to ?? 'any address'}`);
     const [speakerSide, end] = this.pair(listener.host, listener.port, from, false);
     listener.server.emit('connection', speakerSide);
     return end;
@@ -167,6 +187,8 @@ export class MemoryNetwork {
   }
 
   private connect(opts: ConnectOptions): Promise<net.Socket> {
+    const listener = this.linkSpeakers ? this.servers.find((s) => s.host === opts.host && s.port === opts.port) : undefined;
+    if (listener) return Promise.resolve(this.link(opts, listener));
     return new Promise((resolve, reject) => {
       const dial: Dial = { opts, settled: false, resolve, reject };
       const fail = (why: string): void => {
@@ -182,6 +204,19 @@ export class MemoryNetwork {
       };
       this.dials.push(dial);
     });
+  }
+
+  /** A connection from one speaker (the dialler's side, returned) to another's listener. */
+  private link(opts: ConnectOptions, listener: Server): net.Socket {
+    const from = opts.localAddress ?? '198.18.255.1';
+    const fromPort = nextPort++;
+    const dialler = new MemorySocket(from, fromPort, listener.host, listener.port);
+    const accepted = new MemorySocket(listener.host, listener.port, from, fromPort);
+    dialler.other = accepted;
+    accepted.other = dialler;
+    // Either side's messages wait in the other's stream until its Connection reads them.
+    listener.server.emit('connection', accepted);
+    return dialler as unknown as net.Socket;
   }
 
   private listen(host: string, port: number): BgpListener {

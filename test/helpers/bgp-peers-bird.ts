@@ -98,6 +98,8 @@ export class BirdPeer extends PeerDaemonBase {
       `filter twt_import { ${o.acceptAll ?? true ? 'accept' : 'reject'}; }`,
       exportFilter('twt_export4', v4, o.exportLearned ?? false),
       exportFilter('twt_export6', v6, o.exportLearned ?? false),
+      // A router: BGP's best routes go to the kernel (protocol bird), so the namespace forwards by them.
+      ...(o.installRoutes ? ['protocol kernel twt_kernel4 { ipv4 { import none; export where source = RTS_BGP; }; merge paths on; }'] : []),
     ];
     for (const n of o.neighbors) lines.push(this.protocol(n));
     return `${lines.join('\n')}\n`;
@@ -115,6 +117,7 @@ export class BirdPeer extends PeerDaemonBase {
     if (n.multihop !== undefined) body.push(`multihop ${n.multihop};`);
     else if (this.isIbgp(n)) body.push('direct;');
     if (n.passive) body.push('passive on;');
+    if (n.routeReflectorClient) body.push('rr client;');
     if (n.md5 !== undefined) body.push(`password ${JSON.stringify(n.md5)};`);
     // Off unless asked: BIRD's default ("aware") keeps a crashed peer's routes for its restart time.
     body.push(`graceful restart ${n.gracefulRestart ? 'on' : 'off'};`);
@@ -122,7 +125,7 @@ export class BirdPeer extends PeerDaemonBase {
     const limit = this.opts.maxPrefix !== undefined ? ` import limit ${this.opts.maxPrefix} action disable;` : '';
     for (const f of familiesOf(n)) {
       const v = f === 'ipv6-unicast' ? '6' : '4';
-      body.push(`ipv${v} { import filter twt_import; export filter twt_export${v};${limit} };`);
+      body.push(`ipv${v} { import filter twt_import; export filter twt_export${v};${limit}${n.nextHopSelf ? ' next hop self ebgp;' : ''} };`);
     }
     return `protocol bgp ${birdProtocolName(n.address)} {\n  ${body.join('\n  ')}\n}`;
   }
@@ -142,12 +145,32 @@ export class BirdPeer extends PeerDaemonBase {
   /**
    * From `show protocols all <proto>`: the protocol line's Since column and, per channel, the
    * received column of "Import updates" (every route announcement, repeats counted as "ignored").
+   * Graceful restart: "Neighbor graceful restart active" while BIRD keeps a restarting neighbor's
+   * routes; the neighbor's R and F bits are "Restart recovery" and "AF preserved: ipv4 ipv6" in
+   * the "Graceful restart" block of "Neighbor capabilities" (shown while the session is up):
+   *
+   *       Neighbor capabilities
+   *         Graceful restart
+   *           Restart time: 120
+   *           Restart recovery
+   *           AF supported: ipv4
+   *           AF preserved: ipv4
    */
   async neighborStatus(neighbor: string): Promise<NeighborStatus> {
     const { out, state } = await this.protocolInfo(neighbor);
     const since = new RegExp(`^${birdProtocolName(neighbor)}\\s+BGP\\s+\\S+\\s+\\S+\\s+(\\S+)`, 'm').exec(out)?.[1];
     const updates = [...out.matchAll(/^\s+Import updates:\s+(\d+)/gm)].reduce((sum, m) => sum + Number(m[1]), 0);
-    return { state, ...(since !== undefined && { upSince: since }), routeUpdatesReceived: updates };
+    const theirs = indentedBlock(out, 'Neighbor capabilities');
+    const gr = indentedBlock(theirs, 'Graceful restart');
+    const preserved = /^\s+AF preserved:(.*)$/m.exec(gr)?.[1]?.trim().split(/\s+/) ?? [];
+    return {
+      state, ...(since !== undefined && { upSince: since }), routeUpdatesReceived: updates,
+      gracefulRestart: {
+        helping: /Neighbor graceful restart active/.test(out),
+        peerRestarting: /^\s+Restart recovery$/m.test(gr),
+        peerForwarding: preserved.flatMap((af) => (af === 'ipv4' ? ['ipv4-unicast' as const] : af === 'ipv6' ? ['ipv6-unicast' as const] : [])),
+      },
+    };
   }
 
   async requestRouteRefresh(neighbor: string): Promise<void> {
@@ -214,6 +237,20 @@ function staticRoute(a: Announcement): string {
 function exportFilter(name: string, routes: readonly Announcement[], exportLearned: boolean): string {
   const nextHops = routes.filter((a) => a.nextHop !== undefined).map((a) => `if net = ${a.prefix} then bgp_next_hop = ${a.nextHop};`);
   return `filter ${name} { ${exportLearned ? '' : 'if source != RTS_STATIC then reject; '}${nextHops.join(' ')} accept; }`;
+}
+
+/** The lines indented under the line that is exactly `title` (after its indentation); '' when there is none. */
+function indentedBlock(text: string, title: string): string {
+  const lines = text.split('\n');
+  const at = lines.findIndex((l) => l.trim() === title);
+  if (at < 0) return '';
+  const indent = lines[at]!.length - lines[at]!.trimStart().length;
+  const block: string[] = [];
+  for (const l of lines.slice(at + 1)) {
+    if (l.length - l.trimStart().length <= indent) break;
+    block.push(l);
+  }
+  return block.join('\n');
 }
 
 /** "12 of 12 routes for 12 networks in table master4" → 12 (0 when BIRD prints no count line). */

@@ -31,6 +31,10 @@ export interface PeerNeighbor {
    * BIRD ("aware") and FRR ("helper") would otherwise keep a killed peer's routes for 120 s.
    */
   readonly gracefulRestart?: boolean | undefined;
+  /** An iBGP route-reflector client of this daemon (RFC 4456): a ToR in its rack's AS. */
+  readonly routeReflectorClient?: boolean | undefined;
+  /** Send this neighbor our own address as next hop for routes learned over eBGP (a ToR towards its rack). */
+  readonly nextHopSelf?: boolean | undefined;
 }
 
 export interface PeerDaemonOptions {
@@ -55,6 +59,11 @@ export interface PeerDaemonOptions {
    * what it originates (announce/announceMany), so every learned route comes from its originator.
    */
   readonly exportLearned?: boolean | undefined;
+  /**
+   * Install the best routes in the namespace's kernel and forward by them (a real router: a ToR).
+   * Default false: a RIB-only speaker. BIRD: a kernel protocol exporting BGP routes; FRR: zebra does.
+   */
+  readonly installRoutes?: boolean | undefined;
   /** In names and messages ([a-z0-9_.-]); default the kind. */
   readonly label?: string | undefined;
   /** Registry that stops the daemon and removes its dir; default the namespace's. */
@@ -88,6 +97,12 @@ export interface LearnedRoute {
   readonly localPref?: number;
   /** Neighbor address it came from, when the daemon says. */
   readonly from?: string;
+  /**
+   * True while the daemon keeps it as stale for a sender whose session ended and that is
+   * restarting gracefully (RFC 4724 §4.2). FRR and gobgp flag each such path; BIRD shows no
+   * per-route flag (see NeighborStatus.gracefulRestart), so its routes never carry this.
+   */
+  readonly stale?: true;
 }
 
 /** BGP messages of one kind counted by a daemon on one session. */
@@ -114,6 +129,15 @@ export interface NeighborStatus {
   readonly routeUpdatesReceived?: number;
   /** How often the session reached Established and dropped since the daemon started (FRR). */
   readonly connections?: { readonly established: number; readonly dropped: number };
+  /** Graceful restart (RFC 4724) with this neighbor (BIRD, FRR). */
+  readonly gracefulRestart?: {
+    /** Its session ended and the daemon keeps its routes as stale, waiting for it to come back (§4.2). */
+    readonly helping: boolean;
+    /** The Restart State bit of the neighbor's OPEN on the current session (false while there is none). */
+    readonly peerRestarting: boolean;
+    /** The families whose Forwarding State bit it set in that OPEN. */
+    readonly peerForwarding: readonly PeerFamily[];
+  };
 }
 
 export interface PeerDaemon {
@@ -267,7 +291,7 @@ export function checkLargeCommunity(c: string): [number, number, number] {
 /** Only keys with a value: learned() leaves absent attributes out rather than undefined. */
 export function route(r: {
   prefix: string; nextHop: string; asPath: number[]; communities?: string[] | undefined; largeCommunities?: string[] | undefined;
-  med?: number | undefined; localPref?: number | undefined; from?: string | undefined;
+  med?: number | undefined; localPref?: number | undefined; from?: string | undefined; stale?: boolean | undefined;
 }): LearnedRoute {
   const out: { -readonly [K in keyof LearnedRoute]: LearnedRoute[K] } = {
     prefix: canonicalPrefix(r.prefix), nextHop: canonicalIp(r.nextHop), asPath: r.asPath,
@@ -277,6 +301,7 @@ export function route(r: {
   if (r.med !== undefined) out.med = r.med;
   if (r.localPref !== undefined) out.localPref = r.localPref;
   if (r.from !== undefined) out.from = canonicalIp(r.from);
+  if (r.stale === true) out.stale = true;
   return out;
 }
 

@@ -64,12 +64,18 @@ interface FrrPath {
   locPrf?: number;
   sourced?: boolean;
   local?: boolean;
+  stale?: boolean;
 }
 
 /** The parts of `show bgp neighbors <a> json` that neighborStatus() reads. */
 interface FrrNeighborJson {
   bgpState?: string;
-  gracefulRestartInfo?: { endOfRibRecv?: Record<string, boolean> };
+  gracefulRestartInfo?: {
+    endOfRibRecv?: Record<string, boolean>;
+    /** The neighbor's R bit; per family (ipv4Unicast...) its F bit. */
+    rBit?: boolean;
+    timers?: { restartTimerRemaining?: number };
+  } & Record<string, unknown>;
   messageStats?: Record<string, number>;
   connectionsEstablished?: number;
   connectionsDropped?: number;
@@ -105,7 +111,7 @@ export class FrrPeer extends PeerDaemonBase {
     const listen = this.listenAddresses().flatMap((a) => ['-l', a]);
     await this.spawn({
       name: 'bgpd', cmd: join(FRR_DIR, 'bgpd'), extraPaths: tmp('bgpd'),
-      args: ['-f', f('bgpd.conf'), '-i', f('bgpd.pid'), ...common, '-p', String(this.opts.port ?? 179), ...listen, '-n'],
+      args: ['-f', f('bgpd.conf'), '-i', f('bgpd.pid'), ...common, '-p', String(this.opts.port ?? 179), ...listen, ...(this.opts.installRoutes ? [] : ['-n'])],
     });
     await this.waitReady(async () => (await this.vtysh(['-d', 'bgpd', '-c', 'show bgp summary json'], false)).includes('{'), 'bgpd vty');
   }
@@ -180,6 +186,8 @@ export class FrrPeer extends PeerDaemonBase {
       for (const n of o.neighbors) {
         if (!familiesOf(n).includes(family)) continue;
         lines.push(`  neighbor ${n.address} activate`, `  neighbor ${n.address} route-map TWT-IN in`, `  neighbor ${n.address} route-map TWT-OUT out`);
+        if (n.routeReflectorClient) lines.push(`  neighbor ${n.address} route-reflector-client`);
+        if (n.nextHopSelf) lines.push(`  neighbor ${n.address} next-hop-self`);
         if (o.maxPrefix !== undefined) lines.push(`  neighbor ${n.address} maximum-prefix ${o.maxPrefix}`);
       }
       lines.push(' exit-address-family');
@@ -212,7 +220,9 @@ export class FrrPeer extends PeerDaemonBase {
   /**
    * From `show bgp neighbors <a> json`: gracefulRestartInfo.endOfRibRecv (kept with graceful restart
    * off too), messageStats, connectionsEstablished/Dropped. No upSince: bgpTimerUpEstablishedEpoch
-   * is worked out from the uptime at each read and moves by a second between reads.
+   * is worked out from the uptime at each read and moves by a second between reads. Graceful
+   * restart: helping while gracefulRestartInfo.timers.restartTimerRemaining runs; the neighbor's
+   * R bit is gracefulRestartInfo.rBit, its F bits gracefulRestartInfo.<family>.fBit.
    */
   async neighborStatus(neighbor: string): Promise<NeighborStatus> {
     const e = await this.neighborJson(neighbor);
@@ -220,11 +230,20 @@ export class FrrPeer extends PeerDaemonBase {
     const counts = (dir: 'Recv' | 'Sent'): MessageCounts => ({
       updates: m[`updates${dir}`] ?? 0, routeRefresh: m[`routeRefresh${dir}`] ?? 0, notifications: m[`notifications${dir}`] ?? 0,
     });
+    const gr = e.gracefulRestartInfo;
+    const established = e.bgpState === 'Established';
     return {
       state: e.bgpState.toLowerCase(),
-      endOfRibReceived: Object.entries(e.gracefulRestartInfo?.endOfRibRecv ?? {}).filter(([, v]) => v).flatMap(([k]) => FRR_FAMILIES[k] ?? []),
+      endOfRibReceived: Object.entries(gr?.endOfRibRecv ?? {}).filter(([, v]) => v).flatMap(([k]) => FRR_FAMILIES[k] ?? []),
       messages: { received: counts('Recv'), sent: counts('Sent') },
       connections: { established: e.connectionsEstablished ?? 0, dropped: e.connectionsDropped ?? 0 },
+      gracefulRestart: {
+        helping: gr?.timers?.restartTimerRemaining !== undefined,
+        peerRestarting: established && gr?.rBit === true,
+        peerForwarding: established
+          ? Object.entries(FRR_FAMILIES).filter(([k]) => (gr?.[k] as { fBit?: boolean } | undefined)?.fBit === true).map(([, f]) => f)
+          : [],
+      },
     };
   }
 
@@ -245,7 +264,7 @@ export class FrrPeer extends PeerDaemonBase {
           prefix, nextHop: nh?.ip ?? '',
           asPath: (p.aspath?.segments ?? []).flatMap((s) => s.list ?? []),
           communities: p.community?.list, largeCommunities: p.largeCommunity?.list,
-          med: p.metric, localPref: p.locPrf, from: p.peer.peerId,
+          med: p.metric, localPref: p.locPrf, from: p.peer.peerId, stale: p.stale,
         }));
       }
     }

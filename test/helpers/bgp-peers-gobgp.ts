@@ -45,7 +45,7 @@ interface GobgpAttr {
   metric?: number;
   communities?: number[];
 }
-interface GobgpPath { attrs?: GobgpAttr[]; 'neighbor-ip'?: string; 'source-id'?: string }
+interface GobgpPath { attrs?: GobgpAttr[]; 'neighbor-ip'?: string; 'source-id'?: string; stale?: boolean }
 interface GobgpAfiSafi {
   config?: { family?: { afi?: number } };
   state?: { family?: { afi?: number }; accepted?: number };
@@ -265,7 +265,7 @@ function parseGobgpPath(prefix: string, p: GobgpPath): LearnedRoute {
       default: break;
     }
   }
-  return route({ prefix, nextHop: canonicalIp(nextHop), asPath, communities, largeCommunities, med, localPref, from: p['neighbor-ip'] });
+  return route({ prefix, nextHop: canonicalIp(nextHop), asPath, communities, largeCommunities, med, localPref, from: p['neighbor-ip'], stale: p.stale });
 }
 
 // ---- a minimal gRPC client (client streaming, unix socket) ------------------------------------

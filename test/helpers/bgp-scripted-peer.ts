@@ -97,6 +97,8 @@ export interface OpenOptions {
   readonly routerId?: string | undefined;
   /** Advertise graceful restart (RFC 4724) with this restart time, in seconds. */
   readonly gracefulRestart?: number | undefined;
+  /** The Restart State (R) bit of that capability; default true (the peer has just restarted). */
+  readonly restarting?: boolean | undefined;
   readonly families?: readonly Family[] | undefined;
 }
 
@@ -106,7 +108,7 @@ export function openFrom(o: OpenOptions): Buffer {
     version: 4, myAsn: o.asn > 0xffff ? AS_TRANS : o.asn, holdTime: o.holdTime, routerId: o.routerId ?? SCRIPTED_ROUTER_ID,
     capabilities: {
       multiprotocol: o.families ?? ['ipv4-unicast'], fourOctetAsn: o.asn, routeRefresh: true, enhancedRouteRefresh: false, unknown: [],
-      ...(o.gracefulRestart !== undefined && { gracefulRestart: { restarting: true, restartTime: o.gracefulRestart, families: [] } }),
+      ...(o.gracefulRestart !== undefined && { gracefulRestart: { restarting: o.restarting ?? true, restartTime: o.gracefulRestart, families: [] } }),
     },
   });
 }
@@ -118,12 +120,14 @@ export interface UpdateOptions {
   /** AS_PATH as one sequence; default [65002]. */
   readonly asPath?: readonly number[] | undefined;
   readonly family?: Family | undefined;
+  /** More attributes (LOCAL_PREF, ORIGINATOR_ID, CLUSTER_LIST...). */
+  readonly attributes?: Partial<PathAttributes> | undefined;
 }
 
 /** UPDATEs announcing `prefixes` (4-octet AS_PATH; one message unless they do not fit in one). */
 export function updateFrom(o: UpdateOptions): Buffer {
   const family = o.family ?? 'ipv4-unicast';
-  const attributes: PathAttributes = { origin: 0, asPath: [{ type: 'sequence', asns: [...(o.asPath ?? [65002])] }] };
+  const attributes: PathAttributes = { origin: 0, asPath: [{ type: 'sequence', asns: [...(o.asPath ?? [65002])] }], ...o.attributes };
   const nextHop = o.nextHop ?? (family === 'ipv4-unicast' ? SCRIPTED_NEXT_HOP : 'fd00::2');
   return Buffer.concat(encodeAnnouncements(family, attributes, [nextHop], o.prefixes, { fourOctetAsn: true }));
 }

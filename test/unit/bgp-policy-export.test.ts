@@ -14,13 +14,15 @@ import type { Family, PathAttributes, Route } from '../../src/bgp/types.js';
 
 const LOCAL: ExportSource = { local: true, ibgp: false };
 const FROM_EBGP: ExportSource = { local: false, ibgp: false };
-const FROM_IBGP: ExportSource = { local: false, ibgp: true };
+const FROM_IBGP: ExportSource = { local: false, ibgp: true, routerId: '10.255.0.3' };
+const FROM_CLIENT: ExportSource = { local: false, ibgp: true, routeReflectorClient: true, routerId: '10.255.0.1' };
 
 function target(ibgp: boolean, extra: Partial<ExportTarget> = {}): ExportTarget {
   return {
     local: false,
     ibgp,
     localAsn: 65000,
+    clusterId: '192.168.0.100',
     localAddress: '192.168.0.10',
     families: ['ipv4-unicast', 'ipv6-unicast'],
     policy: new ExportPolicy(),
@@ -29,6 +31,7 @@ function target(ibgp: boolean, extra: Partial<ExportTarget> = {}): ExportTarget 
 }
 const EBGP_PEER = target(false);
 const IBGP_PEER = target(true);
+const CLIENT_PEER = target(true, { routeReflectorClient: true });
 
 function route(prefix: string, attributes: Partial<PathAttributes> = {}, nextHop = '192.168.0.2'): Route {
   const family: Family = prefix.includes(':') ? 'ipv6-unicast' : 'ipv4-unicast';
@@ -45,6 +48,17 @@ describe('export: who gets a route', () => {
     ['iBGP-learned to eBGP', FROM_IBGP, EBGP_PEER, true],
     ['iBGP-learned to another iBGP peer: never (RFC 4271 §9.2, no reflection)', FROM_IBGP, IBGP_PEER, false],
   ])('%s: %s', (_name, source, to, expected) => {
+    expect(exportAllowed('ipv4-unicast', '10.244.2.0/24', source, to)).toBe(expected);
+  });
+
+  it.each<[string, ExportSource, ExportTarget, boolean]>([
+    ['client to another client', FROM_CLIENT, CLIENT_PEER, true],
+    ['client to a non-client', FROM_CLIENT, IBGP_PEER, true],
+    ['client to eBGP', FROM_CLIENT, EBGP_PEER, true],
+    ['non-client to a client', FROM_IBGP, CLIENT_PEER, true],
+    ['non-client to another non-client: never', FROM_IBGP, IBGP_PEER, false],
+    ['eBGP-learned to a client', FROM_EBGP, CLIENT_PEER, true],
+  ])('route reflection (RFC 4456 §6), %s', (_name, source, to, expected) => {
     expect(exportAllowed('ipv4-unicast', '10.244.2.0/24', source, to)).toBe(expected);
   });
 
@@ -134,6 +148,33 @@ describe('export: outgoing attributes', () => {
     expect(a.key).toBe(b.key);
     expect(c.key).not.toBe(a.key);
     expect(d.key).not.toBe(a.key);
+  });
+
+  it('reflecting (RFC 4456 §8, §10): ORIGINATOR_ID of the sending peer, our cluster id in CLUSTER_LIST; NEXT_HOP, LOCAL_PREF, MED, AS_PATH unchanged', () => {
+    const r = route('10.244.2.0/24', { asPath: [], med: 7, localPref: 300, communities: [5] }, '192.168.0.1');
+    const out = exportAttributes(r, FROM_CLIENT, IBGP_PEER)!;
+    expect(out.attributes).toEqual({
+      origin: 0, asPath: [], nextHop: '192.168.0.1', med: 7, localPref: 300, communities: [5],
+      originatorId: '10.255.0.1', clusterList: ['192.168.0.100'],
+    });
+    expect(out.nextHops).toEqual(['192.168.0.1']);
+    // From a non-client to a client alike.
+    expect(exportAttributes(r, FROM_IBGP, CLIENT_PEER)!.attributes).toMatchObject({ originatorId: '10.255.0.3', clusterList: ['192.168.0.100'] });
+  });
+
+  it('reflecting a reflected route keeps its ORIGINATOR_ID and prepends to its CLUSTER_LIST; a missing LOCAL_PREF goes out as 100', () => {
+    const r = route('10.244.2.0/24', { asPath: [], originatorId: '10.255.0.9', clusterList: ['10.0.0.7'] });
+    expect(exportAttributes(r, FROM_IBGP, CLIENT_PEER)!.attributes).toMatchObject({
+      originatorId: '10.255.0.9', clusterList: ['192.168.0.100', '10.0.0.7'], localPref: 100,
+    });
+  });
+
+  it('routes reflected for different originators get different keys (they must not share an UPDATE)', () => {
+    const r = route('10.244.2.0/24', { asPath: [], localPref: 100 });
+    const a = exportAttributes(r, FROM_CLIENT, IBGP_PEER)!;
+    const b = exportAttributes(r, { ...FROM_CLIENT, routerId: '10.255.0.2' }, IBGP_PEER)!;
+    const c = exportAttributes(route('10.244.2.0/24', { asPath: [], localPref: 100, clusterList: ['10.0.0.7'] }), FROM_CLIENT, IBGP_PEER)!;
+    expect(new Set([a.key, b.key, c.key]).size).toBe(3);
   });
 
   it('checks its configuration', () => {

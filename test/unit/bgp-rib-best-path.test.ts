@@ -73,6 +73,9 @@ describe('best-path selection, one tie-break at a time (RFC 4271 §9.1.2.2)', ()
     ['ORIGINATOR_ID stands in for the router id (RFC 4456 §9)',
       { asn: LOCAL_ASN, n: 1, attributes: attrs([65001], { originatorId: '9.9.9.9' }) },
       { asn: LOCAL_ASN, n: 2, attributes: attrs([65001]) }, 'b'],
+    ['equal identifiers: the shorter CLUSTER_LIST, before the peer address (RFC 4456 §9)',
+      { asn: LOCAL_ASN, n: 1, attributes: attrs([65001], { originatorId: '9.9.9.9', clusterList: ['1.1.1.1', '2.2.2.2'] }) },
+      { asn: LOCAL_ASN, n: 2, attributes: attrs([65001], { originatorId: '9.9.9.9', clusterList: ['3.3.3.3'] }) }, 'b'],
     ['lowest peer address, compared as a number (192.168.0.3 < 192.168.0.20)',
       { asn: 65001, n: 1, routerId: '7.7.7.7', address: '192.168.0.20', attributes: attrs([65001]) },
       { asn: 65001, n: 2, routerId: '7.7.7.7', address: '192.168.0.3', attributes: attrs([65001]) }, 'b'],
@@ -103,6 +106,18 @@ describe('best-path selection, one tie-break at a time (RFC 4271 §9.1.2.2)', ()
       }
       expect(rib.bestRoute('ipv4-unicast', P)!.peerId).toBe('r2');
     }
+  });
+
+  it('three candidates: the shortest CLUSTER_LIST among equal identifiers (RFC 4456 §9)', () => {
+    const rib = newRib();
+    const reflected = (clusterList: string[]): PathAttributes => attrs([65001], { originatorId: '9.9.9.9', clusterList });
+    addPeer(rib, 'two', LOCAL_ASN, 1);
+    addPeer(rib, 'one', LOCAL_ASN, 3);
+    addPeer(rib, 'three', LOCAL_ASN, 2);
+    announce(rib, 'two', [P], reflected(['1.1.1.1', '2.2.2.2']));
+    announce(rib, 'one', [P], reflected(['3.3.3.3']));
+    announce(rib, 'three', [P], reflected(['4.4.4.4', '5.5.5.5', '6.6.6.6']));
+    expect(rib.bestRoute('ipv4-unicast', P)!.peerId).toBe('one');
   });
 
   it('three or more candidates go through every step', () => {

@@ -2,10 +2,12 @@
 // §5.1). Two steps, split so the RIB can cache the expensive one:
 //
 //   exportAllowed()     per prefix: never back to the peer it came from, no iBGP-learned route to
-//                       another iBGP peer (RFC 4271 §9.2; Twill is no route reflector), the peer's
-//                       `announce` filter, the peer's negotiated families.
+//                       another iBGP peer (RFC 4271 §9.2) unless one of the two is a route
+//                       reflector client (RFC 4456 §6), the peer's `announce` filter, the peer's
+//                       negotiated families.
 //   exportAttributes()  per (attributes, next hop, source, target): well-known communities,
-//                       eBGP AS prepend and next hop self, LOCAL_PREF only to iBGP, MED rules.
+//                       eBGP AS prepend and next hop self, LOCAL_PREF only to iBGP, MED rules,
+//                       ORIGINATOR_ID and CLUSTER_LIST on a reflected route (RFC 4456 §8).
 //                       Depends on no prefix, so one result serves a whole received UPDATE.
 
 import { InvalidArgumentError } from '../../core/errors.js';
@@ -66,11 +68,17 @@ export interface ExportSource {
   /** A local advertisement (setLocal), not a learned route. */
   readonly local: boolean;
   readonly ibgp: boolean;
+  /** An iBGP peer we reflect routes for (RFC 4456 §6). Default false. */
+  readonly routeReflectorClient?: boolean | undefined;
+  /** The peer's BGP identifier: ORIGINATOR_ID of a route we reflect that has none (RFC 4456 §8). */
+  readonly routerId?: string | undefined;
 }
 
 /** What export needs to know about the peer a route goes to. */
 export interface ExportTarget extends ExportSource {
   readonly localAsn: number;
+  /** Our cluster id (RFC 4456 §7), prepended to CLUSTER_LIST when we reflect a route. */
+  readonly clusterId: string;
   /** The session's local address: next hop self unless the policy names one for the family. */
   readonly localAddress: string;
   readonly families: readonly Family[];
@@ -91,11 +99,18 @@ export interface OutboundAttributes {
 export function exportAllowed(family: Family, prefix: Prefix, source: ExportSource, target: ExportTarget): boolean {
   // Never back to where it came from (the RIB passes the source peer's own object as target).
   if (source === target) return false;
-  // RFC 4271 §9.2: iBGP-learned routes are not advertised to iBGP peers (no route reflection).
-  if (source.ibgp && target.ibgp) return false;
+  // RFC 4271 §9.2: iBGP-learned routes are not advertised to iBGP peers, except by a route
+  // reflector (RFC 4456 §6): a client's routes go to every iBGP peer, a non-client's to the
+  // clients only. Without clients nothing is reflected.
+  if (source.ibgp && target.ibgp && !isReflected(source, target)) return false;
   if (!target.families.includes(family)) return false;
   const announce = target.policy.announce;
   return announce === undefined || announce.matches(prefix);
+}
+
+/** RFC 4456 §6: an iBGP-learned route going to an iBGP peer is reflected when either is a client. */
+function isReflected(source: ExportSource, target: ExportSource): boolean {
+  return (source.routeReflectorClient ?? false) || (target.routeReflectorClient ?? false);
 }
 
 /**
@@ -112,6 +127,8 @@ export function exportAttributes(route: Route, source: ExportSource, target: Exp
   }
   const nextHop = chooseNextHop(route, source, target);
   if (nextHop === undefined) return undefined;
+  // exportAllowed() let an iBGP-learned route to an iBGP peer through only when reflecting it.
+  const reflected = source.ibgp && target.ibgp;
   const attributes = compact({
     origin: a.origin,
     // RFC 4271 §5.1.2: prepend our AS towards external peers only.
@@ -120,14 +137,18 @@ export function exportAttributes(route: Route, source: ExportSource, target: Exp
     // RFC 4271 §5.1.4: a MED may be passed on inside the AS, never to another AS; to external
     // peers only our own (local) MED goes.
     med: target.ibgp || source.local ? a.med : undefined,
-    // RFC 4271 §5.1.5: LOCAL_PREF goes to internal peers only. What reaches this point is local or
-    // eBGP-learned, whose received LOCAL_PREF (if any) was ignored, so ours applies.
-    localPref: target.ibgp ? target.policy.localPref : undefined,
+    // RFC 4271 §5.1.5: LOCAL_PREF goes to internal peers only. A local or eBGP-learned route's
+    // received LOCAL_PREF (if any) was ignored, so ours applies; a reflected route keeps the one it
+    // was ranked by (RFC 4456 §10).
+    localPref: !target.ibgp ? undefined : reflected ? (a.localPref ?? DEFAULT_LOCAL_PREF) : target.policy.localPref,
     atomicAggregate: a.atomicAggregate,
     aggregator: a.aggregator,
     communities: a.communities,
     largeCommunities: a.largeCommunities,
-    // ORIGINATOR_ID / CLUSTER_LIST are a route reflector's to set (RFC 4456 §8); not passed on.
+    // RFC 4456 §8: a reflected route names the router that brought it into the AS (kept when set)
+    // and the clusters it passed; neither leaves the AS nor goes on unreflected.
+    originatorId: reflected ? (a.originatorId ?? source.routerId) : undefined,
+    clusterList: reflected ? [target.clusterId, ...(a.clusterList ?? [])] : undefined,
     unknown: passOnUnknown(a.unknown),
   });
   return { key: attributesKey(route.family, attributes, nextHop), family: route.family, attributes, nextHops: [nextHop] };
@@ -167,5 +188,8 @@ function attributesKey(family: Family, a: PathAttributes, nextHop: string): stri
   const unknown = a.unknown?.map((u) => `${u.flags}/${u.type}/${u.value.toString('hex')}`).join(',') ?? '';
   const large = a.largeCommunities?.map((c) => c.join(':')).join(',') ?? '';
   const aggregator = a.aggregator ? `${a.aggregator.asn}@${a.aggregator.address}` : '';
-  return [family, nextHop, a.origin, asPathKey(a.asPath), a.med ?? '', a.localPref ?? '', a.atomicAggregate ? 1 : 0, aggregator, a.communities?.join(',') ?? '', large, unknown].join('|');
+  return [
+    family, nextHop, a.origin, asPathKey(a.asPath), a.med ?? '', a.localPref ?? '', a.atomicAggregate ? 1 : 0, aggregator,
+    a.communities?.join(',') ?? '', large, a.originatorId ?? '', a.clusterList?.join(',') ?? '', unknown,
+  ].join('|');
 }

@@ -41,6 +41,11 @@ function identifierOf(source: PathSource, route: Route): number {
   return originator !== undefined ? parseIpv4Value(originator) : source.routerIdNumber;
 }
 
+/** RFC 4456 §9: the CLUSTER_LIST length, 0 without one. */
+function clusterListLength(route: Route): number {
+  return route.attributes.clusterList?.length ?? 0;
+}
+
 /** Keeps the indexes whose score is the highest (or the lowest). */
 function keepBest(live: number[], score: (i: number) => number, lowest: boolean): number[] {
   let best = lowest ? Infinity : -Infinity;
@@ -55,7 +60,8 @@ function keepBest(live: number[], score: (i: number) => number, lowest: boolean)
  * The index in `sources` of the best route for `prefix`. Each source must hold a route for it.
  * Steps (RFC 4271 §9.1.2.2 unless noted): a local advertisement first; highest LOCAL_PREF
  * (§9.1.1); shortest AS_PATH; lowest ORIGIN; lowest MED among routes from the same neighbour AS
- * (c: a missing MED counts as 0); eBGP over iBGP (d); lowest BGP identifier (f); lowest peer
+ * (c: a missing MED counts as 0); eBGP over iBGP (d); lowest BGP identifier (f, the ORIGINATOR_ID
+ * of a reflected route); shortest CLUSTER_LIST (RFC 4456 §9, between f and g); lowest peer
  * address (g). Step e (IGP cost to the next hop) does not apply: next hops are on-link.
  */
 export function selectBest(family: Family, prefix: Prefix, sources: readonly PathSource[], localAsn: number): number {
@@ -74,6 +80,7 @@ export function selectBest(family: Family, prefix: Prefix, sources: readonly Pat
     (l) => eliminateByMed(l, routes, localAsn),
     (l) => (l.some((i) => !sources[i]!.ibgp) ? l.filter((i) => !sources[i]!.ibgp) : l),
     (l) => keepBest(l, (i) => identifierOf(sources[i]!, routes[i]!), true),
+    (l) => keepBest(l, (i) => clusterListLength(routes[i]!), true),
   ];
   for (const step of steps) {
     if (live.length === 1) return live[0]!;
@@ -116,5 +123,8 @@ function firstIsBetter(sa: PathSource, ra: Route, sb: PathSource, rb: Route, loc
   const idA = identifierOf(sa, ra);
   const idB = identifierOf(sb, rb);
   if (idA !== idB) return idA < idB;
+  const clA = clusterListLength(ra);
+  const clB = clusterListLength(rb);
+  if (clA !== clB) return clA < clB;
   return sa.addressKey <= sb.addressKey;
 }

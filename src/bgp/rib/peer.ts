@@ -43,6 +43,8 @@ export interface PeerInfo {
   readonly exportPolicy: ExportPolicy;
   /** Families negotiated with the peer (RFC 4760); only these are sent. Default: IPv4 unicast. */
   readonly families?: readonly Family[] | undefined;
+  /** An iBGP peer whose routes we reflect, and to which we reflect (RFC 4456 §6). Default false. */
+  readonly routeReflectorClient?: boolean | undefined;
 }
 
 /** Checks our own AS and identifiers. */
@@ -65,11 +67,14 @@ interface CachedExport {
 export class PeerState implements PathSource, ExportTarget {
   readonly local = false;
   readonly ibgp: boolean;
+  readonly routeReflectorClient: boolean;
+  readonly routerId: string;
   readonly routerIdNumber: number;
   readonly addressKey: string;
   readonly routes = new AdjRibIn();
   readonly out: AdjRibOut;
   readonly localAsn: number;
+  readonly clusterId: string;
   readonly localAddress: string;
   readonly families: readonly Family[];
   readonly importContext: ImportContext;
@@ -94,16 +99,21 @@ export class PeerState implements PathSource, ExportTarget {
     const address = parseIp(info.address, `${what} address`);
     this.localAddress = parseIp(info.localAddress, `${what} local address`).text;
     this.ibgp = info.ibgp;
+    const client = info.routeReflectorClient ?? false;
+    if (client && !info.ibgp) throw new InvalidArgumentError(`${what} route reflector client`, client, 'only an iBGP peer can be one (RFC 4456 §6)');
+    this.routeReflectorClient = client;
+    this.routerId = routerId.text;
     this.routerIdNumber = parseIpv4Value(routerId.text);
     this.addressKey = addressSortKey(address.family, address.bytes);
     this.families = [...new Set<Family>(info.families ?? ['ipv4-unicast'])];
     this.localAsn = identity.asn;
+    this.clusterId = identity.clusterId ?? identity.routerId;
     this.importPolicy = info.importPolicy;
     this.policy = info.exportPolicy;
     this.importContext = Object.freeze({
       localAsn: identity.asn,
       routerId: identity.routerId,
-      clusterId: identity.clusterId ?? identity.routerId,
+      clusterId: this.clusterId,
       ibgp: info.ibgp,
       localAddress: this.localAddress,
       ownAddresses: identity.ownAddresses ?? NO_ADDRESSES,

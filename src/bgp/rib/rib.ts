@@ -175,21 +175,17 @@ export class Rib {
   }
 
   stats(): RibStats {
-    const peers = [...this.peers.values()].map(
-      (p): PeerStats => ({
-        peerId: p.id,
-        received: { 'ipv4-unicast': p.routes.size('ipv4-unicast'), 'ipv6-unicast': p.routes.size('ipv6-unicast') },
-        stale: p.routes.staleCount(),
-        rejected: p.rejected,
-        advertised: p.out.sentCount(),
-        pendingChanges: p.out.pendingCount(),
-      }),
-    );
     return {
       local: this.local.routes.size(),
       best: { 'ipv4-unicast': this.loc.size('ipv4-unicast'), 'ipv6-unicast': this.loc.size('ipv6-unicast') },
-      peers,
+      peers: [...this.peers.values()].map(peerStats),
     };
+  }
+
+  /** One peer's part of stats(); undefined when it is not in the RIB. */
+  peerStats(peerId: string): PeerStats | undefined {
+    const peer = this.peers.get(peerId);
+    return peer === undefined ? undefined : peerStats(peer);
   }
 
   private peer(peerId: string): PeerState {
@@ -227,6 +223,17 @@ export class Rib {
       peer.out.touch(family, prefix);
     }
   }
+}
+
+function peerStats(p: PeerState): PeerStats {
+  return {
+    peerId: p.id,
+    received: { 'ipv4-unicast': p.routes.size('ipv4-unicast'), 'ipv6-unicast': p.routes.size('ipv6-unicast') },
+    stale: p.routes.staleCount(),
+    rejected: p.rejected,
+    advertised: p.out.sentCount(),
+    pendingChanges: p.out.pendingCount(),
+  };
 }
 
 /** What `peer` is sent for `prefix` when `source` holds the best route. */

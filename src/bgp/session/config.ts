@@ -7,6 +7,12 @@ export interface LocalConfig {
   readonly asn: number;
   /** BGP identifier, a dotted quad (RFC 4271 §4.2; RFC 6286 allows any non-zero 32-bit value). */
   readonly routerId: string;
+  /**
+   * RFC 4456 §7 cluster id, a dotted quad: what a route reflector prepends to CLUSTER_LIST and
+   * refuses routes carrying. Default: the router id. Set the same value on the reflectors of one
+   * cluster.
+   */
+  readonly clusterId?: string | undefined;
 }
 
 /** Timers in seconds, as routers are configured; RFC 4271 §10 suggests most of the defaults. */
@@ -47,7 +53,11 @@ export interface PeerConfig {
   /** Families to negotiate (default: IPv4 unicast for an IPv4 peer, IPv6 unicast for an IPv6 one). */
   readonly families?: readonly Family[] | undefined;
   readonly timers?: Partial<SessionTimers> | undefined;
-  /** Advertise graceful restart (RFC 4724) as a receiving speaker with this restart time (s); 0 disables it. */
+  /**
+   * Advertise graceful restart (RFC 4724) with this restart time (s), default 120: the peer keeps
+   * our routes that long when the session drops without a NOTIFICATION, and we keep its routes
+   * when it advertised the capability too. 0 disables it.
+   */
   readonly gracefulRestartTime?: number | undefined;
 }
 
@@ -77,7 +87,8 @@ export function validateAsn(asn: number, what: string): number {
 export function validateLocal(local: LocalConfig): LocalConfig {
   validateAsn(local.asn, 'local AS');
   if (!isIPv4(local.routerId) || local.routerId === '0.0.0.0') throw new InvalidArgumentError('router id', local.routerId, 'must be a non-zero dotted quad');
-  return Object.freeze({ asn: local.asn, routerId: local.routerId });
+  if (local.clusterId !== undefined && !isIPv4(local.clusterId)) throw new InvalidArgumentError('cluster id', local.clusterId, 'must be a dotted quad');
+  return Object.freeze({ asn: local.asn, routerId: local.routerId, ...(local.clusterId !== undefined && { clusterId: local.clusterId }) });
 }
 
 function seconds(value: number, what: string, min: number, max: number): number {

@@ -19,11 +19,21 @@ export interface Negotiated {
   readonly routeRefresh: boolean;
   /** The peer's graceful-restart restart time when it advertised the capability (RFC 4724). */
   readonly peerRestartTime: number | undefined;
+  /** The peer's Restart State (R) bit: it has just restarted and will not wait for our End-of-RIB (RFC 4724 §3). */
+  readonly peerRestarting: boolean;
   /** The peer's OPEN, for status output. */
   readonly open: OpenMessage;
 }
 
-export function buildOpen(local: LocalConfig, peer: ResolvedPeerConfig): Omit<OpenMessage, 'type'> {
+/** What our graceful restart capability says of ourselves (RFC 4724 §3). */
+export interface RestartFlags {
+  /** The Restart State (R) bit: we have restarted, and the peer must not wait for our End-of-RIB. */
+  readonly restarting: boolean;
+  /** The Forwarding State (F) bit of every family: our forwarding state (the kernel's routes) survived. */
+  readonly forwardingPreserved: boolean;
+}
+
+export function buildOpen(local: LocalConfig, peer: ResolvedPeerConfig, restart: RestartFlags): Omit<OpenMessage, 'type'> {
   return {
     version: 4,
     myAsn: local.asn > 0xffff ? AS_TRANS : local.asn,
@@ -34,9 +44,15 @@ export function buildOpen(local: LocalConfig, peer: ResolvedPeerConfig): Omit<Op
       fourOctetAsn: local.asn,
       routeRefresh: true,
       enhancedRouteRefresh: false,
-      // RFC 4724 §3 as a receiving speaker: no families (we keep no forwarding state of our own across
-      // a restart), so the peer keeps our routes only for the restart time if we go away.
-      ...(peer.gracefulRestartTime > 0 && { gracefulRestart: { restarting: false, restartTime: peer.gracefulRestartTime, families: [] } }),
+      // RFC 4724 §4.2: a receiving speaker keeps our routes across a restart only for the
+      // families listed here, and drops them at once for those whose F bit is clear in our next OPEN.
+      ...(peer.gracefulRestartTime > 0 && {
+        gracefulRestart: {
+          restarting: restart.restarting,
+          restartTime: peer.gracefulRestartTime,
+          families: peer.families.map((family) => ({ family, forwardingPreserved: restart.forwardingPreserved })),
+        },
+      }),
       unknown: [],
     },
   };
@@ -83,6 +99,7 @@ export function negotiate(local: LocalConfig, peer: ResolvedPeerConfig, open: Op
     families,
     routeRefresh: caps.routeRefresh || caps.enhancedRouteRefresh,
     peerRestartTime: caps.gracefulRestart?.restartTime,
+    peerRestarting: caps.gracefulRestart?.restarting ?? false,
     open: { ...open, type: MessageType.OPEN },
   };
 }

@@ -9,7 +9,7 @@ import {
 import type { LocalConfig, ResolvedPeerConfig } from './config.js';
 import { collisionBetween, incomingToReplace, MAX_PENDING_INCOMING } from './collision.js';
 import { Connection } from './connection.js';
-import { buildOpen, negotiate, type Negotiated } from './open.js';
+import { buildOpen, negotiate, type Negotiated, type RestartFlags } from './open.js';
 import type { BgpTransport } from './transport.js';
 
 // One configured peer: the RFC 4271 §8 state machine over up to two TCP connections (ours and
@@ -90,11 +90,19 @@ export class Session extends EventEmitter<SessionEvents> {
   private connecting: AbortController | undefined;
   private retryTimer: NodeJS.Timeout | undefined;
   private current: SessionState = 'idle';
+  /** Set at the first Established: from then on our OPENs no longer say we are restarting. */
+  private establishedBefore = false;
+  private lastErrorText: string | undefined;
 
+  /**
+   * `restarting`: this speaker has just restarted with its forwarding state intact (RFC 4724
+   * §4.1), so its OPENs carry the R and F bits until the session is first established.
+   */
   constructor(
     readonly local: LocalConfig,
     readonly peer: ResolvedPeerConfig,
     private readonly transport: BgpTransport,
+    private readonly restarting = false,
   ) {
     super();
     this.backoff = new Backoff({ initialMs: peer.timers.reconnectMin * 1000, maxMs: peer.timers.reconnectMax * 1000 });
@@ -114,6 +122,15 @@ export class Session extends EventEmitter<SessionEvents> {
     return this.established()?.negotiated;
   }
 
+  /**
+   * What last went wrong, for operators: the last NOTIFICATION sent or received (collision
+   * resolution's Cease/7 aside: that is routine), a failed connect, or a connection that failed
+   * or that the peer closed without a NOTIFICATION. Kept after the session comes back.
+   */
+  get lastError(): string | undefined {
+    return this.lastErrorText;
+  }
+
   /** RFC 4271 ManualStart (or ManualStart_with_PassiveTcpEstablishment for a passive peer). */
   start(): void {
     if (this.started) return;
@@ -122,12 +139,25 @@ export class Session extends EventEmitter<SessionEvents> {
     else this.connectNow();
   }
 
-  /** RFC 4271 ManualStop: Cease/2 (administrative shutdown, RFC 9003 text) on every connection. */
-  stop(text = 'session stopped'): void {
+  /**
+   * RFC 4271 ManualStop: Cease/2 (administrative shutdown, RFC 9003 text) on every connection.
+   * `graceful` (a planned restart, RFC 4724 §4): when we advertised graceful restart, the
+   * connections just close, without a NOTIFICATION, so the peer keeps our routes as stale until
+   * we are back or our restart time is over.
+   */
+  stop(text = 'session stopped', graceful = false): void {
     this.started = false;
     this.clearRetry();
     this.connecting?.abort();
-    for (const a of [...this.attempts]) this.closeWith(a, NotificationCode.CEASE, CeaseSubcode.ADMINISTRATIVE_SHUTDOWN, text, 'stopped');
+    const silent = graceful && this.peer.gracefulRestartTime > 0;
+    for (const a of [...this.attempts]) {
+      if (silent) {
+        this.dropConnection(a, 'stopped for a graceful restart', false);
+        a.conn.close();
+      } else {
+        this.closeWith(a, NotificationCode.CEASE, CeaseSubcode.ADMINISTRATIVE_SHUTDOWN, text, 'stopped');
+      }
+    }
     this.refreshState('stopped');
   }
 
@@ -163,6 +193,15 @@ export class Session extends EventEmitter<SessionEvents> {
     }
     this.transport.setTtl?.(socket, this.ttl());
     this.adopt(conn);
+  }
+
+  /**
+   * RFC 4724 §4.1: a restarting speaker sets R, and F for the families whose forwarding state it
+   * kept, until the session is back. After that, F stays set: a session that drops and comes back
+   * while this process runs has lost no forwarding state either.
+   */
+  private restartFlags(): RestartFlags {
+    return { restarting: this.restarting && !this.establishedBefore, forwardingPreserved: this.restarting || this.establishedBefore };
   }
 
   private ttl(): number | undefined {
@@ -202,7 +241,8 @@ export class Session extends EventEmitter<SessionEvents> {
     }, (err: Error) => {
       this.connecting = undefined;
       if (!this.started || abort.signal.aborted) return;
-      this.emit('warning', new Error(`connect to ${this.peer.address}:${this.peer.port} failed: ${err.message}`, { cause: err }));
+      this.lastErrorText = `connect to ${this.peer.address}:${this.peer.port} failed: ${err.message}`;
+      this.emit('warning', new Error(this.lastErrorText, { cause: err }));
       // RFC 4271 §8.2.2 Connect state: on a failed connection, restart ConnectRetryTimer and go Active.
       this.scheduleConnect(this.peer.timers.connectRetry * 1000, 'connect failed');
     });
@@ -232,8 +272,8 @@ export class Session extends EventEmitter<SessionEvents> {
     conn.on('message', (m, warnings) => this.receive(a, m, warnings));
     conn.on('ignored', (err) => this.emit('warning', err));
     conn.on('protocol-error', (err) => this.closeWith(a, err.notificationCode, err.subcode, err.message, `protocol error: ${err.message}`, err.data));
-    conn.on('closed', (err) => this.connectionEnded(a, err ? `connection failed: ${err.message}` : 'connection closed by the peer'));
-    conn.send(encodeOpen(buildOpen(this.local, this.peer)));
+    conn.on('closed', (err) => this.connectionEnded(a, err));
+    conn.send(encodeOpen(buildOpen(this.local, this.peer, this.restartFlags())));
     this.armHold(a, this.peer.timers.openHold);
     this.refreshState('OPEN sent');
   }
@@ -292,6 +332,7 @@ export class Session extends EventEmitter<SessionEvents> {
   private inOpenConfirm(a: Attempt, m: Message): void {
     if (m.type !== MessageType.KEEPALIVE) return this.fsmError(a, FsmErrorSubcode.UNEXPECTED_MESSAGE_IN_OPENCONFIRM, m);
     a.state = 'established';
+    this.establishedBefore = true;
     this.armHold(a, a.negotiated!.holdTime);
     // The state event first: closing the other connection below would otherwise report the
     // change to Established itself, with its own reason and without the negotiated values.
@@ -330,7 +371,9 @@ export class Session extends EventEmitter<SessionEvents> {
   private notified(a: Attempt, m: NotificationMessage): void {
     a.notification = { direction: 'received', code: m.code, subcode: m.subcode, text: m.shutdownText };
     const text = m.shutdownText ? `: "${m.shutdownText}"` : '';
-    this.dropConnection(a, `NOTIFICATION ${m.code}/${m.subcode} received${text}`);
+    const reason = `NOTIFICATION ${m.code}/${m.subcode} received${text}`;
+    if (!isCollisionResolution(m.code, m.subcode)) this.lastErrorText = reason;
+    this.dropConnection(a, reason);
   }
 
   // --- timers ------------------------------------------------------------------------------
@@ -362,15 +405,19 @@ export class Session extends EventEmitter<SessionEvents> {
     const shutdown = code === NotificationCode.CEASE && (subcode === CeaseSubcode.ADMINISTRATIVE_SHUTDOWN || subcode === CeaseSubcode.ADMINISTRATIVE_RESET);
     const payload = shutdown ? { shutdownText: text } : data;
     if (countsAsNotification) a.notification = { direction: 'sent', code, subcode, ...(shutdown && { text }) };
+    if (!isCollisionResolution(code, subcode)) this.lastErrorText = `NOTIFICATION ${code}/${subcode} sent: ${shutdown ? `"${text}"` : unsuffixed(reason, code, subcode)}`;
     // Forget the attempt first: close() reports 'closed' at once, which must not count as the peer's doing.
     this.dropConnection(a, reason, false);
     a.conn.close(encodeNotification(code, subcode, payload));
-    if (code === NotificationCode.CEASE && subcode === CeaseSubcode.CONNECTION_COLLISION_RESOLUTION) {
+    if (isCollisionResolution(code, subcode)) {
       this.emit('collision', { closed: a.conn.initiatedLocally ? 'outgoing' : 'incoming', reason });
     }
   }
 
-  private connectionEnded(a: Attempt, reason: string): void {
+  /** The TCP connection failed, or the peer ended it without a NOTIFICATION. */
+  private connectionEnded(a: Attempt, err: Error | undefined): void {
+    const reason = err ? `connection failed: ${err.message}` : 'connection closed by the peer';
+    if (this.attempts.has(a)) this.lastErrorText = reason;
     this.dropConnection(a, reason);
   }
 
@@ -399,4 +446,15 @@ export class Session extends EventEmitter<SessionEvents> {
     this.current = next;
     this.emit('state', { from, to: next, reason, ...extra });
   }
+}
+
+/** Cease/7: one of two connections closed by collision resolution (RFC 4271 §6.8), the session itself unharmed. */
+function isCollisionResolution(code: number, subcode: number): boolean {
+  return code === NotificationCode.CEASE && subcode === CeaseSubcode.CONNECTION_COLLISION_RESOLUTION;
+}
+
+/** A codec error's message ends by naming its NOTIFICATION (BgpMessageError): once is enough. */
+function unsuffixed(reason: string, code: number, subcode: number): string {
+  const named = ` (NOTIFICATION ${code}/${subcode})`;
+  return reason.endsWith(named) ? reason.slice(0, -named.length) : reason;
 }
