@@ -1,6 +1,6 @@
 import { dirname } from 'node:path';
 import type { Logger } from 'pino';
-import type { ExternalInterface, Network } from '../backends/backend.js';
+import type { ExternalInterface, HostBgpSettings, Network, RoutingStatus } from '../backends/backend.js';
 import type { BackendRegistry } from '../backends/registry.js';
 import { sleep } from '../core/backoff.js';
 import { InvalidArgumentError } from '../core/errors.js';
@@ -25,6 +25,8 @@ export interface AgentSettings {
   readonly leaseTtlSeconds: number;
   readonly ipMasq: boolean;
   readonly resyncIntervalMs: number;
+  /** This host's BGP settings (--bgp-*), for the bgp backend. */
+  readonly bgp?: HostBgpSettings | undefined;
   /** First delay before a failed backend sync is retried (default 1 s, doubling to 30 s). */
   readonly syncRetryInitialMs?: number | undefined;
 }
@@ -56,6 +58,7 @@ const CONFIG_POLL_MS = 1000;
  */
 export class Agent {
   readonly #health: HealthState;
+  #network: Network | undefined;
 
   constructor(private readonly deps: AgentDeps) {
     this.#health = new HealthState(deps.metrics);
@@ -63,6 +66,11 @@ export class Agent {
 
   health(): AgentHealth {
     return this.#health.report();
+  }
+
+  /** The backend's sessions and learned routes, when it is a routing-protocol backend (bgp) and running. */
+  routing(): RoutingStatus | undefined {
+    return this.#network?.routing?.();
   }
 
   async run(signal: AbortSignal): Promise<void> {
@@ -80,7 +88,9 @@ export class Agent {
       clusterNetwork: config.network,
       stateDir: dirname(deps.settings.subnetFile),
       resyncIntervalMs: deps.settings.resyncIntervalMs,
+      bgp: deps.settings.bgp,
     }, config.backend.options);
+    this.#network = network;
 
     const previous = await readSubnetFile(deps.settings.subnetFile).catch(() => undefined);
     const keeper = new LeaseKeeper({

@@ -7,6 +7,8 @@ import { twillVersion } from '../core/version.js';
 import { ETCD_FLAGS, hidePassword, parseEtcdFlags, type EtcdFlags } from '../core/etcd-flags.js';
 import { envName as envVar, FlagValues, flagTableMarkdown, helpText, integerInRange, readCommandLine, type FlagSpec } from '../core/flag-parser.js';
 import { formatHostPort, parseHostPort } from '../core/host-port.js';
+import type { HostBgpSettings } from '../backends/backend.js';
+import { parseAsn, parseListenFlag, parsePeerFlag, parseSpeaker } from '../backends/bgp/config.js';
 import { DEFAULT_MAX_THREADS, DEFAULT_TIMEOUT_MS, MAX_TIMEOUT_MS } from '../cni/plugin-pool.js';
 
 // twilld's command line: the etcd flags shared with twillctl, then the agent's own. Every flag
@@ -37,6 +39,8 @@ export interface AgentFlags extends EtcdFlags {
   readonly cniSocketGroup: number | undefined;
   /** The runtime's CNI configuration directory, read for the dataDirs in use; undefined: not read. */
   readonly cniConfDir: string | undefined;
+  /** --bgp-*, --gobgp-api: this host's own BGP settings, for the bgp backend. */
+  readonly bgp: HostBgpSettings;
 }
 
 export type AgentCommand =
@@ -62,6 +66,12 @@ export const AGENT_FLAGS: readonly FlagSpec[] = [
   { name: 'cni-socket-group', kind: 'string', arg: 'GID', default: '', help: 'numeric group whose members may use the CNI socket besides root (it becomes 0660); "" lets root only.' },
   { name: 'cni-conf-dir', kind: 'string', arg: 'DIR', default: '/etc/cni/net.d', help: 'the container runtime\'s CNI configuration directory: the dataDirs of its twill entries are reconciled at start too; "" or "off" skips it.' },
   { name: 'cni-workers', kind: 'string', arg: 'N', default: String(DEFAULT_MAX_THREADS), help: 'most threads that serve CNI calls in parallel, each with its own netlink sockets (1 to 64). Two stay warm; more start when calls overlap (a call mostly waits in the kernel, so threads, not cores, bound parallel pods) and stop after 5 min idle.' },
+  { name: 'bgp-asn', kind: 'string', arg: 'N', help: 'bgp backend: this host\'s AS number (eBGP to its top-of-rack router); default the network config\'s ASN.' },
+  { name: 'bgp-router-id', kind: 'string', arg: 'IPv4', help: 'bgp backend: the BGP identifier (default: the public IP).' },
+  { name: 'bgp-peer', kind: 'repeated', arg: 'ADDR,asn=N[,password=S][,port=P][,multihop=H]', help: 'bgp backend: an external peer of this host (its top-of-rack router), added to the network config\'s Peers; repeat it, or separate peers with ";" in the environment variable.' },
+  { name: 'bgp-listen', kind: 'string', arg: 'ADDR:PORT', help: 'bgp backend: where the speaker accepts sessions (default: the public IP, port 179).' },
+  { name: 'bgp-speaker', kind: 'string', arg: 'builtin|gobgp', help: 'bgp backend: this host\'s BGP speaker, Twill\'s own or a gobgpd beside the agent (see --gobgp-api); default the network config\'s Speaker. Hosts of one cluster may differ.' },
+  { name: 'gobgp-api', kind: 'string', arg: 'HOST:PORT|unix:///PATH', help: 'bgp backend with Speaker "gobgp": the gRPC API of the gobgpd that runs beside the agent (its --api-hosts), e.g. 127.0.0.1:50051 or unix:///run/gobgpd.sock.' },
   { name: 'resync-interval', kind: 'string', arg: 'DURATION', default: '10s', help: 'how often the backend compares the kernel with the leases and repairs drift; at least 100ms.' },
 ];
 
@@ -111,8 +121,31 @@ function validate(v: FlagValues): AgentFlags {
     cniTimeoutMs: atMost(atLeast(parseDuration(cniTimeout.value, cniTimeout.what), 1000, cniTimeout.value, cniTimeout.what), MAX_TIMEOUT_MS, cniTimeout.value, cniTimeout.what),
     cniSocketGroup: cniSocketGroup.value === '' ? undefined : integerInRange(cniSocketGroup.value, cniSocketGroup.what, 0, 0xfffffffe),
     cniConfDir: cniConfDir.value === '' || cniConfDir.value === 'off' ? undefined : absolutePath(cniConfDir.value, cniConfDir.what),
+    bgp: bgpSettings(v),
   };
   return Object.freeze(flags);
+}
+
+/** The --bgp-* flags, checked by the bgp backend's own parsers so errors read the same as the network config's. */
+function bgpSettings(v: FlagValues): HostBgpSettings {
+  const asn = v.optional('bgp-asn');
+  const listen = v.optional('bgp-listen');
+  const gobgpApi = v.optional('gobgp-api');
+  const speaker = v.optional('bgp-speaker');
+  return Object.freeze({
+    asn: asn === undefined ? undefined : parseAsn(/^\d+$/.test(asn) ? Number(asn) : asn, '--bgp-asn'),
+    routerId: v.optional('bgp-router-id', publicIp),
+    peers: Object.freeze(v.all('bgp-peer').items.flatMap((item) => item.split(';')).filter((p) => p.trim() !== '').map(parsePeerFlag)),
+    listen: listen === undefined ? undefined : parseListenFlag(listen),
+    speaker: speaker === undefined ? undefined : parseSpeaker(speaker, '--bgp-speaker'),
+    gobgpApi: gobgpApi === undefined ? undefined : gobgpApiAddress(gobgpApi),
+  });
+}
+
+/** gobgpd's --api-hosts forms: HOST:PORT, or unix:///path for a socket. */
+function gobgpApiAddress(value: string): string {
+  if (value.startsWith('unix://')) return `unix://${absolutePath(value.slice('unix://'.length), '--gobgp-api')}`;
+  return formatHostPort(parseHostPort(value, '--gobgp-api'));
 }
 
 export function envName(flag: string): string {
@@ -161,7 +194,8 @@ function healthzAddr(value: string, what: string): string | undefined {
 
 /** The flags as a log line may show them: the etcd password replaced. */
 export function flagsForLog(flags: AgentFlags): Record<string, unknown> {
-  return { ...hidePassword(flags) };
+  const bgp = { ...flags.bgp, peers: flags.bgp.peers.map((p) => ({ ...p, password: p.password === undefined ? undefined : '<hidden>' })) };
+  return { ...hidePassword(flags), bgp };
 }
 
 /** twilld --help: every flag with its argument, environment variable and default. */

@@ -2,10 +2,12 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net';
 import { TwillError } from '../core/errors.js';
 import { formatHostPort, parseHostPort } from '../core/host-port.js';
+import type { RoutingStatus } from '../backends/backend.js';
 import type { AgentMetrics } from './metrics.js';
 
 // The agent's small HTTP listener (default 127.0.0.1:9101): /healthz and /readyz, as flannel
 // serves them, for kubelet probes and systemd watchdogs, plus /metrics for Prometheus.
+// It also serves the bgp backend's sessions and routes (/bgp/peers, /bgp/routes) for twillctl.
 // Nothing on it changes state, so it answers GET and HEAD only.
 
 /** What the agent reports about itself; called on every request, so it must be cheap. */
@@ -26,6 +28,11 @@ export interface HealthServerOptions {
   /** Serves /metrics when given; without it /metrics is a 404. */
   readonly metrics?: AgentMetrics;
   readonly health: () => HealthReport;
+  /**
+   * The backend's BGP sessions and routes (undefined when the backend is not bgp), served as JSON
+   * at /bgp/peers and /bgp/routes for `twillctl bgp peers|routes`.
+   */
+  readonly routing?: () => RoutingStatus | undefined;
   /** Errors of the listening socket once it is up (e.g. EMFILE on accept); ignored by default. */
   readonly onError?: (err: Error) => void;
 }
@@ -76,7 +83,8 @@ export async function startHealthServer(options: HealthServerOptions): Promise<H
 
 async function handle(req: IncomingMessage, res: ServerResponse, options: HealthServerOptions): Promise<void> {
   const path = new URL(req.url ?? '/', 'http://localhost').pathname;
-  const known = path === '/healthz' || path === '/readyz' || (path === '/metrics' && options.metrics !== undefined);
+  const routing = path === '/bgp/peers' || path === '/bgp/routes';
+  const known = path === '/healthz' || path === '/readyz' || routing || (path === '/metrics' && options.metrics !== undefined);
   if (!known) return send(res, req, 404, 'text/plain; charset=utf-8', 'not found\n');
   if (req.method !== 'GET' && req.method !== 'HEAD') {
     res.setHeader('Allow', 'GET, HEAD');
@@ -85,6 +93,12 @@ async function handle(req: IncomingMessage, res: ServerResponse, options: Health
   if (path === '/metrics' && options.metrics !== undefined) {
     const { registry } = options.metrics;
     return send(res, req, 200, registry.contentType, await registry.metrics());
+  }
+  if (routing) {
+    const status = options.routing?.();
+    if (status === undefined) return sendJson(res, req, 404, { error: 'this agent runs no bgp backend (or has not started it yet)' });
+    const { peers, routes, ...speaker } = status;
+    return sendJson(res, req, 200, path === '/bgp/peers' ? { ...speaker, peers } : { ...speaker, routes });
   }
   const report = safeReport(options.health);
   if (path === '/healthz') {

@@ -42,6 +42,7 @@ async function runAgent(flags: AgentFlags): Promise<number> {
       leaseTtlSeconds: Math.round(flags.subnetLeaseTtlMs / 1000),
       ipMasq: flags.ipMasq,
       resyncIntervalMs: flags.resyncIntervalMs,
+      bgp: flags.bgp,
     },
     store,
     netlink,
@@ -51,6 +52,7 @@ async function runAgent(flags: AgentFlags): Promise<number> {
     metrics,
   });
 
+  metrics.watchRouting(() => agent.routing());
   let server: HealthServer | undefined;
   let cni: CniService | undefined;
   let code = 1;
@@ -65,6 +67,7 @@ async function runAgent(flags: AgentFlags): Promise<number> {
       server = await startHealthServer({
         addr: flags.healthzAddr,
         metrics: flags.metrics ? metrics : undefined,
+        routing: () => agent.routing(),
         health: () => {
           const h = agent.health();
           return { healthy: h.healthy, ready: h.ready, reason: h.reason, details: { subnet: h.subnet ?? null, problems: h.problems } };

@@ -1,5 +1,5 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { SkippedLease } from '../backends/backend.js';
+import type { RoutingStatus, SkippedLease } from '../backends/backend.js';
 import { LEASE_REJECT_REASONS } from './lease-screen.js';
 
 // The agent's Prometheus metrics (flannel has none, flannel.md §6 #14). They live on a registry
@@ -161,5 +161,35 @@ export class AgentMetrics {
   /** `backend`: vxlan, ipip, host-gw or bgp. */
   observeSync(backend: string, seconds: number): void {
     this.#syncDuration.observe({ backend: labelValue(backend) }, seconds);
+  }
+
+  /**
+   * twill_bgp_*: read from the bgp backend at each scrape (nothing when the backend is another).
+   * The rejected counts are the backend's own monotonic counters, copied as they are.
+   */
+  watchRouting(read: () => RoutingStatus | undefined): void {
+    const registers = [this.registry];
+    new Gauge({
+      name: 'twill_bgp_session_up', help: 'BGP sessions: 1 when established, else 0, by peer address.', labelNames: ['peer'] as const, registers,
+      collect() {
+        this.reset();
+        for (const p of read()?.peers ?? []) this.set({ peer: p.address }, p.state === 'established' ? 1 : 0);
+      },
+    });
+    new Gauge({
+      name: 'twill_bgp_prefixes_received', help: 'Prefixes each BGP peer currently gives this host.', labelNames: ['peer'] as const, registers,
+      collect() {
+        this.reset();
+        for (const p of read()?.peers ?? []) this.set({ peer: p.address }, p.received);
+      },
+    });
+    new Counter({
+      name: 'twill_bgp_prefixes_rejected_total', help: 'Prefixes learned over BGP and not installed, by peer and reason (default_route, outside_cluster, own_subnet, no_lease, max_prefix...).',
+      labelNames: ['peer', 'reason'] as const, registers,
+      collect() {
+        this.reset();
+        for (const r of read()?.rejected ?? []) this.inc({ peer: r.peer, reason: labelValue(r.reason) }, r.count);
+      },
+    });
   }
 }

@@ -36,6 +36,38 @@ export interface BackendContext {
   readonly stateDir: string;
   /** How often run() compares the kernel with the desired state and repairs drift (default 10 s). */
   readonly resyncIntervalMs: number;
+  /** This host's own BGP settings (twilld's --bgp-* flags); only the bgp backend reads them. */
+  readonly bgp?: HostBgpSettings | undefined;
+}
+
+/**
+ * Per-host BGP settings: every rack has its own top-of-rack router, so they cannot live in the
+ * cluster-wide network config. Parsed and checked by the bgp backend's parsers at flag time.
+ */
+export interface HostBgpSettings {
+  /** --bgp-asn: this host's AS (eBGP to its ToR); default the network config's ASN. */
+  readonly asn: number | undefined;
+  /** --bgp-router-id; default the public IP. */
+  readonly routerId: string | undefined;
+  /** --bgp-peer, added to the network config's Peers. */
+  readonly peers: readonly HostBgpPeer[];
+  /** --bgp-listen; default the public IP, port 179. */
+  readonly listen: { readonly address: string; readonly port: number } | undefined;
+  /** --bgp-speaker: this host's speaker, "builtin" or "gobgp"; default the network config's Speaker. */
+  readonly speaker: 'builtin' | 'gobgp' | undefined;
+  /** --gobgp-api: the gobgpd beside the agent, for Speaker "gobgp". */
+  readonly gobgpApi: string | undefined;
+}
+
+/** An external BGP peer (a ToR, a route server). */
+export interface HostBgpPeer {
+  readonly address: string;
+  readonly asn: number;
+  /** TCP MD5 signature key (RFC 2385). */
+  readonly password: string | undefined;
+  readonly port: number;
+  /** eBGP multihop: the TTL of the session's packets; undefined is a directly connected peer. */
+  readonly multihop: number | undefined;
 }
 
 /** This host's lease, as the backend needs it. */
@@ -91,6 +123,45 @@ export interface Network {
   sync(desired: readonly RemoteLease[]): Promise<SyncReport>;
   /** Resolves when `signal` aborts; keeps kernel state in place (a restart must not cut traffic). */
   run(signal: AbortSignal): Promise<void>;
+  /** A routing-protocol backend's sessions and learned routes (bgp), for twillctl and /metrics. */
+  routing?(): RoutingStatus;
+}
+
+/** What `twillctl bgp peers|routes` shows and /metrics exports for a routing-protocol backend. */
+export interface RoutingStatus {
+  readonly speaker: string;
+  readonly asn: number;
+  readonly routerId: string;
+  readonly peers: readonly RoutingPeer[];
+  readonly routes: readonly RoutingRoute[];
+  /** Learned prefixes refused so far, per peer and reason (monotonic counters). */
+  readonly rejected: readonly { readonly peer: string; readonly reason: string; readonly count: number }[];
+}
+
+export interface RoutingPeer {
+  readonly address: string;
+  readonly asn: number;
+  /** mesh, reflector, reflector-client or external. */
+  readonly role: string;
+  readonly state: string;
+  /** Seconds since the session came up, if it is up. */
+  readonly uptimeS: number | undefined;
+  readonly received: number;
+  /** Received prefixes that may be installed (passed the import rules). */
+  readonly accepted: number;
+  readonly sent: number;
+  readonly lastError: string | undefined;
+}
+
+export interface RoutingRoute {
+  readonly prefix: string;
+  /** The next hops of the best (equal-cost) paths. */
+  readonly nextHops: readonly string[];
+  /** The peers those paths came from. */
+  readonly peers: readonly string[];
+  readonly installed: boolean;
+  /** Why it is not installed (a refused prefix, a next hop off-link, a kernel refusal). */
+  readonly reason: string | undefined;
 }
 
 export interface Backend<Options = unknown> {

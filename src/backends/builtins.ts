@@ -1,4 +1,5 @@
 import { allocBackend } from './alloc/alloc.js';
+import { bgpBackend } from './bgp/bgp.js';
 import { hostGwBackend } from './host-gw/host-gw.js';
 import { ipipBackend } from './ipip/ipip.js';
 import { BackendRegistry } from './registry.js';
@@ -9,5 +10,6 @@ export function registerBuiltins(registry: BackendRegistry = new BackendRegistry
   registry.register(hostGwBackend);
   registry.register(vxlanBackend);
   registry.register(ipipBackend);
+  registry.register(bgpBackend());
   return registry.register(allocBackend);
 }

@@ -22,7 +22,7 @@ const FLAGS: readonly FlagSpec[] = [
   ...ETCD_FLAGS,
   { name: 'output', short: 'o', kind: 'string', arg: 'table|json', default: 'table', help: 'output format.' },
   { name: 'subnet-file', kind: 'string', arg: 'FILE', default: '/run/twill/subnet.env', help: 'the local agent\'s subnet file (for status and uninstall; its directory holds the agent\'s state).' },
-  { name: 'healthz-addr', kind: 'string', arg: 'HOST:PORT', default: '127.0.0.1:9101', help: 'the local agent\'s health listener (for status and uninstall).' },
+  { name: 'healthz-addr', kind: 'string', arg: 'HOST:PORT', default: '127.0.0.1:9101', help: 'the local agent\'s health listener (for status, uninstall and bgp peers|routes).' },
   { name: 'delete-lease', kind: 'boolean', default: 'false', help: 'uninstall: also delete this host\'s lease (the subnet of --subnet-file) from etcd.' },
 ];
 
@@ -34,6 +34,8 @@ const COMMANDS = [
   '  status                     this host\'s lease and the local agent\'s health (exit 1 if not ready)',
   '  uninstall                  remove Twill\'s devices, routes, nexthops and nft tables here, so flanneld can start (twilld must be stopped)',
   '  demo [options]             a throwaway cluster in network namespaces, pinged and measured (twillctl demo --help)',
+  '  bgp peers                  the local agent\'s BGP sessions: peer, ASN, state, uptime, prefixes received/accepted/sent, last error',
+  '  bgp routes                 the routes the local agent learned over BGP: prefix, next hops, peers, installed or why not',
   '  bgp serve [options]        a standalone BGP speaker printing JSON lines (twillctl bgp serve --help)',
   '',
 ];

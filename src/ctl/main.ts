@@ -4,6 +4,7 @@ import { InvalidArgumentError } from '../core/errors.js';
 import { EtcdSubnetStore, type SubnetStore } from '../store/index.js';
 import { configGet, configSet, leases, status, type CommandResult } from './commands.js';
 import { runServe } from './bgp/serve.js';
+import { bgpPeers, bgpRoutes } from './bgp/status.js';
 import { runDemo } from './demo/demo.js';
 import { parseCtlFlags, type CtlFlags } from './flags.js';
 import { uninstall } from './uninstall/command.js';
@@ -33,8 +34,10 @@ async function run(flags: CtlFlags, args: readonly string[]): Promise<CommandRes
   if (command === 'leases' && sub === undefined) return withStore((s) => leases(s, flags));
   if (command === 'status' && sub === undefined) return withStore((s) => status(s, flags));
   if (command === 'uninstall' && sub === undefined) return uninstall(flags, connect);
+  if (command === 'bgp' && sub === 'peers' && arg === undefined) return bgpPeers(flags);
+  if (command === 'bgp' && sub === 'routes' && arg === undefined) return bgpRoutes(flags);
   if (command === 'demo') throw new InvalidArgumentError('command', args.join(' '), 'demo takes its own options and comes first: twillctl demo [options] (see twillctl demo --help)');
-  throw new InvalidArgumentError('command', args.join(' '), 'unknown; commands are: config get, config set FILE|-, leases, status, uninstall, demo, bgp serve (see twillctl --help)');
+  throw new InvalidArgumentError('command', args.join(' '), 'unknown; commands are: config get, config set FILE|-, leases, status, uninstall, demo, bgp peers, bgp routes, bgp serve (see twillctl --help)');
 }
 
 async function main(): Promise<number> {

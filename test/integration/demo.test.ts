@@ -99,7 +99,7 @@ describe.skipIf(!ready)('twillctl demo', () => {
     expect(demoNamespaces()).toEqual([]);
   });
 
-  for (const backend of ['vxlan', 'host-gw', 'ipip'] as const) {
+  for (const backend of ['vxlan', 'host-gw', 'ipip', 'bgp'] as const) {
     it.skipIf(!registered(backend) || (backend === 'ipip' && !hasIpip))(`connects every pod to every pod with ${backend} and removes everything`, async () => {
       const r = await demo(['--json', '--hosts', '2', '--pods-per-host', '2', '--no-iperf', '--backend', backend]);
       const j = parse(r);

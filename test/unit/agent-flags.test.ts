@@ -52,6 +52,7 @@ describe('twilld flags', () => {
       cniTimeoutMs: 60_000,
       cniSocketGroup: undefined,
       cniConfDir: '/etc/cni/net.d',
+      bgp: { asn: undefined, routerId: undefined, peers: [], listen: undefined, speaker: undefined, gobgpApi: undefined },
     });
     expect(Object.isFrozen(flags)).toBe(true);
     expect(Object.isFrozen(flags.etcdEndpoints)).toBe(true);
@@ -66,6 +67,8 @@ describe('twilld flags', () => {
       '--ip-masq', '--healthz-addr', '[::1]:0', '--no-metrics', '--log-level', 'debug', '--resync-interval', '500ms',
       '--cni-socket', 'off', '--cni-data-dir', '/var/lib/twill/ipam', '--cni-workers', '3',
       '--cni-timeout', '90s', '--cni-socket-group', '4242', '--cni-conf-dir', 'off',
+      '--bgp-asn', '65001', '--bgp-router-id', '198.18.0.9', '--bgp-peer', '198.18.0.254,asn=65000,password=tor-key,multihop=2',
+      '--bgp-peer', '198.18.0.253,asn=65000,port=1179', '--bgp-listen', '198.18.0.7:1179', '--bgp-speaker', 'gobgp', '--gobgp-api', '127.0.0.1:50051',
     ]);
     expect(flags).toEqual({
       etcdEndpoints: ['https://10.0.0.1:2379'],
@@ -90,8 +93,30 @@ describe('twilld flags', () => {
       cniTimeoutMs: 90_000,
       cniSocketGroup: 4242,
       cniConfDir: undefined,
+      bgp: {
+        asn: 65001, routerId: '198.18.0.9', listen: { address: '198.18.0.7', port: 1179 }, speaker: 'gobgp', gobgpApi: '127.0.0.1:50051',
+        peers: [
+          { address: '198.18.0.254', asn: 65000, password: 'tor-key', port: 179, multihop: 2 },
+          { address: '198.18.0.253', asn: 65000, password: undefined, port: 1179, multihop: undefined },
+        ],
+      },
     });
     expect(flagsForLog(flags).etcdPassword).toBe('<hidden>');
+    expect(JSON.stringify(flagsForLog(flags))).not.toContain('tor-key');
+  });
+
+  it('bgp flags: several peers in one environment variable; bad values name the flag and never echo a password', () => {
+    expect(run([], { TWILLD_BGP_PEER: '198.18.0.254,asn=65000;198.18.0.253,asn=65000' }).bgp.peers.map((p) => p.address)).toEqual(['198.18.0.254', '198.18.0.253']);
+    expect(() => run(['--bgp-asn', '23456'])).toThrow(/--bgp-asn.*AS_TRANS/);
+    expect(() => run(['--bgp-asn', 'x'])).toThrow(/--bgp-asn/);
+    expect(() => run(['--bgp-router-id', '::1'])).toThrow(/--bgp-router-id/);
+    expect(() => run(['--bgp-listen', '198.18.0.1'])).toThrow(/--bgp-listen/);
+    expect(() => run(['--bgp-speaker', 'bird'])).toThrow(/--bgp-speaker/);
+    expect(() => run(['--bgp-peer', '198.18.0.254,asn=65000,passwd=secret1'])).toThrow(/--bgp-peer/);
+    let message = '';
+    try { run(['--bgp-peer', '198.18.0.254,asn=65000,password=abc,secret2']); } catch (err) { message = (err as Error).message; }
+    expect(message).toMatch(/--bgp-peer/);
+    expect(message).not.toContain('secret2');
   });
 
   it('takes etcd endpoints and interfaces comma-separated and repeated, in order, without duplicates', () => {

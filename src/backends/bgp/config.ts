@@ -1,4 +1,5 @@
 import { parseIp } from '../../core/ip.js';
+import type { HostBgpPeer } from '../backend.js';
 import { booleanOption, integerOption, option, optionError, rejectUnknownOptions } from '../options.js';
 
 /**
@@ -28,15 +29,8 @@ export interface BgpOptions {
   readonly speaker: BgpSpeakerKind;
 }
 
-export interface BgpPeerOption {
-  readonly address: string;
-  readonly asn: number;
-  /** TCP MD5 signature key (RFC 2385). */
-  readonly password: string | undefined;
-  readonly port: number;
-  /** eBGP multihop: the TTL of the session's packets; undefined is a directly connected peer. */
-  readonly multihop: number | undefined;
-}
+/** An external peer: the same shape as a host's --bgp-peer (backend.ts). */
+export type BgpPeerOption = HostBgpPeer;
 
 export type BgpSpeakerKind = 'builtin' | 'gobgp';
 
@@ -155,10 +149,11 @@ export function parsePeer(value: unknown, where: string): BgpPeerOption {
   });
 }
 
-function parseSpeaker(value: unknown): BgpSpeakerKind {
+/** The Speaker option, or a host's --bgp-speaker (`name`). */
+export function parseSpeaker(value: unknown, name = 'Speaker'): BgpSpeakerKind {
   if (value === undefined || value === null) return 'builtin';
   if (typeof value !== 'string' || !SPEAKERS.includes(value.toLowerCase() as BgpSpeakerKind)) {
-    throw optionError(TYPE, 'Speaker', value, `must be one of ${SPEAKERS.map((s) => `"${s}"`).join(', ')}`);
+    throw optionError(TYPE, name, value, `must be one of ${SPEAKERS.map((s) => `"${s}"`).join(', ')}`);
   }
   return value.toLowerCase() as BgpSpeakerKind;
 }
@@ -177,8 +172,10 @@ export function parsePeerFlag(text: string): BgpPeerOption {
     const key = eq < 0 ? setting : setting.slice(0, eq);
     const name = names[key.trim().toLowerCase()];
     if (eq < 0 || name === undefined || name in raw) {
-      const shown = key.trim().toLowerCase() === 'password' ? 'password=(hidden)' : setting;
-      throw optionError(TYPE, where, shown, `expected ADDR,asn=N[,password=S][,port=P][,multihop=H], each setting once`);
+      // Only the setting's name is shown: a password holding a comma splits into a second
+      // "setting" whose text is part of the secret.
+      const shown = eq < 0 ? 'a setting without "="' : name === undefined ? `an unknown setting "${key.trim().slice(0, 16)}"` : `${key.trim()} twice`;
+      throw optionError(TYPE, where, shown, `expected ADDR,asn=N[,password=S][,port=P][,multihop=H], each setting once (a password cannot contain a comma)`);
     }
     const value = setting.slice(eq + 1);
     raw[name] = name === 'Password' ? value : /^\d+$/.test(value.trim()) ? Number(value.trim()) : value;

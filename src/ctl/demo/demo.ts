@@ -379,6 +379,14 @@ class DemoRun {
       progress(`      warning: after ${CONVERGE_TIMEOUT_MS / 1000} s, ${behind.map((h) => h.name).join(', ')} ${behind.length === 1 ? 'does' : 'do'} not know all ${hosts.length} leases yet; pinging anyway`);
       return;
     }
+    if (this.flags.backend === 'bgp' && hosts.length > 1) {
+      // bgp routes follow the sessions, not the leases: wait until each host installed the others' subnets.
+      const installed = `("installed":true.*){${hosts.length - 1}}`;
+      await Promise.all(hosts.map((h) => this.whileRunning(h.daemon, (signal) =>
+        pollUrlInNetns(h.name, `http://${HEALTHZ}/bgp/routes`, { match: installed, timeoutMs: CONVERGE_TIMEOUT_MS, signal }))));
+      this.check();
+      return;
+    }
     // One backend sync after the last lease arrived.
     await this.sleep(500);
   }

@@ -28,7 +28,7 @@ export const MAX_PODS_PER_HOST = 10;
 const FLAGS: readonly FlagSpec[] = [
   { name: 'hosts', kind: 'string', arg: 'N', default: '3', help: `number of hosts, 1..${MAX_HOSTS}.` },
   { name: 'pods-per-host', kind: 'string', arg: 'N', default: '2', help: `pods on each host, 1..${MAX_PODS_PER_HOST}.` },
-  { name: 'backend', kind: 'string', arg: 'NAME', default: 'vxlan', help: 'Backend.Type of the network config (vxlan, host-gw, ipip, alloc, ...: any backend this build of twilld knows). alloc leases subnets but routes nothing, so only pods on the same host reach each other.' },
+  { name: 'backend', kind: 'string', arg: 'NAME', default: 'vxlan', help: 'Backend.Type of the network config (vxlan, host-gw, ipip, bgp, alloc, ...: any backend this build of twilld knows). bgp builds an iBGP full mesh among the hosts. alloc leases subnets but routes nothing, so only pods on the same host reach each other.' },
   { name: 'keep', kind: 'boolean', default: 'false', help: 'leave the demo running afterwards, and print how to explore it and how to remove it (twillctl demo --down).' },
   { name: 'down', kind: 'boolean', default: 'false', help: 'remove a demo left running by --keep (or by a demo that was killed): its processes, namespaces and temp dir.' },
   { name: 'json', kind: 'boolean', default: 'false', help: 'print the result as JSON on stdout instead of tables (progress stays on stderr).' },

@@ -1,0 +1,30 @@
+import { InvalidArgumentError } from '../../core/errors.js';
+import type { Backend } from '../backend.js';
+import { startBuiltinDriver } from './builtin-driver.js';
+import { parseBgpOptions, TYPE, type BgpOptions } from './config.js';
+import { BgpNetwork, type DriverFactory } from './network.js';
+
+/**
+ * The bgp backend: pod subnets routed over BGP with no encapsulation (Calico's model). Each
+ * host announces its leased subnet and installs what its peers (the other hosts, route
+ * reflectors, its top-of-rack router) announce. The speaker is Twill's own, or a gobgpd beside
+ * the agent driven over its gRPC API (Speaker "gobgp", --gobgp-api).
+ */
+export const startDriver: DriverFactory = async (options, driverOptions, host) => {
+  if ((host?.speaker ?? options.speaker) === 'builtin') return startBuiltinDriver(driverOptions);
+  const api = host?.gobgpApi;
+  if (api === undefined) throw new InvalidArgumentError('--gobgp-api', '', 'is required with Speaker "gobgp": the address of the gobgpd gRPC API beside the agent, e.g. 127.0.0.1:50051');
+  // Loaded only in this mode: the gRPC client is the agent's biggest dependency.
+  const { startGobgpDriver } = await import('./gobgp/driver.js');
+  return startGobgpDriver({ ...driverOptions, api });
+};
+
+export function bgpBackend(factory: DriverFactory = startDriver): Backend<BgpOptions> {
+  return {
+    type: TYPE,
+    parseOptions: parseBgpOptions,
+    register(ctx, options) {
+      return Promise.resolve(new BgpNetwork(ctx, options, factory));
+    },
+  };
+}

@@ -1,0 +1,142 @@
+import { EventEmitter } from 'node:events';
+import { Speaker, type PeerRoutesEvent, type Route, type SessionEvent, type SpeakerPeerConfig } from '../../bgp/index.js';
+import type { BgpDriver, DriverEvents, DriverOptions, DriverPeer, LearnedPath, PeerStatus } from './driver.js';
+import { kernelTransport } from './transport.js';
+
+/**
+ * The bgp backend on Twill's own speaker (src/bgp): one Speaker in the agent, sessions added
+ * and removed as the plan changes, the host's subnet as the one local route.
+ */
+export async function startBuiltinDriver(opts: DriverOptions): Promise<BgpDriver> {
+  const speaker = await Speaker.start({
+    local: { asn: opts.asn, routerId: opts.routerId },
+    listen: [{ host: opts.listen.address, port: opts.listen.port }],
+    transport: kernelTransport(),
+    restarting: opts.restarted,
+  });
+  return new BuiltinDriver(speaker, opts);
+}
+
+/** What a session's configuration is compared by: a change means a new session. */
+const sessionKey = (p: DriverPeer): string => JSON.stringify([p.asn, p.role, p.password, p.port, p.multihop]);
+
+class BuiltinDriver extends EventEmitter<DriverEvents> implements BgpDriver {
+  readonly #peers = new Map<string, { readonly peer: DriverPeer; readonly key: string; upSince?: number; lastError?: string; maxPrefixTripped?: boolean }>();
+
+  constructor(private readonly speaker: Speaker, private readonly opts: DriverOptions) {
+    super();
+    speaker.on('routes', (ev) => this.routes(ev));
+    speaker.on('session', (ev) => this.session(ev));
+    speaker.on('end-of-rib', (ev) => this.emit('end-of-rib', { peer: ev.peer }));
+    speaker.on('warning', (err) => this.emit('warning', err));
+  }
+
+  setPeers(peers: readonly DriverPeer[]): Promise<void> {
+    const wanted = new Map(peers.map((p) => [p.address, p]));
+    for (const [address, entry] of this.#peers) {
+      const want = wanted.get(address);
+      if (want && sessionKey(want) === entry.key) continue;
+      this.speaker.removePeer(address);
+      this.#peers.delete(address);
+    }
+    for (const peer of peers) {
+      if (this.#peers.has(peer.address)) continue;
+      this.speaker.addPeer(this.peerConfig(peer));
+      this.#peers.set(peer.address, { peer, key: sessionKey(peer) });
+    }
+    return Promise.resolve();
+  }
+
+  announce(routes: readonly { readonly prefix: string; readonly nextHop: string }[]): Promise<void> {
+    this.speaker.set(routes.map((r) => ({ prefix: r.prefix, nextHop: r.nextHop })));
+    return Promise.resolve();
+  }
+
+  peers(): PeerStatus[] {
+    const states = new Map(this.speaker.peerStates().map((s) => [s.address, s]));
+    return [...this.#peers.values()].map(({ peer, upSince, lastError }) => {
+      const s = states.get(peer.address);
+      return {
+        address: peer.address, asn: peer.asn, role: peer.role, state: s?.state ?? 'idle',
+        upSince: s?.state === 'established' ? upSince : undefined,
+        received: s?.received ?? 0, sent: s?.sent ?? 0, lastError: s?.lastError ?? lastError,
+      };
+    });
+  }
+
+  async close(opts: { readonly graceful: boolean }): Promise<void> {
+    await this.speaker.close(opts.graceful ? 'twilld restarting' : 'twilld stopping', { graceful: opts.graceful });
+  }
+
+  private peerConfig(peer: DriverPeer): SpeakerPeerConfig {
+    const { opts } = this;
+    return {
+      address: peer.address,
+      port: peer.port,
+      asn: peer.asn,
+      md5: peer.password,
+      multihop: peer.multihop,
+      localAddress: opts.localAddress,
+      timers: { holdTime: opts.holdTimeS, connectRetry: 2 },
+      gracefulRestartTime: opts.restartTimeS,
+      routeReflectorClient: peer.role === 'reflector-client',
+      import: {
+        // Everything more specific inside the cluster network; the backend decides the rest
+        // against the leases (import-filter.ts), so the refusals are counted in one place.
+        accept: [`${opts.clusterNetwork},le=32`],
+        rejectPrefixes: [opts.ownSubnet],
+        maxPrefixes: opts.maxPrefixes,
+      },
+    };
+  }
+
+  private routes(ev: PeerRoutesEvent): void {
+    const entry = this.#peers.get(ev.peer);
+    if (!entry) return;
+    const ebgp = entry.peer.asn !== this.opts.asn;
+    const rejected = ev.rejected.map((r) => ({ prefix: r.route.prefix, reason: REJECT_REASONS[r.reason] ?? r.reason.replaceAll('-', '_') }));
+    if (!entry.maxPrefixTripped && ev.rejected.some((r) => r.reason === 'max-prefix')) {
+      entry.maxPrefixTripped = true;
+      this.emit('max-prefix', { peer: ev.peer, limit: this.opts.maxPrefixes });
+    }
+    this.emit('paths', {
+      peer: ev.peer,
+      announced: ev.announced.map((r) => learnedPath(r, ebgp)),
+      withdrawn: ev.withdrawn.map((w) => w.prefix),
+      ...(rejected.length > 0 && { rejected }),
+    });
+  }
+
+  private session(ev: SessionEvent): void {
+    const entry = this.#peers.get(ev.peer);
+    if (!entry) return;
+    if (ev.state === 'established') {
+      entry.upSince = Date.now();
+      entry.maxPrefixTripped = false;
+    }
+    if (ev.down) entry.lastError = ev.down.reason;
+    const status = this.peers().find((p) => p.address === ev.peer);
+    if (status) this.emit('peer', status);
+  }
+}
+
+/** The speaker's reject reasons as import-filter.ts names them, so one metric label set covers both. */
+const REJECT_REASONS: Readonly<Record<string, string>> = {
+  'default-route': 'default_route',
+  'not-accepted': 'outside_cluster',
+  'own-prefix': 'own_subnet',
+  'max-prefix': 'max_prefix',
+};
+
+/** The parts of a route the kernel route and ECMP need (driver.ts LearnedPath). */
+export function learnedPath(route: Route, ebgp: boolean): LearnedPath {
+  const a = route.attributes;
+  // RFC 4271 §9.1.2.2 a: an AS_SET counts as one AS, a sequence as its length; confederation
+  // segments do not count (RFC 5065 §5.3).
+  let asPathLength = 0;
+  for (const seg of a.asPath) {
+    if (seg.type === 'sequence') asPathLength += seg.asns.length;
+    else if (seg.type === 'set') asPathLength += 1;
+  }
+  return { prefix: route.prefix, nextHop: route.nextHop, asPathLength, localPref: a.localPref ?? 100, med: a.med ?? 0, origin: a.origin, ebgp };
+}

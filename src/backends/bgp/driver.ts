@@ -1,0 +1,116 @@
+import type { EventEmitter } from 'node:events';
+import type { SessionRole } from './sessions.js';
+
+/**
+ * The one seam between the bgp backend and a BGP speaker: Twill's own (builtin-driver.ts, over
+ * src/bgp) or a gobgpd beside the agent (gobgp/driver.ts, over its gRPC API). The backend says
+ * declaratively which sessions it wants and what it announces; the driver reports, per peer,
+ * the paths it received and lost, and how its sessions are doing. Which paths reach the kernel is
+ * the backend's decision (import-filter.ts, path-table.ts), the same for both speakers.
+ */
+
+/** A session the backend wants (planSessions' output). */
+export interface DriverPeer {
+  readonly address: string;
+  readonly asn: number;
+  readonly role: SessionRole;
+  /** TCP MD5 key (RFC 2385); never logged. */
+  readonly password: string | undefined;
+  readonly port: number;
+  /** eBGP multihop TTL; undefined: a directly connected peer. */
+  readonly multihop: number | undefined;
+}
+
+/** One path a peer announced, reduced to what the kernel route and ECMP need. */
+export interface LearnedPath {
+  /** Canonical prefix text, "10.244.3.0/24". */
+  readonly prefix: string;
+  readonly nextHop: string;
+  /** Length of the AS_PATH (an AS_SET counts 1, RFC 4271 §9.1.2.2 a). */
+  readonly asPathLength: number;
+  /** LOCAL_PREF; 100 when the peer sent none (eBGP). */
+  readonly localPref: number;
+  readonly med: number;
+  /** ORIGIN: 0 IGP, 1 EGP, 2 INCOMPLETE. */
+  readonly origin: number;
+  /** Learned over eBGP (preferred over iBGP, RFC 4271 §9.1.2.2 d). */
+  readonly ebgp: boolean;
+}
+
+export type PeerState = 'idle' | 'connect' | 'active' | 'opensent' | 'openconfirm' | 'established';
+
+export interface PeerStatus {
+  readonly address: string;
+  readonly asn: number;
+  readonly role: SessionRole;
+  readonly state: PeerState;
+  /** When the session last became established (ms since the epoch), if it is. */
+  readonly upSince: number | undefined;
+  /** Prefixes the peer gave us (after the speaker's own checks) and that we announce to it. */
+  readonly received: number;
+  readonly sent: number;
+  /** The last reason the session went down or was refused, if any. */
+  readonly lastError: string | undefined;
+}
+
+export interface PathsEvent {
+  readonly peer: string;
+  readonly announced: readonly LearnedPath[];
+  /** Prefixes the peer no longer gives us (withdrawn, or its session ended for good). */
+  readonly withdrawn: readonly string[];
+  /**
+   * Prefixes the speaker itself refused (a default route, outside the cluster network, this
+   * host's own subnet, beyond max-prefix), with the import-filter.ts reason code.
+   */
+  readonly rejected?: readonly { readonly prefix: string; readonly reason: string }[] | undefined;
+}
+
+export interface DriverEvents {
+  paths: [event: PathsEvent];
+  /** A session changed state (or its counters, on establishment). */
+  peer: [status: PeerStatus];
+  /** A peer sent more than `maxPrefixes`: the session was reset. */
+  'max-prefix': [event: { readonly peer: string; readonly limit: number }];
+  /** The peer sent End-of-RIB (RFC 4724 §2): its initial table is complete. */
+  'end-of-rib': [event: { readonly peer: string }];
+  /** Problems that did not stop the speaker. */
+  warning: [err: Error];
+}
+
+export interface DriverOptions {
+  readonly asn: number;
+  readonly routerId: string;
+  /** Where the speaker accepts sessions (default: the public IP, port 179). */
+  readonly listen: { readonly address: string; readonly port: number };
+  /** The address sessions are opened from and announced as next hop: the host's public IP. */
+  readonly localAddress: string;
+  readonly holdTimeS: number;
+  /** RFC 4724 restart time offered to peers; 0 disables graceful restart. */
+  readonly restartTimeS: number;
+  /** Only prefixes inside this network are accepted at all (and never a default route). */
+  readonly clusterNetwork: string;
+  /** This host's own subnet: never accepted from a peer. */
+  readonly ownSubnet: string;
+  /** Most prefixes one peer may give us before its session is reset (RFC 4486 Cease/1). */
+  readonly maxPrefixes: number;
+  /**
+   * True when this agent restarted while the kernel kept its routes: the speaker says so in its
+   * OPEN (RFC 4724 Restart State and Forwarding State bits), so peers keep our routes.
+   */
+  readonly restarted: boolean;
+}
+
+export interface BgpDriver extends EventEmitter<DriverEvents> {
+  /** Declarative: afterwards exactly these sessions exist (added, removed, or changed by address). */
+  setPeers(peers: readonly DriverPeer[]): Promise<void>;
+  /** Declarative: afterwards exactly these prefixes are announced, each with its next hop. */
+  announce(routes: readonly { readonly prefix: string; readonly nextHop: string }[]): Promise<void>;
+  peers(): PeerStatus[];
+  /**
+   * Stops the speaker. `graceful`: a planned restart (RFC 4724 §4): no Cease to peers, which keep
+   * our routes for the restart time; otherwise peers are told with Cease and drop them at once.
+   */
+  close(opts: { readonly graceful: boolean }): Promise<void>;
+}
+
+export const DEFAULT_MAX_PREFIXES_PER_PEER = 10_000;

@@ -1,0 +1,219 @@
+import type { RouteSpec } from '../../netlink/index.js';
+import type { BackendContext, HostBgpSettings, LocalLease, Network, RemoteLease, RoutingStatus, SyncReport } from '../backend.js';
+import { screenRemoteLeases } from '../lease-checks.js';
+import { connectedNetworks, onLinkMatcher } from '../on-link.js';
+import { Reconciler } from '../reconciler.js';
+import { applyRoutes } from '../route-apply.js';
+import { BGP_PORT, RESTART_TIME_S, TYPE, type BgpOptions } from './config.js';
+import { DEFAULT_MAX_PREFIXES_PER_PEER, type BgpDriver, type DriverOptions, type PathsEvent, type PeerStatus } from './driver.js';
+import { importFilter, type ImportDecision } from './import-filter.js';
+import { PathTable } from './path-table.js';
+import { planBgpRoutes } from './plan.js';
+import { kernelRoutesToKeep } from './preserved.js';
+import { markRunning, restartedSinceBoot } from './restart-marker.js';
+import { planSessions } from './sessions.js';
+
+/** Starts the speaker the options name; injectable so unit tests run without sockets. */
+export type DriverFactory = (options: BgpOptions, driverOptions: DriverOptions, host: HostBgpSettings | undefined) => Promise<BgpDriver>;
+
+/**
+ * How long a restarted agent keeps the routes it found while waiting for its peers' End-of-RIB
+ * (RFC 4724 §4.1 defers route selection the same way); after it, routes no peer gave back go.
+ */
+export const CONVERGE_TIMEOUT_MS = 30_000;
+
+/** Refusals logged per peer, prefix and reason before the log goes quiet (the counter keeps counting). */
+const LOGGED_REFUSALS_MAX = 10_000;
+
+/**
+ * The bgp network on this host: no device and no encapsulation. The host's subnet is announced
+ * with its PublicIP as next hop; what the peers announce becomes plain routes on the external
+ * interface, one ECMP route where several paths are equally good. The lease set in etcd stays
+ * the source of truth for which subnets exist (import-filter.ts), so a router cannot steer pod
+ * traffic to a prefix no host leased.
+ */
+export class BgpNetwork implements Network {
+  readonly leaseData = null;
+  readonly mtu: number;
+  readonly #reconciler: Reconciler;
+  readonly #table = new PathTable();
+  readonly #rejected = new Map<string, { peer: string; reason: string; count: number }>();
+  readonly #logged = new Set<string>();
+  readonly #asn: number;
+  readonly #routerId: string;
+  #driver: BgpDriver | undefined;
+  #lease: LocalLease | undefined;
+  #leases: readonly RemoteLease[] = [];
+  #filter: ((prefix: string) => ImportDecision) | undefined;
+  #preserved = new Map<string, RouteSpec>();
+  #waitingForEor = new Set<string>();
+  #convergeTimer: NodeJS.Timeout | undefined;
+  #status: RoutingStatus['routes'] = [];
+  #applyPending = false;
+  #marked = false;
+
+  constructor(private readonly ctx: BackendContext, private readonly options: BgpOptions, private readonly startDriver: DriverFactory) {
+    this.mtu = ctx.extIface.mtu; // no encapsulation
+    this.#asn = ctx.bgp?.asn ?? options.asn;
+    this.#routerId = ctx.bgp?.routerId ?? ctx.extIface.publicIp;
+    // The lease set is kept here as well (this.#leases): learned paths, not leases, drive the plan.
+    this.#reconciler = new Reconciler({ apply: () => this.apply() }, ctx.log, TYPE);
+  }
+
+  async start(lease: LocalLease): Promise<void> {
+    this.#lease = lease;
+    if (this.#driver === undefined) {
+      const { ctx } = this;
+      this.#preserved = await kernelRoutesToKeep(ctx.netlink, ctx.clusterNetwork);
+      const restarted = await restartedSinceBoot(ctx.stateDir);
+      const listen = ctx.bgp?.listen ?? { address: ctx.extIface.publicIp, port: BGP_PORT };
+      this.#driver = await this.startDriver(this.options, {
+        asn: this.#asn, routerId: this.#routerId, listen, localAddress: ctx.extIface.address,
+        holdTimeS: this.options.holdTimeS, restartTimeS: this.options.gracefulRestart ? RESTART_TIME_S : 0,
+        clusterNetwork: ctx.clusterNetwork, ownSubnet: lease.subnet, maxPrefixes: DEFAULT_MAX_PREFIXES_PER_PEER, restarted,
+      }, ctx.bgp);
+      this.wire(this.#driver);
+      ctx.log.info({ speaker: this.ctx.bgp?.speaker ?? this.options.speaker, asn: this.#asn, routerId: this.#routerId, listen, restarted, keptRoutes: this.#preserved.size }, 'bgp speaker started');
+      if (this.#preserved.size > 0) this.#convergeTimer = setTimeout(() => this.converged('timeout'), CONVERGE_TIMEOUT_MS);
+    }
+    this.#filter = undefined;
+    await this.#driver.announce([{ prefix: lease.subnet, nextHop: this.ctx.extIface.publicIp }]);
+    await this.updatePeers();
+  }
+
+  async sync(desired: readonly RemoteLease[]): Promise<SyncReport> {
+    if (!this.#marked) {
+      this.#marked = true;
+      const err = await markRunning(this.ctx.stateDir);
+      if (err) this.ctx.log.warn({ err }, 'cannot record the boot id: after a restart peers will not be told our routes stayed in place');
+    }
+    this.#leases = desired;
+    this.#filter = undefined;
+    await this.updatePeers();
+    return this.#reconciler.sync(desired);
+  }
+
+  run(signal: AbortSignal): Promise<void> {
+    const { netlink, extIface, resyncIntervalMs } = this.ctx;
+    return this.#reconciler.run(signal, { watchLinks: () => netlink.watchLinks(), extIndex: extIface.index, intervalMs: resyncIntervalMs })
+      .finally(async () => {
+        clearTimeout(this.#convergeTimer);
+        // SIGTERM is a planned restart: no Cease, so the peers keep our route (RFC 4724 §4).
+        await this.#driver?.close({ graceful: true });
+      });
+  }
+
+  routing(): RoutingStatus {
+    const received = this.#table.countByPeer();
+    const accepted = new Map<string, number>();
+    for (const r of this.#status) if (r.installed) for (const p of r.peers) accepted.set(p, (accepted.get(p) ?? 0) + 1);
+    const now = Date.now();
+    return {
+      speaker: this.ctx.bgp?.speaker ?? this.options.speaker,
+      asn: this.#asn,
+      routerId: this.#routerId,
+      peers: (this.#driver?.peers() ?? []).sort((a, b) => (a.address < b.address ? -1 : 1)).map((p) => ({
+        address: p.address, asn: p.asn, role: p.role, state: p.state,
+        uptimeS: p.upSince === undefined ? undefined : Math.max(0, Math.round((now - p.upSince) / 1000)),
+        received: Math.max(p.received, received.get(p.address) ?? 0), accepted: accepted.get(p.address) ?? 0, sent: p.sent, lastError: p.lastError,
+      })),
+      routes: this.#status,
+      rejected: [...this.#rejected.values()].map((r) => ({ ...r })),
+    };
+  }
+
+  /** The leases of this backend's hosts, screened as every backend screens them. */
+  private screened(): { publicIp: string; dst: string }[] {
+    const { usable } = screenRemoteLeases(this.#leases, { type: TYPE, clusterNetwork: this.ctx.clusterNetwork, localPublicIp: this.ctx.extIface.publicIp });
+    return usable.map((u) => ({ publicIp: u.checked.publicIp, dst: u.checked.dst }));
+  }
+
+  private filter(): (prefix: string) => ImportDecision {
+    this.#filter ??= importFilter({ clusterNetwork: this.ctx.clusterNetwork, ownSubnet: this.#lease?.subnet ?? '0.0.0.0/32', leasedSubnets: this.screened().map((s) => s.dst) });
+    return this.#filter;
+  }
+
+  private async updatePeers(): Promise<void> {
+    if (!this.#driver) return;
+    const sessions = planSessions({
+      options: this.options, self: this.ctx.extIface.publicIp, asn: this.#asn, hosts: this.screened().map((s) => s.publicIp), hostPeers: this.ctx.bgp?.peers ?? [],
+    });
+    await this.#driver.setPeers(sessions);
+    if (this.#convergeTimer !== undefined && this.#waitingForEor.size === 0) this.#waitingForEor = new Set(sessions.map((s) => s.address));
+  }
+
+  private wire(driver: BgpDriver): void {
+    const { log } = this.ctx;
+    driver.on('paths', (ev) => this.paths(ev));
+    driver.on('peer', (p: PeerStatus) => log.info({ peer: p.address, asn: p.asn, role: p.role, state: p.state, lastError: p.lastError }, 'bgp session state'));
+    driver.on('end-of-rib', ({ peer }) => {
+      this.#waitingForEor.delete(peer);
+      if (this.#convergeTimer !== undefined && this.#waitingForEor.size === 0) this.converged('end-of-rib from every peer');
+    });
+    driver.on('max-prefix', ({ peer, limit }) => {
+      this.count(peer, 'max_prefix');
+      log.error({ peer, limit }, `bgp peer ${peer} sent more than ${limit} prefixes: session reset (RFC 4486 Cease/1); fix the peer's export policy`);
+    });
+    driver.on('warning', (err) => log.warn({ err }, 'bgp speaker warning'));
+  }
+
+  private paths(ev: PathsEvent): void {
+    this.#table.apply(ev);
+    const filter = this.filter();
+    for (const r of ev.rejected ?? []) this.refused(ev.peer, r.prefix, r.reason, 'refused by the speaker');
+    for (const p of ev.announced) {
+      const d = filter(p.prefix);
+      if (!d.ok) this.refused(ev.peer, p.prefix, d.reason, d.detail);
+    }
+    this.scheduleApply();
+  }
+
+  private refused(peer: string, prefix: string, reason: string, detail: string): void {
+    this.count(peer, reason);
+    const key = `${peer}|${prefix}|${reason}`;
+    if (this.#logged.has(key) || this.#logged.size >= LOGGED_REFUSALS_MAX) return;
+    this.#logged.add(key);
+    this.ctx.log.warn({ peer, prefix, reason, detail }, 'bgp route refused: not installed');
+  }
+
+  private count(peer: string, reason: string): void {
+    const key = `${peer}|${reason}`;
+    const entry = this.#rejected.get(key);
+    if (entry) entry.count += 1;
+    else this.#rejected.set(key, { peer, reason, count: 1 });
+  }
+
+  private converged(why: string): void {
+    clearTimeout(this.#convergeTimer);
+    this.#convergeTimer = undefined;
+    if (this.#preserved.size === 0) return;
+    this.ctx.log.info({ why, kept: this.#preserved.size }, 'bgp routes re-learned after the restart; kept routes no peer sent again go now');
+    this.#preserved = new Map();
+    this.scheduleApply();
+  }
+
+  /** One kernel sync for a burst of updates (a table of 10,000 prefixes arrives in many UPDATEs). */
+  private scheduleApply(): void {
+    if (this.#applyPending || !this.#reconciler.hasDesiredSet) return;
+    this.#applyPending = true;
+    setImmediate(() => {
+      this.#applyPending = false;
+      this.#reconciler.serial(() => this.apply())
+        .then((report) => { if (report.changes > 0) this.ctx.log.debug({ changes: report.changes }, 'bgp routes installed'); })
+        .catch((err: unknown) => this.ctx.log.error({ err }, 'installing bgp routes failed; the next resync retries'));
+    });
+  }
+
+  private async apply(): Promise<SyncReport> {
+    const { netlink, extIface, clusterNetwork } = this.ctx;
+    const connected = await connectedNetworks(netlink, extIface.index);
+    const plan = planBgpRoutes({
+      table: this.#table, filter: this.filter(), onLink: onLinkMatcher(connected), extIndex: extIface.index,
+      ownAddresses: new Set([extIface.address, extIface.publicIp]), preserved: this.#preserved,
+    });
+    const report = await applyRoutes(netlink, TYPE, clusterNetwork, { routes: plan.routes, skipped: [] });
+    const failed = new Map(report.skipped.map((s) => [s.subnet, s.reason]));
+    this.#status = plan.status.map((r) => (failed.has(r.prefix) ? { ...r, installed: false, reason: failed.get(r.prefix) } : r));
+    return report;
+  }
+}

@@ -1,0 +1,352 @@
+/**
+ * The gobgp driver (src/backends/bgp/gobgp/) against a live gobgpd 3.10 that it configures over
+ * gRPC alone (started with --api-hosts only, no config file), with BIRD as the peer:
+ *
+ *   twill ns: gobgpd (AS 65001) 198.18.60.1 ──eBGP, TCP MD5, graceful restart── 198.18.60.2 bird ns: BIRD (AS 65002)
+ *
+ * The API is a unix socket in a temp dir, so the test process reaches it without entering the
+ * namespace. First, without root: proto/gobgp/api/ against the file descriptors compiled into the
+ * gobgpd binary (names, numbers, types of every message, enum and method Twill declares).
+ */
+import { readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { loadFileDescriptorSetFromBuffer, type MessageTypeDefinition, type PackageDefinition } from '@grpc/proto-loader';
+import type { MethodDefinition } from '@grpc/grpc-js';
+import type { BgpDriver, DriverPeer, LearnedPath, PathsEvent, PeerStatus } from '../../src/backends/bgp/driver.js';
+import { IPV4_UNICAST } from '../../src/backends/bgp/gobgp/api.js';
+import { GobgpClient, gobgpDefinition } from '../../src/backends/bgp/gobgp/client.js';
+import { startGobgpDriver, type GobgpDriverOptions } from '../../src/backends/bgp/gobgp/driver.js';
+import { neighborOf, ownRouteOf } from '../../src/backends/bgp/gobgp/paths.js';
+import { peerKey, peerMessage } from '../../src/backends/bgp/gobgp/peers.js';
+import { bgpDaemonsAvailable, startPeerDaemon, type PeerDaemon } from '../helpers/bgp-peers.js';
+import { tempDir } from '../helpers/cleanup.js';
+import type { Daemon } from '../helpers/daemon.js';
+import { exec } from '../helpers/exec.js';
+import { groupId } from '../helpers/names.js';
+import { connectNetns, createTestNetns, type TestNetns } from '../helpers/netns.js';
+import { isRoot, useCleanup } from '../helpers/vitest.js';
+import { waitFor } from '../helpers/wait.js';
+
+const avail = bgpDaemonsAvailable();
+
+// ---- the proto subset against the binary --------------------------------------------------
+
+/** The serialized FileDescriptorProto of `name` as protoc-gen-go embeds it in a Go binary. */
+function embeddedDescriptor(binary: Buffer, name: string, pkg: string): Buffer {
+  const head = Buffer.concat([Buffer.from([0x0a, name.length]), Buffer.from(name), Buffer.from([0x12, pkg.length]), Buffer.from(pkg)]);
+  const start = binary.indexOf(head);
+  if (start < 0) throw new Error(`${name} (package ${pkg}) is not embedded in the binary`);
+  // Top-level fields of FileDescriptorProto (numbers 1-14, varint or length-delimited) until
+  // something else follows: that is where the descriptor ends.
+  let i = start;
+  for (;;) {
+    const [tag, afterTag] = varint(binary, i);
+    const field = Math.floor(tag / 8);
+    const wire = tag & 7;
+    if (field < 1 || field > 14 || (wire !== 0 && wire !== 2)) break;
+    const [value, afterValue] = varint(binary, afterTag);
+    i = wire === 0 ? afterValue : afterValue + value;
+  }
+  return binary.subarray(start, i);
+}
+
+function varint(b: Buffer, at: number): [number, number] {
+  let value = 0;
+  let scale = 1;
+  for (let i = at; i < b.length; i++) {
+    const c = b[i]!;
+    value += (c & 0x7f) * scale;
+    scale *= 128;
+    if (c < 0x80) return [value, i + 1];
+  }
+  return [-1, b.length];
+}
+
+function lengthDelimited(field: number, bytes: Buffer): Buffer {
+  const len: number[] = [];
+  for (let n = bytes.length; ; n = Math.floor(n / 128)) {
+    if (n < 128) {
+      len.push(n);
+      break;
+    }
+    len.push((n % 128) | 128);
+  }
+  return Buffer.concat([Buffer.from([field * 8 + 2, ...len]), bytes]);
+}
+
+/** gobgpd's own definitions: a FileDescriptorSet of the descriptors in its binary. */
+async function binaryDefinitions(): Promise<PackageDefinition> {
+  const binary = readFileSync((await exec('sh', ['-c', 'command -v gobgpd'])).trim());
+  const files = [
+    ['google/protobuf/any.proto', 'google.protobuf'], ['google/protobuf/empty.proto', 'google.protobuf'],
+    ['google/protobuf/timestamp.proto', 'google.protobuf'], ['gobgp.proto', 'apipb'], ['attribute.proto', 'apipb'],
+  ] as const;
+  const set = Buffer.concat(files.map(([name, pkg]) => lengthDelimited(1, embeddedDescriptor(binary, name, pkg))));
+  return loadFileDescriptorSetFromBuffer(set, { keepCase: true });
+}
+
+interface FieldDescriptor { name: string; number: number; label: string; type: string; typeName: string }
+interface EnumDescriptor { value: { name: string; number: number }[] }
+
+describe.skipIf(!avail.gobgp)('proto/gobgp/api against gobgpd 3.10', () => {
+  it('every message, field, enum value and method Twill declares is gobgpd\'s, with the same number and type', async () => {
+    const theirs = await binaryDefinitions();
+    const ours = gobgpDefinition();
+    let fields = 0;
+    for (const [name, def] of Object.entries(ours)) {
+      if (!name.startsWith('apipb.')) continue;
+      const other = theirs[name];
+      expect(other, name).toBeDefined();
+      if ('format' in def && def.format === 'Protocol Buffer 3 DescriptorProto') {
+        const mine = (def as MessageTypeDefinition<object, object>).type as { field: FieldDescriptor[] };
+        const real = (other as MessageTypeDefinition<object, object>).type as { field: FieldDescriptor[] };
+        for (const f of mine.field) {
+          const g = real.field.find((x) => x.name === f.name);
+          expect(g && { number: g.number, label: g.label, type: g.type, typeName: g.typeName }, `${name}.${f.name}`)
+            .toEqual({ number: f.number, label: f.label, type: f.type, typeName: f.typeName });
+          fields++;
+        }
+      } else if ('format' in def && def.format === 'Protocol Buffer 3 EnumDescriptorProto') {
+        const real = ((other as { type: EnumDescriptor }).type).value;
+        for (const v of ((def as { type: EnumDescriptor }).type).value) expect(real, `${name}.${v.name}`).toContainEqual(expect.objectContaining(v));
+      } else {
+        for (const [method, m] of Object.entries(def as Record<string, MethodDefinition<object, object>>)) {
+          const g = (other as Record<string, MethodDefinition<object, object>>)[method];
+          expect(g && [g.path, g.requestStream, g.responseStream], `${name}.${method}`).toEqual([m.path, m.requestStream, m.responseStream]);
+        }
+      }
+    }
+    expect(fields).toBeGreaterThan(150);
+  });
+});
+
+// ---- the driver against a live gobgpd ------------------------------------------------------
+
+const AS_TWILL = 65001;
+const AS_PEER = 65002;
+const IP = { twill: '198.18.60.1', peer: '198.18.60.2' };
+const MD5 = 'tw1ll-s3cret';
+const OWN = '10.244.1.0/24';
+const THEIRS = '10.244.2.0/24';
+
+const session: DriverPeer = { address: IP.peer, asn: AS_PEER, role: 'external', password: MD5, port: 179, multihop: undefined };
+
+/** Everything a driver emitted, and the peer's paths as the backend would hold them. */
+class Recorder {
+  readonly paths: PathsEvent[] = [];
+  readonly peer: PeerStatus[] = [];
+  readonly maxPrefix: { peer: string; limit: number }[] = [];
+  readonly endOfRib: string[] = [];
+  readonly warnings: Error[] = [];
+
+  constructor(driver: BgpDriver) {
+    driver.on('paths', (e) => this.paths.push(e));
+    driver.on('peer', (s) => this.peer.push(s));
+    driver.on('max-prefix', (e) => this.maxPrefix.push(e));
+    driver.on('end-of-rib', (e) => this.endOfRib.push(e.peer));
+    driver.on('warning', (e) => this.warnings.push(e));
+  }
+
+  learned(peer: string): Map<string, LearnedPath> {
+    const table = new Map<string, LearnedPath>();
+    for (const e of this.paths) {
+      if (e.peer !== peer) continue;
+      for (const w of e.withdrawn) table.delete(w);
+      for (const p of e.announced) table.set(p.prefix, p);
+    }
+    return table;
+  }
+
+  withdrawn(peer: string, prefix: string): boolean {
+    return this.paths.some((e) => e.peer === peer && e.withdrawn.includes(prefix));
+  }
+}
+
+describe.skipIf(!isRoot || !avail.gobgp || !avail.bird)('gobgp driver against a live gobgpd', () => {
+  const registry = useCleanup();
+  let nsTwill: TestNetns;
+  let bird: PeerDaemon;
+  let gobgpd: Daemon;
+  let dir: string;
+  let api: string;
+  /** Our own look at gobgpd, through the same proto subset. */
+  let inspect: GobgpClient;
+
+  const options = (over: Partial<GobgpDriverOptions> = {}): GobgpDriverOptions => ({
+    api, asn: AS_TWILL, routerId: IP.twill, listen: { address: IP.twill, port: 179 }, localAddress: IP.twill,
+    holdTimeS: 9, restartTimeS: 120, clusterNetwork: '10.244.0.0/16', ownSubnet: OWN, maxPrefixes: 100, restarted: false, ...over,
+  });
+
+  /** gobgpd as a host would run it beside twilld: the API only, no BGP configuration. */
+  async function startGobgpd(): Promise<void> {
+    const sock = join(dir, 'api.sock');
+    rmSync(sock, { force: true });
+    gobgpd = await nsTwill.spawn('gobgpd', ['--api-hosts', `unix://${sock}`, '--pprof-disable', '--log-plain', '--log-level', 'info'],
+      { label: 'gobgpd-under-test', pidFile: join(dir, 'gobgpd.pid') });
+    await waitFor(() => inspect.getBgp(), { timeoutMs: 10_000, intervalMs: 100, what: 'gobgpd API' });
+  }
+
+  /** A driver closed (gracefully, leaving gobgpd as it is) at the end of the test, whatever happens. */
+  async function driver(over: Partial<GobgpDriverOptions> = {}): Promise<{ d: BgpDriver; rec: Recorder }> {
+    const d = await startGobgpDriver(options(over));
+    const rec = new Recorder(d);
+    registry.defer('gobgp driver', () => d.close({ graceful: true }));
+    return { d, rec };
+  }
+
+  async function birdHas(prefix: string): Promise<boolean> {
+    return (await bird.learned()).some((r) => r.prefix === prefix && r.nextHop === IP.twill);
+  }
+
+  async function established(d: BgpDriver): Promise<void> {
+    await waitFor(() => d.peers().find((p) => p.address === IP.peer)?.state === 'established',
+      { timeoutMs: 30_000, intervalMs: 100, what: 'the driver to see the session established' });
+  }
+
+  beforeAll(async () => {
+    const group = groupId();
+    const nsPeer = await createTestNetns('bird', { group });
+    nsTwill = await createTestNetns('twill', { group });
+    await connectNetns(nsTwill, nsPeer, { a: { ifname: 'to-bird', cidr: `${IP.twill}/24` }, b: { ifname: 'to-twill', cidr: `${IP.peer}/24` } });
+    dir = tempDir('gobgpd-driver', registry);
+    api = `unix://${join(dir, 'api.sock')}`;
+    inspect = new GobgpClient(api);
+    registry.defer('inspector client', () => inspect.close());
+    await startGobgpd();
+    bird = await startPeerDaemon({
+      kind: 'bird', netns: nsPeer, asn: AS_PEER, routerId: IP.peer, listenAddress: IP.peer,
+      neighbors: [{ address: IP.twill, asn: AS_TWILL, md5: MD5, gracefulRestart: true }],
+      announce: [{ prefix: THEIRS }],
+    });
+  });
+
+  it('starts gobgpd, configures the session and routes over gRPC, and reports what the peer sends; a graceful close leaves it all to the next driver', async () => {
+    expect((await inspect.getBgp()).asn).toBe(0); // not started: nothing but --api-hosts
+    const { d, rec } = await driver();
+    expect(await inspect.getBgp()).toMatchObject({ asn: AS_TWILL, router_id: IP.twill, listen_port: 179, listen_addresses: [IP.twill] });
+
+    await d.setPeers([session]);
+    await d.announce([{ prefix: OWN, nextHop: IP.twill }]);
+    await bird.waitEstablished(IP.twill);
+    await waitFor(() => rec.peer.some((p) => p.address === IP.peer && p.state === 'established'), { timeoutMs: 15_000, what: "a 'peer' event: established" });
+    expect(d.peers()).toEqual([expect.objectContaining({ address: IP.peer, asn: AS_PEER, role: 'external', state: 'established', lastError: undefined })]);
+
+    // Our route at the peer, with our next hop; the peer's in a 'paths' event.
+    await waitFor(() => birdHas(OWN), { timeoutMs: 15_000, intervalMs: 200, what: `BIRD to learn ${OWN} via ${IP.twill}` });
+    expect((await bird.learned()).find((r) => r.prefix === OWN)).toMatchObject({ asPath: [AS_TWILL] });
+    await waitFor(() => rec.learned(IP.peer).has(THEIRS), { timeoutMs: 15_000, what: `'paths' with ${THEIRS}` });
+    expect(rec.learned(IP.peer).get(THEIRS)).toEqual({ prefix: THEIRS, nextHop: IP.peer, asPathLength: 1, localPref: 100, med: 0, origin: 0, ebgp: true });
+
+    // A later announcement and its withdrawal.
+    await bird.announce('10.244.3.0/24', { med: 5 });
+    await waitFor(() => rec.learned(IP.peer).get('10.244.3.0/24')?.med === 5, { timeoutMs: 15_000, what: "'paths' with 10.244.3.0/24, MED 5" });
+    await bird.withdraw('10.244.3.0/24');
+    await waitFor(() => rec.withdrawn(IP.peer, '10.244.3.0/24') && !rec.learned(IP.peer).has('10.244.3.0/24'), { timeoutMs: 15_000, what: "'paths' withdrawing 10.244.3.0/24" });
+
+    // End-of-RIB (BIRD sends it with graceful restart), counters from ListPeer.
+    await waitFor(() => rec.endOfRib.includes(IP.peer), { timeoutMs: 15_000, what: "'end-of-rib'" });
+    await waitFor(() => {
+      const s = d.peers()[0];
+      return s?.received === 1 && s.sent === 1 && s.upSince !== undefined;
+    }, { timeoutMs: 15_000, what: 'counters 1 received, 1 sent' });
+
+    // What gobgpd holds, read back through the subset: the session as configured (its key is the
+    // one the driver compares by), our path in the global RIB, the peer's in its Adj-RIB-In.
+    const [listed] = await inspect.listPeers();
+    expect(listed?.conf).toMatchObject({ neighbor_address: IP.peer, peer_asn: AS_PEER, auth_password: MD5 });
+    expect(peerKey(listed!)).toBe(peerKey(peerMessage(options(), session)));
+    const global = await inspect.listPaths('GLOBAL', '', IPV4_UNICAST);
+    expect(global.flatMap((p) => ownRouteOf(p) ?? [])).toEqual([{ prefix: OWN, nextHop: IP.twill }]);
+    expect((await inspect.listPaths('ADJ_IN', IP.peer, IPV4_UNICAST)).map((p) => neighborOf(p))).toEqual([IP.peer]);
+    const uptime = listed?.timers?.state?.uptime?.seconds;
+    const birdUp = (await bird.neighborStatus(IP.twill)).upSince;
+
+    // twilld restarts: gobgpd keeps the session and the route.
+    await d.close({ graceful: true });
+    expect(gobgpd.running).toBe(true);
+    expect(await bird.sessionState(IP.twill)).toBe('established');
+    expect(await birdHas(OWN)).toBe(true);
+
+    // The next driver adopts it: the peer's paths and End-of-RIB again, and nothing is reset.
+    const next = await driver();
+    expect(next.d.peers()).toEqual([expect.objectContaining({ address: IP.peer, asn: AS_PEER, role: 'external' })]);
+    await established(next.d);
+    await waitFor(() => next.rec.learned(IP.peer).has(THEIRS), { timeoutMs: 15_000, what: `'paths' with ${THEIRS} after adoption` });
+    await waitFor(() => next.rec.endOfRib.includes(IP.peer), { timeoutMs: 15_000, what: "'end-of-rib' after adoption" });
+    await next.d.setPeers([session]);
+    await next.d.announce([{ prefix: OWN, nextHop: IP.twill }]);
+    const [after] = await inspect.listPeers();
+    expect(after?.timers?.state?.uptime?.seconds).toBe(uptime);
+    expect((await bird.neighborStatus(IP.twill)).upSince).toBe(birdUp);
+    expect(await birdHas(OWN)).toBe(true);
+    expect(next.rec.warnings).toEqual([]);
+  });
+
+  it('refuses a gobgpd that runs as another speaker', async () => {
+    await expect(startGobgpDriver(options({ asn: 65009 }))).rejects.toThrow(/already runs as AS 65001 with router id 198\.18\.60\.1, but this host is AS 65009/);
+    await expect(startGobgpDriver(options({ routerId: '198.18.60.9' }))).rejects.toThrow(/router id 198\.18\.60\.9/);
+  });
+
+  it('resets and holds down a peer past the prefix limit, reports it, and lets it back later', async () => {
+    const { d, rec } = await driver({ maxPrefixes: 3 });
+    await d.setPeers([session]); // a new limit: a new session
+    await d.announce([{ prefix: OWN, nextHop: IP.twill }]);
+    await established(d);
+    await waitFor(() => rec.learned(IP.peer).has(THEIRS), { timeoutMs: 15_000, what: `${THEIRS}` });
+
+    const extra = ['10.244.3.0/24', '10.244.4.0/24', '10.244.5.0/24'];
+    for (const p of extra) await bird.announce(p);
+    await waitFor(() => rec.maxPrefix.length > 0, { timeoutMs: 15_000, what: "'max-prefix'" });
+    expect(rec.maxPrefix[0]).toEqual({ peer: IP.peer, limit: 3 });
+    await waitFor(() => d.peers()[0]?.state !== 'established', { timeoutMs: 10_000, what: 'the session down' });
+    expect(d.peers()[0]?.lastError).toMatch(/more than 3 prefixes/);
+    // gobgpd dropped what the peer gave without an UPDATE: the driver withdraws it.
+    await waitFor(() => rec.learned(IP.peer).size === 0, { timeoutMs: 15_000, what: 'the peer\'s paths withdrawn' });
+
+    // The peer fixes its export; the driver lets it in again (EnablePeer after its backoff).
+    for (const p of extra) await bird.withdraw(p);
+    await established(d);
+    await waitFor(() => rec.learned(IP.peer).has(THEIRS), { timeoutMs: 30_000, what: `${THEIRS} after the reset` });
+    expect(rec.maxPrefix).toHaveLength(1);
+  });
+
+  it('a non-graceful close withdraws our route and removes the session, leaving gobgpd running', async () => {
+    const { d } = await driver();
+    await d.setPeers([session]);
+    await d.announce([{ prefix: OWN, nextHop: IP.twill }]);
+    await established(d);
+    await waitFor(() => birdHas(OWN), { timeoutMs: 15_000, intervalMs: 200, what: 'BIRD to have our route' });
+
+    await d.close({ graceful: false });
+    await waitFor(async () => !(await birdHas(OWN)), { timeoutMs: 10_000, intervalMs: 200, what: 'BIRD to drop our route' });
+    await bird.waitNotEstablished(IP.twill, 10_000);
+    expect(await inspect.listPeers()).toEqual([]);
+    expect((await inspect.listPaths('GLOBAL', '', IPV4_UNICAST)).flatMap((p) => ownRouteOf(p) ?? [])).toEqual([]);
+    expect(gobgpd.running).toBe(true);
+    expect((await inspect.getBgp()).asn).toBe(AS_TWILL);
+  });
+  // Last: the gobgpd it starts belongs to this test's cleanup.
+  it('re-opens the event stream when gobgpd restarts, and sets it up again', async () => {
+    const { d, rec } = await driver();
+    await d.setPeers([session]);
+    await d.announce([{ prefix: OWN, nextHop: IP.twill }]);
+    await established(d);
+    const birdUp = (await bird.neighborStatus(IP.twill)).upSince;
+
+    await gobgpd.kill();
+    await waitFor(() => rec.warnings.some((w) => /event stream/.test(w.message)), { timeoutMs: 10_000, what: 'a warning: the stream broke' });
+    await waitFor(() => d.peers()[0]?.state !== 'established', { timeoutMs: 15_000, what: 'the session to be seen down' });
+    await startGobgpd();
+    // A fresh gobgpd: the driver starts it and adds the session and the route again.
+    await waitFor(async () => (await inspect.getBgp()).asn === AS_TWILL, { timeoutMs: 40_000, intervalMs: 200, what: 'StartBgp again' });
+    await established(d);
+    await bird.waitEstablished(IP.twill);
+    expect((await bird.neighborStatus(IP.twill)).upSince).not.toBe(birdUp);
+    await waitFor(async () => (await inspect.listPaths('GLOBAL', '', IPV4_UNICAST)).some((p) => ownRouteOf(p)?.prefix === OWN),
+      { timeoutMs: 15_000, intervalMs: 200, what: 'our route in the new gobgpd' });
+    await waitFor(() => birdHas(OWN), { timeoutMs: 15_000, intervalMs: 200, what: 'BIRD to have our route' });
+    await waitFor(() => rec.learned(IP.peer).has(THEIRS), { timeoutMs: 15_000, what: `${THEIRS} again` });
+    expect(rec.warnings.some((w) => /was not running BGP/.test(w.message))).toBe(true);
+  });
+});
