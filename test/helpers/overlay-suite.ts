@@ -1,11 +1,10 @@
-import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { registerBuiltins } from '../../src/backends/builtins.js';
 import { etcdAvailable } from './etcd.js';
 import { commandAvailable, exec, run } from './exec.js';
 import { startAgent, type TestAgent } from './twilld.js';
-import { attachMeshPod, leaseSubnet, pingAll, startMeshBed, type MeshBed, type MeshPod } from './pod-mesh.js';
+import { attachMeshPod, leaseSubnet, pingAll, startMeshAgent, startMeshBed, type MeshBed, type MeshPod } from './pod-mesh.js';
 import { isRoot, useCleanup } from './vitest.js';
 import { waitFor } from './wait.js';
 
@@ -29,14 +28,7 @@ export function overlaySuite(backend: OverlayBackend, beforeSuite?: () => Promis
     const agents: TestAgent[] = [];
     const pods: MeshPod[] = [];
 
-    const startOn = async (i: number): Promise<TestAgent> => {
-      const hostDir = join(bed.dir, `host${i}`);
-      mkdirSync(hostDir, { recursive: true });
-      const agent = await startAgent(bed.cluster.hosts[i]!, { etcd: bed.etcd.clientUrl, dir: hostDir, args: ['--iface', 'eth0', '--resync-interval', '1s'] });
-      agents[i] = agent;
-      await agent.waitReady();
-      return agent;
-    };
+    const startOn = async (i: number): Promise<TestAgent> => (agents[i] = await startMeshAgent(bed, i));
 
     beforeAll(async () => {
       await beforeSuite?.();

@@ -1,7 +1,8 @@
 /**
  * Pods spread over test hosts, and the check a user runs first: does every pod reach every other.
  */
-import { readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { parseSubnetEnv } from '../../src/core/subnet-env.js';
 import { attachPod } from '../../src/ctl/demo/reference-cni.js';
 import { tempDir } from './cleanup.js';
@@ -9,7 +10,7 @@ import { createCluster, type Cluster } from './cluster.js';
 import { startEtcd, type Etcd } from './etcd.js';
 import { run } from './exec.js';
 import { createTestNetns, type TestNetns } from './netns.js';
-import type { TestAgent } from './twilld.js';
+import { startAgent, type TestAgent } from './twilld.js';
 
 export interface MeshPod { readonly ns: TestNetns; readonly host: number; readonly ip: string }
 
@@ -30,6 +31,15 @@ export async function startMeshBed(opts: { readonly hosts: number; readonly labe
   const etcd = await startEtcd({ netns: cluster.underlay.name, host: MESH_ETCD_IP });
   await etcd.etcdctl(['put', `${opts.prefix}/config`, JSON.stringify({ Network: '10.244.0.0/16', Backend: { Type: opts.backend } })]);
   return { cluster, etcd, dir: tempDir(opts.label) };
+}
+
+/** Starts twilld on host `host` of the bed (files in `<dir>/host<i>`) and waits until it is ready. */
+export async function startMeshAgent(bed: MeshBed, host: number, args: readonly string[] = ['--iface', 'eth0', '--resync-interval', '1s']): Promise<TestAgent> {
+  const hostDir = join(bed.dir, `host${host}`);
+  mkdirSync(hostDir, { recursive: true });
+  const agent = await startAgent(bed.cluster.hosts[host]!, { etcd: bed.etcd.clientUrl, dir: hostDir, args });
+  await agent.waitReady();
+  return agent;
 }
 
 /**

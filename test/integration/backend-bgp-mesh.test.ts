@@ -1,11 +1,10 @@
-import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { etcdAvailable } from '../helpers/etcd.js';
 import { commandAvailable, exec } from '../helpers/exec.js';
-import { attachMeshPod, leaseSubnet, pingAll, startMeshBed, type MeshBed, type MeshPod } from '../helpers/pod-mesh.js';
+import { attachMeshPod, leaseSubnet, pingAll, startMeshAgent, startMeshBed, type MeshBed, type MeshPod } from '../helpers/pod-mesh.js';
 import { CTL_MAIN } from '../helpers/twill-speaker.js';
-import { startAgent, type TestAgent } from '../helpers/twilld.js';
+import type { TestAgent } from '../helpers/twilld.js';
 import { isRoot, useCleanup } from '../helpers/vitest.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -25,14 +24,7 @@ describe.skipIf(!isRoot || !etcdAvailable() || !referencePlugins)('bgp backend: 
   const agents: TestAgent[] = [];
   const pods: MeshPod[] = [];
 
-  const startOn = async (i: number): Promise<TestAgent> => {
-    const hostDir = join(bed.dir, `host${i}`);
-    mkdirSync(hostDir, { recursive: true });
-    const agent = await startAgent(bed.cluster.hosts[i]!, { etcd: bed.etcd.clientUrl, dir: hostDir, args: ['--iface', 'eth0', '--resync-interval', '1s'] });
-    agents[i] = agent;
-    await agent.waitReady();
-    return agent;
-  };
+  const startOn = async (i: number): Promise<TestAgent> => (agents[i] = await startMeshAgent(bed, i));
 
   /** Twill's routes on host `i` inside the cluster network: "dst via gw dev". */
   const routesOn = async (i: number): Promise<string[]> => (await bed.cluster.hosts[i]!.json<IpRoute[]>(['route', 'show', 'proto', '84']))

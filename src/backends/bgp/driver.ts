@@ -1,5 +1,5 @@
 import type { EventEmitter } from 'node:events';
-import type { SessionRole } from './sessions.js';
+import type { PlannedSession, SessionRole } from './sessions.js';
 
 /**
  * The one seam between the bgp backend and a BGP speaker: Twill's own (builtin-driver.ts, over
@@ -9,17 +9,8 @@ import type { SessionRole } from './sessions.js';
  * the backend's decision (import-filter.ts, path-table.ts), the same for both speakers.
  */
 
-/** A session the backend wants (planSessions' output). */
-export interface DriverPeer {
-  readonly address: string;
-  readonly asn: number;
-  readonly role: SessionRole;
-  /** TCP MD5 key (RFC 2385); never logged. */
-  readonly password: string | undefined;
-  readonly port: number;
-  /** eBGP multihop TTL; undefined: a directly connected peer. */
-  readonly multihop: number | undefined;
-}
+/** A session the backend wants: planSessions' output, as the driver takes it. */
+export type DriverPeer = PlannedSession;
 
 /** One path a peer announced, reduced to what the kernel route and ECMP need. */
 export interface LearnedPath {
