@@ -96,4 +96,25 @@ describe.skipIf(!isRoot || !etcdAvailable() || !referencePlugins)('bgp backend: 
     expect(tookMs).toBeLessThan(1000);
     expect(await pingAll(pods.filter((p) => p.host !== 4))).toEqual([]);
   });
+
+  it('puts back a route deleted by hand within one resync', async () => {
+    const host = bed.cluster.hosts[0]!;
+    const victim = leaseSubnet(agents[1]!);
+    const before = await routesOn(0);
+    await host.exec('ip', ['route', 'del', victim]);
+    expect(await routesOn(0)).not.toEqual(before);
+    await waitFor(async () => JSON.stringify(await routesOn(0)) === JSON.stringify(before), { timeoutMs: 1500, intervalMs: 20, what: `the route to ${victim} back` });
+  });
+
+  it('a host that left while an agent was down: its route goes when that agent starts, the others stay in place', async () => {
+    const gone = leaseSubnet(agents[3]!);
+    await agents[0]!.daemon.stop();
+    await agents[3]!.daemon.kill('SIGKILL');
+    await bed.etcd.etcdctl(['del', `${PREFIX}/subnets/${gone.replace('/', '-')}`]);
+    // Host 0's kernel still routes to host 3 while its agent is down.
+    expect((await routesOn(0)).some((r) => r.startsWith(`${gone} `))).toBe(true);
+    await startOn(0);
+    await waitFor(() => allConverged([0, 1, 2]), { timeoutMs: 5000, intervalMs: 20, what: `host 0 without the route to ${gone}` });
+    expect(await pingAll(pods.filter((p) => p.host < 3))).toEqual([]);
+  });
 });

@@ -177,7 +177,9 @@ describe.skipIf(!isRoot || !avail.bird || !avail.frr || !avail.gobgp)('Twill\'s 
     for (const p of PEERS.filter((x) => x.kind !== 'gobgp')) {
       expect((await daemon(p).neighborStatus(p.twill)).gracefulRestart, p.kind).toEqual({ helping: false, peerRestarting: true, peerForwarding: ['ipv4-unicast'] });
     }
-    expect(second.peerStates().map((s) => s.lastError).filter((e) => e !== undefined && !/connection closed by the peer/.test(e))).toEqual([]);
+    // A peer may close or reset one of two crossing connections (RFC 4271 §6.8 collision, or a
+    // connection it refuses while the old session is being torn down); nothing else may have failed.
+    expect(second.peerStates().map((s) => s.lastError).filter((e) => e !== undefined && !/connection closed by the peer|read ECONNRESET/.test(e))).toEqual([]);
   });
 
   it('closes with Cease (not gracefully): every peer drops the route at once', async () => {
