@@ -175,7 +175,7 @@ describe.skipIf(!isRoot || !avail.gobgp || !avail.bird)('gobgp driver against a 
 
   const options = (over: Partial<GobgpDriverOptions> = {}): GobgpDriverOptions => ({
     api, asn: AS_TWILL, routerId: IP.twill, listen: { address: IP.twill, port: 179 }, localAddress: IP.twill,
-    holdTimeS: 9, restartTimeS: 120, clusterNetwork: '10.244.0.0/16', ownSubnet: OWN, maxPrefixes: 100, restarted: false, ...over,
+    holdTimeS: 9, restartTimeS: 120, clusterNetwork: '10.244.0.0/16', ownSubnet: OWN, reflector: false, maxPrefixes: 100, restarted: false, ...over,
   });
 
   /** gobgpd as a host would run it beside twilld: the API only, no BGP configuration. */

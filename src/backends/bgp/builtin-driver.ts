@@ -41,7 +41,7 @@ class BuiltinDriver extends EventEmitter<DriverEvents> implements BgpDriver {
     }
     for (const peer of peers) {
       if (this.#peers.has(peer.address)) continue;
-      this.speaker.addPeer(this.peerConfig(peer));
+      this.speaker.addPeer(speakerPeerConfig(peer, this.opts));
       this.#peers.set(peer.address, { peer, key: sessionKey(peer) });
     }
     return Promise.resolve();
@@ -66,28 +66,6 @@ class BuiltinDriver extends EventEmitter<DriverEvents> implements BgpDriver {
 
   async close(opts: { readonly graceful: boolean }): Promise<void> {
     await this.speaker.close(opts.graceful ? 'twilld restarting' : 'twilld stopping', { graceful: opts.graceful });
-  }
-
-  private peerConfig(peer: DriverPeer): SpeakerPeerConfig {
-    const { opts } = this;
-    return {
-      address: peer.address,
-      port: peer.port,
-      asn: peer.asn,
-      md5: peer.password,
-      multihop: peer.multihop,
-      localAddress: opts.localAddress,
-      timers: { holdTime: opts.holdTimeS, connectRetry: 2 },
-      gracefulRestartTime: opts.restartTimeS,
-      routeReflectorClient: peer.role === 'reflector-client',
-      import: {
-        // Everything more specific inside the cluster network; the backend decides the rest
-        // against the leases (import-filter.ts), so the refusals are counted in one place.
-        accept: [`${opts.clusterNetwork},le=32`],
-        rejectPrefixes: [opts.ownSubnet],
-        maxPrefixes: opts.maxPrefixes,
-      },
-    };
   }
 
   private routes(ev: PeerRoutesEvent): void {
@@ -118,6 +96,31 @@ class BuiltinDriver extends EventEmitter<DriverEvents> implements BgpDriver {
     const status = this.peers().find((p) => p.address === ev.peer);
     if (status) this.emit('peer', status);
   }
+}
+
+/** One planned session as Twill's speaker takes it: timers, graceful restart, import and export rules. */
+export function speakerPeerConfig(peer: DriverPeer, opts: DriverOptions): SpeakerPeerConfig {
+  return {
+    address: peer.address,
+    port: peer.port,
+    asn: peer.asn,
+    md5: peer.password,
+    multihop: peer.multihop,
+    localAddress: opts.localAddress,
+    timers: { holdTime: opts.holdTimeS, connectRetry: 2 },
+    gracefulRestartTime: opts.restartTimeS,
+    routeReflectorClient: peer.role === 'reflector-client',
+    // Exactly the host's subnet (issue 16: no route learned from a ToR leaks into the mesh);
+    // a reflector passes the other hosts' subnets on as well.
+    export: { announce: [opts.reflector ? `${opts.clusterNetwork},le=32` : opts.ownSubnet] },
+    import: {
+      // Everything more specific inside the cluster network; the backend decides the rest
+      // against the leases (import-filter.ts), so the refusals are counted in one place.
+      accept: [`${opts.clusterNetwork},le=32`],
+      rejectPrefixes: [opts.ownSubnet],
+      maxPrefixes: opts.maxPrefixes,
+    },
+  };
 }
 
 /** The speaker's reject reasons as import-filter.ts names them, so one metric label set covers both. */

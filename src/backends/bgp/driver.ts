@@ -80,8 +80,10 @@ export interface DriverOptions {
   readonly restartTimeS: number;
   /** Only prefixes inside this network are accepted at all (and never a default route). */
   readonly clusterNetwork: string;
-  /** This host's own subnet: never accepted from a peer. */
+  /** This host's own subnet: never accepted from a peer, and all a host that reflects nothing announces. */
   readonly ownSubnet: string;
+  /** This host is one of the cluster's route reflectors: it passes the other hosts' subnets on (RFC 4456). */
+  readonly reflector: boolean;
   /** Most prefixes one peer may give us before its session is reset (RFC 4486 Cease/1). */
   readonly maxPrefixes: number;
   /**

@@ -71,6 +71,7 @@ export class BgpNetwork implements Network {
         asn: this.#asn, routerId: this.#routerId, listen, localAddress: ctx.extIface.address,
         holdTimeS: this.options.holdTimeS, restartTimeS: this.options.gracefulRestart ? RESTART_TIME_S : 0,
         clusterNetwork: ctx.clusterNetwork, ownSubnet: lease.subnet, maxPrefixes: DEFAULT_MAX_PREFIXES_PER_PEER, restarted,
+        reflector: this.options.routeReflectors.includes(ctx.extIface.publicIp),
       }, ctx.bgp);
       this.wire(this.#driver);
       ctx.log.info({ speaker: this.ctx.bgp?.speaker ?? this.options.speaker, asn: this.#asn, routerId: this.#routerId, listen, restarted, keptRoutes: this.#preserved.size }, 'bgp speaker started');
