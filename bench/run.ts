@@ -11,6 +11,7 @@ const benches: Record<string, () => Promise<{ run(args: string[]): Promise<void>
   cni: () => import('./cni.js'),
   bgp: () => import('./bgp.js'),
   ipip: () => import('./ipip.js'),
+  'bgp-backend': () => import('./bgp-backend.js'),
 };
 
 async function main(): Promise<void> {

@@ -19,6 +19,8 @@ export interface ImportFilterInput {
 
 export type ImportDecision = { readonly ok: true; readonly prefix: string } | { readonly ok: false; readonly reason: ImportRefusal; readonly detail: string };
 
+const MEMO_MAX = 200_000;
+
 /** A reusable filter for one lease set: build it when the leases change, ask it per learned prefix. */
 export function importFilter(input: ImportFilterInput): (prefix: string) => ImportDecision {
   const cluster = parseCidr(input.clusterNetwork, 'cluster network');
@@ -31,7 +33,21 @@ export function importFilter(input: ImportFilterInput): (prefix: string) => Impo
       // The agent screens leases before they get here; a broken one simply leases nothing.
     }
   }
+  // The same prefixes are asked again at every plan (10,000 of them after a full table): each is
+  // parsed once per lease set.
+  const decided = new Map<string, ImportDecision>();
   return (text) => {
+    let decision = decided.get(text);
+    if (decision === undefined) {
+      decision = decide(text);
+      // Bounded: peers are held to their max-prefix, but a lease set may live long.
+      if (decided.size >= MEMO_MAX) decided.clear();
+      decided.set(text, decision);
+    }
+    return decision;
+  };
+
+  function decide(text: string): ImportDecision {
     let prefix: Cidr;
     try {
       prefix = parsePrefix(text, 'learned prefix');
@@ -46,5 +62,5 @@ export function importFilter(input: ImportFilterInput): (prefix: string) => Impo
     if (canonical === own) return no('own_subnet', `${canonical} is this host's own subnet`);
     if (!leased.has(canonical)) return no('no_lease', `no host holds a lease for ${canonical}`);
     return { ok: true, prefix: canonical };
-  };
+  }
 }

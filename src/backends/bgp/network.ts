@@ -1,5 +1,5 @@
 import type { RouteSpec } from '../../netlink/index.js';
-import type { BackendContext, HostBgpSettings, LocalLease, Network, RemoteLease, RoutingStatus, SyncReport } from '../backend.js';
+import type { BackendContext, HostBgpSettings, LocalLease, Network, RemoteLease, RoutingRoute, RoutingStatus, SyncReport } from '../backend.js';
 import { screenRemoteLeases } from '../lease-checks.js';
 import { connectedNetworks, onLinkMatcher } from '../on-link.js';
 import { Reconciler } from '../reconciler.js';
@@ -8,7 +8,7 @@ import { BGP_PORT, RESTART_TIME_S, TYPE, type BgpOptions } from './config.js';
 import { DEFAULT_MAX_PREFIXES_PER_PEER, type BgpDriver, type DriverOptions, type PathsEvent, type PeerStatus } from './driver.js';
 import { importFilter, type ImportDecision } from './import-filter.js';
 import { PathTable } from './path-table.js';
-import { planBgpRoutes } from './plan.js';
+import { planBgpRoutes, type BgpPlanInput } from './plan.js';
 import { kernelRoutesToKeep } from './preserved.js';
 import { markRunning, restartedSinceBoot } from './restart-marker.js';
 import { planSessions } from './sessions.js';
@@ -21,6 +21,12 @@ export type DriverFactory = (options: BgpOptions, driverOptions: DriverOptions, 
  * (RFC 4724 §4.1 defers route selection the same way); after it, routes no peer gave back go.
  */
 export const CONVERGE_TIMEOUT_MS = 30_000;
+
+/**
+ * How long the first update of a burst waits for the rest before the kernel sync: a table comes in
+ * many UPDATEs, and each sync lists the kernel's routes again.
+ */
+const APPLY_GATHER_MS = 20;
 
 /** Refusals logged per peer, prefix and reason before the log goes quiet (the counter keeps counting). */
 const LOGGED_REFUSALS_MAX = 10_000;
@@ -48,8 +54,12 @@ export class BgpNetwork implements Network {
   #preserved = new Map<string, RouteSpec>();
   #waitingForEor = new Set<string>();
   #convergeTimer: NodeJS.Timeout | undefined;
-  #status: RoutingStatus['routes'] = [];
-  #applyPending = false;
+  /** Routes the kernel refused at the last sync, with its reason. */
+  #writeFailed = new Map<string, string>();
+  /** The external interface's connected networks as the last sync read them. */
+  #onLink: (ip: string) => boolean = () => false;
+  #applyRunning = false;
+  #applyAgain = false;
   #marked = false;
 
   constructor(private readonly ctx: BackendContext, private readonly options: BgpOptions, private readonly startDriver: DriverFactory) {
@@ -105,9 +115,10 @@ export class BgpNetwork implements Network {
   }
 
   routing(): RoutingStatus {
+    const routes = this.routeStatus();
     const received = this.#table.countByPeer();
     const accepted = new Map<string, number>();
-    for (const r of this.#status) if (r.installed) for (const p of r.peers) accepted.set(p, (accepted.get(p) ?? 0) + 1);
+    for (const r of routes) if (r.installed) for (const p of r.peers) accepted.set(p, (accepted.get(p) ?? 0) + 1);
     const now = Date.now();
     return {
       speaker: this.ctx.bgp?.speaker ?? this.options.speaker,
@@ -118,7 +129,7 @@ export class BgpNetwork implements Network {
         uptimeS: p.upSince === undefined ? undefined : Math.max(0, Math.round((now - p.upSince) / 1000)),
         received: Math.max(p.received, received.get(p.address) ?? 0), accepted: accepted.get(p.address) ?? 0, sent: p.sent, lastError: p.lastError,
       })),
-      routes: this.#status,
+      routes,
       rejected: [...this.#rejected.values()].map((r) => ({ ...r })),
     };
   }
@@ -193,28 +204,62 @@ export class BgpNetwork implements Network {
     this.scheduleApply();
   }
 
-  /** One kernel sync for a burst of updates (a table of 10,000 prefixes arrives in many UPDATEs). */
+  /**
+   * One kernel sync for a burst of updates (a table of 10,000 prefixes arrives in many UPDATEs):
+   * updates that come while a sync runs are taken by one more sync after it, never one each.
+   */
   private scheduleApply(): void {
-    if (this.#applyPending || !this.#reconciler.hasDesiredSet) return;
-    this.#applyPending = true;
-    setImmediate(() => {
-      this.#applyPending = false;
-      this.#reconciler.serial(() => this.apply())
-        .then((report) => { if (report.changes > 0) this.ctx.log.debug({ changes: report.changes }, 'bgp routes installed'); })
-        .catch((err: unknown) => this.ctx.log.error({ err }, 'installing bgp routes failed; the next resync retries'));
-    });
+    if (!this.#reconciler.hasDesiredSet) return;
+    if (this.#applyRunning) {
+      this.#applyAgain = true;
+      return;
+    }
+    this.#applyRunning = true;
+    setTimeout(() => void this.applyLoop(), APPLY_GATHER_MS);
+  }
+
+  private async applyLoop(): Promise<void> {
+    try {
+      do {
+        this.#applyAgain = false;
+        try {
+          const began = performance.now();
+          const report = await this.#reconciler.serial(() => this.apply());
+          if (report.changes > 0) this.ctx.log.debug({ changes: report.changes, prefixes: this.#table.size, ms: Math.round(performance.now() - began) }, 'bgp routes installed');
+        } catch (err) {
+          this.ctx.log.error({ err }, 'installing bgp routes failed; the next resync retries');
+        }
+      } while (this.#applyAgain);
+    } finally {
+      this.#applyRunning = false;
+    }
   }
 
   private async apply(): Promise<SyncReport> {
     const { netlink, extIface, clusterNetwork } = this.ctx;
+    // Read each time: the interface's addresses (so its connected networks) can change.
     const connected = await connectedNetworks(netlink, extIface.index);
-    const plan = planBgpRoutes({
-      table: this.#table, filter: this.filter(), onLink: onLinkMatcher(connected), extIndex: extIface.index,
-      ownAddresses: new Set([extIface.address, extIface.publicIp]), preserved: this.#preserved,
-    });
+    this.#onLink = onLinkMatcher(connected);
+    const plan = planBgpRoutes(this.planInput(), false);
     const report = await applyRoutes(netlink, TYPE, clusterNetwork, { routes: plan.routes, skipped: [] });
-    const failed = new Map(report.skipped.map((s) => [s.subnet, s.reason]));
-    this.#status = plan.status.map((r) => (failed.has(r.prefix) ? { ...r, installed: false, reason: failed.get(r.prefix) } : r));
+    this.#writeFailed = new Map(report.skipped.map((s) => [s.subnet, s.reason]));
     return report;
+  }
+
+  private planInput(): BgpPlanInput {
+    const { extIface } = this.ctx;
+    return {
+      table: this.#table, filter: this.filter(), onLink: this.#onLink, extIndex: extIface.index,
+      ownAddresses: new Set([extIface.address, extIface.publicIp]), preserved: this.#preserved,
+    };
+  }
+
+  /**
+   * Every learned prefix, installed or why not, planned again when asked (twillctl, /metrics)
+   * rather than at every sync, against the connected networks the last sync read.
+   */
+  private routeStatus(): RoutingRoute[] {
+    const failed = this.#writeFailed;
+    return planBgpRoutes(this.planInput()).status.map((r) => (failed.has(r.prefix) ? { ...r, installed: false, reason: failed.get(r.prefix) } : r));
   }
 }

@@ -32,37 +32,47 @@ export interface BgpPlan {
   readonly status: RoutingRoute[];
 }
 
-export function planBgpRoutes(input: BgpPlanInput): BgpPlan {
+/**
+ * `withStatus` false skips the per-prefix report (RoutingRoute objects for twillctl): a sync of a
+ * full table runs on every burst of UPDATEs, the report only when an operator asks.
+ */
+export function planBgpRoutes(input: BgpPlanInput, withStatus = true): BgpPlan {
   const routes: RouteSpec[] = [];
   const status: RoutingRoute[] = [];
-  const usable = (p: LearnedPath): boolean => input.onLink(p.nextHop) && !input.ownAddresses.has(p.nextHop);
+  // A table has thousands of prefixes and a handful of next hops: each is checked once.
+  const usableNextHop = new Map<string, boolean>();
+  const usable = (p: LearnedPath): boolean => {
+    let ok = usableNextHop.get(p.nextHop);
+    if (ok === undefined) usableNextHop.set(p.nextHop, (ok = input.onLink(p.nextHop) && !input.ownAddresses.has(p.nextHop)));
+    return ok;
+  };
   const planned = new Set<string>();
   for (const prefix of input.table.prefixes()) {
-    const all = input.table.best(prefix);
-    const report = (installed: boolean, reason: string | undefined, best = all): void => {
+    const all = (): { peer: string; path: LearnedPath }[] => input.table.best(prefix);
+    const report = (installed: boolean, reason: string | undefined, best = all()): void => {
       status.push({ prefix, nextHops: uniqueNextHops(best), peers: [...new Set(best.map((b) => b.peer))], installed, reason });
     };
     const decision = input.filter(prefix);
     if (!decision.ok) {
-      report(false, `${decision.reason}: ${decision.detail}`);
+      if (withStatus) report(false, `${decision.reason}: ${decision.detail}`);
       continue;
     }
     const best = input.table.best(prefix, usable);
     if (best.length === 0) {
-      report(false, `no usable next hop: ${uniqueNextHops(all).join(', ')} is not on a network connected to the external interface, or is this host`);
+      if (withStatus) report(false, `no usable next hop: ${uniqueNextHops(all()).join(', ')} is not on a network connected to the external interface, or is this host`);
       continue;
     }
-    const nextHops = uniqueNextHops(best);
+    const nextHops = best.length === 1 ? [best[0]!.path.nextHop] : uniqueNextHops(best);
     routes.push(nextHops.length === 1
       ? { dst: decision.prefix, gateway: nextHops[0]!, oif: input.extIndex }
       : { dst: decision.prefix, multipath: nextHops.map((gateway) => ({ gateway, oif: input.extIndex })) });
     planned.add(decision.prefix);
-    report(true, undefined, best);
+    if (withStatus) report(true, undefined, best);
   }
   for (const [dst, route] of input.preserved) {
     if (planned.has(dst) || !input.filter(dst).ok) continue;
     routes.push(route);
-    status.push({ prefix: dst, nextHops: route.gateway !== undefined ? [route.gateway] : (route.multipath ?? []).map((m) => m.gateway), peers: [], installed: true, reason: 'kept from before the restart until the peers send it again' });
+    if (withStatus) status.push({ prefix: dst, nextHops: route.gateway !== undefined ? [route.gateway] : (route.multipath ?? []).map((m) => m.gateway), peers: [], installed: true, reason: 'kept from before the restart until the peers send it again' });
   }
   return { routes, status };
 }
