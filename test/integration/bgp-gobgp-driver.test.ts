@@ -3,6 +3,12 @@
  * gRPC alone (started with --api-hosts only, no config file), with BIRD as the peer:
  *
  *   twill ns: gobgpd (AS 65001) 198.18.60.1 ──eBGP, TCP MD5, graceful restart── 198.18.60.2 bird ns: BIRD (AS 65002)
+ *                                           └─iBGP (the export policy tests)──── 198.18.60.3 mesh ns: BIRD (AS 65001)
+ *
+ * The mesh namespace has its own link but an address of the same /24 (the twill namespace routes
+ * 198.18.60.3/32 to it), so its BIRD takes gobgpd's address as on-link (an iBGP session `direct`)
+ * and the ToR's too, the next hop of a ToR route gobgpd would pass on. (Two BIRDs in one namespace
+ * would refuse each other's routes: a next hop that is one of its own addresses is invalid to BIRD.)
  *
  * The API is a unix socket in a temp dir, so the test process reaches it without entering the
  * namespace. First, without root: proto/gobgp/api/ against the file descriptors compiled into the
@@ -17,6 +23,7 @@ import type { BgpDriver, DriverPeer, LearnedPath, PathsEvent, PeerStatus } from 
 import { IPV4_UNICAST } from '../../src/backends/bgp/gobgp/api.js';
 import { GobgpClient, gobgpDefinition } from '../../src/backends/bgp/gobgp/client.js';
 import { startGobgpDriver, type GobgpDriverOptions } from '../../src/backends/bgp/gobgp/driver.js';
+import { EXPORT_NAME, exportAssignment, exportPolicy, policyKey } from '../../src/backends/bgp/gobgp/export.js';
 import { neighborOf, ownRouteOf } from '../../src/backends/bgp/gobgp/paths.js';
 import { peerKey, peerMessage } from '../../src/backends/bgp/gobgp/peers.js';
 import { bgpDaemonsAvailable, startPeerDaemon, type PeerDaemon } from '../helpers/bgp-peers.js';
@@ -87,25 +94,41 @@ async function binaryDefinitions(): Promise<PackageDefinition> {
 }
 
 interface FieldDescriptor { name: string; number: number; label: string; type: string; typeName: string }
-interface EnumDescriptor { value: { name: string; number: number }[] }
+interface EnumDescriptor { name: string; value: { name: string; number: number }[] }
+interface MessageDescriptor { field: FieldDescriptor[]; nestedType: (MessageDescriptor & { name: string })[]; enumType: EnumDescriptor[] }
+
+/** The enums declared inside a message and its nested messages, by their names below it ("Conditions.RouteType"). */
+function nestedEnums(m: MessageDescriptor, prefix: string): Map<string, EnumDescriptor> {
+  const out = new Map<string, EnumDescriptor>();
+  for (const e of m.enumType) out.set(`${prefix}.${e.name}`, e);
+  for (const n of m.nestedType) for (const [k, v] of nestedEnums(n, `${prefix}.${n.name}`)) out.set(k, v);
+  return out;
+}
 
 describe.skipIf(!avail.gobgp)('proto/gobgp/api against gobgpd 3.10', () => {
   it('every message, field, enum value and method Twill declares is gobgpd\'s, with the same number and type', async () => {
     const theirs = await binaryDefinitions();
     const ours = gobgpDefinition();
     let fields = 0;
+    let nested = 0;
     for (const [name, def] of Object.entries(ours)) {
       if (!name.startsWith('apipb.')) continue;
       const other = theirs[name];
       expect(other, name).toBeDefined();
       if ('format' in def && def.format === 'Protocol Buffer 3 DescriptorProto') {
-        const mine = (def as MessageTypeDefinition<object, object>).type as { field: FieldDescriptor[] };
-        const real = (other as MessageTypeDefinition<object, object>).type as { field: FieldDescriptor[] };
+        const mine = (def as MessageTypeDefinition<object, object>).type as MessageDescriptor;
+        const real = (other as MessageTypeDefinition<object, object>).type as MessageDescriptor;
         for (const f of mine.field) {
           const g = real.field.find((x) => x.name === f.name);
           expect(g && { number: g.number, label: g.label, type: g.type, typeName: g.typeName }, `${name}.${f.name}`)
             .toEqual({ number: f.number, label: f.label, type: f.type, typeName: f.typeName });
           fields++;
+        }
+        // Enums declared inside messages (Conditions.RouteType, PeerState.SessionState, ...).
+        const realEnums = nestedEnums(real, name);
+        for (const [enumName, e] of nestedEnums(mine, name)) {
+          for (const v of e.value) expect(realEnums.get(enumName)?.value, `${enumName}.${v.name}`).toContainEqual(expect.objectContaining(v));
+          nested++;
         }
       } else if ('format' in def && def.format === 'Protocol Buffer 3 EnumDescriptorProto') {
         const real = ((other as { type: EnumDescriptor }).type).value;
@@ -117,7 +140,16 @@ describe.skipIf(!avail.gobgp)('proto/gobgp/api against gobgpd 3.10', () => {
         }
       }
     }
-    expect(fields).toBeGreaterThan(150);
+    expect(fields).toBeGreaterThan(170);
+    expect(nested).toBeGreaterThanOrEqual(10);
+    // The export policy's part of the subset is among what was compared.
+    const service = ours['apipb.GobgpApi'] as unknown as Record<string, unknown>;
+    for (const method of ['AddDefinedSet', 'DeleteDefinedSet', 'ListDefinedSet', 'AddPolicy', 'DeletePolicy', 'ListPolicy', 'SetPolicyAssignment']) {
+      expect(service[method], method).toBeDefined();
+    }
+    for (const name of ['DefinedSet', 'DefinedType', 'Prefix', 'Policy', 'Statement', 'Conditions', 'MatchSet', 'Actions', 'RouteAction', 'PolicyAssignment', 'PolicyDirection']) {
+      expect(ours[`apipb.${name}`], name).toBeDefined();
+    }
   });
 });
 
@@ -125,12 +157,21 @@ describe.skipIf(!avail.gobgp)('proto/gobgp/api against gobgpd 3.10', () => {
 
 const AS_TWILL = 65001;
 const AS_PEER = 65002;
-const IP = { twill: '198.18.60.1', peer: '198.18.60.2' };
+const IP = { twill: '198.18.60.1', peer: '198.18.60.2', mesh: '198.18.60.3' };
 const MD5 = 'tw1ll-s3cret';
 const OWN = '10.244.1.0/24';
 const THEIRS = '10.244.2.0/24';
 
 const session: DriverPeer = { address: IP.peer, asn: AS_PEER, role: 'external', password: MD5, port: 179, multihop: undefined };
+/** Another host of the cluster, over iBGP. */
+const meshSession: DriverPeer = { address: IP.mesh, asn: AS_TWILL, role: 'mesh', password: undefined, port: 179, multihop: undefined };
+/** The mesh peer's subnet; more of the ToR's, inside the cluster network and outside it. */
+const MESH_SUBNET = '10.244.7.0/24';
+const TOR_EXTRA = '10.244.50.0/24';
+const TOR_LATER = '10.244.51.0/24';
+const OUTSIDE = '10.96.0.0/16';
+/** The host's subnet after its lease changed. */
+const NEW_SUBNET = '10.244.9.0/24';
 
 /** Everything a driver emitted, and the peer's paths as the backend would hold them. */
 class Recorder {
@@ -165,6 +206,7 @@ class Recorder {
 
 describe.skipIf(!isRoot || !avail.gobgp || !avail.bird)('gobgp driver against a live gobgpd', () => {
   const registry = useCleanup();
+  let group: string;
   let nsTwill: TestNetns;
   let bird: PeerDaemon;
   let gobgpd: Daemon;
@@ -205,7 +247,7 @@ describe.skipIf(!isRoot || !avail.gobgp || !avail.bird)('gobgp driver against a 
   }
 
   beforeAll(async () => {
-    const group = groupId();
+    group = groupId();
     const nsPeer = await createTestNetns('bird', { group });
     nsTwill = await createTestNetns('twill', { group });
     await connectNetns(nsTwill, nsPeer, { a: { ifname: 'to-bird', cidr: `${IP.twill}/24` }, b: { ifname: 'to-twill', cidr: `${IP.peer}/24` } });
@@ -225,6 +267,9 @@ describe.skipIf(!isRoot || !avail.gobgp || !avail.bird)('gobgp driver against a 
     expect((await inspect.getBgp()).asn).toBe(0); // not started: nothing but --api-hosts
     const { d, rec } = await driver();
     expect(await inspect.getBgp()).toMatchObject({ asn: AS_TWILL, router_id: IP.twill, listen_port: 179, listen_addresses: [IP.twill] });
+    // The export policy, before any session: the host's subnet only.
+    expect((await inspect.prefixSet(EXPORT_NAME))?.prefixes).toEqual([{ ip_prefix: OWN, mask_length_min: 24, mask_length_max: 24 }]);
+    expect(policyKey((await inspect.policy(EXPORT_NAME))!)).toBe(policyKey(exportPolicy({ reflector: false })));
 
     await d.setPeers([session]);
     await d.announce([{ prefix: OWN, nextHop: IP.twill }]);
@@ -298,17 +343,134 @@ describe.skipIf(!isRoot || !avail.gobgp || !avail.bird)('gobgp driver against a 
     const extra = ['10.244.3.0/24', '10.244.4.0/24', '10.244.5.0/24'];
     for (const p of extra) await bird.announce(p);
     await waitFor(() => rec.maxPrefix.length > 0, { timeoutMs: 15_000, what: "'max-prefix'" });
+    // The peer fixes its export at once: the driver's first EnablePeer may come after as little as
+    // a tenth of its 5 s backoff (jitter), and a peer still sending too many would trip it again.
+    for (const p of extra) await bird.withdraw(p);
     expect(rec.maxPrefix[0]).toEqual({ peer: IP.peer, limit: 3 });
     await waitFor(() => d.peers()[0]?.state !== 'established', { timeoutMs: 10_000, what: 'the session down' });
     expect(d.peers()[0]?.lastError).toMatch(/more than 3 prefixes/);
     // gobgpd dropped what the peer gave without an UPDATE: the driver withdraws it.
-    await waitFor(() => rec.learned(IP.peer).size === 0, { timeoutMs: 15_000, what: 'the peer\'s paths withdrawn' });
+    await waitFor(() => rec.withdrawn(IP.peer, THEIRS), { timeoutMs: 15_000, what: 'the peer\'s paths withdrawn' });
 
-    // The peer fixes its export; the driver lets it in again (EnablePeer after its backoff).
-    for (const p of extra) await bird.withdraw(p);
+    // The driver lets it in again (EnablePeer after its backoff).
     await established(d);
     await waitFor(() => rec.learned(IP.peer).has(THEIRS), { timeoutMs: 30_000, what: `${THEIRS} after the reset` });
     expect(rec.maxPrefix).toHaveLength(1);
+  });
+
+  describe('the export policy', () => {
+    useCleanup({ sweep: false });
+    let mesh: PeerDaemon;
+
+    /** The prefixes a peer learned from us (each BIRD's only neighbor is our gobgpd), sorted. */
+    async function prefixesAt(peer: PeerDaemon): Promise<string[]> {
+      return [...new Set((await peer.learned()).map((r) => r.prefix))].sort();
+    }
+
+    async function waitAt(peer: PeerDaemon, has: readonly string[], lacks: readonly string[] = []): Promise<void> {
+      await waitFor(async () => {
+        const p = await prefixesAt(peer);
+        return has.every((x) => p.includes(x)) && !lacks.some((x) => p.includes(x));
+      }, { timeoutMs: 20_000, intervalMs: 200, what: `${peer.label} to have ${has.join(', ')}${lacks.length > 0 ? ` and not ${lacks.join(', ')}` : ''} (has ${(await prefixesAt(peer).catch(() => [])).join(', ')})` });
+    }
+
+    /** The ToR announces these for this test only. */
+    async function torAnnounces(...prefixes: string[]): Promise<void> {
+      registry.defer('the ToR\'s extra routes', async () => {
+        for (const p of prefixes) await bird.withdraw(p);
+      });
+      for (const p of prefixes) await bird.announce(p);
+    }
+
+    /**
+     * Whatever the test leaves, the mesh session goes after it (after its driver closed): the next
+     * test's is a new one, whose first UPDATEs gobgpd filters with the policy of that moment.
+     */
+    function noMeshSessionAfterwards(): void {
+      registry.defer('the mesh session', async () => {
+        if ((await inspect.listPeers()).some((p) => p.conf?.neighbor_address === IP.mesh)) await inspect.deletePeer(IP.mesh);
+      });
+    }
+
+    beforeAll(async () => {
+      const nsMesh = await createTestNetns('mesh', { group });
+      await connectNetns(nsTwill, nsMesh, { a: { ifname: 'to-mesh' }, b: { ifname: 'to-twill', cidr: `${IP.mesh}/24` } });
+      await nsTwill.exec('ip', ['route', 'add', `${IP.mesh}/32`, 'dev', 'to-mesh']);
+      mesh = await startPeerDaemon({
+        kind: 'bird', label: 'mesh', netns: nsMesh, asn: AS_TWILL, routerId: IP.mesh, listenAddress: IP.mesh,
+        neighbors: [{ address: IP.twill, asn: AS_TWILL }],
+        announce: [{ prefix: MESH_SUBNET }],
+      });
+    });
+
+    it('sends each peer the host\'s own subnet and nothing it learned; after a new subnet is announced, that one and no longer the old', async () => {
+      // More the ToR's gobgpd could pass on to the mesh peer: a subnet of the cluster, and a stale
+      // copy of this host's own (it kept it from before the lease moved here, say).
+      await torAnnounces(TOR_EXTRA, OWN);
+      noMeshSessionAfterwards();
+      const { d, rec } = await driver();
+      await d.setPeers([session, meshSession]);
+      await d.announce([{ prefix: OWN, nextHop: IP.twill }]);
+      await mesh.waitEstablished(IP.twill, 30_000);
+      await established(d);
+      await waitFor(() => [THEIRS, TOR_EXTRA, OWN].every((p) => rec.learned(IP.peer).has(p)) && rec.learned(IP.mesh).has(MESH_SUBNET),
+        { timeoutMs: 20_000, what: 'gobgpd to have the ToR\'s and the mesh peer\'s routes' });
+      await waitAt(mesh, [OWN]);
+      await waitFor(() => birdHas(OWN), { timeoutMs: 15_000, intervalMs: 200, what: `the ToR to learn ${OWN} from us` });
+
+      // The lease moves. gobgpd sends each peer its UPDATEs in order: once the new subnet is there
+      // and the old gone, whatever gobgpd would have passed on of the others is there too. The old
+      // subnet goes although the ToR's copy of it is now gobgpd's best path.
+      await d.announce([{ prefix: NEW_SUBNET, nextHop: IP.twill }]);
+      await waitAt(mesh, [NEW_SUBNET], [OWN]);
+      await waitAt(bird, [NEW_SUBNET], [OWN]);
+      expect(await prefixesAt(mesh)).toEqual([NEW_SUBNET]);
+      expect(await prefixesAt(bird)).toEqual([NEW_SUBNET]);
+      expect((await inspect.prefixSet(EXPORT_NAME))?.prefixes).toEqual([{ ip_prefix: NEW_SUBNET, mask_length_min: 24, mask_length_max: 24 }]);
+
+      // Without the policy gobgpd passes the ToR's routes on (so their absence above is its doing).
+      await inspect.setPolicyAssignment({ ...exportAssignment(), policies: [], default_action: 'ACCEPT' });
+      try {
+        await torAnnounces(TOR_LATER);
+        await waitAt(mesh, [TOR_LATER]);
+      } finally {
+        await inspect.setPolicyAssignment(exportAssignment());
+      }
+
+      expect(rec.warnings).toEqual([]);
+    });
+
+    it('a route reflector passes on what is inside the cluster network, nothing else; the next driver replaces the policy either way', async () => {
+      await torAnnounces(OUTSIDE);
+      noMeshSessionAfterwards();
+      const { d, rec } = await driver({ reflector: true });
+      expect(policyKey((await inspect.policy(EXPORT_NAME))!)).toBe(policyKey(exportPolicy({ reflector: true })));
+      expect((await inspect.prefixSet(EXPORT_NAME))?.prefixes).toEqual([{ ip_prefix: '10.244.0.0/16', mask_length_min: 16, mask_length_max: 32 }]);
+      await d.setPeers([session, meshSession]);
+      await d.announce([{ prefix: OWN, nextHop: IP.twill }]);
+      await waitFor(() => rec.learned(IP.peer).has(OUTSIDE), { timeoutMs: 15_000, what: `gobgpd to have ${OUTSIDE}` });
+      await mesh.waitEstablished(IP.twill, 30_000);
+
+      // The ToR's subnet reaches the mesh peer, the mesh peer's the ToR; a ToR route announced
+      // last reaches the mesh peer after all gobgpd had before.
+      await waitAt(mesh, [OWN, THEIRS]);
+      await waitAt(bird, [OWN, MESH_SUBNET]);
+      await torAnnounces(TOR_EXTRA);
+      await waitAt(mesh, [TOR_EXTRA]);
+      const reflected = await prefixesAt(mesh);
+      expect(reflected).toEqual(expect.arrayContaining([OWN, THEIRS, TOR_EXTRA]));
+      expect(reflected.filter((p) => !p.startsWith('10.244.'))).toEqual([]); // OUTSIDE above all
+      expect(await prefixesAt(bird)).toEqual([OWN, MESH_SUBNET].sort());
+
+      // The host is no reflector any more: the next driver puts the policy back.
+      await d.close({ graceful: true });
+      const next = await driver();
+      expect(policyKey((await inspect.policy(EXPORT_NAME))!)).toBe(policyKey(exportPolicy({ reflector: false })));
+      expect((await inspect.prefixSet(EXPORT_NAME))?.prefixes).toEqual([{ ip_prefix: OWN, mask_length_min: 24, mask_length_max: 24 }]);
+      await next.d.setPeers([session]);
+      await next.d.announce([{ prefix: OWN, nextHop: IP.twill }]);
+      expect([...rec.warnings, ...next.rec.warnings]).toEqual([]);
+    });
   });
 
   it('a non-graceful close withdraws our route and removes the session, leaving gobgpd running', async () => {

@@ -109,3 +109,47 @@ export interface WatchEventResponse {
   readonly peer?: { readonly type: 'UNKNOWN' | 'INIT' | 'END_OF_INIT' | 'STATE'; readonly peer: Peer | null } | null;
   readonly table?: { readonly paths: readonly Path[] } | null;
 }
+
+// --- routing policy (export.ts) ------------------------------------------------------------
+
+/** A prefix range: inside `ip_prefix`, of length mask_length_min..mask_length_max (no defaults). */
+export interface PolicyPrefix {
+  readonly ip_prefix: string;
+  readonly mask_length_min: number;
+  readonly mask_length_max: number;
+}
+
+export interface DefinedSet {
+  /** Twill uses PREFIX sets only (the other types keep their members in a field the subset leaves out). */
+  readonly defined_type: 'PREFIX';
+  readonly name: string;
+  readonly prefixes?: readonly PolicyPrefix[];
+}
+
+export type RouteAction = 'NONE' | 'ACCEPT' | 'REJECT';
+/** LOCAL: a path originated here (AddPath), not learned from a peer. */
+export type RouteType = 'ROUTE_TYPE_NONE' | 'ROUTE_TYPE_INTERNAL' | 'ROUTE_TYPE_EXTERNAL' | 'ROUTE_TYPE_LOCAL';
+
+export interface Statement {
+  readonly name: string;
+  readonly conditions?: {
+    readonly prefix_set?: { readonly type: 'ANY' | 'ALL' | 'INVERT'; readonly name: string } | null;
+    readonly route_type?: RouteType;
+  } | null;
+  readonly actions?: { readonly route_action?: RouteAction } | null;
+}
+
+export interface Policy {
+  readonly name: string;
+  readonly statements?: readonly Statement[];
+}
+
+export interface PolicyAssignment {
+  /** "global": every peer but route-server clients (which have their own). */
+  readonly name: string;
+  readonly direction: 'IMPORT' | 'EXPORT';
+  /** By name; the first that decides a path decides it. */
+  readonly policies: readonly { readonly name: string }[];
+  /** What a path that no policy decided gets. */
+  readonly default_action: RouteAction;
+}

@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { Client, credentials, Metadata, type ClientReadableStream, type MethodDefinition, type ServiceError } from '@grpc/grpc-js';
 import { loadSync, type PackageDefinition } from '@grpc/proto-loader';
 import { TwillError } from '../../../core/errors.js';
-import type { Family, Global, Path, Peer, TableType, WatchEventRequest, WatchEventResponse } from './api.js';
+import type { DefinedSet, Family, Global, Path, Peer, Policy, PolicyAssignment, TableType, WatchEventRequest, WatchEventResponse } from './api.js';
 
 /** Every unary call gets this long; gobgpd answers them from memory. */
 const UNARY_DEADLINE_MS = 10_000;
@@ -138,6 +138,53 @@ export class GobgpClient {
   async adjOutSize(peer: string, family: Family): Promise<number> {
     const res = await this.unary<{ num_destination: number }>('GetTable', { table_type: 'ADJ_OUT', family, name: peer });
     return res.num_destination;
+  }
+
+  /** The PREFIX defined set of this name, or undefined when gobgpd has none. */
+  async prefixSet(name: string): Promise<DefinedSet | undefined> {
+    const res = await this.collect<{ defined_set: DefinedSet | null }>('ListDefinedSet', { defined_type: 'PREFIX', name });
+    return res.find((r) => r.defined_set?.name === name)?.defined_set ?? undefined;
+  }
+
+  /**
+   * Creates the set, or adds its prefixes to the one of that name gobgpd has. An entry it has
+   * already is added again (a duplicate: it matches the same, and removal takes both).
+   */
+  async addDefinedSet(set: DefinedSet): Promise<void> {
+    await this.unary('AddDefinedSet', { defined_set: set });
+  }
+
+  /** Removes these prefixes from the set (the set stays, also when empty). */
+  async deleteFromDefinedSet(set: DefinedSet): Promise<void> {
+    await this.unary('DeleteDefinedSet', { defined_set: set, all: false });
+  }
+
+  /** The policy of this name, with its statements, or undefined when gobgpd has none. */
+  async policy(name: string): Promise<Policy | undefined> {
+    const res = await this.collect<{ policy: Policy | null }>('ListPolicy', { name });
+    return res.find((r) => r.policy?.name === name)?.policy ?? undefined;
+  }
+
+  /** Adds a policy with its statements (refused when one of their names exists already). */
+  async addPolicy(policy: Policy): Promise<void> {
+    await this.unary('AddPolicy', { policy, refer_existing_statements: false });
+  }
+
+  /**
+   * Deletes the policy and its statements (those no other policy uses); refused while it is
+   * assigned. (Deleting only some statements would leave them behind in gobgpd 3.10, in use by
+   * nothing, their names taken.)
+   */
+  async deletePolicy(name: string): Promise<void> {
+    await this.unary('DeletePolicy', { policy: { name }, all: true, preserve_statements: false });
+  }
+
+  /**
+   * Makes these the policies of the table and direction, replacing what it had, with this
+   * default. Paths already sent are not re-evaluated: only what gobgpd sends next is.
+   */
+  async setPolicyAssignment(assignment: PolicyAssignment): Promise<void> {
+    await this.unary('SetPolicyAssignment', { assignment });
   }
 
   /** The event stream; the caller cancels it. No deadline: it lives as long as the driver. */

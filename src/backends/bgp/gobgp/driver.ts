@@ -2,8 +2,9 @@ import { EventEmitter } from 'node:events';
 import { status, type ClientReadableStream } from '@grpc/grpc-js';
 import { Backoff } from '../../../core/backoff.js';
 import type { BgpDriver, DriverEvents, DriverOptions, DriverPeer, LearnedPath, PeerStatus } from '../driver.js';
-import { IPV4_UNICAST, type Path, type Peer, type WatchEventResponse } from './api.js';
+import { IPV4_UNICAST, type Path, type Peer, type PolicyPrefix, type WatchEventResponse } from './api.js';
 import { GobgpApiError, GobgpClient } from './client.js';
+import { EXPORT_NAME, exportAssignment, exportPolicy, exportPrefixes, exportSet, planSet, policyKey } from './export.js';
 import { LearnedPaths } from './learned.js';
 import { learnedPath, neighborOf, ownPath, ownRoute, prefixOf, type OwnRoute } from './paths.js';
 import { addressOf, guessRole, peerKey, peerMessage, planPeers } from './peers.js';
@@ -32,18 +33,26 @@ const PREFIX_LIMIT_QUIET_MS = 600_000;
 /**
  * The bgp backend on a gobgpd 3.x running beside the agent, over its gRPC API
  * (proto/gobgp/api/). gobgpd owns the sessions; the driver configures them (AddPeer/DeletePeer),
- * originates the host's routes (AddPath/DeletePath) and reports what peers send from one
- * WatchEvent stream (peer states, Adj-RIB-In paths) and ListPeer/ListPath.
+ * originates the host's routes (AddPath/DeletePath), limits what gobgpd sends to them with a
+ * global export policy (export.ts: the host's own subnet, or the cluster's on a reflector) and
+ * reports what peers send from one WatchEvent stream (peer states, Adj-RIB-In paths) and
+ * ListPeer/ListPath.
  *
  * A planned restart of twilld (close({ graceful: true })) leaves gobgpd and its sessions alone,
  * so peers never see it; the next driver adopts them. `restarted` therefore means nothing here:
  * whether gobgpd itself restarts gracefully is its own -r flag.
  */
-export async function startGobgpDriver(opts: GobgpDriverOptions): Promise<BgpDriver> {
-  const client = new GobgpClient(opts.api);
+export function startGobgpDriver(opts: GobgpDriverOptions): Promise<BgpDriver> {
+  return startGobgpDriverOn(new GobgpClient(opts.api), opts);
+}
+
+/** startGobgpDriver on a client made elsewhere (unit tests: a fake gobgpd); closes it if it fails. */
+export async function startGobgpDriverOn(client: GobgpClient, opts: GobgpDriverOptions): Promise<BgpDriver> {
   try {
     const found = await ensureStarted(client, opts);
     const driver = new GobgpDriver(client, opts, found.peers, found.routes);
+    // Before any session is added: a gobgpd without it sends peers whatever BGP allows.
+    await driver.configureExport();
     driver.start();
     return driver;
   } catch (err) {
@@ -64,12 +73,16 @@ class GobgpDriver extends EventEmitter<DriverEvents> implements BgpDriver {
   /** What gobgpd has: peer address → peerKey, and own prefix → next hop. */
   readonly #configured = new Map<string, string>();
   readonly #announced = new Map<string, string>();
+  /** What gobgpd's export set holds (duplicates and all); undefined until read. */
+  #exportSet: PolicyPrefix[] | undefined;
   /** What the backend wants; undefined until it first says (an adopted gobgpd keeps all until then). */
   #wantedPeers: ReadonlyMap<string, Peer> | undefined;
   #wantedRoutes: ReadonlyMap<string, string> | undefined;
   /** gobgpd changes, one at a time; never rejects. */
   #queue: Promise<unknown> = Promise.resolve();
   #busy = 0;
+  /** How many changes have begun: a read from before one may be out of date. */
+  #changes = 0;
   /** A change failed: what gobgpd has is to be read again. */
   #dirty = false;
   #closed = false;
@@ -86,6 +99,29 @@ class GobgpDriver extends EventEmitter<DriverEvents> implements BgpDriver {
     super();
     this.#status = new PeerStatusTable(opts.maxPrefixes);
     this.#adopt(peers, routes);
+  }
+
+  /** The export set, policy and assignment (export.ts), made what they should be. */
+  async configureExport(): Promise<void> {
+    try {
+      await this.#syncExportSet();
+      const wanted = exportPolicy(this.opts);
+      const found = await this.client.policy(EXPORT_NAME);
+      const same = found !== undefined && policyKey(found) === policyKey(wanted);
+      if (found && !same) {
+        // This host became a reflector or stopped being one (or the policy is not ours): gobgpd
+        // changes no statement in place, nor deletes an assigned policy. Until it is back, the
+        // default rejects what would be sent.
+        await this.client.setPolicyAssignment({ ...exportAssignment(), policies: [] });
+        await this.client.deletePolicy(EXPORT_NAME);
+      }
+      if (!same) await this.client.addPolicy(wanted);
+      // Replaces whatever global export policies gobgpd had: Twill decides what it sends.
+      await this.client.setPolicyAssignment(exportAssignment());
+    } catch (err) {
+      this.#dirty = true;
+      throw err;
+    }
   }
 
   start(): void {
@@ -146,11 +182,15 @@ class GobgpDriver extends EventEmitter<DriverEvents> implements BgpDriver {
     }
     this.#announced.clear();
     for (const r of routes) this.#announced.set(r.prefix, r.nextHop);
+    this.#exportSet = undefined;
   }
 
   #serial<T>(task: () => Promise<T>): Promise<T> {
     this.#busy++;
-    const run = this.#queue.then(task).finally(() => this.#busy--);
+    const run = this.#queue.then(() => {
+      this.#changes++;
+      return task();
+    }).finally(() => this.#busy--);
     this.#queue = run.catch(() => undefined);
     return run;
   }
@@ -194,6 +234,10 @@ class GobgpDriver extends EventEmitter<DriverEvents> implements BgpDriver {
   async #syncRoutes(): Promise<void> {
     const wanted = this.#wantedRoutes;
     if (!wanted) return;
+    // New prefixes into the export set before their paths: gobgpd applies the policy to a path
+    // when it changes (or a session begins), not again when the policy does, so one it rejected
+    // would stay unsent. Old ones out after their withdrawal (below).
+    await this.#syncExportSet();
     const failures = await this.#withdraw([...this.#announced].filter(([prefix]) => !wanted.has(prefix)));
     // AddPath of a prefix gobgpd has replaces its path: a new next hop needs no withdrawal.
     const fresh = [...wanted].filter(([prefix, nextHop]) => this.#announced.get(prefix) !== nextHop);
@@ -202,6 +246,44 @@ class GobgpDriver extends EventEmitter<DriverEvents> implements BgpDriver {
       this.#announced.set(prefix, nextHop);
     }));
     this.#check(failures, 'route changes');
+    await this.#syncExportSet();
+  }
+
+  /**
+   * The export set made exactly the entries for this host's own prefixes: those gobgpd has paths
+   * for and those about to get one (the subnet from the options until the backend first
+   * announces), or the cluster network on a reflector. Adds before it removes.
+   */
+  async #syncExportSet(): Promise<void> {
+    const own = new Set(this.#announced.keys());
+    for (const prefix of this.#wantedRoutes?.keys() ?? [this.opts.ownSubnet]) own.add(prefix);
+    const wanted = exportPrefixes(this.opts, own);
+    try {
+      let current = this.#exportSet;
+      if (current === undefined) {
+        const found = await this.client.prefixSet(EXPORT_NAME);
+        if (!found) {
+          await this.client.addDefinedSet(exportSet(wanted));
+          this.#exportSet = wanted;
+          return;
+        }
+        current = this.#exportSet = [...found.prefixes ?? []];
+      }
+      const plan = planSet(current, wanted);
+      if (plan.add.length > 0) {
+        await this.client.addDefinedSet(exportSet(plan.add));
+        this.#exportSet = [...current, ...plan.add];
+      }
+      if (plan.remove.length > 0) {
+        await this.client.deleteFromDefinedSet(exportSet(plan.remove));
+        this.#exportSet = wanted;
+      }
+    } catch (err) {
+      // Read again next time; the refresh resyncs.
+      this.#exportSet = undefined;
+      this.#dirty = true;
+      throw err;
+    }
   }
 
   #withdraw(routes: Iterable<[string, string]>): Promise<Error[]> {
@@ -230,6 +312,14 @@ class GobgpDriver extends EventEmitter<DriverEvents> implements BgpDriver {
     if (found.started) this.emit('warning', new Error(`gobgpd at ${this.opts.api} was not running BGP (restarted?): started it again; re-adding sessions and routes`));
     this.#dirty = false;
     this.#adopt(found.peers, found.routes);
+    try {
+      await this.configureExport();
+    } catch (err) {
+      // No sessions added or changed without it (a fresh gobgpd would send them everything); the
+      // next refresh tries again.
+      this.emit('warning', err as Error);
+      return;
+    }
     for (const sync of [() => this.#syncPeers(), () => this.#syncRoutes()]) {
       try {
         await sync();
@@ -398,12 +488,20 @@ class GobgpDriver extends EventEmitter<DriverEvents> implements BgpDriver {
     if (this.#closed || this.#refreshing) return;
     this.#refreshing = true;
     try {
+      const changes = this.#changes;
       const peers = await this.client.listPeers();
       if (this.#closed) return;
       for (const p of peers) {
         const address = addressOf(p);
         if (!this.#configured.has(address)) continue;
-        const sent = p.state?.session_state === 'ESTABLISHED' ? await this.client.adjOutSize(address, IPV4_UNICAST) : 0;
+        let sent = 0;
+        try {
+          if (p.state?.session_state === 'ESTABLISHED') sent = await this.client.adjOutSize(address, IPV4_UNICAST);
+        } catch (err) {
+          // The session was deleted (or replaced) since ListPeer: the next round sees it as it is.
+          if (this.#busy > 0 || this.#changes !== changes) continue;
+          throw err;
+        }
         const o = observe(p, sent);
         if (!o || this.#closed) continue;
         this.#observed(o);
