@@ -6,21 +6,23 @@ import { sleep } from '../core/backoff.js';
 import { InvalidArgumentError } from '../core/errors.js';
 import { networkPrefix } from '../core/ip.js';
 import { subnetEnvFromLease } from '../core/subnet-env.js';
-import { parseNetworkConfigText, type NetworkConfig } from '../ipam/network-config.js';
+import { parseNetworkConfigText, type Ipv4NetworkConfig } from '../ipam/network-config.js';
 import type { NetlinkHandle } from '../netlink/index.js';
 import type { SubnetStore } from '../store/subnet-store.js';
-import type { SubnetLease } from '../store/types.js';
+import type { LeaseRecord, SubnetLease } from '../store/types.js';
+import { checkConfig } from './config-check.js';
 import { findExternalInterface } from './external-interface.js';
 import { HealthState, type AgentHealth } from './health.js';
 import { LeaseKeeper } from './lease-keeper.js';
 import { LeaseSync } from './lease-sync.js';
 import type { AgentMetrics } from './metrics.js';
 import { readSubnetFile, writeSubnetFile } from './subnet-file.js';
-import { underlayConflict } from './underlay-check.js';
 
 export interface AgentSettings {
   readonly iface: readonly string[];
   readonly publicIp: string | undefined;
+  /** --public-ipv6; else the interface's global IPv6 address is published in a dual-stack lease. */
+  readonly publicIpv6?: string | undefined;
   readonly subnetFile: string;
   readonly leaseTtlSeconds: number;
   readonly ipMasq: boolean;
@@ -75,8 +77,8 @@ export class Agent {
 
   async run(signal: AbortSignal): Promise<void> {
     const { deps } = this;
-    const ext = await findExternalInterface(deps.netlink, deps.settings.iface, deps.settings.publicIp);
-    deps.log.info({ iface: ext.name, address: ext.address, publicIp: ext.publicIp, mtu: ext.mtu }, 'external interface');
+    const ext = await findExternalInterface(deps.netlink, deps.settings.iface, deps.settings.publicIp, deps.settings.publicIpv6);
+    deps.log.info({ iface: ext.name, address: ext.address, publicIp: ext.publicIp, publicIpv6: ext.publicIpv6, mtu: ext.mtu }, 'external interface');
     const config = await this.waitForConfig(signal, ext);
     if (!config) return;
 
@@ -96,9 +98,10 @@ export class Agent {
     const keeper = new LeaseKeeper({
       store: deps.store,
       config,
-      record: { publicIp: ext.publicIp, backendType: backend.type, backendData: network.leaseData },
+      record: leaseRecord(config, ext, backend.type, network),
       ttlSeconds: deps.settings.leaseTtlSeconds,
       previousSubnet: previous?.subnet === undefined ? undefined : networkPrefix(previous.subnet, 'FLANNEL_SUBNET'),
+      previousIpv6Subnet: previous?.ipv6Subnet === undefined ? undefined : networkPrefix(previous.ipv6Subnet, 'FLANNEL_IPV6_SUBNET'),
       log: deps.log.child({ component: 'lease' }),
       metrics: deps.metrics,
     });
@@ -129,11 +132,12 @@ export class Agent {
   }
 
   /**
-   * Polls <prefix>/config until it exists, is valid, and does not contain this host's underlay.
-   * A refused config is reported (the agent is then unhealthy, and not ready), not fatal: it is
-   * used as soon as it is fixed.
+   * Polls <prefix>/config until it exists, is valid, and this agent can use it on this host
+   * (config-check.ts: the underlay, and the address families its backend routes). A refused
+   * config is reported (the agent is then unhealthy, and not ready), not fatal: it is used as
+   * soon as it is fixed.
    */
-  private async waitForConfig(signal: AbortSignal, ext: ExternalInterface): Promise<NetworkConfig | undefined> {
+  private async waitForConfig(signal: AbortSignal, ext: ExternalInterface): Promise<Ipv4NetworkConfig | undefined> {
     const { log, netlink } = this.deps;
     let lastProblem = '';
     while (!signal.aborted) {
@@ -145,13 +149,14 @@ export class Agent {
           problem = 'no network config in the store yet (set it with `twillctl config set`)';
         } else {
           const config = parseNetworkConfigText(text, this.deps.registry.parseOptions);
-          const [addresses, routes] = await Promise.all([netlink.listAddresses(ext.index), netlink.listRoutes({ family: 4, oif: ext.index })]);
-          const conflict = underlayConflict(config.network, ext.name, addresses, routes);
-          if (conflict === undefined) {
+          const [addresses, routes4, routes6] = await Promise.all([netlink.listAddresses(ext.index), netlink.listRoutes({ family: 4, oif: ext.index }),
+            config.ipv6 === undefined ? [] : netlink.listRoutes({ family: 6, oif: ext.index })]);
+          const check = checkConfig(config, this.deps.registry.get(config.backend.type), { ext, addresses, routes: [...routes4, ...routes6] });
+          if ('usable' in check) {
             this.#health.set('config_refused', undefined);
-            return config;
+            return check.usable;
           }
-          problem = conflict;
+          problem = check.refused;
           refused = true;
         }
       } catch (err) {
@@ -172,12 +177,13 @@ export class Agent {
   }
 
   /** Tells the backend its lease and writes the subnet file; from then on the agent is ready. */
-  private async activate(network: Network, config: NetworkConfig, lease: SubnetLease): Promise<void> {
+  private async activate(network: Network, config: Ipv4NetworkConfig, lease: SubnetLease): Promise<void> {
     await network.start({ subnet: lease.subnet, publicIp: lease.record.publicIp });
     await this.syncMasquerade(config, lease.subnet);
+    const ipv6 = config.ipv6 && lease.ipv6Subnet !== undefined ? { network: config.ipv6.network, leaseSubnet: lease.ipv6Subnet } : undefined;
     await writeSubnetFile(this.deps.settings.subnetFile,
-      subnetEnvFromLease(config.network, lease.subnet, network.mtu, this.deps.settings.ipMasq));
-    this.deps.log.info({ subnet: lease.subnet, file: this.deps.settings.subnetFile, mtu: network.mtu }, 'subnet file written');
+      subnetEnvFromLease(config.network, lease.subnet, network.mtu, this.deps.settings.ipMasq, ipv6));
+    this.deps.log.info({ subnet: lease.subnet, ipv6Subnet: lease.ipv6Subnet, file: this.deps.settings.subnetFile, mtu: network.mtu }, 'subnet file written');
     this.#health.leaseHeld(lease.subnet);
   }
 
@@ -186,7 +192,7 @@ export class Agent {
    * host switched from --ip-masq to none keeps no stale rules). A failure is logged, not fatal:
    * pod-to-pod traffic does not depend on it.
    */
-  private async syncMasquerade(config: NetworkConfig, podSubnet: string): Promise<void> {
+  private async syncMasquerade(config: Ipv4NetworkConfig, podSubnet: string): Promise<void> {
     try {
       if (this.deps.settings.ipMasq) await this.deps.masquerade.apply({ clusterNetwork: config.network, podSubnet });
       else await this.deps.masquerade.remove();
@@ -196,7 +202,7 @@ export class Agent {
   }
 
   /** Re-applies the masquerading table every resync interval, repairing drift. */
-  private async keepMasquerade(signal: AbortSignal, config: NetworkConfig, keeper: LeaseKeeper): Promise<void> {
+  private async keepMasquerade(signal: AbortSignal, config: Ipv4NetworkConfig, keeper: LeaseKeeper): Promise<void> {
     if (!this.deps.settings.ipMasq) return;
     while (!signal.aborted) {
       await sleep(this.deps.settings.resyncIntervalMs, signal);
@@ -204,4 +210,18 @@ export class Agent {
       if (subnet !== undefined && !signal.aborted) await this.syncMasquerade(config, subnet);
     }
   }
+}
+
+/**
+ * This host's lease record. PublicIPv6 and BackendV6Data only when the config enables IPv6: an
+ * IPv4-only lease stays exactly what flannel writes ("PublicIPv6":null, no BackendV6Data).
+ */
+function leaseRecord(config: Ipv4NetworkConfig, ext: ExternalInterface, backendType: string, network: Network): LeaseRecord {
+  return {
+    publicIp: ext.publicIp,
+    ...(config.ipv6 && { publicIpv6: ext.publicIpv6 }),
+    backendType,
+    backendData: network.leaseData,
+    ...(config.ipv6 && network.leaseDataV6 !== undefined && { backendV6Data: network.leaseDataV6 }),
+  };
 }

@@ -1,6 +1,7 @@
-import { isIPv4 } from 'node:net';
+import { isIPv4, isIPv6 } from 'node:net';
 import { formatDuration, parseDuration } from '../core/duration.js';
 import { InvalidArgumentError } from '../core/errors.js';
+import { parseIp } from '../core/ip.js';
 import { validateIfname } from '../core/ifname.js';
 import { parseLogLevel, type LogLevel } from '../core/logger.js';
 import { twillVersion } from '../core/version.js';
@@ -10,15 +11,18 @@ import { formatHostPort, parseHostPort } from '../core/host-port.js';
 import type { HostBgpSettings } from '../backends/backend.js';
 import { parseAsn, parseListenFlag, parsePeerFlag, parseSpeaker } from '../backends/bgp/config.js';
 import { DEFAULT_MAX_THREADS, DEFAULT_TIMEOUT_MS, MAX_TIMEOUT_MS } from '../cni/plugin-pool.js';
+import { ipv6EndpointProblem } from '../ipam/ipv6.js';
 
 // twilld's command line: the etcd flags shared with twillctl, then the agent's own. Every flag
 // can also come from the environment as TWILLD_<FLAG_IN_UPPER_SNAKE> (see core/flag-parser.ts).
 
 /** The validated settings, frozen. Durations are in milliseconds. */
 export interface AgentFlags extends EtcdFlags {
-  /** --iface values in order: interface names or IPv4 addresses; empty = the default route's interface. */
+  /** --iface values in order: interface names or IP addresses; empty = the default route's interface. */
   readonly ifaces: readonly string[];
   readonly publicIp: string | undefined;
+  /** --public-ipv6, canonical (RFC 5952). */
+  readonly publicIpv6: string | undefined;
   readonly subnetFile: string;
   readonly subnetLeaseTtlMs: number;
   readonly ipMasq: boolean;
@@ -52,8 +56,9 @@ export type AgentCommand =
 /** twilld's flags: the one table behind the parser, --help and the README's flag reference. */
 export const AGENT_FLAGS: readonly FlagSpec[] = [
   ...ETCD_FLAGS,
-  { name: 'iface', kind: 'list', arg: 'NAME|IPv4', help: 'interface for traffic to other nodes, by name or by one of its IPv4 addresses; comma-separated and/or repeated, the first that exists wins (default: the interface of the default route).' },
+  { name: 'iface', kind: 'list', arg: 'NAME|IP', help: 'interface for traffic to other nodes, by name or by one of its IPv4 or IPv6 addresses; comma-separated and/or repeated, the first that exists wins (default: the interface of the default route).' },
   { name: 'public-ip', kind: 'string', arg: 'IPv4', help: 'address other nodes use to reach this one (default: the interface\'s address); set it behind NAT.' },
+  { name: 'public-ipv6', kind: 'string', arg: 'IPv6', help: 'IPv6 address other nodes use to reach this one in a dual-stack or IPv6-only network (default: the interface\'s first global IPv6 address).' },
   { name: 'subnet-file', kind: 'string', arg: 'FILE', default: '/run/twill/subnet.env', help: 'absolute path where the subnet, MTU and masquerade setting are written for the CNI plugin (flannel\'s subnet.env format).' },
   { name: 'subnet-lease-ttl', kind: 'string', arg: 'DURATION', default: '24h', help: 'lifetime of the subnet lease in etcd; whole seconds, at least 2s.' },
   { name: 'ip-masq', kind: 'boolean', default: 'false', help: 'masquerade traffic from pods to outside the overlay network.' },
@@ -108,6 +113,7 @@ function validate(v: FlagValues): AgentFlags {
     ...parseEtcdFlags(v),
     ifaces: Object.freeze(ifaces.items.map((i) => iface(i, ifaces.what))),
     publicIp: v.optional('public-ip', publicIp),
+    publicIpv6: v.optional('public-ipv6', publicIpv6),
     subnetFile: absolutePath(subnetFile.value, subnetFile.what),
     subnetLeaseTtlMs: leaseTtl(ttl.value, ttl.what),
     ipMasq: v.bool('ip-masq'),
@@ -154,16 +160,25 @@ export function envName(flag: string): string {
 
 function iface(value: string, what: string): string {
   if (isIPv4(value)) return value;
+  if (isIPv6(value) && !value.includes('%')) return parseIp(value).text;
   try {
     return validateIfname(value);
   } catch (err) {
-    throw new InvalidArgumentError(what, value, `neither an IPv4 address nor an interface name (${(err as Error).message})`);
+    throw new InvalidArgumentError(what, value, `neither an IP address nor an interface name (${(err as Error).message})`);
   }
 }
 
 function publicIp(value: string, what: string): string {
   if (!isIPv4(value)) throw new InvalidArgumentError(what, value, 'not an IPv4 address');
   return value;
+}
+
+function publicIpv6(value: string, what: string): string {
+  if (!isIPv6(value) || value.includes('%')) throw new InvalidArgumentError(what, value, 'not an IPv6 address');
+  const text = parseIp(value).text;
+  const problem = ipv6EndpointProblem(text);
+  if (problem !== undefined) throw new InvalidArgumentError(what, value, `${problem}: other hosts cannot reach it`);
+  return text;
 }
 
 function absolutePath(value: string, what: string): string {

@@ -5,7 +5,7 @@ import type { NetworkConfig } from '../ipam/network-config.js';
 import { compareRevisions, sameRecord } from '../store/index.js';
 import type { LeaseRecord, SubnetLease } from '../store/types.js';
 import type { SubnetStore } from '../store/subnet-store.js';
-import { acquireLease, SubnetExhaustedError } from './lease-acquire.js';
+import { acquireLease, LeaseWriteBlockedError, SubnetExhaustedError } from './lease-acquire.js';
 import type { AgentMetrics } from './metrics.js';
 
 export interface LeaseKeeperOptions {
@@ -14,6 +14,7 @@ export interface LeaseKeeperOptions {
   readonly record: LeaseRecord;
   readonly ttlSeconds: number;
   readonly previousSubnet?: string | undefined;
+  readonly previousIpv6Subnet?: string | undefined;
   readonly log: Logger;
   readonly metrics?: AgentMetrics | undefined;
 }
@@ -68,13 +69,15 @@ export class LeaseKeeper extends EventEmitter<LeaseKeeperEvents> {
           config: this.opts.config,
           record: this.opts.record,
           ttlSeconds: this.opts.ttlSeconds,
-          previousSubnet: this.current?.subnet ?? this.opts.previousSubnet,
+          // The lease held last, else the subnet file's: both families from the same one.
+          previousSubnet: this.current ? this.current.subnet : this.opts.previousSubnet,
+          previousIpv6Subnet: this.current ? this.current.ipv6Subnet : this.opts.previousIpv6Subnet,
           onDropped: (l, reason) => this.opts.log.warn({ subnet: l.subnet, reason }, 'gave up a lease that no longer fits'),
         });
         const { lease, how } = outcome;
         const { notice } = outcome;
-        if (notice !== undefined) this.opts.log.warn({ subnet: lease.subnet, key: lease.key, how, notice }, `lease acquired: ${notice}`);
-        else this.opts.log.info({ subnet: lease.subnet, how, expiresAt: lease.expiresAt, reservation: lease.etcdLeaseId === undefined }, 'lease acquired');
+        if (notice !== undefined) this.opts.log.warn({ subnet: lease.subnet, ipv6Subnet: lease.ipv6Subnet, key: lease.key, how, notice }, `lease acquired: ${notice}`);
+        else this.opts.log.info({ subnet: lease.subnet, ipv6Subnet: lease.ipv6Subnet, how, expiresAt: lease.expiresAt, reservation: lease.etcdLeaseId === undefined }, 'lease acquired');
         this.hold(lease);
         this.emit('lease', lease);
         return lease;
@@ -82,6 +85,8 @@ export class LeaseKeeper extends EventEmitter<LeaseKeeperEvents> {
         const delay = backoff.next();
         if (err instanceof SubnetExhaustedError) {
           this.opts.log.error({ err, retryInMs: Math.round(delay) }, 'cannot acquire a subnet: none is free');
+        } else if (err instanceof LeaseWriteBlockedError) {
+          this.opts.log.error({ err, retryInMs: Math.round(delay) }, 'cannot acquire a subnet: a key in etcd blocks it');
         } else {
           this.etcdFailingSince ??= Date.now();
           this.opts.metrics?.etcdError('acquire');

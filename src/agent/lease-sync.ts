@@ -1,7 +1,8 @@
 import type { Logger } from 'pino';
 import { untilAborted, type ExternalInterface, type Network, type RemoteLease, type SkippedLease } from '../backends/backend.js';
 import { Backoff } from '../core/backoff.js';
-import type { NetworkConfig } from '../ipam/network-config.js';
+import { InvalidArgumentError } from '../core/errors.js';
+import { hasIpv4, type NetworkConfig } from '../ipam/network-config.js';
 import { parseIpv4Prefix } from '../ipam/ipv4.js';
 import { compareRevisions, type LeaseSetChange, type SubnetLease, type SubnetStore } from '../store/index.js';
 import { FirstSeen } from './first-seen.js';
@@ -48,9 +49,13 @@ export class LeaseSync {
   private latest: ReadonlyMap<string, SubnetLease> | undefined;
 
   constructor(private readonly deps: LeaseSyncDeps) {
+    const { config } = deps;
+    // The screen and the backends route IPv4 leases (the IPv4 part of a dual-stack one) only yet;
+    // the agent refuses other configs before it gets here (config-check.ts).
+    if (!hasIpv4(config)) throw new InvalidArgumentError('lease sync network config', config.ipv6.network, 'has no IPv4 network to route');
     this.screen = new LeaseScreen({
-      network: parseIpv4Prefix(deps.config.network, 'cluster network'),
-      subnetLen: deps.config.subnetLen,
+      network: parseIpv4Prefix(config.network, 'cluster network'),
+      subnetLen: config.subnetLen,
       localAddresses: [...new Set([deps.ext.address, deps.ext.publicIp])],
       broadcastAddresses: broadcastAddresses(deps.extCidrs),
     });

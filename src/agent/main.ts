@@ -38,6 +38,7 @@ async function runAgent(flags: AgentFlags): Promise<number> {
     settings: {
       iface: flags.ifaces,
       publicIp: flags.publicIp,
+      publicIpv6: flags.publicIpv6,
       subnetFile: flags.subnetFile,
       leaseTtlSeconds: Math.round(flags.subnetLeaseTtlMs / 1000),
       ipMasq: flags.ipMasq,

@@ -22,6 +22,10 @@ export interface ExternalInterface {
   readonly address: string;
   /** The address published in the lease (--public-ip, else `address`). */
   readonly publicIp: string;
+  /** The interface's first global IPv6 address, if it has one. */
+  readonly ipv6Address?: string | undefined;
+  /** The IPv6 address published in a dual-stack lease (--public-ipv6, else `ipv6Address`). */
+  readonly publicIpv6?: string | undefined;
 }
 
 /** Everything a backend may use; nothing global. */
@@ -116,6 +120,8 @@ export interface SyncReport {
 export interface Network {
   /** BackendData to publish in this host's lease (flannel's JSON shape for the type). */
   readonly leaseData: unknown;
+  /** BackendV6Data for a dual-stack lease (flannel's vxlan: its IPv6 device's VTEP MAC); a backend that routes IPv6 sets it. */
+  readonly leaseDataV6?: unknown;
   /** MTU for pods (subnet.env FLANNEL_MTU). */
   readonly mtu: number;
   start(lease: LocalLease): Promise<void>;
@@ -167,11 +173,22 @@ export interface RoutingRoute {
 export interface Backend<Options = unknown> {
   readonly type: string;
   /**
+   * Whether this backend carries pod traffic of the IPv6 subnets of a dual-stack or IPv6-only
+   * config. Absent is false: the agent then refuses a config with EnableIPv6 (ipv6Refusal) rather
+   * than hand out IPv6 subnets nothing routes.
+   */
+  readonly supportsIpv6?: boolean | undefined;
+  /**
    * Validates this backend's options from the network config's Backend object (without "Type")
    * into a frozen value. Throws InvalidArgumentError naming the option, prefixed with the type.
    */
   parseOptions(raw: Readonly<Record<string, unknown>>): Options;
   register(ctx: BackendContext, options: Options): Promise<Network>;
+}
+
+/** Why `backend` cannot serve a config with EnableIPv6 true, or undefined when it can. */
+export function ipv6Refusal(backend: Backend): string | undefined {
+  return backend.supportsIpv6 === true ? undefined : `EnableIPv6: the ${backend.type} backend does not route IPv6 yet`;
 }
 
 /** Resolves when the signal aborts (immediately if it already has). */

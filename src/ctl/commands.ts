@@ -2,10 +2,11 @@ import { readFileSync } from 'node:fs';
 import { registerBuiltins } from '../backends/builtins.js';
 import { formatDuration } from '../core/duration.js';
 import { InvalidArgumentError } from '../core/errors.js';
-import { parseSubnetEnv } from '../core/subnet-env.js';
+import { parseSubnetEnv, type SubnetEnv } from '../core/subnet-env.js';
 import { networkPrefix, sortPrefixes } from '../core/ip.js';
-import { parseNetworkConfigText } from '../ipam/network-config.js';
-import type { SubnetStore } from '../store/index.js';
+import { ipv6Refusal } from '../backends/backend.js';
+import { hasIpv4, parseNetworkConfigText } from '../ipam/network-config.js';
+import { NO_IPV4_SUBNET, type SubnetStore } from '../store/index.js';
 import type { SubnetLease } from '../store/types.js';
 import { probeAgent } from './agent-probe.js';
 import type { CtlFlags } from './flags.js';
@@ -30,9 +31,13 @@ export async function configGet(store: SubnetStore, flags: CtlFlags): Promise<Co
 export async function configSet(store: SubnetStore, source: string | undefined, readStdin: () => string): Promise<CommandResult> {
   if (source === undefined) throw new InvalidArgumentError('config set', '', 'needs a file name, or - to read standard input');
   const text = (source === '-' ? readStdin() : readFileSync(source, 'utf8')).trim();
-  const config = parseNetworkConfigText(text, registerBuiltins().parseOptions);
+  const registry = registerBuiltins();
+  const config = parseNetworkConfigText(text, registry.parseOptions);
+  const refusal = config.ipv6 === undefined ? undefined : ipv6Refusal(registry.get(config.backend.type));
+  if (refusal !== undefined) throw new InvalidArgumentError('network config', config.ipv6?.network, refusal);
   await store.putNetworkConfig(text);
-  return ok(`network config stored: ${config.network}, /${config.subnetLen} subnets ${config.subnetMin}..${config.subnetMax}, backend ${config.backend.type}\n`);
+  const ranges = [hasIpv4(config) ? config : undefined, config.ipv6].flatMap((r) => (r ? [`${r.network}, /${r.subnetLen} subnets ${r.subnetMin}..${r.subnetMax}`] : []));
+  return ok(`network config stored: ${ranges.join('; ')}, backend ${config.backend.type}\n`);
 }
 
 function expiry(lease: SubnetLease, now: number): string {
@@ -43,20 +48,31 @@ function expiry(lease: SubnetLease, now: number): string {
 
 function leaseJson(l: SubnetLease): Record<string, unknown> {
   return {
-    subnet: l.subnet, publicIp: l.record.publicIp, backendType: l.record.backendType, backendData: l.record.backendData ?? null,
+    subnet: l.subnet, ipv6Subnet: l.ipv6Subnet ?? null, publicIp: l.record.publicIp, publicIpv6: l.record.publicIpv6 ?? null,
+    backendType: l.record.backendType, backendData: l.record.backendData ?? null, backendV6Data: l.record.backendV6Data ?? null,
     reservation: l.etcdLeaseId === undefined, expiresAt: l.expiresAt === undefined ? null : new Date(l.expiresAt).toISOString(),
   };
 }
 
+/** An IPv6-only lease has no IPv4 subnet (and PublicIP 0.0.0.0): shown as "-". */
+const ipv4Cell = (l: SubnetLease): string => (l.subnet === NO_IPV4_SUBNET ? '-' : l.subnet);
+
 export async function leases(store: SubnetStore, flags: CtlFlags, now = Date.now()): Promise<CommandResult> {
   const listing = await store.listLeases();
-  const sorted = sortPrefixes(listing.leases, (l) => l.subnet);
+  // IPv6-only leases sort after the others, by their IPv6 subnet.
+  const sorted = sortPrefixes(listing.leases, (l) => (l.subnet === NO_IPV4_SUBNET ? l.ipv6Subnet ?? l.subnet : l.subnet));
   if (flags.output === 'json') {
     return ok(json({ leases: sorted.map(leaseJson), malformed: listing.malformed }));
   }
-  const rows = sorted.map((l) => [l.subnet, l.record.publicIp, l.record.backendType, expiry(l, now)]);
   const warnings = listing.malformed.map((m) => `malformed: ${m.key}: ${m.reason}\n`).join('');
-  return ok(formatTable(['SUBNET', 'PUBLIC IP', 'BACKEND', 'EXPIRES'], rows) + warnings);
+  // The IPv6 columns only when some lease has IPv6: an IPv4-only cluster's table stays as it was.
+  if (!sorted.some((l) => l.ipv6Subnet !== undefined || typeof l.record.publicIpv6 === 'string')) {
+    const rows = sorted.map((l) => [l.subnet, l.record.publicIp, l.record.backendType, expiry(l, now)]);
+    return ok(formatTable(['SUBNET', 'PUBLIC IP', 'BACKEND', 'EXPIRES'], rows) + warnings);
+  }
+  const rows = sorted.map((l) => [ipv4Cell(l), l.ipv6Subnet ?? '-', ipv4Cell(l) === '-' ? '-' : l.record.publicIp, l.record.publicIpv6 ?? '-',
+    l.record.backendType, expiry(l, now)]);
+  return ok(formatTable(['SUBNET', 'IPV6 SUBNET', 'PUBLIC IP', 'PUBLIC IPV6', 'BACKEND', 'EXPIRES'], rows) + warnings);
 }
 
 /** This host: the subnet file, the matching lease in etcd, and the agent's own health. */
@@ -86,7 +102,8 @@ export async function status(store: SubnetStore | undefined, flags: CtlFlags): P
   const ready = readyz.status === 200 && env !== undefined && lease !== undefined;
   const result = {
     subnetFile: flags.subnetFile,
-    subnet: env?.subnet ?? null, network: env?.network ?? null, mtu: env?.mtu ?? null, ipMasq: env?.ipMasq ?? null,
+    subnet: env?.subnet ?? null, network: env?.network ?? null, ipv6Subnet: env?.ipv6Subnet ?? null, ipv6Network: env?.ipv6Network ?? null,
+    mtu: env?.mtu ?? null, ipMasq: env?.ipMasq ?? null,
     subnetFileError: fileError ?? null,
     lease: lease ? leaseJson(lease) : null,
     storeError: storeError ?? null,
@@ -95,12 +112,18 @@ export async function status(store: SubnetStore | undefined, flags: CtlFlags): P
   };
   if (flags.output === 'json') return { stdout: json(result), exitCode: ready ? 0 : 1 };
   const rows: [string, string][] = [
-    ['subnet', env ? `${env.subnet} (network ${env.network}, MTU ${env.mtu}, ip-masq ${env.ipMasq})` : `none: ${fileError}`],
+    ['subnet', env ? subnetLine(env) : `none: ${fileError}`],
     ['lease', lease ? `${lease.subnet} for ${lease.record.publicIp}, backend ${lease.record.backendType}, ${expiry(lease, Date.now())}` : storeError ? `unknown: ${storeError}` : 'not found in etcd'],
     ['agent', `${flags.healthzAddr}: healthz ${healthz.status}, readyz ${readyz.status}${agentReason === undefined ? '' : ` (${agentReason})`}`],
     ['ready', ready ? 'yes' : `no: ${!env ? 'no subnet file' : !lease ? 'no lease in etcd' : 'the agent is not ready'}`],
   ];
   return { stdout: rows.map(([k, v]) => `${k.padEnd(6)} ${v}\n`).join(''), exitCode: ready ? 0 : 1 };
+}
+
+/** "10.244.3.1/24 and fc00:0:0:3::1/64 (network 10.244.0.0/16 and fc00::/48, MTU 1450, ip-masq false)". */
+function subnetLine(env: SubnetEnv): string {
+  const both = (a: string, b: string | undefined): string => (b === undefined ? a : `${a} and ${b}`);
+  return `${both(env.subnet, env.ipv6Subnet)} (network ${both(env.network, env.ipv6Network)}, MTU ${env.mtu}, ip-masq ${env.ipMasq})`;
 }
 
 /** The reason in /readyz's JSON body ({"ready":false,"reason":"..."}), if there is one. */

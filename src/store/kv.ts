@@ -25,15 +25,17 @@ export function leaseIdOf(raw: string | undefined): string | undefined {
 
 export function decodeKv(layout: KeyLayout, kv: RawKv, expiresAt?: number): KvDecodeResult {
   const name = subnetFromKey(layout, kv.key);
-  if (!name.ok) return { ok: false, malformed: { key: kv.key, reason: name.reason } };
+  // A refused name may still name subnets flannel honours (key-name.ts): those stay taken.
+  if (!name.ok) return { ok: false, malformed: { key: kv.key, subnet: name.subnet, ipv6Subnet: name.ipv6Subnet, reason: name.reason } };
   const value = decodeLease(kv.value);
-  // The key names a subnet even if its value is garbage: that subnet is still taken.
-  if (!value.ok) return { ok: false, malformed: { key: kv.key, subnet: name.subnet, reason: value.reason } };
+  // The key names its subnets even if its value is garbage: they are still taken.
+  if (!value.ok) return { ok: false, malformed: { key: kv.key, subnet: name.subnet, ipv6Subnet: name.ipv6Subnet, reason: value.reason } };
   const etcdLeaseId = leaseIdOf(kv.lease);
   return {
     ok: true,
     lease: {
       subnet: name.subnet,
+      ...(name.ipv6Subnet !== undefined && { ipv6Subnet: name.ipv6Subnet }),
       key: kv.key,
       record: value.record,
       etcdLeaseId,

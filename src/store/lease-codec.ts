@@ -4,16 +4,23 @@
  *
  *   {"PublicIP":"192.168.64.3","PublicIPv6":null,"BackendType":"vxlan","BackendData":{"VNI":1,...}}
  *
+ * and in a dual-stack lease "PublicIPv6":"fd00::1" and "BackendV6Data":{...} after BackendData.
+ *
  * Values come from etcd, i.e. from any writer, so decoding returns a reason rather than throwing
  * and is strict about the fields Twill needs (a lease without a usable PublicIP cannot be routed
- * to). Unknown extra fields (flannel's BackendV6Data, future additions) are tolerated: a newer
- * flannel in the cluster must not make its leases invisible to Twill.
+ * to). Unknown extra fields (future additions) are tolerated: a newer flannel in the cluster must
+ * not make its leases invisible to Twill.
  */
 import { isIPv4, isIPv6 } from 'node:net';
 import { InvalidArgumentError } from '../core/errors.js';
 import type { LeaseRecord } from './types.js';
 
 export type LeaseDecodeResult = { readonly ok: true; readonly record: LeaseRecord } | { readonly ok: false; readonly reason: string };
+
+/** An IPv6 address as Go's net.ParseIP takes it for flannel's PublicIPv6: no zone ("%eth0"). */
+function isIpv6Address(v: unknown): v is string {
+  return typeof v === 'string' && isIPv6(v) && !v.includes('%');
+}
 
 function isPlainObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -41,7 +48,7 @@ export function decodeLease(value: string | Uint8Array): LeaseDecodeResult {
   if (typeof publicIp !== 'string' || !isIPv4(publicIp)) return { ok: false, reason: `PublicIP ${preview(publicIp)} is not an IPv4 address` };
 
   const publicIpv6 = parsed['PublicIPv6'] ?? null;
-  if (publicIpv6 !== null && (typeof publicIpv6 !== 'string' || !isIPv6(publicIpv6))) {
+  if (publicIpv6 !== null && !isIpv6Address(publicIpv6)) {
     return { ok: false, reason: `PublicIPv6 ${preview(publicIpv6)} is neither null nor an IPv6 address` };
   }
 
@@ -49,16 +56,20 @@ export function decodeLease(value: string | Uint8Array): LeaseDecodeResult {
   if (backendType === undefined) return { ok: false, reason: 'missing BackendType' };
   if (typeof backendType !== 'string' || backendType === '') return { ok: false, reason: `BackendType ${preview(backendType)} is not a non-empty string` };
 
-  const record: LeaseRecord = 'BackendData' in parsed
-    ? { publicIp, publicIpv6, backendType, backendData: parsed['BackendData'] }
-    : { publicIp, publicIpv6, backendType };
+  // Absent and present-but-null differ on the wire (omitempty), so they stay apart here.
+  const record: LeaseRecord = {
+    publicIp, publicIpv6, backendType,
+    ...('BackendData' in parsed && { backendData: parsed['BackendData'] }),
+    ...('BackendV6Data' in parsed && { backendV6Data: parsed['BackendV6Data'] }),
+  };
   return { ok: true, record };
 }
 
 /**
  * Encodes with flannel's field names in flannel's order (Go marshals struct fields in declaration
- * order). PublicIPv6 is always present (null when absent), as flannel writes it; BackendData is
- * omitted when undefined, as flannel's `json:",omitempty"` does for an empty RawMessage.
+ * order). PublicIPv6 is always present (null when absent), as flannel writes it; BackendData and
+ * BackendV6Data are omitted when undefined, as flannel's `json:",omitempty"` does for an empty
+ * RawMessage. An IPv4-only lease is therefore byte for byte what it was before dual-stack.
  */
 export function encodeLease(record: LeaseRecord): string {
   // Refuse to write what every other node would then skip as malformed.
@@ -66,7 +77,7 @@ export function encodeLease(record: LeaseRecord): string {
     throw new InvalidArgumentError('lease PublicIP', record.publicIp, 'must be an IPv4 address');
   }
   const v6 = record.publicIpv6;
-  if (v6 !== undefined && v6 !== null && (typeof v6 !== 'string' || !isIPv6(v6))) {
+  if (v6 !== undefined && v6 !== null && !isIpv6Address(v6)) {
     throw new InvalidArgumentError('lease PublicIPv6', v6, 'must be an IPv6 address or null');
   }
   if (typeof record.backendType !== 'string' || record.backendType === '') {
@@ -82,6 +93,7 @@ function toWire(record: LeaseRecord): string {
     BackendType: record.backendType,
   };
   if (record.backendData !== undefined) out['BackendData'] = record.backendData;
+  if (record.backendV6Data !== undefined) out['BackendV6Data'] = record.backendV6Data;
   return JSON.stringify(out);
 }
 

@@ -10,7 +10,8 @@ import { InvalidArgumentError } from '../core/errors.js';
 import { createEtcdClient } from './etcd-client.js';
 import { openEtcdWatch } from './etcd-watch.js';
 import { StoreError, toStoreError } from './errors.js';
-import { canonicalSubnet, keyLayout, subnetFromKey, subnetKey, type KeyLayout } from './keys.js';
+import { createConditions } from './create-conditions.js';
+import { canonicalSubnet, describeSubnets, keyLayout, subnetFromKey, subnetKey, subnetToKeyName, type KeyLayout, type LeaseSubnets } from './keys.js';
 import { decodeKv } from './kv.js';
 import { decodeLease, encodeLease } from './lease-codec.js';
 import { LeaseWatcher } from './lease-watcher.js';
@@ -27,8 +28,13 @@ export interface SubnetStore {
    * one RPC per lease: needed to show expiry, not to pick a subnet.
    */
   listLeases(opts?: { readonly expiry?: boolean }): Promise<LeaseListing>;
-  /** Takes a free subnet bound to a new etcd lease of `ttlSeconds`; undefined if the key already exists. */
-  createLease(subnet: string, record: LeaseRecord, ttlSeconds: number): Promise<SubnetLease | undefined>;
+  /**
+   * Takes a free subnet (and, with `opts.ipv6Subnet`, an IPv6 one under the same key, as flannel
+   * does) bound to a new etcd lease of `ttlSeconds`, in one transaction; undefined if another key
+   * holds the IPv4 subnet, or (with an IPv6 subnet) if any key appeared since `opts.freeAsOf`
+   * (create-conditions.ts). An IPv6-only lease passes NO_IPV4_SUBNET as `subnet`.
+   */
+  createLease(subnet: string, record: LeaseRecord, ttlSeconds: number, opts?: CreateLeaseOptions): Promise<SubnetLease | undefined>;
   /**
    * Rewrites `existing` (compare-and-swap on its modRevision) with `record`, bound to a new etcd
    * lease; a reservation (no etcd lease) stays one. Undefined if the key changed meanwhile.
@@ -42,11 +48,19 @@ export interface SubnetStore {
   restoreLease(observed: SubnetLease, record: LeaseRecord, etcdLeaseId: string): Promise<SubnetLease | undefined>;
   /** One keep-alive of the lease's etcd lease; ESTORE_LEASE_LOST if etcd no longer has it. Reservations: unchanged. */
   renewLease(lease: SubnetLease): Promise<SubnetLease>;
-  deleteLease(subnet: string): Promise<void>;
+  /** Deletes the key of these subnets (flannel's deleteSubnet). */
+  deleteLease(subnet: string, ipv6Subnet?: string): Promise<void>;
   /** A watcher keeping the full lease set (see LeaseWatcher). */
   watchLeases(): LeaseWatcher;
   /** Closes watchers and the connection; later calls fail with ESTORE_CLOSED. */
   close(): Promise<void>;
+}
+
+export interface CreateLeaseOptions {
+  /** The lease's IPv6 subnet, e.g. "fc00:0:0:3::/64". */
+  readonly ipv6Subnet?: string | undefined;
+  /** Required with `ipv6Subnet`: the revision of the listing (LeaseListing.revision) the subnets were picked from. */
+  readonly freeAsOf?: string | undefined;
 }
 
 /** Per-RPC gRPC options carrying the operation's single absolute deadline. */
@@ -97,22 +111,29 @@ export class EtcdSubnetStore implements SubnetStore {
     return this.list('listLeases', opts.expiry ?? true);
   }
 
-  async createLease(subnet: string, record: LeaseRecord, ttlSeconds: number): Promise<SubnetLease | undefined> {
+  async createLease(subnet: string, record: LeaseRecord, ttlSeconds: number, opts: CreateLeaseOptions = {}): Promise<SubnetLease | undefined> {
     const canonical = canonicalSubnet(subnet);
-    const key = subnetKey(this.layout, canonical);
+    const keyName = subnetToKeyName(canonical, opts.ipv6Subnet);
+    const key = this.layout.subnetsPrefix + keyName;
+    const name = subnetFromKey(this.layout, key);
+    if (!name.ok) throw new InvalidArgumentError('lease key', key, name.reason);
+    if (opts.ipv6Subnet !== undefined && opts.freeAsOf === undefined) {
+      throw new InvalidArgumentError('createLease freeAsOf', opts.freeAsOf, 'is required with an IPv6 subnet: the revision of the listing the subnets were picked from');
+    }
     const value = encodeLease(record);
     checkTtl(ttlSeconds);
-    return this.call(`createLease ${canonical}`, async (o) => {
+    // flannel registry.go createSubnet: If(Version(key) == 0) Then(Put WithLease), plus the
+    // conditions that keep both subnets unique across keys (create-conditions.ts).
+    const compare = createConditions({
+      key, ipv4Key: this.layout.subnetsPrefix + keyName.split('&')[0]!, subnet: canonical, subnetsPrefix: this.layout.subnetsPrefix,
+      freeAsOf: opts.ipv6Subnet === undefined ? undefined : opts.freeAsOf,
+    });
+    return this.call(`createLease ${describeSubnets(name)}`, async (o) => {
       const granted = await this.grant(ttlSeconds, o);
-      // flannel registry.go createSubnet: If(Version(key) == 0) Then(Put WithLease). Create
-      // revision 0 is the same test: the key does not exist.
-      const won = await this.commitOrRevoke(granted.id, () => this.client
-        .if(key, 'Create', '==', 0)
-        .then(this.client.put(key).value(value).lease(granted.id))
-        .options(o)
-        .commit(), o);
+      const put = await this.client.put(key).value(value).lease(granted.id).op();
+      const won = await this.commitOrRevoke(granted.id, () => this.client.kv.txn({ compare, success: [put] }, o), o);
       if (won === undefined) return undefined;
-      return this.leaseOf(canonical, key, value, granted.id, granted.expiresAt, won, won);
+      return this.leaseOf(name, key, value, granted.id, granted.expiresAt, won, won);
     });
   }
 
@@ -122,12 +143,12 @@ export class EtcdSubnetStore implements SubnetStore {
     if (!name.ok) throw new InvalidArgumentError('lease key', key, name.reason);
     const value = encodeLease(record);
     checkTtl(ttlSeconds);
-    return this.call(`refreshLease ${name.subnet}`, async (o) => {
+    return this.call(`refreshLease ${describeSubnets(name)}`, async (o) => {
       const cas = this.client.if(key, 'Mod', '==', existing.modRevision);
       if (existing.etcdLeaseId === undefined) {
         // A reservation is permanent by definition: rewriting it must not give it an expiry.
         const txn = await cas.then(this.client.put(key).value(value)).options(o).commit();
-        return txn.succeeded ? this.leaseOf(name.subnet, key, value, undefined, undefined, txn.header.revision, existing.createRevision) : undefined;
+        return txn.succeeded ? this.leaseOf(name, key, value, undefined, undefined, txn.header.revision, existing.createRevision) : undefined;
       }
       // A new etcd lease rather than a keep-alive of existing.etcdLeaseId: after a restart the
       // agent no longer holds that lease (it may even have expired), and flannel renews this way
@@ -135,7 +156,7 @@ export class EtcdSubnetStore implements SubnetStore {
       const granted = await this.grant(ttlSeconds, o);
       const won = await this.commitOrRevoke(granted.id, () => cas.then(this.client.put(key).value(value).lease(granted.id)).options(o).commit(), o);
       if (won === undefined) return undefined;
-      return this.leaseOf(name.subnet, key, value, granted.id, granted.expiresAt, won, existing.createRevision);
+      return this.leaseOf(name, key, value, granted.id, granted.expiresAt, won, existing.createRevision);
     });
   }
 
@@ -144,14 +165,14 @@ export class EtcdSubnetStore implements SubnetStore {
     const name = subnetFromKey(this.layout, key);
     if (!name.ok) throw new InvalidArgumentError('lease key', key, name.reason);
     const value = encodeLease(record);
-    return this.call(`restoreLease ${name.subnet}`, async (o) => {
+    return this.call(`restoreLease ${describeSubnets(name)}`, async (o) => {
       // Only over exactly what was observed: a later write (another restore, a delete) wins.
       const txn = await this.client.if(key, 'Mod', '==', observed.modRevision)
         .then(this.client.put(key).value(value).lease(etcdLeaseId))
         .options(o)
         .commit();
       if (!txn.succeeded) return undefined;
-      return this.leaseOf(name.subnet, key, value, etcdLeaseId, observed.expiresAt, txn.header.revision, observed.createRevision);
+      return this.leaseOf(name, key, value, etcdLeaseId, observed.expiresAt, txn.header.revision, observed.createRevision);
     });
   }
 
@@ -168,10 +189,10 @@ export class EtcdSubnetStore implements SubnetStore {
     });
   }
 
-  async deleteLease(subnet: string): Promise<void> {
+  async deleteLease(subnet: string, ipv6Subnet?: string): Promise<void> {
     const canonical = canonicalSubnet(subnet);
-    const key = subnetKey(this.layout, canonical);
-    await this.call(`deleteLease ${canonical}`, (o) => this.client.delete().key(key).options(o).exec());
+    const key = subnetKey(this.layout, canonical, ipv6Subnet);
+    await this.call(`deleteLease ${describeSubnets({ subnet: canonical, ipv6Subnet })}`, (o) => this.client.delete().key(key).options(o).exec());
   }
 
   watchLeases(): LeaseWatcher {
@@ -254,13 +275,14 @@ export class EtcdSubnetStore implements SubnetStore {
     }
   }
 
-  private leaseOf(subnet: string, key: string, value: string, etcdLeaseId: string | undefined, expiresAt: number | undefined,
+  private leaseOf(subnets: LeaseSubnets, key: string, value: string, etcdLeaseId: string | undefined, expiresAt: number | undefined,
     modRevision: string, createRevision: string): SubnetLease {
     // The record as any reader will decode it (e.g. PublicIPv6 undefined -> null), so it compares
     // equal to what a watcher reports for the same key.
     const decoded = decodeLease(value);
     if (!decoded.ok) throw new Error(`encodeLease produced an undecodable value: ${decoded.reason}`);
-    return { subnet, key, record: decoded.record, etcdLeaseId, expiresAt, modRevision, createRevision };
+    const { subnet, ipv6Subnet } = subnets;
+    return { subnet, ...(ipv6Subnet !== undefined && { ipv6Subnet }), key, record: decoded.record, etcdLeaseId, expiresAt, modRevision, createRevision };
   }
 
   private async list(op: string, withExpiry: boolean): Promise<LeaseListing> {

@@ -5,21 +5,27 @@
 
 /**
  * A lease record as flannel writes it under <prefix>/subnets/<a.b.c.d>-<len> (flannel
- * pkg/lease/lease.go): {"PublicIP":"198.18.0.1","PublicIPv6":null,"BackendType":"vxlan",
- * "BackendData":{"VNI":1,"VtepMAC":"..."}}. Field names here are camelCase; the codec maps them.
+ * pkg/lease/lease.go LeaseAttrs): {"PublicIP":"198.18.0.1","PublicIPv6":null,"BackendType":"vxlan",
+ * "BackendData":{"VNI":1,"VtepMAC":"..."}}, and in a dual-stack lease "PublicIPv6":"fd00::1" and
+ * "BackendV6Data":{...} too. Field names here are camelCase; the codec maps them.
  */
 export interface LeaseRecord {
+  /** The host's IPv4 underlay address; "0.0.0.0" (flannel's empty ip.IP4) in an IPv6-only lease. */
   readonly publicIp: string;
   readonly publicIpv6?: string | null | undefined;
   readonly backendType: string;
   /** Opaque to everyone but the backend named by backendType. */
   readonly backendData?: unknown;
+  /** The backend's data for IPv6 (flannel's vxlan: the VTEP MAC of its second device); opaque too. */
+  readonly backendV6Data?: unknown;
 }
 
 export interface SubnetLease {
-  /** "10.244.3.0/24" */
+  /** "10.244.3.0/24"; "0.0.0.0/0" (NO_IPV4_SUBNET) in an IPv6-only lease. */
   readonly subnet: string;
-  /** The etcd key, e.g. "/coreos.com/network/subnets/10.244.3.0-24". */
+  /** "fc00:0:0:3::/64" in a dual-stack or IPv6-only lease, named by the same key. */
+  readonly ipv6Subnet?: string | undefined;
+  /** The etcd key, e.g. "/coreos.com/network/subnets/10.244.3.0-24" or ".../10.244.3.0-24&fc00:0:0:3::-64". */
   readonly key: string;
   readonly record: LeaseRecord;
   /**
@@ -41,8 +47,12 @@ export interface SubnetLease {
 /** A key under subnets/ whose name or JSON could not be understood; skipped, never fatal. */
 export interface MalformedLease {
   readonly key: string;
-  /** The subnet, when the key name is valid and only the value is not: still taken. */
+  /**
+   * The subnets the key names, when its name is valid (or flannel reads one from it) and only the
+   * value or Twill's stricter reading is not: still taken.
+   */
   readonly subnet?: string | undefined;
+  readonly ipv6Subnet?: string | undefined;
   readonly reason: string;
 }
 

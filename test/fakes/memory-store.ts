@@ -5,8 +5,9 @@
  * write any raw key and value (`put`), as a hostile or broken writer would, and cut the store off
  * (`down`), as an outage would.
  */
-import { LeaseWatcher, StoreError, encodeLease, keyLayout, subnetToKeyName, type KeyLayout, type LeaseListing, type LeaseRecord, type LeaseWatchSource, type SubnetLease, type SubnetStore, type WatchEvent, type WatchStreamHandlers } from '../../src/store/index.js';
+import { LeaseWatcher, StoreError, encodeLease, keyLayout, subnetToKeyName, type KeyLayout, type CreateLeaseOptions, type LeaseListing, type LeaseRecord, type LeaseWatchSource, type SubnetLease, type SubnetStore, type WatchEvent, type WatchStreamHandlers } from '../../src/store/index.js';
 import { decodeKv } from '../../src/store/kv.js';
+import { InvalidArgumentError } from '../../src/core/errors.js';
 
 interface Entry { value: string; lease: string; createRevision: number; modRevision: number }
 
@@ -57,10 +58,18 @@ export class MemoryStore implements SubnetStore {
 
   listLeases(): Promise<LeaseListing> { return this.call(() => this.listing()); }
 
-  createLease(subnet: string, record: LeaseRecord, ttlSeconds: number): Promise<SubnetLease | undefined> {
+  /** The store's conditions (src/store/create-conditions.ts), checked in memory. */
+  createLease(subnet: string, record: LeaseRecord, ttlSeconds: number, opts: CreateLeaseOptions = {}): Promise<SubnetLease | undefined> {
     return this.call(() => {
-      const key = this.layout.subnetsPrefix + subnetToKeyName(subnet);
-      if (this.kv.has(key)) return undefined;
+      if (opts.ipv6Subnet !== undefined && opts.freeAsOf === undefined) throw new InvalidArgumentError('createLease freeAsOf', undefined, 'is required with an IPv6 subnet');
+      const name = subnetToKeyName(subnet, opts.ipv6Subnet);
+      const key = this.layout.subnetsPrefix + name;
+      const ipv4Key = this.layout.subnetsPrefix + name.split('&')[0]!;
+      const ipv6Only = name.startsWith('0.0.0.0-0&');
+      const taken = [...this.kv].some(([k, e]) => k === key
+        || (!ipv6Only && (k === ipv4Key || k.startsWith(`${ipv4Key}&`)))
+        || (opts.ipv6Subnet !== undefined && e.createRevision > Number(opts.freeAsOf)));
+      if (taken) return undefined;
       const id = this.grant(ttlSeconds);
       this.write(key, encodeLease(record), id);
       return this.leaseAt(key);
@@ -94,8 +103,8 @@ export class MemoryStore implements SubnetStore {
     });
   }
 
-  deleteLease(subnet: string): Promise<void> {
-    return this.call(() => this.erase(this.layout.subnetsPrefix + subnetToKeyName(subnet)));
+  deleteLease(subnet: string, ipv6Subnet?: string): Promise<void> {
+    return this.call(() => this.erase(this.layout.subnetsPrefix + subnetToKeyName(subnet, ipv6Subnet)));
   }
 
   watchLeases(): LeaseWatcher {

@@ -148,6 +148,26 @@ describe.skipIf(!isRoot || !etcdAvailable())('twilld leases against a real etcd'
     expect(agents[0]!.daemon.output()).toMatch(/malformed lease skipped/);
   });
 
+  it('reads a flannel-written dual-stack lease as an IPv4-only agent: its IPv4 part, without errors (issue 17)', async () => {
+    const known = await agents[0]!.metric('twill_leases_known');
+    const name = '10.244.203.0-24&fc00:0:0:cb::-64';
+    await etcd.etcdctl(['put', `${PREFIX}/subnets/${name}`, JSON.stringify({
+      PublicIP: '198.18.0.203', PublicIPv6: 'fd00::203', BackendType: 'alloc', BackendData: null, BackendV6Data: { VtepMAC: '02:00:00:00:02:03' },
+    })]);
+    await waitFor(async () => (await agents[0]!.metric('twill_leases_known')) === known! + 1, { timeoutMs: 10_000, what: 'the dual-stack lease to arrive' });
+    await sleep(500);
+    expect(agents[0]!.daemon.output()).not.toMatch(/(malformed lease skipped|lease not routed)[^\n]*10\.244\.203\.0/);
+    expect((await agents[0]!.http('/healthz')).status).toBe(200);
+    // twillctl shows both subnets, and both addresses.
+    const table = await exec('ip', ['netns', 'exec', cluster.hosts[0]!.name, 'node', CTL, 'leases', '--etcd-endpoints', etcd.clientUrl]);
+    expect(table.split('\n')[0]).toMatch(/^SUBNET\s+IPV6 SUBNET\s+PUBLIC IP\s+PUBLIC IPV6\s+BACKEND\s+EXPIRES$/);
+    expect(table).toMatch(/^10\.244\.203\.0\/24\s+fc00:0:0:cb::\/64\s+198\.18\.0\.203\s+fd00::203\s+alloc\s+reserved$/m);
+    const ownSubnet = agents[0]!.subnetEnv()!.FLANNEL_SUBNET!.replace(/\.1\/24$/, '.0/24');
+    expect(table.split('\n').find((l) => l.startsWith(`${ownSubnet} `))!.split(/\s+/).slice(0, 6))
+      .toEqual([ownSubnet, '-', cluster.hosts[0]!.underlayIp, '-', 'alloc', 'in']);
+    await etcd.etcdctl(['del', `${PREFIX}/subnets/${name}`]);
+  });
+
   it('waits for a network config and reports an invalid one without exiting', async () => {
     await etcd.etcdctl(['put', '/other/prefix/config', '{"Network": "10.300.0.0/16"}']);
     const agent = await agentFor(3, ['--etcd-prefix', '/other/prefix']);
@@ -166,5 +186,22 @@ describe.skipIf(!isRoot || !etcdAvailable())('twilld leases against a real etcd'
     await agent.daemon.stop();
     expect(agent.daemon.exitInfo).toMatchObject({ code: 0 });
     expect(await etcd.etcdctl(['get', `/other/prefix/subnets/${subnet}-24`, '--print-value-only'])).toContain('"BackendType":"alloc"');
+  });
+
+  it('refuses EnableIPv6 while its backend does not route IPv6, leases nothing, and takes the config once fixed', async () => {
+    const dual = { Network: '10.60.0.0/16', EnableIPv6: true, IPv6Network: 'fd00:60::/48', Backend: { Type: 'alloc' } };
+    await etcd.etcdctl(['put', '/v6/prefix/config', JSON.stringify(dual)]);
+    const agent = await agentFor(3, ['--etcd-prefix', '/v6/prefix', '--public-ipv6', 'fd00::3']);
+    await waitFor(() => /network config refused/.test(agent.daemon.output()), { timeoutMs: 10_000, what: 'the refusal in the log' });
+    expect(agent.daemon.output()).toMatch(/EnableIPv6: the alloc backend does not route IPv6 yet/);
+    const health = await agent.http('/healthz');
+    expect(health.status).toBe(503);
+    expect(health.body).toMatch(/config_refused: EnableIPv6: the alloc backend does not route IPv6 yet/);
+    expect(await etcd.etcdctl(['get', '--prefix', '--keys-only', '/v6/prefix/subnets/'])).toBe('');
+    await etcd.etcdctl(['put', '/v6/prefix/config', JSON.stringify({ ...dual, EnableIPv6: false })]);
+    await agent.waitReady();
+    const value = await etcd.etcdctl(['get', '--prefix', '--print-value-only', '/v6/prefix/subnets/']);
+    expect(JSON.parse(value)).toEqual({ PublicIP: cluster.hosts[3]!.underlayIp, PublicIPv6: null, BackendType: 'alloc', BackendData: null });
+    expect(agent.subnetEnv()!.FLANNEL_IPV6_SUBNET).toBeUndefined();
   });
 });

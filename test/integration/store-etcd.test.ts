@@ -78,7 +78,8 @@ describe.skipIf(!isRoot || !etcdAvailable())('EtcdSubnetStore against etcd', () 
     expect(one).toMatchObject({ etcdLeaseId: leased!.etcdLeaseId, modRevision: leased!.modRevision });
     expect(Math.abs(one!.expiresAt! - (Date.now() + 60_000))).toBeLessThan(2500);
     expect(reserved).toMatchObject({ etcdLeaseId: undefined, expiresAt: undefined, record: { publicIp: '198.18.0.2' } });
-    expect(dual!.record).toEqual({ publicIp: '198.18.0.3', publicIpv6: 'fc00::1', backendType: 'vxlan' });
+    expect(dual!.record).toEqual({ publicIp: '198.18.0.3', publicIpv6: 'fc00::1', backendType: 'vxlan', backendV6Data: {} });
+    expect(dual!.ipv6Subnet).toBe('fc00::/64');
     expect(listing.malformed.map((m) => m.key).sort()).toEqual([`${prefix}/subnets/10.244.9.0-24`, `${prefix}/subnets/garbage`]);
     expect(listing.malformed.find((m) => m.key.endsWith('10.244.9.0-24'))!.reason).toMatch(/not JSON/);
     const header = JSON.parse(await etcd.etcdctl(['get', `${prefix}/config`, '-w', 'json'])) as { header: { revision: number } };

@@ -74,6 +74,34 @@ describe.skipIf(!isRoot || !etcdAvailable())('twillctl against a real etcd', () 
     ]);
   });
 
+  it('dual-stack: config set refuses what the agents would, and leases show both subnets and addresses (issue 17)', async () => {
+    const dual = { Network: '10.244.0.0/16', EnableIPv6: true, IPv6Network: 'fc00::/48', Backend: { Type: 'vxlan' } };
+    const refused = await ctl(['--etcd-prefix', '/dual/network', 'config', 'set', '-'], JSON.stringify(dual));
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(/EnableIPv6: the vxlan backend does not route IPv6 yet/);
+    const bad = await ctl(['--etcd-prefix', '/dual/network', 'config', 'set', '-'], JSON.stringify({ ...dual, IPv6Network: 'fe80::/64' }));
+    expect(bad.stderr).toMatch(/IPv6Network "fe80::\/64": overlaps the link-local range fe80::\/10/);
+    expect(await etcd.etcdctl(['get', '/dual/network/config'])).toBe('');
+
+    const v6 = (ip: string, ipv6: string): string => JSON.stringify({ PublicIP: ip, PublicIPv6: ipv6, BackendType: 'vxlan', BackendData: null, BackendV6Data: { VNI: 1 } });
+    await etcd.etcdctl(['put', '/dual/network/subnets/10.244.2.0-24&fc00:0:0:2::-64', v6('198.18.0.2', 'fd00::2')]);
+    await etcd.etcdctl(['put', '/dual/network/subnets/0.0.0.0-0&fc00:0:0:9::-64', v6('0.0.0.0', 'fd00::9')]);
+    await etcd.etcdctl(['put', '/dual/network/subnets/10.244.3.0-24', '{"PublicIP":"198.18.0.3","PublicIPv6":null,"BackendType":"vxlan"}']);
+    const lines = (await ctl(['--etcd-prefix', '/dual/network', 'leases'])).stdout.trimEnd().split('\n').map((l) => l.split(/\s+/));
+    expect(lines).toEqual([
+      ['SUBNET', 'IPV6', 'SUBNET', 'PUBLIC', 'IP', 'PUBLIC', 'IPV6', 'BACKEND', 'EXPIRES'],
+      ['10.244.2.0/24', 'fc00:0:0:2::/64', '198.18.0.2', 'fd00::2', 'vxlan', 'reserved'],
+      ['10.244.3.0/24', '-', '198.18.0.3', '-', 'vxlan', 'reserved'],
+      ['-', 'fc00:0:0:9::/64', '-', 'fd00::9', 'vxlan', 'reserved'],
+    ]);
+    const asJson = JSON.parse((await ctl(['--etcd-prefix', '/dual/network', 'leases', '-o', 'json'])).stdout) as { leases: Record<string, unknown>[] };
+    expect(asJson.leases).toEqual([
+      expect.objectContaining({ subnet: '10.244.2.0/24', ipv6Subnet: 'fc00:0:0:2::/64', publicIp: '198.18.0.2', publicIpv6: 'fd00::2', backendV6Data: { VNI: 1 } }),
+      expect.objectContaining({ subnet: '10.244.3.0/24', ipv6Subnet: null, publicIpv6: null, backendV6Data: null }),
+      expect.objectContaining({ subnet: '0.0.0.0/0', ipv6Subnet: 'fc00:0:0:9::/64', publicIp: '0.0.0.0' }),
+    ]);
+  });
+
   it('fails clearly when etcd is unreachable', async () => {
     const res = await run('node', [CTL, '--etcd-endpoints', 'http://127.0.0.1:1', 'leases'], { allowFailure: true, timeoutMs: 30_000 });
     expect(res.code).toBe(1);

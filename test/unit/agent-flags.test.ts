@@ -119,6 +119,12 @@ describe('twilld flags', () => {
     expect(message).not.toContain('secret2');
   });
 
+  it('takes IPv6 addresses for --iface and --public-ipv6, in canonical form', () => {
+    expect(run(['--iface', 'FD00:0:0:0::1,eth0', '--public-ipv6', '2001:DB8:0:0::7'])).toMatchObject({ ifaces: ['fd00::1', 'eth0'], publicIpv6: '2001:db8::7' });
+    expect(run([], { TWILLD_PUBLIC_IPV6: 'fd00::9' }).publicIpv6).toBe('fd00::9');
+    expect(run([]).publicIpv6).toBeUndefined();
+  });
+
   it('takes etcd endpoints and interfaces comma-separated and repeated, in order, without duplicates', () => {
     const flags = run(['--etcd-endpoints', 'http://a:2379, http://b:2379', '--etcd-endpoints', 'http://c:2379/', '--etcd-endpoints=http://a:2379', '--iface', 'eth0,10.0.0.5', '--iface', 'bond0']);
     expect(flags.etcdEndpoints).toEqual(['http://a:2379', 'http://b:2379', 'http://c:2379']);
@@ -188,10 +194,17 @@ describe('twilld flags', () => {
       [['--etcd-prefix', 'coreos.com/network'], 'invalid --etcd-prefix "coreos.com/network": must start with "/"'],
       [['--etcd-prefix', '/coreos.com/network/'], 'invalid --etcd-prefix "/coreos.com/network/": must not end with "/"'],
       [['--etcd-prefix', '/'], 'invalid --etcd-prefix "/"'],
-      [['--iface', 'this-name-is-too-long'], 'invalid --iface "this-name-is-too-long": neither an IPv4 address nor an interface name'],
+      [['--iface', 'this-name-is-too-long'], 'invalid --iface "this-name-is-too-long": neither an IP address nor an interface name'],
+      [['--iface', 'fe80::1%eth0'], 'invalid --iface "fe80::1%eth0": neither an IP address nor an interface name'],
       [['--iface', 'eth0,,eth1'], 'invalid --iface ""'],
       [['--public-ip', '10.0.0.256'], 'invalid --public-ip "10.0.0.256": not an IPv4 address'],
       [['--public-ip', 'fd00::1'], 'invalid --public-ip "fd00::1": not an IPv4 address'],
+      [['--public-ipv6', '198.18.0.7'], 'invalid --public-ipv6 "198.18.0.7": not an IPv6 address'],
+      [['--public-ipv6', 'fd00::1%eth0'], 'invalid --public-ipv6 "fd00::1%eth0": not an IPv6 address'],
+      [['--public-ipv6', 'fe80::1'], 'invalid --public-ipv6 "fe80::1": is in the link-local range fe80::/10'],
+      [['--public-ipv6', 'ff02::1'], 'invalid --public-ipv6 "ff02::1": is in the multicast range ff00::/8'],
+      [['--public-ipv6', '::1'], 'invalid --public-ipv6 "::1": is in the range ::/96'],
+      [['--public-ipv6', '::ffff:198.18.0.7'], 'invalid --public-ipv6 "::ffff:198.18.0.7": is in the IPv4-mapped range'],
       [['--subnet-file', 'subnet.env'], 'invalid --subnet-file "subnet.env": must be an absolute path'],
       [['--subnet-file', '/run/twill/'], 'invalid --subnet-file "/run/twill/"'],
       [['--subnet-lease-ttl', '1d'], 'invalid --subnet-lease-ttl "1d": cannot read "1d"'],

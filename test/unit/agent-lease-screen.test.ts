@@ -67,6 +67,16 @@ describe('screenLeases', () => {
     expect(r.rejected.map((x) => x.reason)).toEqual(['outside_network', 'outside_network']);
   });
 
+  it('an IPv4-only host routes the IPv4 part of dual-stack leases, and never an IPv6-only one (issue 17)', () => {
+    const own = lease('10.244.1.0-24', '198.18.0.1');
+    const dual = { ...lease('10.244.20.0-24&fc00:0:0:20::-64', '198.18.0.20'), ipv6Subnet: 'fc00:0:0:20::/64' };
+    const withV6 = { ...dual, record: { ...dual.record, publicIpv6: 'fd00::20', backendV6Data: { VNI: 1, VtepMAC: '02:00:00:00:00:20' } } };
+    const ipv6Only = { ...lease('0.0.0.0-0&fc00:0:0:21::-64', '0.0.0.0'), ipv6Subnet: 'fc00:0:0:21::/64' };
+    const r = screenLeases([own, withV6, ipv6Only], ctx(own));
+    expect(keysOf(r.accepted)).toEqual(['10.244.20.0-24&fc00:0:0:20::-64']);
+    expect(r.rejected.map((x) => [x.key.slice(PREFIX.length), x.reason])).toEqual([['0.0.0.0-0&fc00:0:0:21::-64', 'wrong_prefix_length']]);
+  });
+
   it('refuses another key for this host\'s own subnet (a dual-stack key, a hostile writer), naming both keys', () => {
     const own = lease('10.244.5.0-24', '198.18.0.1');
     const r = screenLeases([own, lease('10.244.5.0-24&fc00:0:0:5::-64', '198.18.0.66')], ctx(own));

@@ -41,6 +41,15 @@ describe('subnet.env', () => {
     expect(Object.isFrozen(parseSubnetEnv(text))).toBe(true);
   });
 
+  it("reads and writes a dual-stack flannel's subnet.env byte for byte (flannel pkg/subnet/subnet.go WriteSubnetFile)", () => {
+    const flannel = 'FLANNEL_NETWORK=10.244.0.0/16\nFLANNEL_SUBNET=10.244.3.1/24\nFLANNEL_IPV6_NETWORK=fc00::/48\nFLANNEL_IPV6_SUBNET=fc00:0:0:3::1/64\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=false\n';
+    expect(formatSubnetEnv(parseSubnetEnv(flannel))).toBe(flannel);
+    // The lease fc00:0:0:3::/64 gives flannel's IncrementIP'd address; a /126 keeps room for pods.
+    expect(formatSubnetEnv(subnetEnvFromLease('10.244.0.0/16', '10.244.3.0/24', 1450, false, { network: 'fc00::/48', leaseSubnet: 'fc00:0:0:3::/64' }))).toBe(flannel);
+    expect(subnetEnvFromLease('10.244.0.0/16', '10.244.3.0/24', 1450, false, { network: 'fd00::/120', leaseSubnet: 'fd00::4/126' }).ipv6Subnet).toBe('fd00::5/126');
+    expect(() => subnetEnvFromLease('10.244.0.0/16', '10.244.3.0/24', 1450, false, { network: 'fd00::/120', leaseSubnet: 'fd00::4/127' })).toThrow(/too small/);
+  });
+
   it('tolerates comments, blank lines, CRLF, export, quotes, other variables and canonicalises', () => {
     const text = [
       '# written by hand',

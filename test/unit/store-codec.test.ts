@@ -29,10 +29,10 @@ describe('key layout', () => {
     for (const bad of ['10.244.3.1/24', '10.244.3.0', 'fc00::/64', 'nonsense']) expect(() => subnetToKeyName(bad)).toThrow(InvalidArgumentError);
   });
 
-  it("reads the IPv4 part of flannel's dual-stack names", () => {
-    expect(parseSubnetKeyName('10.5.52.0-24&fc00::-64')).toEqual({ ok: true, subnet: '10.5.52.0/24' });
+  it("reads both subnets of flannel's dual-stack names (store-dual-stack.test.ts has the rest)", () => {
+    expect(parseSubnetKeyName('10.5.52.0-24&fc00::-64')).toEqual({ ok: true, subnet: '10.5.52.0/24', ipv6Subnet: 'fc00::/64' });
     const l = keyLayout();
-    expect(subnetFromKey(l, '/coreos.com/network/subnets/10.5.52.0-24&fc00::-64')).toEqual({ ok: true, subnet: '10.5.52.0/24' });
+    expect(subnetFromKey(l, '/coreos.com/network/subnets/10.5.52.0-24&fc00::-64')).toEqual({ ok: true, subnet: '10.5.52.0/24', ipv6Subnet: 'fc00::/64' });
   });
 
   it('calls key names that are not a network prefix malformed, with a reason', () => {
@@ -80,7 +80,7 @@ describe('lease codec', () => {
     ];
     for (const rec of records) expect(decodeLease(encodeLease(rec))).toEqual({ ok: true, record: rec });
     const extra = decodeLease('{"PublicIP":"10.0.0.1","BackendType":"vxlan","BackendV6Data":{"VNI":1},"Future":true}');
-    expect(extra).toEqual({ ok: true, record: { publicIp: '10.0.0.1', publicIpv6: null, backendType: 'vxlan' } });
+    expect(extra).toEqual({ ok: true, record: { publicIp: '10.0.0.1', publicIpv6: null, backendType: 'vxlan', backendV6Data: { VNI: 1 } } });
   });
 
   it('rejects garbage with a reason', () => {

@@ -6,7 +6,7 @@ import { networkPrefix } from '../../core/ip.js';
 import { parseSubnetEnv } from '../../core/subnet-env.js';
 import { Netlink } from '../../netlink/index.js';
 import { spawnRunner } from '../../nftables/index.js';
-import type { SubnetStore } from '../../store/index.js';
+import { describeSubnets, type SubnetStore } from '../../store/index.js';
 import { probeAgent } from '../agent-probe.js';
 import type { CommandResult } from '../commands.js';
 import type { CtlFlags } from '../flags.js';
@@ -54,8 +54,8 @@ async function deleteLease(store: SubnetStore, subnetFile: string, localAddresse
     throw new TwillError('ENOTMINE', `--delete-lease: the lease ${subnet} (named by ${subnetFile}) carries PublicIP ${lease.record.publicIp}, ` +
       `which is not an address of this host; not deleting it (with --public-ip behind NAT, delete ${lease.key} with etcdctl)`);
   }
-  await store.deleteLease(subnet);
-  return `lease ${subnet} in etcd`;
+  await store.deleteLease(lease.subnet, lease.ipv6Subnet);
+  return `lease ${describeSubnets(lease)} in etcd`;
 }
 
 export async function uninstall(flags: CtlFlags, connect: () => SubnetStore): Promise<CommandResult> {
