@@ -25,6 +25,7 @@
  *   a.addPeer({ address: '198.18.0.10', localAddress: '198.18.0.1', ... });   // up once settled
  */
 import { EventEmitter } from 'node:events';
+import { afterEach, beforeEach, vi } from 'vitest';
 import type net from 'node:net';
 import { Duplex } from 'node:stream';
 import type { BgpListener, BgpTransport, ConnectOptions } from '../../src/bgp/index.js';
@@ -242,4 +243,25 @@ export class MemoryNetwork {
  */
 export async function settle(rounds = 8): Promise<void> {
   for (let i = 0; i < rounds; i++) await new Promise<void>((r) => setImmediate(r));
+}
+
+/**
+ * For a test file of whole speakers on one linked network: fake timers and a fresh network per
+ * test, and every speaker the test registers in `started` closed after it.
+ *
+ *   const bed = useLinkedSpeakers();
+ *   const s = await Speaker.start({ ..., transport: bed.net.transport });
+ *   bed.started.push(s);
+ */
+export function useLinkedSpeakers(): { readonly net: MemoryNetwork; readonly started: { close(): Promise<void> }[] } {
+  const bed = { net: new MemoryNetwork({ linkSpeakers: true }), started: [] as { close(): Promise<void> }[] };
+  beforeEach(() => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'Date'] });
+    bed.net = new MemoryNetwork({ linkSpeakers: true });
+  });
+  afterEach(async () => {
+    await Promise.all(bed.started.splice(0).map((s) => s.close()));
+    vi.useRealTimers();
+  });
+  return bed;
 }

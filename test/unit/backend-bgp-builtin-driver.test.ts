@@ -1,8 +1,8 @@
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { Speaker } from '../../src/bgp/index.js';
 import { speakerPeerConfig } from '../../src/backends/bgp/builtin-driver.js';
 import type { DriverOptions, DriverPeer } from '../../src/backends/bgp/driver.js';
-import { MemoryNetwork, settle } from '../helpers/bgp-memory-transport.js';
+import { settle, useLinkedSpeakers } from '../helpers/bgp-memory-transport.js';
 
 // What the bgp backend asks of Twill's speaker per session (speakerPeerConfig), run between whole
 // speakers on the in-memory network: host H peers with a ToR T (eBGP) and a mesh peer M (iBGP).
@@ -20,25 +20,17 @@ const options = (over: Partial<DriverOptions> = {}): DriverOptions => ({
 });
 const peer = (address: string, asn: number, role: DriverPeer['role']): DriverPeer => ({ address, asn, role, password: undefined, port: 179, multihop: undefined });
 
-let net: MemoryNetwork;
-const started: Speaker[] = [];
-beforeEach(() => {
-  vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'Date'] });
-  net = new MemoryNetwork({ linkSpeakers: true });
-});
-afterEach(async () => {
-  await Promise.all(started.splice(0).map((s) => s.close()));
-  vi.useRealTimers();
-});
+const speakers = useLinkedSpeakers();
+const { started } = speakers;
 
 async function bed(over: Partial<DriverOptions> = {}, meshRole: DriverPeer['role'] = 'mesh'): Promise<{ h: Speaker; t: Speaker; m: Speaker }> {
   const opts = options(over);
-  const h = await Speaker.start({ local: { asn: H.asn, routerId: H.address }, listen: [{ host: H.address, port: 179 }], transport: net.transport });
+  const h = await Speaker.start({ local: { asn: H.asn, routerId: H.address }, listen: [{ host: H.address, port: 179 }], transport: speakers.net.transport });
   started.push(h);
   h.addPeer({ ...speakerPeerConfig(peer(T.address, T.asn, 'external'), opts), passive: true });
   h.addPeer({ ...speakerPeerConfig(peer(M.address, M.asn, meshRole), opts), passive: true });
   const other = async (x: { address: string; asn: number }): Promise<Speaker> => {
-    const s = await Speaker.start({ local: { asn: x.asn, routerId: x.address }, transport: net.transport, import: { accept: ['0.0.0.0/0,le=32'] } });
+    const s = await Speaker.start({ local: { asn: x.asn, routerId: x.address }, transport: speakers.net.transport, import: { accept: ['0.0.0.0/0,le=32'] } });
     started.push(s);
     s.addPeer({ address: H.address, asn: H.asn, localAddress: x.address });
     return s;

@@ -1,7 +1,7 @@
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { Speaker, type PeerRoutesEvent, type Route, type SpeakerPeerConfig } from '../../src/bgp/index.js';
 import { encodeKeepalive } from '../../src/bgp/wire/index.js';
-import { MemoryNetwork, settle } from '../helpers/bgp-memory-transport.js';
+import { settle, useLinkedSpeakers } from '../helpers/bgp-memory-transport.js';
 import { openFrom, updateFrom } from '../helpers/bgp-scripted-peer.js';
 
 // Route reflection (RFC 4456) between whole speakers on one in-memory network (MemoryNetwork
@@ -27,21 +27,11 @@ type Node = keyof typeof NODES;
 const E = { address: '198.18.0.5', routerId: '10.255.0.5', asn: 65100 };
 const IMPORT = { accept: ['10.244.0.0/16,le=32'] };
 
-let net: MemoryNetwork;
-const started: Speaker[] = [];
-
-beforeEach(() => {
-  vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'Date'] });
-  net = new MemoryNetwork({ linkSpeakers: true });
-});
-
-afterEach(async () => {
-  await Promise.all(started.splice(0).map((s) => s.close()));
-  vi.useRealTimers();
-});
+const bed = useLinkedSpeakers();
+const { started } = bed;
 
 async function speaker(local: { asn: number; routerId: string; clusterId?: string }, listen?: string): Promise<Speaker> {
-  const s = await Speaker.start({ local, transport: net.transport, import: IMPORT, ...(listen !== undefined && { listen: [{ host: listen, port: 179 }] }) });
+  const s = await Speaker.start({ local, transport: bed.net.transport, import: IMPORT, ...(listen !== undefined && { listen: [{ host: listen, port: 179 }] }) });
   started.push(s);
   return s;
 }
@@ -148,7 +138,7 @@ describe('route reflection (RFC 4456)', () => {
 
     // A route naming R2 itself as its originator has come back to it (a scripted peer C sends it).
     r2.addPeer({ address: NODES.C.address, asn: AS, passive: true });
-    const c = net.dial(NODES.C.address, '198.18.0.12');
+    const c = bed.net.dial(NODES.C.address, '198.18.0.12');
     c.send(Buffer.concat([openFrom({ asn: AS, holdTime: 30, routerId: NODES.C.routerId }), encodeKeepalive()]));
     c.send(updateFrom({ prefixes: ['10.244.3.0/24'], asPath: [], nextHop: NODES.C.address, attributes: { localPref: 100, originatorId: '10.255.0.12' } }));
     await settle();
