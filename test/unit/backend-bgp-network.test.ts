@@ -139,4 +139,26 @@ describe('bgp network', () => {
     await waitFor(() => driver.closed !== undefined, { what: 'the driver closed' });
     expect(driver.closed).toEqual({ graceful: true });
   });
+
+  it('a new lease (the old one lost): the speaker starts over for the new subnet, the old one is closed with Cease', async () => {
+    const host = fakeHost();
+    const drivers: FakeBgpDriver[] = [];
+    const network = new BgpNetwork(host.ctx, parseBgpOptions({}), (options, driverOptions, bgp) => {
+      const d = new FakeBgpDriver();
+      drivers.push(d);
+      return d.factory(options, driverOptions, bgp);
+    });
+    await network.start(own);
+    await network.sync([lease(2)]);
+    drivers[0]!.give('198.18.0.2', [path('10.244.2.0/24', '198.18.0.2')]);
+    await network.start({ subnet: '10.244.7.0/24', publicIp: own.publicIp });
+    expect(drivers).toHaveLength(2);
+    expect(drivers[0]!.closed).toEqual({ graceful: false });
+    expect(drivers[1]!.startOptions?.ownSubnet).toBe('10.244.7.0/24');
+    expect(drivers[1]!.announced).toEqual([{ prefix: '10.244.7.0/24', nextHop: '198.18.0.1' }]);
+    expect(drivers[1]!.sessions.map((s) => s.address)).toEqual(['198.18.0.2']);
+    // Same subnet again (a renewal): nothing restarts.
+    await network.start({ subnet: '10.244.7.0/24', publicIp: own.publicIp });
+    expect(drivers).toHaveLength(2);
+  });
 });

@@ -71,6 +71,16 @@ export class BgpNetwork implements Network {
   }
 
   async start(lease: LocalLease): Promise<void> {
+    if (this.#driver !== undefined && this.#lease?.subnet !== lease.subnet) {
+      // A new subnet (the old lease was lost): the sessions' import and export rules name the old
+      // one, so the speaker starts over, and what it learned goes with it.
+      this.ctx.log.warn({ from: this.#lease?.subnet, to: lease.subnet }, 'the lease changed: restarting the bgp speaker for the new subnet');
+      const old = this.#driver;
+      this.#driver = undefined;
+      old.removeAllListeners();
+      await old.close({ graceful: false });
+      for (const peer of [...this.#table.countByPeer().keys()]) this.#table.dropPeer(peer);
+    }
     this.#lease = lease;
     if (this.#driver === undefined) {
       const { ctx } = this;
