@@ -16,6 +16,9 @@ const ENTRY_SKIP_REASONS = ['foreign_route', 'write_failed', 'invalid'] as const
 const OWN_LEASE_ACTIONS = ['restored', 'reacquired', 'contested'] as const;
 type OwnLeaseAction = (typeof OWN_LEASE_ACTIONS)[number];
 
+/** How long one reading of the bgp backend serves the collectors of a scrape. */
+const SCRAPE_SNAPSHOT_MS = 100;
+
 const SYNC_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 
 // Label values must come from a small fixed set (an operation name, not an error message): each
@@ -169,18 +172,25 @@ export class AgentMetrics {
    */
   watchRouting(read: () => RoutingStatus | undefined): void {
     const registers = [this.registry];
+    // The three collectors of one scrape share one reading: routing() plans the whole learned table.
+    let snapshot: { at: number; status: RoutingStatus | undefined } | undefined;
+    const current = (): RoutingStatus | undefined => {
+      const now = Date.now();
+      if (snapshot === undefined || now - snapshot.at > SCRAPE_SNAPSHOT_MS) snapshot = { at: now, status: read() };
+      return snapshot.status;
+    };
     new Gauge({
       name: 'twill_bgp_session_up', help: 'BGP sessions: 1 when established, else 0, by peer address.', labelNames: ['peer'] as const, registers,
       collect() {
         this.reset();
-        for (const p of read()?.peers ?? []) this.set({ peer: p.address }, p.state === 'established' ? 1 : 0);
+        for (const p of current()?.peers ?? []) this.set({ peer: p.address }, p.state === 'established' ? 1 : 0);
       },
     });
     new Gauge({
       name: 'twill_bgp_prefixes_received', help: 'Prefixes each BGP peer currently gives this host.', labelNames: ['peer'] as const, registers,
       collect() {
         this.reset();
-        for (const p of read()?.peers ?? []) this.set({ peer: p.address }, p.received);
+        for (const p of current()?.peers ?? []) this.set({ peer: p.address }, p.received);
       },
     });
     new Counter({
@@ -188,7 +198,7 @@ export class AgentMetrics {
       labelNames: ['peer', 'reason'] as const, registers,
       collect() {
         this.reset();
-        for (const r of read()?.rejected ?? []) this.inc({ peer: r.peer, reason: labelValue(r.reason) }, r.count);
+        for (const r of current()?.rejected ?? []) this.inc({ peer: r.peer, reason: labelValue(r.reason) }, r.count);
       },
     });
   }

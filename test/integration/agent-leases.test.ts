@@ -155,7 +155,11 @@ describe.skipIf(!isRoot || !etcdAvailable())('twilld leases against a real etcd'
       PublicIP: '198.18.0.203', PublicIPv6: 'fd00::203', BackendType: 'alloc', BackendData: null, BackendV6Data: { VtepMAC: '02:00:00:00:02:03' },
     })]);
     await waitFor(async () => (await agents[0]!.metric('twill_leases_known')) === known! + 1, { timeoutMs: 10_000, what: 'the dual-stack lease to arrive' });
-    await sleep(500);
+    // A barrier instead of a pause: the watch hands leases over in order, so once a lease written
+    // after it is known (and routed), whatever the agent had to say about the dual-stack one is said.
+    const barrier = '10.244.204.0-24';
+    await etcd.etcdctl(['put', `${PREFIX}/subnets/${barrier}`, JSON.stringify({ PublicIP: '198.18.0.204', PublicIPv6: null, BackendType: 'alloc', BackendData: null })]);
+    await waitFor(async () => (await agents[0]!.metric('twill_leases_known')) === known! + 2, { timeoutMs: 10_000, what: 'the barrier lease to arrive' });
     expect(agents[0]!.daemon.output()).not.toMatch(/(malformed lease skipped|lease not routed)[^\n]*10\.244\.203\.0/);
     expect((await agents[0]!.http('/healthz')).status).toBe(200);
     // twillctl shows both subnets, and both addresses.
@@ -166,6 +170,7 @@ describe.skipIf(!isRoot || !etcdAvailable())('twilld leases against a real etcd'
     expect(table.split('\n').find((l) => l.startsWith(`${ownSubnet} `))!.split(/\s+/).slice(0, 6))
       .toEqual([ownSubnet, '-', cluster.hosts[0]!.underlayIp, '-', 'alloc', 'in']);
     await etcd.etcdctl(['del', `${PREFIX}/subnets/${name}`]);
+    await etcd.etcdctl(['del', `${PREFIX}/subnets/${barrier}`]);
   });
 
   it('waits for a network config and reports an invalid one without exiting', async () => {

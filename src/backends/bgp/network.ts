@@ -49,7 +49,8 @@ export class BgpNetwork implements Network {
   readonly #routerId: string;
   #driver: BgpDriver | undefined;
   #lease: LocalLease | undefined;
-  #leases: readonly RemoteLease[] = [];
+  /** The current leases of this backend's hosts, screened once per lease set: they name the mesh peers and what may be installed. */
+  #hosts: readonly { publicIp: string; dst: string }[] = [];
   #filter: ((prefix: string) => ImportDecision) | undefined;
   #preserved = new Map<string, RouteSpec>();
   #waitingForEor = new Set<string>();
@@ -66,7 +67,7 @@ export class BgpNetwork implements Network {
     this.mtu = ctx.extIface.mtu; // no encapsulation
     this.#asn = ctx.bgp?.asn ?? options.asn;
     this.#routerId = ctx.bgp?.routerId ?? ctx.extIface.publicIp;
-    // The lease set is kept here as well (this.#leases): learned paths, not leases, drive the plan.
+    // The lease set is kept here as well (this.#hosts): learned paths, not leases, drive the plan.
     this.#reconciler = new Reconciler({ apply: () => this.apply() }, ctx.log, TYPE);
   }
 
@@ -108,7 +109,7 @@ export class BgpNetwork implements Network {
       const err = await markRunning(this.ctx.stateDir);
       if (err) this.ctx.log.warn({ err }, 'cannot record the boot id: after a restart peers will not be told our routes stayed in place');
     }
-    this.#leases = desired;
+    this.#hosts = this.screen(desired);
     this.#filter = undefined;
     await this.updatePeers();
     return this.#reconciler.sync(desired);
@@ -145,20 +146,20 @@ export class BgpNetwork implements Network {
   }
 
   /** The leases of this backend's hosts, screened as every backend screens them. */
-  private screened(): { publicIp: string; dst: string }[] {
-    const { usable } = screenRemoteLeases(this.#leases, { type: TYPE, clusterNetwork: this.ctx.clusterNetwork, localPublicIp: this.ctx.extIface.publicIp });
+  private screen(leases: readonly RemoteLease[]): { publicIp: string; dst: string }[] {
+    const { usable } = screenRemoteLeases(leases, { type: TYPE, clusterNetwork: this.ctx.clusterNetwork, localPublicIp: this.ctx.extIface.publicIp });
     return usable.map((u) => ({ publicIp: u.checked.publicIp, dst: u.checked.dst }));
   }
 
   private filter(): (prefix: string) => ImportDecision {
-    this.#filter ??= importFilter({ clusterNetwork: this.ctx.clusterNetwork, ownSubnet: this.#lease?.subnet ?? '0.0.0.0/32', leasedSubnets: this.screened().map((s) => s.dst) });
+    this.#filter ??= importFilter({ clusterNetwork: this.ctx.clusterNetwork, ownSubnet: this.#lease?.subnet ?? '0.0.0.0/32', leasedSubnets: this.#hosts.map((s) => s.dst) });
     return this.#filter;
   }
 
   private async updatePeers(): Promise<void> {
     if (!this.#driver) return;
     const sessions = planSessions({
-      options: this.options, self: this.ctx.extIface.publicIp, asn: this.#asn, hosts: this.screened().map((s) => s.publicIp), hostPeers: this.ctx.bgp?.peers ?? [],
+      options: this.options, self: this.ctx.extIface.publicIp, asn: this.#asn, hosts: this.#hosts.map((s) => s.publicIp), hostPeers: this.ctx.bgp?.peers ?? [],
     });
     await this.#driver.setPeers(sessions);
     if (this.#convergeTimer !== undefined && this.#waitingForEor.size === 0) this.#waitingForEor = new Set(sessions.map((s) => s.address));

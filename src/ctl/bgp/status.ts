@@ -1,4 +1,5 @@
 import type { RoutingPeer, RoutingRoute, RoutingStatus } from '../../backends/backend.js';
+import { formatDuration } from '../../core/duration.js';
 import { TwillError } from '../../core/errors.js';
 import { probeAgent } from '../agent-probe.js';
 import type { CommandResult } from '../commands.js';
@@ -21,18 +22,11 @@ async function fetchStatus(flags: CtlFlags, path: '/bgp/peers' | '/bgp/routes'):
 
 const json = (value: unknown): string => `${JSON.stringify(value, null, 2)}\n`;
 
-function uptime(seconds: number | undefined): string {
-  if (seconds === undefined) return '-';
-  const h = Math.floor(seconds / 3600);
-  const m = Math.floor((seconds % 3600) / 60);
-  return h > 0 ? `${h}h${m}m` : m > 0 ? `${m}m${seconds % 60}s` : `${seconds}s`;
-}
-
 export async function bgpPeers(flags: CtlFlags): Promise<CommandResult> {
   const answer = await fetchStatus(flags, '/bgp/peers');
   if (flags.output === 'json') return { stdout: json(answer), exitCode: 0 };
   const peers = answer.peers ?? [];
-  const rows = peers.map((p) => [p.address, String(p.asn), p.role, p.state, uptime(p.uptimeS), String(p.received), String(p.accepted), String(p.sent), p.lastError ?? '']);
+  const rows = peers.map((p) => [p.address, String(p.asn), p.role, p.state, p.uptimeS === undefined ? '-' : formatDuration(p.uptimeS * 1000), String(p.received), String(p.accepted), String(p.sent), p.lastError ?? '']);
   const head = `speaker ${answer.speaker}, AS ${answer.asn}, router id ${answer.routerId}\n`;
   return { stdout: head + formatTable(['PEER', 'ASN', 'ROLE', 'STATE', 'UPTIME', 'RECEIVED', 'ACCEPTED', 'SENT', 'LAST ERROR'], rows), exitCode: 0 };
 }
