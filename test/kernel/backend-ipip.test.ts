@@ -149,8 +149,9 @@ describe.skipIf(!isRoot)('ipip backend', () => {
     runLoop(a0);
     onTestFinished(() => a0.stop?.());
     const want = [tunnelled(a1), tunnelled(b0)].sort();
+    // `ip route del` fails when the route is missing, so the deletion itself is checked; looking at the
+    // table afterwards would race the 300 ms resync that may already have put it back.
     await a0.host.exec('ip', ['route', 'del', a1.subnet]);
-    expect(await twillRoutes(a0.host)).toEqual([tunnelled(b0)]);
     await waitFor(async () => JSON.stringify(await twillRoutes(a0.host)) === JSON.stringify(want), { timeoutMs: RESYNC_MS * 2 + 500, intervalMs: 20, what: 'the deleted route back' });
 
     await a0.host.exec('ip', ['link', 'del', DEV]);
