@@ -9,10 +9,12 @@ import { etcdBulk } from '../test/helpers/etcd-bulk.js';
 import { exec } from '../test/helpers/exec.js';
 import { startAgent, type TestAgent } from '../test/helpers/twilld.js';
 import { waitFor } from '../test/helpers/wait.js';
+import { runIpv6 } from './vxlan-ipv6.js';
 import { median, numberOption, percentile, processRssMiB, remoteHosts, report, round, stringOption, type RemoteHost } from './report.js';
 
 /**
  * `npm run bench -- vxlan [--leases N] [--joins N] [--burst-rounds N]`
+ * (`--ipv6`: the dual-stack figures, see vxlan-ipv6.ts)
  *
  * (a) N remote leases (default 5,000) put into etcd in one transaction (over gRPC, see
  *     test/helpers/etcd-bulk.ts) while the agent runs -> time until all 3N kernel entries
@@ -86,6 +88,7 @@ function cpuTicks(pid: number): number {
 }
 
 export async function run(args: string[]): Promise<void> {
+  if (args.includes('--ipv6')) return runIpv6(args); // dual-stack: vxlan-ipv6.ts
   const n = numberOption(args, '--leases', 5000);
   const joins = numberOption(args, '--joins', 100);
   const burstRounds = numberOption(args, '--burst-rounds', 3);

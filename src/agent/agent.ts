@@ -6,7 +6,7 @@ import { sleep } from '../core/backoff.js';
 import { InvalidArgumentError } from '../core/errors.js';
 import { networkPrefix } from '../core/ip.js';
 import { subnetEnvFromLease } from '../core/subnet-env.js';
-import { parseNetworkConfigText, type Ipv4NetworkConfig } from '../ipam/network-config.js';
+import { hasIpv4, parseNetworkConfigText, type NetworkConfig } from '../ipam/network-config.js';
 import type { NetlinkHandle } from '../netlink/index.js';
 import type { SubnetStore } from '../store/subnet-store.js';
 import type { LeaseRecord, SubnetLease } from '../store/types.js';
@@ -33,9 +33,17 @@ export interface AgentSettings {
   readonly syncRetryInitialMs?: number | undefined;
 }
 
+/** What to masquerade, per family the lease has: its pod subnet leaving the cluster network. */
+export interface MasqueradeSpec {
+  readonly clusterNetwork?: string;
+  readonly podSubnet?: string;
+  readonly clusterNetworkV6?: string;
+  readonly podSubnetV6?: string;
+}
+
 /** Twill's masquerading rules (src/nftables Masquerade), injected so tests can fake them. */
 export interface MasqueradeRules {
-  apply(spec: { clusterNetwork: string; podSubnet: string }): Promise<void>;
+  apply(spec: MasqueradeSpec): Promise<void>;
   remove(): Promise<void>;
 }
 
@@ -88,6 +96,7 @@ export class Agent {
       netlink: deps.netlink,
       extIface: ext,
       clusterNetwork: config.network,
+      clusterNetworkV6: config.ipv6?.network,
       stateDir: dirname(deps.settings.subnetFile),
       resyncIntervalMs: deps.settings.resyncIntervalMs,
       bgp: deps.settings.bgp,
@@ -137,7 +146,7 @@ export class Agent {
    * config is reported (the agent is then unhealthy, and not ready), not fatal: it is used as
    * soon as it is fixed.
    */
-  private async waitForConfig(signal: AbortSignal, ext: ExternalInterface): Promise<Ipv4NetworkConfig | undefined> {
+  private async waitForConfig(signal: AbortSignal, ext: ExternalInterface): Promise<NetworkConfig | undefined> {
     const { log, netlink } = this.deps;
     let lastProblem = '';
     while (!signal.aborted) {
@@ -177,14 +186,18 @@ export class Agent {
   }
 
   /** Tells the backend its lease and writes the subnet file; from then on the agent is ready. */
-  private async activate(network: Network, config: Ipv4NetworkConfig, lease: SubnetLease): Promise<void> {
-    await network.start({ subnet: lease.subnet, publicIp: lease.record.publicIp });
-    await this.syncMasquerade(config, lease.subnet);
+  private async activate(network: Network, config: NetworkConfig, lease: SubnetLease): Promise<void> {
+    const v4 = hasIpv4(config);
+    await network.start({
+      subnet: v4 ? lease.subnet : undefined, publicIp: v4 ? lease.record.publicIp : undefined,
+      ipv6Subnet: config.ipv6 ? lease.ipv6Subnet : undefined, publicIpv6: config.ipv6 ? lease.record.publicIpv6 ?? undefined : undefined,
+    });
+    await this.syncMasquerade(config, lease);
     const ipv6 = config.ipv6 && lease.ipv6Subnet !== undefined ? { network: config.ipv6.network, leaseSubnet: lease.ipv6Subnet } : undefined;
     await writeSubnetFile(this.deps.settings.subnetFile,
-      subnetEnvFromLease(config.network, lease.subnet, network.mtu, this.deps.settings.ipMasq, ipv6));
-    this.deps.log.info({ subnet: lease.subnet, ipv6Subnet: lease.ipv6Subnet, file: this.deps.settings.subnetFile, mtu: network.mtu }, 'subnet file written');
-    this.#health.leaseHeld(lease.subnet);
+      subnetEnvFromLease(config.network, v4 ? lease.subnet : undefined, network.mtu, this.deps.settings.ipMasq, ipv6));
+    this.deps.log.info({ subnet: v4 ? lease.subnet : undefined, ipv6Subnet: lease.ipv6Subnet, file: this.deps.settings.subnetFile, mtu: network.mtu }, 'subnet file written');
+    this.#health.leaseHeld(v4 ? lease.subnet : lease.ipv6Subnet);
   }
 
   /**
@@ -192,9 +205,11 @@ export class Agent {
    * host switched from --ip-masq to none keeps no stale rules). A failure is logged, not fatal:
    * pod-to-pod traffic does not depend on it.
    */
-  private async syncMasquerade(config: Ipv4NetworkConfig, podSubnet: string): Promise<void> {
+  private async syncMasquerade(config: NetworkConfig, lease: SubnetLease): Promise<void> {
+    const v4 = hasIpv4(config);
+    const v6 = config.ipv6 !== undefined && lease.ipv6Subnet !== undefined ? { clusterNetworkV6: config.ipv6.network, podSubnetV6: lease.ipv6Subnet } : undefined;
     try {
-      if (this.deps.settings.ipMasq) await this.deps.masquerade.apply({ clusterNetwork: config.network, podSubnet });
+      if (this.deps.settings.ipMasq) await this.deps.masquerade.apply({ ...(v4 && { clusterNetwork: config.network, podSubnet: lease.subnet }), ...v6 });
       else await this.deps.masquerade.remove();
     } catch (err) {
       this.deps.log.error({ err, ipMasq: this.deps.settings.ipMasq }, 'cannot update the masquerading rules');
@@ -202,12 +217,12 @@ export class Agent {
   }
 
   /** Re-applies the masquerading table every resync interval, repairing drift. */
-  private async keepMasquerade(signal: AbortSignal, config: Ipv4NetworkConfig, keeper: LeaseKeeper): Promise<void> {
+  private async keepMasquerade(signal: AbortSignal, config: NetworkConfig, keeper: LeaseKeeper): Promise<void> {
     if (!this.deps.settings.ipMasq) return;
     while (!signal.aborted) {
       await sleep(this.deps.settings.resyncIntervalMs, signal);
-      const subnet = keeper.lease?.subnet;
-      if (subnet !== undefined && !signal.aborted) await this.syncMasquerade(config, subnet);
+      const lease = keeper.lease;
+      if (lease !== undefined && !signal.aborted) await this.syncMasquerade(config, lease);
     }
   }
 }
@@ -216,9 +231,10 @@ export class Agent {
  * This host's lease record. PublicIPv6 and BackendV6Data only when the config enables IPv6: an
  * IPv4-only lease stays exactly what flannel writes ("PublicIPv6":null, no BackendV6Data).
  */
-function leaseRecord(config: Ipv4NetworkConfig, ext: ExternalInterface, backendType: string, network: Network): LeaseRecord {
+function leaseRecord(config: NetworkConfig, ext: ExternalInterface, backendType: string, network: Network): LeaseRecord {
   return {
-    publicIp: ext.publicIp,
+    // An IPv6-only lease's PublicIP is flannel's empty ip.IP4, which it writes as "0.0.0.0".
+    publicIp: hasIpv4(config) ? ext.publicIp! : '0.0.0.0',
     ...(config.ipv6 && { publicIpv6: ext.publicIpv6 }),
     backendType,
     backendData: network.leaseData,

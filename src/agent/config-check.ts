@@ -1,5 +1,5 @@
 import { ipv6Refusal, type Backend, type ExternalInterface } from '../backends/backend.js';
-import { hasIpv4, type Ipv4NetworkConfig, type NetworkConfig } from '../ipam/network-config.js';
+import { hasIpv4, type NetworkConfig } from '../ipam/network-config.js';
 import type { Address, Route } from '../netlink/index.js';
 import { underlayConflict } from './underlay-check.js';
 
@@ -11,19 +11,21 @@ export interface HostView {
   readonly routes: readonly Route[];
 }
 
-export type ConfigCheck = { readonly usable: Ipv4NetworkConfig } | { readonly refused: string };
+export type ConfigCheck = { readonly usable: NetworkConfig } | { readonly refused: string };
 
 /**
  * Whether this agent can use `config` on this host, or why not. Beside the underlay
  * check (underlay-check.ts), for each family: IPv6 needs a backend that routes it (Backend's
- * supportsIpv6; none does yet) and an address to publish as PublicIPv6; an IPv6-only network
- * needs an agent that runs without IPv4, which this one does not yet (its external interface,
- * lease screen and masquerading are IPv4's).
+ * supportsIpv6) and an address to publish as PublicIPv6; IPv4 needs an IPv4 address on the
+ * external interface.
  */
 export function checkConfig(config: NetworkConfig, backend: Backend, host: HostView): ConfigCheck {
   const refused = ipv6Problem(config, backend, host);
   if (refused !== undefined) return { refused };
-  if (!hasIpv4(config)) return { refused: 'EnableIPv4: false (an IPv6-only network) is not supported by the agent yet' };
+  if (!hasIpv4(config)) return { usable: config };
+  if (host.ext.address === undefined) {
+    return { refused: `the external interface ${host.ext.name} has no IPv4 address, and the network config enables IPv4 (EnableIPv4: false makes an IPv6-only network)` };
+  }
   const conflict = underlayConflict(config.network, host.ext.name, host.addresses, host.routes);
   return conflict === undefined ? { usable: config } : { refused: conflict };
 }

@@ -35,20 +35,29 @@ export async function findExternalInterface(nl: NetlinkHandle, ifaces: readonly 
     }
     if (!chosen) throw new InvalidArgumentError('--iface', ifaces.join(','), 'matches no interface (by name or address) on this host');
   } else {
-    const defaults = (await nl.listRoutes({ family: 4 })).filter((r) => r.dst === '0.0.0.0/0' && r.oif !== undefined);
-    defaults.sort((a, b) => (a.metric ?? 0) - (b.metric ?? 0));
-    chosen = links.find((l) => l.index === defaults[0]?.oif);
-    if (!chosen) throw new InvalidArgumentError('--iface', '', 'not given and this host has no IPv4 default route to pick an interface from');
+    // The IPv4 default route's interface, else (an IPv6-only host) the IPv6 one's, as flanneld does.
+    const defaultsOf = async (family: 4 | 6): Promise<number | undefined> => {
+      const defaults = (await nl.listRoutes({ family })).filter((r) => (r.dst === '0.0.0.0/0' || r.dst === '::/0') && r.oif !== undefined);
+      defaults.sort((a, b) => (a.metric ?? 0) - (b.metric ?? 0));
+      return defaults[0]?.oif;
+    };
+    const oif = (await defaultsOf(4)) ?? (await defaultsOf(6));
+    chosen = links.find((l) => l.index === oif);
+    if (!chosen) throw new InvalidArgumentError('--iface', '', 'not given and this host has no default route to pick an interface from');
   }
+  // An interface without IPv4 serves an IPv6-only network only; config-check.ts refuses the others.
   const address = firstOf(chosen, 4);
-  if (address === undefined) throw new InvalidArgumentError('--iface', chosen.name, 'has no IPv4 address');
   if (publicIp !== undefined && parseIp(publicIp, '--public-ip').family !== 4) {
     throw new InvalidArgumentError('--public-ip', publicIp, 'must be an IPv4 address');
   }
   const ipv6Address = firstOf(chosen, 6);
+  if (address === undefined && ipv6Address === undefined && publicIpv6 === undefined) {
+    throw new InvalidArgumentError('--iface', chosen.name, 'has neither an IPv4 nor a global IPv6 address');
+  }
   const v6 = publicIpv6 ?? ipv6Address;
+  const v4 = publicIp ?? address;
   return {
-    name: chosen.name, index: chosen.index, mtu: chosen.mtu, address, publicIp: publicIp ?? address,
+    name: chosen.name, index: chosen.index, mtu: chosen.mtu, address, publicIp: v4,
     ...(ipv6Address !== undefined && { ipv6Address }),
     ...(v6 !== undefined && { publicIpv6: v6 }),
   };

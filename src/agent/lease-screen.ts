@@ -1,5 +1,6 @@
 import { broadcastOf, formatIp, parseCidr, parseIpv4Value } from '../core/ip.js';
 import { contains, SPECIAL_IPV4_RANGES, type Ipv4Prefix } from '../ipam/ipv4.js';
+import { contains6, ipv6EndpointProblem, parseIpv6Prefix, type Ipv6Prefix } from '../ipam/ipv6.js';
 import { compareRevisions } from '../store/index.js';
 import type { SubnetLease } from '../store/types.js';
 
@@ -19,6 +20,11 @@ import type { SubnetLease } from '../store/types.js';
  *     link-local, multicast, reserved or broadcast (including the directed broadcast of this
  *     host's external network), not inside the cluster Network, and not this host's own.
  * It runs on every change of a set of up to tens of thousands, so it is one pass (LeaseScreen).
+ *
+ * A dual-stack cluster screens each family on its own (one LeaseScreen per family) by the same
+ * rules: the IPv6 screen judges a lease's IPv6 subnet (IPv6SubnetLen, inside IPv6Network, the
+ * older lease wins) and its PublicIPv6. A lease may then be routed over one family and refused
+ * over the other; a lease without an IPv6 subnet is simply not in the IPv6 screen's result.
  */
 export const LEASE_REJECT_REASONS = ['wrong_prefix_length', 'outside_network', 'overlaps_own_subnet', 'overlaps_older_lease',
   'public_ip_unusable', 'public_ip_is_local'] as const;
@@ -35,7 +41,10 @@ export interface LeaseRejection {
 }
 
 /** What stays the same for the agent's lifetime: the config and this host's addresses. */
-export interface ScreenSettings {
+export type ScreenSettings = Ipv4ScreenSettings | Ipv6ScreenSettings;
+
+export interface Ipv4ScreenSettings {
+  readonly family?: 4 | undefined;
   readonly network: Ipv4Prefix;
   readonly subnetLen: number;
   /** This host's own IPv4 addresses (external interface address, PublicIP). */
@@ -44,14 +53,23 @@ export interface ScreenSettings {
   readonly broadcastAddresses: readonly string[];
 }
 
-export interface ScreenContext extends ScreenSettings {
+/** The IPv6 screen: IPv6Network and IPv6SubnetLen; this host's own IPv6 addresses (canonical text). */
+export interface Ipv6ScreenSettings {
+  readonly family: 6;
+  readonly network: Ipv6Prefix;
+  readonly subnetLen: number;
+  readonly localAddresses: readonly string[];
+}
+
+export type ScreenContext = ScreenSettings & {
   /** This host's lease, when it holds one: never a remote lease, and nothing may overlap it. */
   readonly own: OwnLease | undefined;
-}
+};
 
 export interface OwnLease {
   readonly key: string;
-  readonly subnet: Ipv4Prefix;
+  /** The own lease's subnet of the screen's family (none: an IPv4-only lease in the IPv6 screen). */
+  readonly subnet: Ipv4Prefix | Ipv6Prefix | undefined;
 }
 
 export interface ScreenResult {
@@ -64,7 +82,8 @@ type Problem = { readonly reason: LeaseRejectReason; readonly detail: string };
 
 /** What one lease is, judged alone: its subnet's network address, or why it is unusable. */
 interface Verdict {
-  readonly base: number;
+  /** The subnet's network address (a bigint for IPv6); undefined for a lease without a subnet of the family. */
+  readonly base: number | bigint | undefined;
   /** A problem with the key itself: the lease takes no part in overlaps. */
   readonly key?: Problem | undefined;
   /** A problem with its PublicIP: the lease still claims its subnet (see screen()). */
@@ -97,19 +116,21 @@ export class LeaseScreen {
 
   screen(leases: Iterable<SubnetLease>, own: OwnLease | undefined): ScreenResult {
     const rejected: LeaseRejection[] = [];
+    const subnetOf = (lease: SubnetLease): string => (this.settings.family === 6 ? lease.ipv6Subnet ?? '' : lease.subnet);
     const reject = (lease: SubnetLease, problem: Problem, conflictsWith?: string): void => {
-      rejected.push({ key: lease.key, subnet: lease.subnet, ...problem, ...(conflictsWith !== undefined && { conflictsWith }) });
+      rejected.push({ key: lease.key, subnet: subnetOf(lease), ...problem, ...(conflictsWith !== undefined && { conflictsWith }) });
     };
     // The oldest lease of each subnet; a younger one is refused (same length, aligned: overlapping means equal).
-    const holders = new Map<number, SubnetLease>();
-    const outranked: { readonly lease: SubnetLease; readonly base: number }[] = [];
+    const holders = new Map<number | bigint, SubnetLease>();
+    const outranked: { readonly lease: SubnetLease; readonly base: number | bigint }[] = [];
     for (const lease of leases) {
       if (lease.key === own?.key) continue;
       const verdict = this.verdictOf(lease);
+      if (verdict.base === undefined) continue; // no subnet of this family: nothing to route over it
       if (verdict.key) {
         reject(lease, verdict.key);
-      } else if (own !== undefined && verdict.base === own.subnet.base) {
-        reject(lease, { reason: 'overlaps_own_subnet', detail: `${lease.subnet} is this host's own subnet` }, own.key);
+      } else if (own?.subnet !== undefined && verdict.base === own.subnet.base) {
+        reject(lease, { reason: 'overlaps_own_subnet', detail: `${subnetOf(lease)} is this host's own subnet` }, own.key);
       } else {
         const holder = holders.get(verdict.base);
         if (holder === undefined) {
@@ -123,7 +144,7 @@ export class LeaseScreen {
     }
     // Named after the pass: the oldest key of a subnet is known only once every key was seen.
     for (const { lease, base } of outranked) {
-      reject(lease, { reason: 'overlaps_older_lease', detail: `${lease.subnet} is already held by an older lease` }, holders.get(base)!.key);
+      reject(lease, { reason: 'overlaps_older_lease', detail: `${subnetOf(lease)} is already held by an older lease` }, holders.get(base)!.key);
     }
     const accepted: SubnetLease[] = [];
     for (const lease of holders.values()) {
@@ -139,7 +160,7 @@ export class LeaseScreen {
   private verdictOf(lease: SubnetLease): Verdict {
     let verdict = this.verdicts.get(lease);
     if (verdict === undefined) {
-      verdict = judge(lease, this.settings);
+      verdict = this.settings.family === 6 ? judge6(lease, this.settings) : judge(lease, this.settings);
       this.verdicts.set(lease, verdict);
     }
     return verdict;
@@ -151,7 +172,7 @@ export function screenLeases(leases: Iterable<SubnetLease>, ctx: ScreenContext):
   return new LeaseScreen(ctx).screen(leases, ctx.own);
 }
 
-function judge(lease: SubnetLease, settings: ScreenSettings): Verdict {
+function judge(lease: SubnetLease, settings: Ipv4ScreenSettings): Verdict {
   const prefix = prefixOf(lease.subnet);
   if (prefix === undefined || prefix.length !== settings.subnetLen) {
     return { base: -1, key: { reason: 'wrong_prefix_length', detail: `${lease.subnet} is not a /${settings.subnetLen} (the network config's SubnetLen)` } };
@@ -161,7 +182,7 @@ function judge(lease: SubnetLease, settings: ScreenSettings): Verdict {
 }
 
 /** Why `ip` (dotted quad) cannot be a remote tunnel endpoint, or undefined when it can. */
-function publicIpProblem(ip: string, settings: ScreenSettings): Problem | undefined {
+function publicIpProblem(ip: string, settings: Ipv4ScreenSettings): Problem | undefined {
   const value = parseIpv4Value(ip);
   if (value < 0) return { reason: 'public_ip_unusable', detail: `PublicIP ${ip} is not an IPv4 address` };
   const special = SPECIAL_IPV4_RANGES.find((r) => contains(r.prefix, { base: value, length: 32 }));
@@ -171,6 +192,39 @@ function publicIpProblem(ip: string, settings: ScreenSettings): Problem | undefi
     return { reason: 'public_ip_unusable', detail: `PublicIP ${ip} is inside the cluster network: tunnel traffic to it would be routed into the overlay itself` };
   }
   if (settings.localAddresses.includes(ip)) return { reason: 'public_ip_is_local', detail: `PublicIP ${ip} is this host's own address` };
+  return undefined;
+}
+
+/** The IPv6 screen's verdict: the lease's IPv6 subnet and its PublicIPv6, by the IPv4 screen's rules. */
+function judge6(lease: SubnetLease, settings: Ipv6ScreenSettings): Verdict {
+  if (lease.ipv6Subnet === undefined) return { base: undefined };
+  let prefix: Ipv6Prefix;
+  try {
+    prefix = parseIpv6Prefix(lease.ipv6Subnet, 'IPv6 subnet');
+  } catch {
+    return { base: -1, key: { reason: 'wrong_prefix_length', detail: `${lease.ipv6Subnet} is not an IPv6 network address` } };
+  }
+  if (prefix.length !== settings.subnetLen) {
+    return { base: -1, key: { reason: 'wrong_prefix_length', detail: `${lease.ipv6Subnet} is not a /${settings.subnetLen} (the network config's IPv6SubnetLen)` } };
+  }
+  if (!contains6(settings.network, prefix)) return { base: prefix.base, key: { reason: 'outside_network', detail: `${lease.ipv6Subnet} is outside the cluster's IPv6 network` } };
+  return { base: prefix.base, publicIp: publicIpv6Problem(lease.record.publicIpv6 ?? undefined, settings) };
+}
+
+function publicIpv6Problem(ip: string | undefined, settings: Ipv6ScreenSettings): Problem | undefined {
+  if (ip === undefined) return { reason: 'public_ip_unusable', detail: 'the lease has an IPv6 subnet but no PublicIPv6' };
+  let value: bigint;
+  try {
+    value = parseIpv6Prefix(`${ip}/128`, 'PublicIPv6').base;
+  } catch {
+    return { reason: 'public_ip_unusable', detail: `PublicIPv6 ${ip} is not an IPv6 address` };
+  }
+  const problem = ipv6EndpointProblem(ip);
+  if (problem !== undefined) return { reason: 'public_ip_unusable', detail: `PublicIPv6 ${ip} ${problem}` };
+  if (contains6(settings.network, { base: value, length: 128 })) {
+    return { reason: 'public_ip_unusable', detail: `PublicIPv6 ${ip} is inside the cluster's IPv6 network: tunnel traffic to it would be routed into the overlay itself` };
+  }
+  if (settings.localAddresses.includes(ip)) return { reason: 'public_ip_is_local', detail: `PublicIPv6 ${ip} is this host's own address` };
   return undefined;
 }
 

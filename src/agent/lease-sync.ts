@@ -1,9 +1,9 @@
 import type { Logger } from 'pino';
 import { untilAborted, type ExternalInterface, type Network, type RemoteLease, type SkippedLease } from '../backends/backend.js';
 import { Backoff } from '../core/backoff.js';
-import { InvalidArgumentError } from '../core/errors.js';
 import { hasIpv4, type NetworkConfig } from '../ipam/network-config.js';
 import { parseIpv4Prefix } from '../ipam/ipv4.js';
+import { parseIpv6Prefix } from '../ipam/ipv6.js';
 import { compareRevisions, type LeaseSetChange, type SubnetLease, type SubnetStore } from '../store/index.js';
 import { FirstSeen } from './first-seen.js';
 import type { HealthState } from './health.js';
@@ -40,7 +40,9 @@ export interface LeaseSyncDeps {
  */
 export class LeaseSync {
   private readonly loop: SyncLoop<ReadonlyMap<string, SubnetLease>>;
-  private readonly screen: LeaseScreen;
+  /** One screen per family the config enables: IPv4's, IPv6's. */
+  private readonly screen4: LeaseScreen | undefined;
+  private readonly screen6: LeaseScreen | undefined;
   private readonly rejections = new FirstSeen<LeaseRejection>((r) => `${r.key}|${r.reason}|${r.conflictsWith ?? ''}`);
   private readonly skips = new FirstSeen<SkippedLease>((s) => `${s.subnet}|${s.reason}`);
   private readonly backoff: Backoff;
@@ -49,16 +51,24 @@ export class LeaseSync {
   private latest: ReadonlyMap<string, SubnetLease> | undefined;
 
   constructor(private readonly deps: LeaseSyncDeps) {
-    const { config } = deps;
-    // The screen and the backends route IPv4 leases (the IPv4 part of a dual-stack one) only yet;
-    // the agent refuses other configs before it gets here (config-check.ts).
-    if (!hasIpv4(config)) throw new InvalidArgumentError('lease sync network config', config.ipv6.network, 'has no IPv4 network to route');
-    this.screen = new LeaseScreen({
-      network: parseIpv4Prefix(config.network, 'cluster network'),
-      subnetLen: config.subnetLen,
-      localAddresses: [...new Set([deps.ext.address, deps.ext.publicIp])],
-      broadcastAddresses: broadcastAddresses(deps.extCidrs),
-    });
+    const { config, ext } = deps;
+    const own = (addresses: readonly (string | undefined)[]): string[] => [...new Set(addresses.filter((a): a is string => a !== undefined))];
+    this.screen4 = hasIpv4(config)
+      ? new LeaseScreen({
+        network: parseIpv4Prefix(config.network, 'cluster network'),
+        subnetLen: config.subnetLen,
+        localAddresses: own([ext.address, ext.publicIp]),
+        broadcastAddresses: broadcastAddresses(deps.extCidrs),
+      })
+      : undefined;
+    this.screen6 = config.ipv6
+      ? new LeaseScreen({
+        family: 6,
+        network: parseIpv6Prefix(config.ipv6.network, 'IPv6 cluster network'),
+        subnetLen: config.ipv6.subnetLen,
+        localAddresses: own([ext.ipv6Address, ext.publicIpv6]),
+      })
+      : undefined;
     this.backoff = new Backoff({ initialMs: deps.retryInitialMs ?? 1000, maxMs: 30_000 });
     this.loop = new SyncLoop((leases) => this.syncOnce(leases));
   }
@@ -107,13 +117,28 @@ export class LeaseSync {
   private async syncOnce(leases: ReadonlyMap<string, SubnetLease>): Promise<void> {
     const { network, backendType, keeper, health, log, metrics } = this.deps;
     const own = keeper.lease;
-    const screened = this.screen.screen(leases.values(), own && { key: own.key, subnet: parseIpv4Prefix(own.subnet, 'own subnet') });
-    for (const r of this.rejections.update(screened.rejected)) this.reportRejection(r, leases, own);
     const desired: RemoteLease[] = [];
-    for (const l of screened.accepted) {
-      // Leases of another backend type are not ours to program (flannel ignores them too).
-      if (l.record.backendType === backendType) desired.push({ subnet: l.subnet, publicIp: l.record.publicIp, backendType, backendData: l.record.backendData });
+    const rejected: LeaseRejection[] = [];
+    // Each family on its own; a dual-stack lease becomes one entry per family it may be routed over.
+    // Leases of another backend type are not ours to program (flannel ignores them too).
+    if (this.screen4) {
+      const screened = this.screen4.screen(leases.values(), own && { key: own.key, subnet: parseIpv4Prefix(own.subnet, 'own subnet') });
+      rejected.push(...screened.rejected);
+      for (const l of screened.accepted) {
+        if (l.record.backendType === backendType) desired.push({ subnet: l.subnet, publicIp: l.record.publicIp, backendType, backendData: l.record.backendData });
+      }
     }
+    if (this.screen6) {
+      const ownV6 = own && { key: own.key, subnet: own.ipv6Subnet === undefined ? undefined : parseIpv6Prefix(own.ipv6Subnet, 'own IPv6 subnet') };
+      const screened = this.screen6.screen(leases.values(), ownV6);
+      rejected.push(...screened.rejected);
+      for (const l of screened.accepted) {
+        if (l.record.backendType === backendType) {
+          desired.push({ subnet: l.ipv6Subnet!, publicIp: l.record.publicIpv6!, backendType, backendData: l.record.backendV6Data });
+        }
+      }
+    }
+    for (const r of this.rejections.update(rejected)) this.reportRejection(r, leases, own);
     const started = performance.now();
     try {
       const report = await network.sync(desired);
@@ -127,7 +152,7 @@ export class LeaseSync {
       this.failures = 0;
       this.backoff.reset();
       health.set('backend_sync_failing', undefined);
-      if (own) health.synced(own.subnet);
+      if (own) health.synced(this.screen4 ? own.subnet : own.ipv6Subnet ?? own.subnet);
     } catch (err) {
       this.failures++;
       const retryInMs = Math.round(this.backoff.next());

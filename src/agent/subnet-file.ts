@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, open, readFile, rename, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { formatSubnetEnv, parseSubnetEnv, type SubnetEnv } from '../core/subnet-env.js';
+import { formatSubnetEnv, parseSubnetEnv, type AnySubnetEnv } from '../core/subnet-env.js';
 
 // The subnet file (default /run/twill/subnet.env) tells the CNI plugin which subnet, MTU and
 // masquerade setting this node has, and tells the next twilld which lease it held. The CNI plugin
@@ -14,7 +14,7 @@ import { formatSubnetEnv, parseSubnetEnv, type SubnetEnv } from '../core/subnet-
  * survives a crash. The directory is created (mode 0755) if missing; the file gets mode 0644
  * so the CNI plugin and operators can read it.
  */
-export async function writeSubnetFile(path: string, env: SubnetEnv): Promise<void> {
+export async function writeSubnetFile(path: string, env: AnySubnetEnv): Promise<void> {
   const text = formatSubnetEnv(env); // validates first: a bad value never reaches the disk
   const dir = dirname(path);
   await mkdir(dir, { recursive: true, mode: 0o755 });
@@ -42,7 +42,7 @@ export async function writeSubnetFile(path: string, env: SubnetEnv): Promise<voi
  * failure is thrown: an unreadable file as the fs error, bad contents as a SubnetEnvError whose
  * message starts with `path`.
  */
-export async function readSubnetFile(path: string): Promise<SubnetEnv | undefined> {
+export async function readSubnetFile(path: string): Promise<AnySubnetEnv | undefined> {
   let text: string;
   try {
     text = await readFile(path, 'utf8');
@@ -50,7 +50,7 @@ export async function readSubnetFile(path: string): Promise<SubnetEnv | undefine
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw err;
   }
-  return parseSubnetEnv(text, path);
+  return parseSubnetEnv(text, path, { allowIpv6Only: true });
 }
 
 async function syncDir(dir: string): Promise<void> {

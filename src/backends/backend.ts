@@ -18,10 +18,14 @@ export interface ExternalInterface {
   readonly name: string;
   readonly index: number;
   readonly mtu: number;
-  /** The interface's own IPv4 address. */
-  readonly address: string;
+  /**
+   * The interface's own IPv4 address. Undefined only on a host without IPv4 there, which the
+   * agent accepts for an IPv6-only network alone (config-check.ts); backends that need IPv4 use
+   * ipv4Underlay().
+   */
+  readonly address: string | undefined;
   /** The address published in the lease (--public-ip, else `address`). */
-  readonly publicIp: string;
+  readonly publicIp: string | undefined;
   /** The interface's first global IPv6 address, if it has one. */
   readonly ipv6Address?: string | undefined;
   /** The IPv6 address published in a dual-stack lease (--public-ipv6, else `ipv6Address`). */
@@ -34,8 +38,13 @@ export interface BackendContext {
   /** Netlink handle in the agent's (the host's) network namespace. */
   readonly netlink: NetlinkHandle;
   readonly extIface: ExternalInterface;
-  /** The cluster network, e.g. "10.244.0.0/16". */
-  readonly clusterNetwork: string;
+  /** The cluster's IPv4 network, e.g. "10.244.0.0/16"; undefined in an IPv6-only cluster. */
+  readonly clusterNetwork: string | undefined;
+  /**
+   * The cluster's IPv6 network (IPv6Network, e.g. "fc00::/48") when the config enables IPv6; only
+   * a backend with supportsIpv6 is ever given one.
+   */
+  readonly clusterNetworkV6?: string | undefined;
   /** Where a backend may keep state across restarts (e.g. a VTEP MAC). */
   readonly stateDir: string;
   /** How often run() compares the kernel with the desired state and repairs drift (default 10 s). */
@@ -74,19 +83,56 @@ export interface HostBgpPeer {
   readonly multihop: number | undefined;
 }
 
-/** This host's lease, as the backend needs it. */
+/**
+ * This host's lease, as the backend needs it: the IPv4 part (absent in an IPv6-only cluster) and
+ * the IPv6 part (present when the config enables IPv6).
+ */
 export interface LocalLease {
-  readonly subnet: string;
-  readonly publicIp: string;
+  /** "10.244.3.0/24"; undefined in an IPv6-only cluster. */
+  readonly subnet: string | undefined;
+  readonly publicIp: string | undefined;
+  /** "fc00:0:0:3::/64" in a dual-stack or IPv6-only cluster. */
+  readonly ipv6Subnet?: string | undefined;
+  readonly publicIpv6?: string | undefined;
 }
 
-/** Another host's lease, for this backend's type. */
+/**
+ * One address family of another host's lease, for this backend's type. A dual-stack lease
+ * reaches the backend as two entries: its IPv4 subnet via its PublicIP with its BackendData, and
+ * its IPv6 subnet via its PublicIPv6 with its BackendV6Data (flannel keeps the two apart the same
+ * way). Only a backend with supportsIpv6 is ever given IPv6 entries; leaseFamily() tells them apart.
+ */
 export interface RemoteLease {
+  /** "10.244.3.0/24" or "fc00:0:0:3::/64". */
   readonly subnet: string;
+  /** The host's underlay address of the subnet's family (PublicIP or PublicIPv6). */
   readonly publicIp: string;
   readonly backendType: string;
-  /** Opaque: only the backend of that type decodes it. */
+  /** Opaque: only the backend of that type decodes it (BackendData, or BackendV6Data for IPv6). */
   readonly backendData: unknown;
+}
+
+/** The address family of a remote lease entry. */
+export function leaseFamily(lease: Pick<RemoteLease, 'subnet'>): 4 | 6 {
+  return lease.subnet.includes(':') ? 6 : 4;
+}
+
+/** The IPv4 part of this host's lease, or a clear error for a backend that needs it (one without IPv6-only support). */
+export function ipv4Lease(lease: LocalLease, backend: string): { readonly subnet: string; readonly publicIp: string } {
+  if (lease.subnet === undefined || lease.publicIp === undefined) throw new Error(`the ${backend} backend needs an IPv4 subnet, and this host's lease has none`);
+  return { subnet: lease.subnet, publicIp: lease.publicIp };
+}
+
+/** The external interface's IPv4 address and PublicIP, or a clear error for a backend that needs them. */
+export function ipv4Underlay(ext: ExternalInterface, backend: string): { readonly address: string; readonly publicIp: string } {
+  if (ext.address === undefined || ext.publicIp === undefined) throw new Error(`the ${backend} backend needs an IPv4 address on ${ext.name}, and it has none`);
+  return { address: ext.address, publicIp: ext.publicIp };
+}
+
+/** The IPv4 cluster network, or a clear error for a backend that cannot run without one. */
+export function ipv4ClusterNetwork(ctx: BackendContext, backend: string): string {
+  if (ctx.clusterNetwork === undefined) throw new Error(`the ${backend} backend needs an IPv4 cluster network (EnableIPv4)`);
+  return ctx.clusterNetwork;
 }
 
 /** A lease a backend did not program, and why. */
@@ -178,6 +224,8 @@ export interface Backend<Options = unknown> {
    * than hand out IPv6 subnets nothing routes.
    */
   readonly supportsIpv6?: boolean | undefined;
+  /** Why a backend without supportsIpv6 cannot carry IPv6 pods, for the agent's refusal. */
+  readonly ipv6Unsupported?: string | undefined;
   /**
    * Validates this backend's options from the network config's Backend object (without "Type")
    * into a frozen value. Throws InvalidArgumentError naming the option, prefixed with the type.
@@ -188,7 +236,8 @@ export interface Backend<Options = unknown> {
 
 /** Why `backend` cannot serve a config with EnableIPv6 true, or undefined when it can. */
 export function ipv6Refusal(backend: Backend): string | undefined {
-  return backend.supportsIpv6 === true ? undefined : `EnableIPv6: the ${backend.type} backend does not route IPv6 yet`;
+  if (backend.supportsIpv6 === true) return undefined;
+  return `EnableIPv6: the ${backend.type} backend ${backend.ipv6Unsupported ?? 'does not route IPv6 yet'}`;
 }
 
 /** Resolves when the signal aborts (immediately if it already has). */

@@ -25,10 +25,10 @@ export class StaleRouteRemovalError extends TwillError {
  * lease, a failed removal throws). `extraChanges` are the backend's own (its device) to count in.
  */
 export async function applyRoutes(
-  nl: NetlinkHandle, backend: string, clusterNetwork: string,
+  nl: NetlinkHandle, backend: string, owned: string | readonly string[],
   plan: { readonly routes: readonly RouteSpec[]; readonly skipped: readonly SkippedLease[] }, extraChanges = 0,
 ): Promise<SyncReport> {
-  const result = await syncRoutes(nl, clusterNetwork, plan.routes);
+  const result = await syncRoutes(nl, owned, plan.routes);
   const changes = extraChanges + result.replaced + result.deleted;
   const { writeFailed, removeFailed } = splitRouteFailures(result);
   if (removeFailed.length > 0) throw new StaleRouteRemovalError(backend, removeFailed, changes);

@@ -66,9 +66,19 @@ export function splitRouteFailures(result: RouteSyncResult): { readonly writeFai
 /** Where Twill's nexthop ids start ("tw"): far from the small ids `ip nexthop add id N` users pick. */
 export const NEXTHOP_ID_BASE = 0x74770000;
 
-export async function syncRoutes(nl: NetlinkHandle, clusterNetwork: string, wantedRoutes: readonly RouteSpec[]): Promise<RouteSyncResult> {
-  const inCluster = cidrMatcher(clusterNetwork);
-  const [all, nexthops] = await Promise.all([nl.listRoutes({ family: 4 }), listNexthopsIfSupported(nl)]);
+/**
+ * `owned` is the cluster network, or both of a dual-stack cluster ("10.244.0.0/16" and
+ * "fc00::/48"): Twill owns its routes inside them, and its nexthops of their families. Every
+ * route a backend wants goes through one call, so one family's sync never drops the other's.
+ */
+export async function syncRoutes(nl: NetlinkHandle, owned: string | readonly string[], wantedRoutes: readonly RouteSpec[]): Promise<RouteSyncResult> {
+  const networks = typeof owned === 'string' ? [owned] : owned;
+  const inCluster = anyCidrMatcher(networks);
+  const families = new Set(networks.map((n) => (n.includes(':') ? 6 : 4)));
+  const [listed, allNexthops] = await Promise.all([
+    Promise.all([...families].map((family) => nl.listRoutes({ family }))), listNexthopsIfSupported(nl)]);
+  const all = listed.flat();
+  const nexthops = allNexthops && ownedFamilies(allNexthops, families);
   const kernel: Route[] = [];
   const foreignNexthopUse = new Set<number>();
   const foreignByDst = new Map<string, Route>();
@@ -93,7 +103,7 @@ export async function syncRoutes(nl: NetlinkHandle, clusterNetwork: string, want
     refuse(d.dst, foreignRouteReason(other));
     return false;
   });
-  const nh = nexthops ? planNexthops(nexthops, desired) : undefined;
+  const nh = nexthops ? planNexthops(nexthops, desired, allNexthops) : undefined;
   let routes = nh ? nh.routes : desired;
   let nexthopChanges = 0;
   let created: NexthopSpec[] = [];
@@ -203,7 +213,19 @@ async function deleteNexthops(nl: NetlinkHandle, ids: readonly number[], failed:
 
 /** Twill's nexthop of one gateway, the kind planNexthops reuses by gateway, device and onlink flag. */
 function isTwillNexthop(n: Nexthop): boolean {
-  return n.protocol === RTPROT_TWILL && n.family === 4 && !n.group && !n.blackhole;
+  return n.protocol === RTPROT_TWILL && !n.group && !n.blackhole;
+}
+
+/**
+ * The nexthops of the synced families only: a group has no family of its own (AF_UNSPEC), so it
+ * takes its first member's. A sync of one family then neither reuses nor deletes the other's.
+ */
+function ownedFamilies(existing: readonly Nexthop[], families: ReadonlySet<number>): Nexthop[] {
+  const familyById = new Map(existing.map((n) => [n.id, n.family]));
+  return existing.filter((n) => {
+    const family = n.members !== undefined && n.members.length > 0 ? familyById.get(n.members[0]!.id) : n.family;
+    return family !== undefined && families.has(family);
+  });
 }
 
 /** Twill's nexthop group. The kernel lists a group without a family (AF_UNSPEC, nh_fill_node()). */
@@ -232,8 +254,8 @@ export interface NexthopPlan {
  * them. Routes that a nexthop cannot express (no device, a scope or a preferred source of their
  * own) stay plain.
  */
-export function planNexthops(existing: readonly Nexthop[], desired: readonly RouteSpec[]): NexthopPlan {
-  const ids = new NexthopIds(existing);
+export function planNexthops(existing: readonly Nexthop[], desired: readonly RouteSpec[], taken: readonly Nexthop[] = existing): NexthopPlan {
+  const ids = new NexthopIds(existing, taken);
   const routes = desired.map((d): RouteSpec => {
     const hops = hopsOf(d);
     if (hops === undefined) return d;
@@ -266,7 +288,9 @@ class NexthopIds {
   private readonly newGroups: NexthopSpec[] = [];
   private next = NEXTHOP_ID_BASE;
 
-  constructor(existing: readonly Nexthop[]) {
+  /** `existing`: the nexthops Twill may reuse; `taken`: every id in use (other families' too). */
+  constructor(existing: readonly Nexthop[], taken: readonly Nexthop[]) {
+    for (const n of taken) this.taken.add(n.id);
     for (const n of existing) {
       this.taken.add(n.id);
       if (isTwillNexthop(n) && n.gateway !== undefined && n.oif !== undefined) this.singles.set(nexthopKey(n.gateway, n.oif, n.onlink), n.id);
@@ -330,6 +354,12 @@ function sameHops(have: readonly ListedRouteHop[] | undefined, want: readonly Ro
   if (have === undefined || want === undefined || have.length !== want.length || have.some((h) => h.weight !== 1)) return false;
   const wanted = want.map(hopKey).sort();
   return have.map(hopKey).sort().every((key, i) => key === wanted[i]);
+}
+
+/** A predicate "is this prefix inside one of `networks`". */
+export function anyCidrMatcher(networks: readonly string[]): (prefix: string) => boolean {
+  const matchers = networks.map(cidrMatcher);
+  return matchers.length === 1 ? matchers[0]! : (prefix) => matchers.some((m) => m(prefix));
 }
 
 /** A predicate "is this prefix inside `network`"; unparsable prefixes are outside. */

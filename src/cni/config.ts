@@ -23,7 +23,11 @@ export interface TwillNetConf {
   readonly ipMasq: boolean | undefined;
   readonly forceAddress: boolean;
   readonly dataDir: string;
-  /** runtimeConfig.ips (capability "ips"), then args.cni.ips, then CNI_ARGS IP= (CONVENTIONS.md). */
+  /**
+   * runtimeConfig.ips (capability "ips"), then args.cni.ips, then CNI_ARGS IP= (CONVENTIONS.md):
+   * at most one address per family (IPv4 or IPv6). Whether each lies in the host's lease of its
+   * family is the allocator's to check.
+   */
   readonly requestedIps: readonly string[];
   /** runtimeConfig.mac (capability "mac"), then args.cni.mac, then CNI_ARGS MAC=. */
   readonly mac: string | undefined;
@@ -69,15 +73,22 @@ function requestedIps(conf: Json, cniArgs: ReadonlyMap<string, string>): string[
   const args = isObject(conf.args) && isObject(conf.args.cni) ? conf.args.cni.ips : undefined;
   const list = runtime ?? args ?? (cniArgs.has('IP') ? cniArgs.get('IP')!.split(',') : []);
   if (!Array.isArray(list) || list.some((x) => typeof x !== 'string')) throw bad('runtimeConfig.ips', list, 'must be a list of addresses');
+  const perFamily = { 4: 0, 6: 0 };
   for (const ip of list as string[]) {
     const address = ip.split('/')[0]!;
+    let family: 4 | 6;
     try {
-      if (parseIp(address).family !== 4) throw new Error('IPv4 only');
+      family = parseIp(address).family;
     } catch {
-      throw bad('runtimeConfig.ips', ip, 'is not an IPv4 address (twill assigns IPv4 from the host lease)');
+      throw bad('runtimeConfig.ips', ip, 'is not an IPv4 or IPv6 address (twill assigns addresses from the host lease)');
+    }
+    perFamily[family]++;
+  }
+  for (const family of [4, 6] as const) {
+    if (perFamily[family] > 1) {
+      throw new CniError(CniCode.UNSUPPORTED_FIELD, `runtimeConfig.ips: twill assigns one IPv${family} address per interface, got ${perFamily[family]}`);
     }
   }
-  if (list.length > 1) throw new CniError(CniCode.UNSUPPORTED_FIELD, `runtimeConfig.ips: twill assigns one IPv4 address per interface, got ${list.length}`);
   return list as string[];
 }
 

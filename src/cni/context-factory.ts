@@ -13,8 +13,11 @@ export function createPluginContext(): PluginContext & { close(): void } {
     hostNetns: currentNetnsIdentity(),
     openNetlink: (netnsPath) => Netlink.open(netnsPath),
     masquerade: new PodMasquerade(),
-    ipam: (conf: TwillNetConf, subnet, onStray) => new PodIpam({
-      dataDir: conf.dataDir, network: conf.name, ...(subnet !== undefined && { subnet }), ...(onStray && { onStray }),
+    ipam: (conf: TwillNetConf, subnets, onStray) => new PodIpam({
+      dataDir: conf.dataDir, network: conf.name,
+      ...(subnets?.ipv4 !== undefined && { subnet: subnets.ipv4 }),
+      ...(subnets?.ipv6 !== undefined && { ipv6Subnet: subnets.ipv6 }),
+      ...(onStray && { onStray }),
     }),
     close: () => hostNetlink.close(),
   };

@@ -18,10 +18,16 @@ export interface PluginContext {
   readonly openNetlink: (netnsPath: string) => Netlink;
   readonly masquerade: PodMasquerade;
   /**
-   * The allocator for a network (dataDir + name); `subnet` is the host's lease when known,
+   * The allocator for a network (dataDir + name); `subnets` are the host's leases when known,
    * `onStray` hears of data directory entries it skipped.
    */
-  readonly ipam: (conf: TwillNetConf, subnet: string | undefined, onStray?: StrayHandler) => PodIpam;
+  readonly ipam: (conf: TwillNetConf, subnets: LeaseSubnets | undefined, onStray?: StrayHandler) => PodIpam;
+}
+
+/** The host's leased subnets as network prefixes ("10.244.3.0/24", "fc00:0:0:3::/64"); either may be absent. */
+export interface LeaseSubnets {
+  readonly ipv4?: string | undefined;
+  readonly ipv6?: string | undefined;
 }
 
 /** One call: its CNI_* parameters and its parsed config. */

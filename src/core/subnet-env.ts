@@ -12,15 +12,43 @@ import { formatCidr, formatIp, networkOf, parseCidr, parsePrefix, type Cidr } fr
 //   FLANNEL_MTU=1450
 //   FLANNEL_IPMASQ=true
 
+//   An IPv6-only cluster (network config EnableIPv4: false) has no FLANNEL_NETWORK and no
+//   FLANNEL_SUBNET: only the two IPv6 variables, FLANNEL_MTU and FLANNEL_IPMASQ (Ipv6OnlySubnetEnv).
+
+/** A subnet.env with IPv4 (single-stack IPv4 or dual-stack): what every existing reader expects. */
 export interface SubnetEnv {
   /** FLANNEL_NETWORK, a prefix such as "10.244.0.0/16". */
   readonly network: string;
   /** FLANNEL_SUBNET: the lease's first usable address with the lease's prefix, e.g. "10.244.3.1/24". */
   readonly subnet: string;
   readonly ipv6Network?: string;
+  /** FLANNEL_IPV6_SUBNET, like FLANNEL_SUBNET: "fc00:0:0:3::1/64". */
   readonly ipv6Subnet?: string;
   readonly mtu: number;
   readonly ipMasq: boolean;
+}
+
+/** A subnet.env of an IPv6-only cluster: no FLANNEL_NETWORK, no FLANNEL_SUBNET. */
+export interface Ipv6OnlySubnetEnv {
+  readonly network?: undefined;
+  readonly subnet?: undefined;
+  readonly ipv6Network: string;
+  readonly ipv6Subnet: string;
+  readonly mtu: number;
+  readonly ipMasq: boolean;
+}
+
+/** Either shape: what a reader that copes with IPv6-only clusters (the CNI plugin) gets. */
+export type AnySubnetEnv = SubnetEnv | Ipv6OnlySubnetEnv;
+
+/** parseSubnetEnv's option: accept a file without the IPv4 variables when it has the IPv6 ones. */
+export interface ParseSubnetEnvOptions {
+  readonly allowIpv6Only: true;
+}
+
+/** True when `env` has the IPv4 variables. */
+export function hasIpv4(env: AnySubnetEnv): env is SubnetEnv {
+  return env.network !== undefined && env.subnet !== undefined;
 }
 
 /**
@@ -51,7 +79,9 @@ const MTU_MAX = 65535;
 
 /**
  * The subnet.env for a lease, as flannel writes it: FLANNEL_SUBNET is the lease's network
- * address plus one ("10.244.3.0/24" gives "10.244.3.1/24"), the gateway the CNI bridge takes.
+ * address plus one ("10.244.3.0/24" gives "10.244.3.1/24"), the gateway the CNI bridge takes;
+ * FLANNEL_IPV6_SUBNET likewise ("fc00:0:0:3::/64" gives "fc00:0:0:3::1/64"). An IPv6-only
+ * cluster passes undefined for `network` and `leaseSubnet` (both, and then `ipv6` is required).
  */
 export function subnetEnvFromLease(
   network: string,
@@ -59,21 +89,42 @@ export function subnetEnvFromLease(
   mtu: number,
   ipMasq: boolean,
   ipv6?: { readonly network: string; readonly leaseSubnet: string },
-): SubnetEnv {
-  const env: SubnetEnv = {
-    network,
-    subnet: firstUsable(leaseSubnet),
+): SubnetEnv;
+export function subnetEnvFromLease(
+  network: undefined,
+  leaseSubnet: undefined,
+  mtu: number,
+  ipMasq: boolean,
+  ipv6: { readonly network: string; readonly leaseSubnet: string },
+): Ipv6OnlySubnetEnv;
+export function subnetEnvFromLease(
+  network: string | undefined,
+  leaseSubnet: string | undefined,
+  mtu: number,
+  ipMasq: boolean,
+  ipv6?: { readonly network: string; readonly leaseSubnet: string },
+): AnySubnetEnv;
+export function subnetEnvFromLease(
+  network: string | undefined,
+  leaseSubnet: string | undefined,
+  mtu: number,
+  ipMasq: boolean,
+  ipv6?: { readonly network: string; readonly leaseSubnet: string },
+): AnySubnetEnv {
+  const env = {
+    ...(network !== undefined && { network }),
+    ...(leaseSubnet !== undefined && { subnet: firstUsable(leaseSubnet) }),
     ...(ipv6 && { ipv6Network: ipv6.network, ipv6Subnet: firstUsable(ipv6.leaseSubnet) }),
     mtu,
     ipMasq,
   };
-  return validated(env, 'subnet.env');
+  return validated(env, 'subnet.env', true);
 }
 
 /** The text of subnet.env, one VAR=value per line. Validates first, so a bad value is never written. */
-export function formatSubnetEnv(env: SubnetEnv): string {
-  const e = validated(env, 'subnet.env');
-  let out = `FLANNEL_NETWORK=${e.network}\nFLANNEL_SUBNET=${e.subnet}\n`;
+export function formatSubnetEnv(env: AnySubnetEnv): string {
+  const e = validated(env, 'subnet.env', true);
+  let out = hasIpv4(e) ? `FLANNEL_NETWORK=${e.network}\nFLANNEL_SUBNET=${e.subnet}\n` : '';
   if (e.ipv6Network !== undefined && e.ipv6Subnet !== undefined) {
     out += `FLANNEL_IPV6_NETWORK=${e.ipv6Network}\nFLANNEL_IPV6_SUBNET=${e.ipv6Subnet}\n`;
   }
@@ -83,9 +134,13 @@ export function formatSubnetEnv(env: SubnetEnv): string {
 /**
  * Reads subnet.env text. Blank lines, `#` comments, `export ` prefixes and other variables are
  * ignored; the last assignment of a variable wins (as when a shell sources the file). `source`
- * (e.g. the file's path) starts every error message.
+ * (e.g. the file's path) starts every error message. Without `options`, the IPv4 variables are
+ * required (as every reader but the CNI plugin expects); with `{ allowIpv6Only: true }` a file
+ * with only the IPv6 ones is read too.
  */
-export function parseSubnetEnv(text: string, source = 'subnet.env'): SubnetEnv {
+export function parseSubnetEnv(text: string, source?: string): SubnetEnv;
+export function parseSubnetEnv(text: string, source: string | undefined, options: ParseSubnetEnvOptions): AnySubnetEnv;
+export function parseSubnetEnv(text: string, source = 'subnet.env', options?: ParseSubnetEnvOptions): AnySubnetEnv {
   const vars = new Map<string, string>();
   for (const raw of text.split('\n')) {
     const line = raw.trim().replace(/^export\s+/, '');
@@ -101,15 +156,18 @@ export function parseSubnetEnv(text: string, source = 'subnet.env'): SubnetEnv {
   // An empty IPv6 variable counts as absent: single-stack.
   const v6Network = vars.get('FLANNEL_IPV6_NETWORK') || undefined;
   const v6Subnet = vars.get('FLANNEL_IPV6_SUBNET') || undefined;
-  const env: SubnetEnv = {
-    network: need('FLANNEL_NETWORK'),
-    subnet: need('FLANNEL_SUBNET'),
+  // IPv6-only: neither IPv4 variable (an empty one counts as absent), and allowed.
+  const v4Network = vars.get('FLANNEL_NETWORK') || undefined;
+  const v4Subnet = vars.get('FLANNEL_SUBNET') || undefined;
+  const ipv6Only = options?.allowIpv6Only === true && v4Network === undefined && v4Subnet === undefined && (v6Network !== undefined || v6Subnet !== undefined);
+  const env = {
+    ...(!ipv6Only && { network: need('FLANNEL_NETWORK'), subnet: need('FLANNEL_SUBNET') }),
     ...(v6Network !== undefined && { ipv6Network: v6Network }),
     ...(v6Subnet !== undefined && { ipv6Subnet: v6Subnet }),
     mtu: parseMtu(need('FLANNEL_MTU'), source),
     ipMasq: parseBool(need('FLANNEL_IPMASQ'), source),
   };
-  return validated(env, source);
+  return validated(env, source, options?.allowIpv6Only === true);
 }
 
 function unquote(value: string): string {
@@ -128,12 +186,33 @@ function parseBool(text: string, source: string): boolean {
   throw invalid(source, 'FLANNEL_IPMASQ', text, 'must be true or false');
 }
 
-/** Checks every field and returns a frozen copy with the prefixes in canonical text form. */
-function validated(env: SubnetEnv, source: string): SubnetEnv {
-  const network = prefix(env.network, 4, 'FLANNEL_NETWORK', source);
-  const subnet = hostInNetwork(env.subnet, network, 'FLANNEL_SUBNET', 'FLANNEL_NETWORK', source);
-  let v6: Pick<SubnetEnv, 'ipv6Network' | 'ipv6Subnet'> = {};
-  if (env.ipv6Network !== undefined || env.ipv6Subnet !== undefined) {
+interface LooseSubnetEnv {
+  readonly network?: string | undefined;
+  readonly subnet?: string | undefined;
+  readonly ipv6Network?: string | undefined;
+  readonly ipv6Subnet?: string | undefined;
+  readonly mtu: number;
+  readonly ipMasq: boolean;
+}
+
+/**
+ * Checks every field and returns a frozen copy with the prefixes in canonical text form. The
+ * IPv4 pair is required unless `ipv6Only` allows its absence and the IPv6 pair is there.
+ */
+function validated(env: SubnetEnv, source: string): SubnetEnv;
+function validated(env: LooseSubnetEnv, source: string, ipv6Only: boolean): AnySubnetEnv;
+function validated(env: LooseSubnetEnv, source: string, ipv6Only = false): AnySubnetEnv {
+  const hasV6 = env.ipv6Network !== undefined || env.ipv6Subnet !== undefined;
+  let v4: { network: string; subnet: string } | undefined;
+  if (!ipv6Only || !hasV6 || env.network !== undefined || env.subnet !== undefined) {
+    if (env.network === undefined) throw missing(source, 'FLANNEL_NETWORK');
+    if (env.subnet === undefined) throw missing(source, 'FLANNEL_SUBNET');
+    const network = prefix(env.network, 4, 'FLANNEL_NETWORK', source);
+    const subnet = hostInNetwork(env.subnet, network, 'FLANNEL_SUBNET', 'FLANNEL_NETWORK', source);
+    v4 = { network: formatCidr(network), subnet: formatCidr(subnet) };
+  }
+  let v6: { ipv6Network: string; ipv6Subnet: string } | undefined;
+  if (hasV6) {
     if (env.ipv6Network === undefined) throw missing(source, 'FLANNEL_IPV6_NETWORK', ' (the two IPv6 variables come together)');
     if (env.ipv6Subnet === undefined) throw missing(source, 'FLANNEL_IPV6_SUBNET', ' (the two IPv6 variables come together)');
     const n6 = prefix(env.ipv6Network, 6, 'FLANNEL_IPV6_NETWORK', source);
@@ -144,7 +223,8 @@ function validated(env: SubnetEnv, source: string): SubnetEnv {
     throw invalid(source, 'FLANNEL_MTU', env.mtu, `must be an integer ${MTU_MIN}..${MTU_MAX}`);
   }
   if (typeof env.ipMasq !== 'boolean') throw invalid(source, 'FLANNEL_IPMASQ', env.ipMasq, 'must be a boolean');
-  return Object.freeze({ network: formatCidr(network), subnet: formatCidr(subnet), ...v6, mtu: env.mtu, ipMasq: env.ipMasq });
+  if (v4 === undefined) return Object.freeze({ ...v6!, mtu: env.mtu, ipMasq: env.ipMasq });
+  return Object.freeze({ ...v4, ...v6, mtu: env.mtu, ipMasq: env.ipMasq });
 }
 
 function prefix(text: string, family: 4 | 6, variable: string, source: string): Cidr {

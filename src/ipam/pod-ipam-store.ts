@@ -1,10 +1,12 @@
 import { closeSync, ftruncateSync, mkdirSync, openSync, readdirSync, renameSync, rmdirSync, statSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
-import { isIPv4 } from 'node:net';
+import { isIPv4, isIPv6 } from 'node:net';
 import { join } from 'node:path';
 import { InvalidArgumentError } from '../core/errors.js';
+import { formatIp, parseIp } from '../core/ip.js';
 import { validateIfname } from '../core/ifname.js';
 import { NotRegularFileError, readRegularFile } from '../core/regular-file.js';
 import { ipv4ToInt } from './ipv4.js';
+import { bytesToBigInt } from './ipv6.js';
 import { errnoOf, ioError, PodIpamError } from './pod-ipam-errors.js';
 
 /**
@@ -12,7 +14,9 @@ import { errnoOf, ioError, PodIpamError } from './pod-ipam-errors.js';
  * host-local plugin (plugins/ipam/host-local/backend/disk/backend.go) plus an attachments tree:
  *
  *   <dataDir>/<network>/<ip>                                "<containerId>\r\n<ifname>", O_EXCL
- *   <dataDir>/<network>/last_reserved_ip.0                  round-robin hint
+ *                                                           (IPv4 dotted quad or RFC 5952 IPv6)
+ *   <dataDir>/<network>/last_reserved_ip.0                  round-robin hint, IPv4
+ *   <dataDir>/<network>/last_reserved_ip.1                  round-robin hint, IPv6
  *   <dataDir>/<network>/attachments/<containerId>/<ifname>  JSON AttachmentRecord
  *
  * There is no lock: whoever creates a file with O_EXCL owns it, which holds across processes
@@ -65,6 +69,8 @@ export interface AttachmentListing {
 }
 
 export const LAST_RESERVED_FILE = 'last_reserved_ip.0';
+/** The IPv6 round-robin hint (host-local numbers its hints by range set; flannel's IPv6 set is the second). */
+export const LAST_RESERVED_FILE_IPV6 = 'last_reserved_ip.1';
 const ATTACHMENTS_DIR = 'attachments';
 // host-local's separator; it compares contents after trimming whitespace, and so do we.
 const LINE_BREAK = '\r\n';
@@ -198,7 +204,11 @@ export class PodIpamStore {
     }
   }
 
-  /** Names of every address file: canonical dotted quads, nothing else (not `lock`, not hints). */
+  /**
+   * Names of every address file: canonical dotted quads and canonical (RFC 5952) IPv6 addresses,
+   * nothing else (not `lock`, not hints). IPv4 first, each family in numeric order, so what a
+   * scan releases is reported the same way every time.
+   */
   listAddresses(): string[] {
     let names: string[];
     try {
@@ -207,21 +217,26 @@ export class PodIpamStore {
       if (errnoOf(err) === 'ENOENT') return [];
       throw ioError('list', this.dir, err);
     }
-    // node:net's isIPv4 accepts canonical dotted quads only ("010.1.1.1" is not one). Numeric
-    // order, so what a scan releases is reported the same way every time.
-    return names
+    // node:net's isIPv4 accepts canonical dotted quads only ("010.1.1.1" is not one).
+    const v4 = names
       .filter((name) => isIPv4(name))
       .map((name) => ({ name, key: ipv4ToInt(Uint8Array.from(name.split('.'), Number)) }))
       .sort((a, b) => a.key - b.key)
       .map((a) => a.name);
+    const v6 = names
+      .filter((name) => isCanonicalIpv6(name))
+      .map((name) => ({ name, key: bytesToBigInt(parseIp(name).bytes) }))
+      .sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0))
+      .map((a) => a.name);
+    return [...v4, ...v6];
   }
 
   // ---- round-robin hint ----
 
   /** The last address handed out, as text; undefined when unknown. Never throws: it is a hint. */
-  readLastReserved(): string | undefined {
+  readLastReserved(file = LAST_RESERVED_FILE): string | undefined {
     try {
-      return readRegularFile(join(this.dir, LAST_RESERVED_FILE)).trim();
+      return readRegularFile(join(this.dir, file)).trim();
     } catch {
       return undefined;
     }
@@ -235,8 +250,8 @@ export class PodIpamStore {
    * the beginning of the range, which costs a few EEXIST retries and nothing else. A failed write
    * is ignored for the same reason: the address is claimed already.
    */
-  writeLastReserved(ip: string): void {
-    const path = join(this.dir, LAST_RESERVED_FILE);
+  writeLastReserved(ip: string, file = LAST_RESERVED_FILE): void {
+    const path = join(this.dir, file);
     let fd: number | undefined;
     try {
       fd = openSync(path, 'r+');
@@ -451,6 +466,11 @@ export class PodIpamStore {
       // best effort: undoing a step that failed already
     }
   }
+}
+
+/** An IPv6 address in the one text form the allocator names its files with. */
+export function isCanonicalIpv6(name: string): boolean {
+  return isIPv6(name) && !name.includes('%') && formatIp(parseIp(name).bytes) === name;
 }
 
 /** A file's content; undefined when it does not exist. Never blocks (core/regular-file.ts). */

@@ -4,17 +4,27 @@ import { isIPv4 } from 'node:net';
 import { InvalidArgumentError } from '../core/errors.js';
 import { parseCidr, parseIp, type IpAddress } from '../core/ip.js';
 import { blockSize, formatIpv4Prefix, intToIpv4, ipv4ToInt, parseIpv4Prefix } from './ipv4.js';
+import { bigIntToIpv6, blockSize6, bytesToBigInt, formatIpv6Prefix, parseIpv6Prefix } from './ipv6.js';
 import { PodIpamError } from './pod-ipam-errors.js';
-import { checkOwner, parseOwnerText, PodIpamStore, type AttachmentListing, type AttachmentRecord, type Owner, type StrayHandler } from './pod-ipam-store.js';
+import {
+  checkOwner, isCanonicalIpv6, LAST_RESERVED_FILE, LAST_RESERVED_FILE_IPV6, parseOwnerText, PodIpamStore,
+  type AttachmentListing, type AttachmentRecord, type Owner, type StrayHandler,
+} from './pod-ipam-store.js';
 
 export type { AttachmentRecord, Owner, StrayHandler } from './pod-ipam-store.js';
 export { PodIpamError, type PodIpamErrorCode } from './pod-ipam-errors.js';
 
 /**
- * The CNI plugin's address allocator: gives each pod interface an IPv4 address of the host's
- * leased subnet, host-local style (one O_EXCL file per address, round-robin after the last
- * address handed out), safe across processes without a lock. See pod-ipam-store.ts for the files.
+ * The CNI plugin's address allocator: gives each pod interface an address of each of the host's
+ * leased subnets (IPv4, IPv6, or both), host-local style (one O_EXCL file per address,
+ * round-robin after the last address handed out), safe across processes without a lock. See
+ * pod-ipam-store.ts for the files. An IPv6 lease (a /64) is far too large to walk: addresses
+ * come from a window at its start (`ipv6Window` candidates after the network address), as
+ * host-local's rangeStart/rangeEnd bound a range.
  */
+
+/** IPv6 candidates by default: network+1 .. network+65535 (fc00:0:0:3::1 .. fc00:0:0:3::ffff). */
+export const DEFAULT_IPV6_WINDOW = 65_535;
 
 export interface PodIpamOptions {
   /** Parent of the per-network directories, e.g. /run/twill/ipam. */
@@ -29,6 +39,19 @@ export interface PodIpamOptions {
   readonly subnet?: string;
   /** Default: the network address + 1. Never allocated. */
   readonly gateway?: string;
+  /**
+   * The host's leased IPv6 subnet as a network prefix, e.g. "fc00:0:0:3::/64" (length <= 126);
+   * like `subnet`, only allocate() needs it.
+   */
+  readonly ipv6Subnet?: string;
+  /** Default: the IPv6 network address + 1 ("fc00:0:0:3::1"). Never allocated. */
+  readonly ipv6Gateway?: string;
+  /**
+   * How many IPv6 addresses after the network address are candidates (the gateway among them,
+   * skipped): DEFAULT_IPV6_WINDOW; fewer when the subnet is smaller. A requested address may lie
+   * anywhere in the subnet.
+   */
+  readonly ipv6Window?: number;
   /** Told about each stray entry of the data directory that was skipped (pod-ipam-store.ts). */
   readonly onStray?: StrayHandler;
 }
@@ -38,10 +61,28 @@ export interface AllocateRequest {
   readonly ifname: string;
   /** CNI_NETNS, recorded so reconcile() can tell a dead pod's attachment. */
   readonly netns?: string;
-  /** A specific address, "10.244.3.5" or "10.244.3.5/24" (CNI "ips" capability / args). */
-  readonly requested?: string;
+  /**
+   * Specific addresses, at most one per family: "10.244.3.5", "10.244.3.5/24", "fc00:0:0:3::9",
+   * "fc00:0:0:3::9/64" (CNI "ips" capability / args). A family not asked for is allocated.
+   */
+  readonly requested?: string | readonly string[];
 }
 
+/** One address of an allocation. */
+export interface AddressAllocation {
+  readonly family: 4 | 6;
+  readonly address: string;
+  /** The address with the subnet's prefix length, "10.244.3.5/24", "fc00:0:0:3::2/64". */
+  readonly cidr: string;
+  readonly gateway: string;
+}
+
+/**
+ * What allocate() claimed: one address per family the allocator has a subnet of. `address`,
+ * `cidr` and `gateway` are the first one's (the IPv4 address, or the IPv6 one when there is no
+ * IPv4 subnet); `more` holds the rest (the IPv6 address of a dual-stack allocation) and is
+ * absent when there is none. allocationIps() lists all, IPv4 first.
+ */
 export interface Allocation {
   readonly address: string;
   /** The address with the subnet's prefix length, "10.244.3.5/24". */
@@ -49,6 +90,13 @@ export interface Allocation {
   readonly gateway: string;
   /** This allocation's attempt token (AttachmentRecord.attempt): what its undo passes to release(). */
   readonly attempt: string;
+  readonly more?: readonly AddressAllocation[];
+}
+
+/** Every address of an allocation, IPv4 first. */
+export function allocationIps(a: Allocation): AddressAllocation[] {
+  const first: AddressAllocation = { family: a.address.includes(':') ? 6 : 4, address: a.address, cidr: a.cidr, gateway: a.gateway };
+  return [first, ...(a.more ?? [])];
 }
 
 /** What gc() and reconcile() released, and the per-entry failures they went past. */
@@ -71,18 +119,23 @@ export interface ReconcileOptions {
  */
 export const DEFAULT_ORPHAN_GRACE_MS = 60_000;
 
-/** The candidate range of a subnet, as 32-bit integers. */
+/** The candidate range of a subnet, as integers (bigint: IPv6 needs 128 bits). */
 interface PodRange {
-  /** Normalised text ("10.244.3.0/24"). */
+  readonly family: 4 | 6;
+  /** Normalised text ("10.244.3.0/24", "fc00:0:0:3::/64"). */
   readonly subnet: string;
   readonly prefixLength: number;
-  readonly network: number;
-  readonly broadcast: number;
-  readonly gateway: number;
-  // Candidates are first..last minus the gateway: network+1 .. broadcast-1, like host-local's
-  // default RangeStart/RangeEnd (plugins/ipam/host-local/backend/allocator/range.go).
-  readonly first: number;
-  readonly last: number;
+  readonly network: bigint;
+  /** The subnet's last address: IPv4's broadcast address; for IPv6 an ordinary one. */
+  readonly end: bigint;
+  readonly gateway: bigint;
+  // Candidates are first..last minus the gateway: IPv4 network+1 .. broadcast-1, like
+  // host-local's default RangeStart/RangeEnd (plugins/ipam/host-local/backend/allocator/range.go);
+  // IPv6 network+1 .. network+window (or the subnet's end when that comes first).
+  readonly first: bigint;
+  readonly last: bigint;
+  /** The round-robin hint's file. */
+  readonly hintFile: string;
 }
 
 export class PodIpam {
@@ -90,8 +143,13 @@ export class PodIpam {
   readonly subnet: string | undefined;
   /** The gateway; undefined when no subnet was given. */
   readonly gateway: string | undefined;
+  /** The IPv6 subnet as normalised text ("fc00:0:0:3::/64"); undefined when none was given. */
+  readonly ipv6Subnet: string | undefined;
+  /** The IPv6 gateway ("fc00:0:0:3::1"); undefined when no IPv6 subnet was given. */
+  readonly ipv6Gateway: string | undefined;
   private readonly store: PodIpamStore;
   private readonly range: PodRange | undefined;
+  private readonly range6: PodRange | undefined;
 
   constructor(opts: PodIpamOptions) {
     if (typeof opts.dataDir !== 'string' || opts.dataDir === '') {
@@ -100,26 +158,32 @@ export class PodIpam {
     if (opts.subnet === undefined && opts.gateway !== undefined) {
       throw new InvalidArgumentError('gateway', opts.gateway, 'needs a subnet');
     }
+    if (opts.ipv6Subnet === undefined && opts.ipv6Gateway !== undefined) {
+      throw new InvalidArgumentError('IPv6 gateway', opts.ipv6Gateway, 'needs an IPv6 subnet');
+    }
     this.range = opts.subnet === undefined ? undefined : podRange(opts.subnet, opts.gateway);
+    this.range6 = opts.ipv6Subnet === undefined ? undefined : podRange6(opts.ipv6Subnet, opts.ipv6Gateway, opts.ipv6Window);
     this.subnet = this.range?.subnet;
-    this.gateway = this.range === undefined ? undefined : intToIpv4(this.range.gateway);
+    this.gateway = this.range === undefined ? undefined : textOf(this.range, this.range.gateway);
+    this.ipv6Subnet = this.range6?.subnet;
+    this.ipv6Gateway = this.range6 === undefined ? undefined : textOf(this.range6, this.range6.gateway);
     this.store = new PodIpamStore(opts.dataDir, opts.network, opts.onStray);
   }
 
   /**
-   * Claims an address for (containerId, ifname): first the attachment (O_EXCL, so a repeated ADD
-   * fails atomically), then an address file, then the attachment is rewritten to list it. Any
-   * failure after the first claim undoes what was claimed.
+   * Claims an address of each family for (containerId, ifname): first the attachment (O_EXCL, so
+   * a repeated ADD fails atomically), then an address file per family, then the attachment is
+   * rewritten to list them. Any failure after the first claim undoes what was claimed.
    */
   allocate(req: AllocateRequest): Allocation {
     const owner = checkOwner(req.containerId, req.ifname);
-    const range = this.range;
-    if (range === undefined) throw new InvalidArgumentError('pod subnet', undefined, 'is needed to allocate an address');
+    const ranges = [this.range, this.range6].filter((r): r is PodRange => r !== undefined);
+    if (ranges.length === 0) throw new InvalidArgumentError('pod subnet', undefined, 'is needed to allocate an address');
     if (req.netns !== undefined && typeof req.netns !== 'string') {
       throw new InvalidArgumentError('network namespace path', req.netns, 'must be a string');
     }
     // Validate everything before the first claim, so a bad request changes nothing.
-    const requested = req.requested === undefined ? undefined : parseRequested(range, req.requested);
+    const requested = this.parseRequestedList(req.requested);
     const placeholder: AttachmentRecord = {
       containerId: owner.containerId,
       ifname: owner.ifname,
@@ -130,12 +194,18 @@ export class PodIpam {
     };
     if (!this.store.claimAttachment(placeholder)) throw this.duplicateError(owner);
 
-    let claimed: string | undefined;
+    const claimed: string[] = [];
     try {
-      claimed = requested === undefined ? this.claimNext(range, owner) : this.claimRequested(range, requested, owner);
-      const cidr = `${claimed}/${range.prefixLength}`;
-      this.store.writeAttachment({ ...placeholder, ips: [cidr] });
-      return { address: claimed, cidr, gateway: intToIpv4(range.gateway), attempt: placeholder.attempt! };
+      const ips: AddressAllocation[] = [];
+      for (const range of ranges) {
+        const wanted = requested.get(range.family);
+        const address = wanted === undefined ? this.claimNext(range, owner) : this.claimRequested(range, wanted, owner);
+        claimed.push(address);
+        ips.push({ family: range.family, address, cidr: `${address}/${range.prefixLength}`, gateway: textOf(range, range.gateway) });
+      }
+      this.store.writeAttachment({ ...placeholder, ips: ips.map((ip) => ip.cidr) });
+      const [first, ...more] = ips;
+      return { address: first!.address, cidr: first!.cidr, gateway: first!.gateway, attempt: placeholder.attempt!, ...(more.length > 0 && { more }) };
     } catch (err) {
       this.undoClaims(owner, claimed);
       throw err;
@@ -187,7 +257,7 @@ export class PodIpam {
   /** True when the address file of `address` (with or without "/len") names (containerId, ifname). */
   holds(containerId: string, ifname: string, address: string): boolean {
     const owner = checkOwner(containerId, ifname);
-    const ip = parseIpv4(address, 'address', false);
+    const ip = parseAddress(address, 'address', false);
     return this.store.holdsAddress(ip.text, owner);
   }
 
@@ -289,19 +359,38 @@ export class PodIpam {
   /** Round-robin from the address after the last one handed out, wrapping, like host-local. */
   private claimNext(range: PodRange, owner: Owner): string {
     const { first, last } = range;
-    let candidate = startAfter(range, this.store.readLastReserved());
+    let candidate = startAfter(range, this.store.readLastReserved(range.hintFile));
     let tried = 0;
-    for (let i = 0; i <= last - first; i++, candidate = candidate === last ? first : candidate + 1) {
+    for (let i = 0n; i <= last - first; i++, candidate = candidate === last ? first : candidate + 1n) {
       if (candidate === range.gateway) continue;
       tried++;
-      const ip = intToIpv4(candidate);
+      const ip = textOf(range, candidate);
       // EEXIST (false) means someone holds it, in this process or another: try the next one.
       if (this.store.claimAddress(ip, owner)) {
-        this.store.writeLastReserved(ip);
+        this.store.writeLastReserved(ip, range.hintFile);
         return ip;
       }
     }
-    throw new PodIpamError('EXHAUSTED', `no free address in ${range.subnet} (${tried} in use)`);
+    const where = range.family === 4 || last === range.end ? range.subnet
+      : `${range.subnet} (its first ${String(last - first + 1n)} addresses)`;
+    throw new PodIpamError('EXHAUSTED', `no free address in ${where} (${tried} in use)`);
+  }
+
+  /** The requested addresses by family: at most one each, of a family this allocator has. */
+  private parseRequestedList(requested: string | readonly string[] | undefined): Map<4 | 6, string> {
+    const out = new Map<4 | 6, string>();
+    if (requested === undefined) return out;
+    for (const text of typeof requested === 'string' ? [requested] : requested) {
+      const family = familyOfRequested(text);
+      const range = family === 6 ? this.range6 : this.range;
+      if (range === undefined) {
+        const have = family === 6 ? 'an IPv4 subnet' : 'an IPv6 subnet';
+        throw new InvalidArgumentError('requested address', text, `is an IPv${family} address, but this host has only ${have}`);
+      }
+      if (out.has(family)) throw new InvalidArgumentError('requested address', text, `is a second IPv${family} address: an interface gets one of each family`);
+      out.set(family, parseRequested(range, text));
+    }
+    return out;
   }
 
   private claimRequested(range: PodRange, ip: string, owner: Owner): string {
@@ -316,16 +405,20 @@ export class PodIpam {
       throw new PodIpamError('UNAVAILABLE', `requested address ${ip} in ${range.subnet} is taken${by}`);
     }
     // host-local records a requested address as the last reserved one too (disk.Store.Reserve).
-    this.store.writeLastReserved(ip);
+    // An IPv6 one outside the window would only send the next scan back to its start.
+    const value = valueOf(range, ip);
+    if (value >= range.first && value <= range.last) this.store.writeLastReserved(ip, range.hintFile);
     return ip;
   }
 
   /** Best-effort undo of a failed ADD; the error that made it fail is the one worth reporting. */
-  private undoClaims(owner: Owner, address: string | undefined): void {
-    try {
-      if (address !== undefined) this.store.releaseAddress(address, owner);
-    } catch {
-      // reconcile() removes the orphan address once it is old
+  private undoClaims(owner: Owner, addresses: readonly string[]): void {
+    for (const address of addresses) {
+      try {
+        this.store.releaseAddress(address, owner);
+      } catch {
+        // reconcile() removes the orphan address once it is old
+      }
     }
     try {
       this.store.removeAttachment(owner);
@@ -347,9 +440,9 @@ export class PodIpam {
 
   // ---- cleanup helpers ----
 
-  /** A released address as a CIDR: the subnet's length, or /32 when no subnet was given. */
+  /** A released address as a CIDR: its family's subnet length, or /32 (/128) when no subnet was given. */
   private cidrOf(ip: string): string {
-    return `${ip}/${this.range?.prefixLength ?? 32}`;
+    return isIPv4(ip) ? `${ip}/${this.range?.prefixLength ?? 32}` : `${ip}/${this.range6?.prefixLength ?? 128}`;
   }
 
   private listForCleanup(errors: Error[]): AttachmentListing {
@@ -429,27 +522,75 @@ function podRange(subnet: string, gateway: string | undefined): PodRange {
   const text = formatIpv4Prefix(prefix);
   let gw = network + 1;
   if (gateway !== undefined) {
-    gw = ipv4ToInt(parseIpv4(gateway, 'gateway', false).bytes);
+    gw = ipv4ToInt(parseAddress(gateway, 'gateway', false, 4).bytes);
     if (gw <= network || gw >= broadcast) throw new InvalidArgumentError('gateway', gateway, `must be a host address of ${text}`);
   }
-  return { subnet: text, prefixLength: prefix.length, network, broadcast, gateway: gw, first: network + 1, last: broadcast - 1 };
+  return {
+    family: 4, subnet: text, prefixLength: prefix.length, network: BigInt(network), end: BigInt(broadcast), gateway: BigInt(gw),
+    first: BigInt(network + 1), last: BigInt(broadcast - 1), hintFile: LAST_RESERVED_FILE,
+  };
+}
+
+function podRange6(subnet: string, gateway: string | undefined, window = DEFAULT_IPV6_WINDOW): PodRange {
+  const prefix = parseIpv6Prefix(subnet, 'pod IPv6 subnet');
+  if (prefix.length > 126) {
+    throw new InvalidArgumentError('pod IPv6 subnet', subnet, 'prefix length must be at most 126: a /127 or /128 leaves no address for a pod');
+  }
+  if (!Number.isSafeInteger(window) || window < 2) {
+    throw new InvalidArgumentError('IPv6 window', window, 'must be an integer >= 2 (the gateway and at least one pod)');
+  }
+  const network = prefix.base;
+  const end = network + blockSize6(prefix.length) - 1n;
+  const text = formatIpv6Prefix(prefix);
+  let gw = network + 1n;
+  if (gateway !== undefined) {
+    gw = bytesToBigInt(parseAddress(gateway, 'IPv6 gateway', false, 6).bytes);
+    if (gw <= network || gw > end) throw new InvalidArgumentError('IPv6 gateway', gateway, `must be a host address of ${text}`);
+  }
+  const windowEnd = network + BigInt(window);
+  return {
+    family: 6, subnet: text, prefixLength: prefix.length, network, end, gateway: gw,
+    first: network + 1n, last: windowEnd < end ? windowEnd : end, hintFile: LAST_RESERVED_FILE_IPV6,
+  };
+}
+
+function textOf(range: PodRange, value: bigint): string {
+  return range.family === 4 ? intToIpv4(Number(value)) : bigIntToIpv6(value);
+}
+
+function valueOf(range: PodRange, text: string): bigint {
+  const bytes = parseIp(text).bytes;
+  return range.family === 4 ? BigInt(ipv4ToInt(bytes)) : bytesToBigInt(bytes);
 }
 
 /** The first candidate to try: the one after the hint when the hint is ours, else the start. */
-function startAfter(range: PodRange, hint: string | undefined): number {
-  if (hint === undefined || !isIPv4(hint)) return range.first;
-  const last = ipv4ToInt(parseIp(hint).bytes);
+function startAfter(range: PodRange, hint: string | undefined): bigint {
+  if (hint === undefined) return range.first;
+  if (range.family === 4 ? !isIPv4(hint) : !isCanonicalIpv6(hint)) return range.first;
+  const last = valueOf(range, hint);
   if (last < range.first || last >= range.last) return range.first;
-  return last + 1;
+  return last + 1n;
+}
+
+/** The family a requested address claims to be of; InvalidArgumentError when it is no address. */
+function familyOfRequested(text: string): 4 | 6 {
+  if (typeof text !== 'string') throw new InvalidArgumentError('requested address', text, 'not a string');
+  const slash = text.indexOf('/');
+  try {
+    return parseIp(slash < 0 ? text : text.slice(0, slash)).family;
+  } catch {
+    // parseAddress gives the precise message
+    return parseAddress(text, 'requested address', false).family;
+  }
 }
 
 /** A requested address: inside the subnet, not its network, broadcast or gateway address. */
 function parseRequested(range: PodRange, text: string): string {
-  const addr = parseIpv4(text, 'requested address', true, range.prefixLength);
-  const ip = ipv4ToInt(addr.bytes);
-  const why = ip < range.network || ip > range.broadcast ? `is outside the subnet ${range.subnet}`
+  const addr = parseAddress(text, 'requested address', true, range.family, range.prefixLength);
+  const ip = range.family === 4 ? BigInt(ipv4ToInt(addr.bytes)) : bytesToBigInt(addr.bytes);
+  const why = ip < range.network || ip > range.end ? `is outside the subnet ${range.subnet}`
     : ip === range.network ? `is the network address of ${range.subnet}`
-      : ip === range.broadcast ? `is the broadcast address of ${range.subnet}`
+      : range.family === 4 && ip === range.end ? `is the broadcast address of ${range.subnet}`
         : ip === range.gateway ? `is the gateway of ${range.subnet}`
           : undefined;
   if (why !== undefined) throw new InvalidArgumentError('requested address', text, why);
@@ -464,18 +605,19 @@ function describeOwner(owner: Owner): string {
   return owner.ifname === '' ? `container ${owner.containerId}` : `container ${owner.containerId} interface ${owner.ifname}`;
 }
 
-/** "10.244.3.5/24" -> "10.244.3.5"; undefined when it is not an IPv4 address. */
+/** "10.244.3.5/24" -> "10.244.3.5", "fc00:0:0:3::2/64" -> "fc00:0:0:3::2"; undefined when it is no address file's name. */
 function addressOf(cidr: string): string | undefined {
   const slash = cidr.indexOf('/');
   const ip = slash < 0 ? cidr : cidr.slice(0, slash);
-  return isIPv4(ip) ? ip : undefined;
+  return isIPv4(ip) || isCanonicalIpv6(ip) ? ip : undefined;
 }
 
 /**
- * Parses "a.b.c.d" or "a.b.c.d/len" as an IPv4 address. With `strictLength`, a given length
- * must equal `length` (the subnet's): "10.244.3.5/16" asked of a /24 is a mistake, not a wish.
+ * Parses "addr" or "addr/len" as an address of `family` (either when not given). With
+ * `strictLength`, a given length must equal `length` (the subnet's): "10.244.3.5/16" asked of a
+ * /24 is a mistake, not a wish.
  */
-function parseIpv4(text: string, what: string, strictLength: boolean, length?: number): IpAddress {
+function parseAddress(text: string, what: string, strictLength: boolean, family?: 4 | 6, length?: number): IpAddress {
   if (typeof text !== 'string') throw new InvalidArgumentError(what, text, 'not a string');
   let addr: IpAddress;
   if (text.includes('/')) {
@@ -487,7 +629,7 @@ function parseIpv4(text: string, what: string, strictLength: boolean, length?: n
   } else {
     addr = parseIp(text, what);
   }
-  if (addr.family !== 4) throw new InvalidArgumentError(what, text, 'must be an IPv4 address');
+  if (family !== undefined && addr.family !== family) throw new InvalidArgumentError(what, text, `must be an IPv${family} address`);
   return addr;
 }
 

@@ -5,18 +5,26 @@ import type { Address } from './types.js';
 import { AttrWriter, attrStr, headerStruct, parseAttrs } from './wire.js';
 
 /** struct ifaddrmsg: family, prefixlen, flags, scope, index (8 bytes). */
-function ifaddrmsg(family: number, prefixLength: number, index: number): Buffer {
+function ifaddrmsg(family: number, prefixLength: number, index: number, flags = 0): Buffer {
   const b = headerStruct(8);
   b.writeUInt8(family, 0);
   b.writeUInt8(prefixLength, 1);
+  b.writeUInt8(flags, 2);
   b.writeUInt32LE(index, 4);
   return b;
 }
 
-function encode(index: number, cidrText: string): { body: Buffer; target: string } {
+/** Options of addAddress. */
+export interface AddAddressOptions {
+  /** IFA_F_NODAD (IPv6; `ip addr add ... nodad`): no duplicate address detection, usable at once. */
+  readonly noDad?: boolean;
+}
+
+function encode(index: number, cidrText: string, opts: AddAddressOptions = {}): { body: Buffer; target: string } {
   const cidr = parseCidr(cidrText, 'interface address');
   const family = cidr.address.family === 4 ? C.AF_INET : C.AF_INET6;
-  const w = new AttrWriter(ifaddrmsg(family, cidr.prefixLength, index));
+  const flags = opts.noDad === true && family === C.AF_INET6 ? C.IFA_F_NODAD : 0;
+  const w = new AttrWriter(ifaddrmsg(family, cidr.prefixLength, index, flags));
   // IPv4 wants IFA_LOCAL (the interface's own address) and IFA_ADDRESS (the peer, equal here).
   if (family === C.AF_INET) w.bytes(C.IFA_LOCAL, cidr.address.bytes);
   w.bytes(C.IFA_ADDRESS, cidr.address.bytes);
@@ -26,8 +34,8 @@ function encode(index: number, cidrText: string): { body: Buffer; target: string
   return { body: w.finish(), target: `${formatCidr(cidr)} on index ${index}` };
 }
 
-export async function addAddress(ch: RtnlChannel, index: number, cidr: string): Promise<void> {
-  const { body, target } = encode(index, cidr);
+export async function addAddress(ch: RtnlChannel, index: number, cidr: string, opts?: AddAddressOptions): Promise<void> {
+  const { body, target } = encode(index, cidr, opts);
   await ch.mutate(C.RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL, body, { op: 'address.add', target });
 }
 

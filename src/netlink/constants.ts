@@ -59,6 +59,8 @@ export const IFA_ADDRESS = 1;
 export const IFA_LOCAL = 2;
 export const IFA_LABEL = 3;
 export const IFA_BROADCAST = 4;
+/** ifa_flags: no duplicate address detection (IPv6): the address is never "tentative". */
+export const IFA_F_NODAD = 0x02;
 
 export const RTA_DST = 1;
 export const RTA_OIF = 4;

@@ -1,4 +1,5 @@
 import type { EventEmitter } from 'node:events';
+import type { AddAddressOptions } from './addresses.js';
 import type { RouteFilter } from './routes.js';
 import type {
   Address, BridgeSpec, FdbEntry, FdbSpec, IpipSpec, Link, LinkChanges, Neighbour, NeighbourSpec, Nexthop, NexthopSpec, Route, RouteSpec,
@@ -84,7 +85,8 @@ export interface NetlinkHandle {
   deleteLink(ref: LinkRef): Promise<void>;
 
   // ---- addresses ----
-  addAddress(ref: LinkRef, cidr: string): Promise<void>;
+  /** `opts.noDad`: IFA_F_NODAD for an IPv6 address (ignored for IPv4). */
+  addAddress(ref: LinkRef, cidr: string, opts?: AddAddressOptions): Promise<void>;
   replaceAddress(ref: LinkRef, cidr: string): Promise<void>;
   deleteAddress(ref: LinkRef, cidr: string): Promise<void>;
   listAddresses(ref?: LinkRef): Promise<Address[]>;

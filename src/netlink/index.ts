@@ -13,6 +13,7 @@ export { readSysctl, writeSysctl } from './sysctl.js';
 export { LinkMonitor } from './link-monitor.js';
 export { RTPROT_TWILL, RT_TABLE_MAIN, type RouteScope } from './constants.js';
 export type { RouteFilter } from './routes.js';
+export type { AddAddressOptions } from './addresses.js';
 export type * from './types.js';
 export { connectTcp, TcpConnectError, type ConnectTcpOptions } from './tcp-connect.js';
 export { listenTcp, type ListenTcpOptions, type TcpListener } from './tcp-listen.js';

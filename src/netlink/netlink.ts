@@ -77,7 +77,7 @@ export class Netlink implements NetlinkHandle {
 
   // ---- addresses ----
 
-  async addAddress(ref: LinkRef, cidr: string): Promise<void> { return addresses.addAddress(this.ch, await this.indexOf(ref), cidr); }
+  async addAddress(ref: LinkRef, cidr: string, opts?: addresses.AddAddressOptions): Promise<void> { return addresses.addAddress(this.ch, await this.indexOf(ref), cidr, opts); }
   async replaceAddress(ref: LinkRef, cidr: string): Promise<void> { return addresses.replaceAddress(this.ch, await this.indexOf(ref), cidr); }
   async deleteAddress(ref: LinkRef, cidr: string): Promise<void> { return addresses.deleteAddress(this.ch, await this.indexOf(ref), cidr); }
   async listAddresses(ref?: LinkRef): Promise<Address[]> {

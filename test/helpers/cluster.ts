@@ -17,7 +17,8 @@
  * Host i has underlay address <network + i + 1>/<prefix> on eth0 (198.18.0.1/24 for host 0 with
  * the default underlay), lo up and net.ipv4.ip_forward=1. Nothing is created in the root namespace.
  */
-import { parseCidr } from '../../src/core/ip.js';
+import { networkOf, parseCidr, prefixContains } from '../../src/core/ip.js';
+import { bigIntToIpv6, bytesToBigInt } from '../../src/ipam/ipv6.js';
 import { isNetlinkError } from '../../src/netlink/index.js';
 import { cleanup, CleanupRegistry } from './cleanup.js';
 import { groupId, ifName } from './names.js';
@@ -38,6 +39,14 @@ export interface ClusterOptions {
   readonly mtu?: number | undefined;
   /** Name of the underlay interface inside each host; default "eth0". */
   readonly hostIfname?: string | undefined;
+  /**
+   * An IPv6 underlay beside the IPv4 one, inside fd00::/8 or 2001:db8::/32 (e.g. "fd00:18::/64"):
+   * host i gets <network + i + 1> on eth0, without duplicate address detection (usable at once),
+   * and IPv6 forwarding on.
+   */
+  readonly underlayCidrV6?: string | undefined;
+  /** Give eth0 its IPv4 underlay address (default true); false makes an IPv6-only host (needs underlayCidrV6). */
+  readonly underlayIpv4?: boolean | undefined;
   /** Set net.ipv4.ip_forward=1 in each host (default true). */
   readonly ipForward?: boolean | undefined;
   /** Registry that destroys the cluster; default the global one. */
@@ -49,6 +58,10 @@ export interface PodOptions {
   readonly ip?: string | undefined;
   /** Default route of the pod via this address (installed onlink, so a /32 pod works too). */
   readonly gateway?: string | undefined;
+  /** A second, IPv6 address with prefix ("fd10:0:0:1::2/64"), added without duplicate address detection. */
+  readonly ipv6?: string | undefined;
+  /** The pod's IPv6 default route via this address (onlink). */
+  readonly gatewayV6?: string | undefined;
   /** Pod-side interface name; default "eth0". */
   readonly ifname?: string | undefined;
   /** Host-side veth name (must be unique in the host); default a fresh `tw....p` name. */
@@ -74,6 +87,8 @@ export interface HostInfo {
   readonly underlayIfname: string;
   /** The veth end on the underlay bridge, inside the underlay namespace ("ul-h0"). */
   readonly bridgePort: string;
+  /** IPv6 underlay address ("fd00:18::1") with underlayCidrV6. */
+  readonly underlayIpv6?: string | undefined;
 }
 
 /** A host namespace on the underlay. */
@@ -83,6 +98,7 @@ export class Host extends TestNetns implements HostInfo {
   readonly underlayCidr: string;
   readonly underlayIfname: string;
   readonly bridgePort: string;
+  readonly underlayIpv6: string | undefined;
 
   constructor(ns: TestNetns, info: HostInfo) {
     super(TestNetns.initOf(ns));
@@ -91,6 +107,7 @@ export class Host extends TestNetns implements HostInfo {
     this.underlayCidr = info.underlayCidr;
     this.underlayIfname = info.underlayIfname;
     this.bridgePort = info.bridgePort;
+    this.underlayIpv6 = info.underlayIpv6;
   }
 }
 
@@ -106,6 +123,8 @@ export interface PodInfo<H extends TestNetns = TestNetns> {
   /** Address with prefix, if one was given. */
   readonly cidr: string | undefined;
   readonly gateway: string | undefined;
+  /** IPv6 address without prefix, if one was given. */
+  readonly ipv6?: string | undefined;
 }
 
 /** A pod namespace with one veth into its host. */
@@ -116,6 +135,7 @@ export class Pod<H extends TestNetns = TestNetns> extends TestNetns implements P
   readonly ip: string | undefined;
   readonly cidr: string | undefined;
   readonly gateway: string | undefined;
+  readonly ipv6: string | undefined;
 
   constructor(ns: TestNetns, info: PodInfo<H>) {
     super(TestNetns.initOf(ns));
@@ -125,6 +145,7 @@ export class Pod<H extends TestNetns = TestNetns> extends TestNetns implements P
     this.ip = info.ip;
     this.cidr = info.cidr;
     this.gateway = info.gateway;
+    this.ipv6 = info.ipv6;
   }
 }
 
@@ -159,6 +180,18 @@ function maskOf(prefix: number): number {
   return prefix === 0 ? 0 : (0xffffffff << (32 - prefix)) >>> 0;
 }
 
+/** The IPv6 test ranges: unique-local and documentation space only. */
+const UNDERLAY_RANGES_V6 = ['fd00::/8', '2001:db8::/32'];
+
+/** Checks the IPv6 underlay subnet and returns the addresses of `hosts` hosts in it. */
+export function underlayAddressesV6(cidr: string, hosts: number): { prefix: number; ips: string[] } {
+  const c = parseCidr(cidr, 'IPv6 underlay CIDR');
+  if (c.address.family !== 6) throw new Error(`createCluster: IPv6 underlay ${cidr} must be IPv6`);
+  if (!UNDERLAY_RANGES_V6.some((r) => prefixContains(parseCidr(r), c))) throw new Error(`createCluster: IPv6 underlay ${cidr} must lie inside ${UNDERLAY_RANGES_V6.join(' or ')}`);
+  const base = bytesToBigInt(networkOf(c).bytes);
+  return { prefix: c.prefixLength, ips: Array.from({ length: hosts }, (_, i) => bigIntToIpv6(base + BigInt(i + 1))) };
+}
+
 /** Checks the underlay subnet and returns the addresses of `hosts` hosts in it. */
 export function underlayAddresses(cidr: string, hosts: number): { network: string; prefix: number; ips: string[] } {
   const c = parseCidr(cidr, 'underlay CIDR');
@@ -183,6 +216,8 @@ export function underlayAddresses(cidr: string, hosts: number): { network: strin
 export async function createCluster(opts: ClusterOptions): Promise<Cluster> {
   const underlayCidr = opts.underlayCidr ?? DEFAULT_UNDERLAY_CIDR;
   const { prefix, ips } = underlayAddresses(underlayCidr, opts.hosts);
+  const v6 = opts.underlayCidrV6 === undefined ? undefined : underlayAddressesV6(opts.underlayCidrV6, opts.hosts);
+  if (opts.underlayIpv4 === false && v6 === undefined) throw new Error('createCluster: underlayIpv4 false needs underlayCidrV6');
   const mtu = opts.mtu ?? 1500;
   const hostIfname = opts.hostIfname ?? 'eth0';
   const outer = opts.registry ?? cleanup;
@@ -209,6 +244,7 @@ export async function createCluster(opts: ClusterOptions): Promise<Cluster> {
         underlayCidr: `${ips[i]!}/${prefix}`,
         underlayIfname: hostIfname,
         bridgePort: `ul-h${i}`,
+        underlayIpv6: v6?.ips[i],
       }));
     }
 
@@ -218,8 +254,14 @@ export async function createCluster(opts: ClusterOptions): Promise<Cluster> {
         await nl.setMaster(host.bridgePort, UNDERLAY_BRIDGE);
         await nl.setUp(host.bridgePort);
       });
+      if (v6) {
+        // Before the address: without DAD it is usable at once, not "tentative" for a second.
+        host.writeSysctl(`net.ipv6.conf.${hostIfname}.accept_dad`, 0);
+        host.writeSysctl('net.ipv6.conf.all.forwarding', 1);
+      }
       await host.netlink(async (nl) => {
-        await nl.addAddress(hostIfname, host.underlayCidr);
+        if (opts.underlayIpv4 !== false) await nl.addAddress(hostIfname, host.underlayCidr);
+        if (v6) await nl.addAddress(hostIfname, `${host.underlayIpv6!}/${v6.prefix}`);
         await nl.setUp(hostIfname);
       });
       if (opts.ipForward ?? true) host.writeSysctl('net.ipv4.ip_forward', 1);
@@ -277,6 +319,7 @@ export async function addPod<H extends TestNetns>(
     ip: cidr?.address.text,
     cidr: opts.ip,
     gateway: opts.gateway,
+    ipv6: opts.ipv6 === undefined ? undefined : parseCidr(opts.ipv6, 'pod IPv6').address.text,
   });
   // Deleting one end removes both, synchronously; the pod namespace itself is freed later by the kernel.
   pod.onDestroy(`delete ${hostIfname} in ${host.name}`, async () => {
@@ -294,13 +337,16 @@ export async function addPod<H extends TestNetns>(
       if (opts.bridge !== undefined) await nl.setMaster(hostIfname, opts.bridge);
       await nl.setUp(hostIfname);
     });
+    if (opts.ipv6 !== undefined) pod.writeSysctl(`net.ipv6.conf.${ifname}.accept_dad`, 0);
     await pod.netlink(async (nl) => {
       if (opts.ip !== undefined) await nl.addAddress(ifname, opts.ip);
+      if (opts.ipv6 !== undefined) await nl.addAddress(ifname, opts.ipv6);
       await nl.setUp(ifname);
-      if (opts.gateway !== undefined) {
-        const oif = (await nl.requireLink(ifname)).index;
-        const dst = opts.gateway.includes(':') ? '::/0' : '0.0.0.0/0';
-        await nl.replaceRoute({ dst, gateway: opts.gateway, oif, onlink: true, protocol: RTPROT_BOOT });
+      const oif = (await nl.requireLink(ifname)).index;
+      for (const gateway of [opts.gateway, opts.gatewayV6]) {
+        if (gateway === undefined) continue;
+        const dst = gateway.includes(':') ? '::/0' : '0.0.0.0/0';
+        await nl.replaceRoute({ dst, gateway, oif, onlink: true, protocol: RTPROT_BOOT });
       }
     });
     if (opts.hostRoute) {

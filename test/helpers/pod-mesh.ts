@@ -24,12 +24,18 @@ export interface MeshBed {
   readonly dir: string;
 }
 
-/** `hosts` hosts, etcd at MESH_ETCD_IP, and the network config (10.244.0.0/16, `backend`) under `prefix`. */
-export async function startMeshBed(opts: { readonly hosts: number; readonly label: string; readonly backend: string; readonly prefix: string }): Promise<MeshBed> {
-  const cluster = await createCluster({ hosts: opts.hosts });
+/**
+ * `hosts` hosts, etcd at MESH_ETCD_IP, and the network config under `prefix`: 10.244.0.0/16 with
+ * `backend`, or `config` as given. `underlayCidrV6` gives the hosts an IPv6 underlay too.
+ */
+export async function startMeshBed(opts: {
+  readonly hosts: number; readonly label: string; readonly backend: string; readonly prefix: string;
+  readonly config?: Record<string, unknown> | undefined; readonly underlayCidrV6?: string | undefined;
+}): Promise<MeshBed> {
+  const cluster = await createCluster({ hosts: opts.hosts, underlayCidrV6: opts.underlayCidrV6 });
   await cluster.underlay.netlink(async (nl) => nl.addAddress('br0', `${MESH_ETCD_IP}/24`));
   const etcd = await startEtcd({ netns: cluster.underlay.name, host: MESH_ETCD_IP });
-  await etcd.etcdctl(['put', `${opts.prefix}/config`, JSON.stringify({ Network: '10.244.0.0/16', Backend: { Type: opts.backend } })]);
+  await etcd.etcdctl(['put', `${opts.prefix}/config`, JSON.stringify(opts.config ?? { Network: '10.244.0.0/16', Backend: { Type: opts.backend } })]);
   return { cluster, etcd, dir: tempDir(opts.label) };
 }
 

@@ -76,9 +76,9 @@ describe.skipIf(!isRoot || !etcdAvailable())('twillctl against a real etcd', () 
 
   it('dual-stack: config set refuses what the agents would, and leases show both subnets and addresses (issue 17)', async () => {
     const dual = { Network: '10.244.0.0/16', EnableIPv6: true, IPv6Network: 'fc00::/48', Backend: { Type: 'vxlan' } };
-    const refused = await ctl(['--etcd-prefix', '/dual/network', 'config', 'set', '-'], JSON.stringify(dual));
+    const refused = await ctl(['--etcd-prefix', '/dual/network', 'config', 'set', '-'], JSON.stringify({ ...dual, Backend: { Type: 'ipip' } }));
     expect(refused.code).toBe(1);
-    expect(refused.stderr).toMatch(/EnableIPv6: the vxlan backend does not route IPv6 yet/);
+    expect(refused.stderr).toMatch(/EnableIPv6: the ipip backend carries IPv4 pods only \(IPv4-in-IPv4, as flannel's ipip\); for IPv6 pods use vxlan, host-gw or bgp/);
     const bad = await ctl(['--etcd-prefix', '/dual/network', 'config', 'set', '-'], JSON.stringify({ ...dual, IPv6Network: 'fe80::/64' }));
     expect(bad.stderr).toMatch(/IPv6Network "fe80::\/64": overlaps the link-local range fe80::\/10/);
     expect(await etcd.etcdctl(['get', '/dual/network/config'])).toBe('');

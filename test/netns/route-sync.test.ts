@@ -117,6 +117,34 @@ describe.skipIf(!canUseNetns)('declarative route sync', () => {
     expect((await twillNexthops(s)).map((n) => n.gateway).sort()).toEqual(['198.18.0.2', '198.18.0.3']);
   });
 
+  it('dual-stack: one sync owns both cluster networks; a sync of one family leaves the other\'s routes and nexthops alone', async () => {
+    const { s, eth0, via } = await host('rsync6');
+    await s.ip('address', 'add', 'fd00:18::1/64', 'dev', 'eth0', 'nodad');
+    const via6 = (n: number): RouteSpec => ({ dst: `fd10:0:0:${n}::/64`, gateway: `fd00:18::${n}`, oif: eth0 });
+    const both = ['10.244.0.0/16', 'fd10::/48'];
+    // A stale IPv6 route of Twill's, and one of another owner inside the IPv6 network.
+    await s.nl.replaceRoute(via6(9));
+    await s.nl.replaceRoute({ ...via6(50), protocol: 4 });
+
+    expect(await syncRoutes(s.nl, both, [via(2), via6(2), via6(3)])).toMatchObject({ replaced: 3, deleted: 1, failed: [], refused: [] });
+    const routes6 = async (): Promise<string[]> =>
+      (await s.ipJson<IpRoute[]>('-6', 'route', 'show', 'proto', TWILL)).map((r) => `${r.dst} via ${r.gateway}${r.nhid ? ' nhid' : ''}`).sort();
+    expect(await twillRoutes(s)).toEqual(['10.244.2.0/24 via 198.18.0.2 nhid']);
+    expect(await routes6()).toEqual(['fd10:0:0:2::/64 via fd00:18::2 nhid', 'fd10:0:0:3::/64 via fd00:18::3 nhid']);
+    expect((await twillNexthops(s)).map((n) => n.gateway).sort()).toEqual(['198.18.0.2', 'fd00:18::2', 'fd00:18::3']);
+    expect(await syncRoutes(s.nl, both, [via(2), via6(2), via6(3)])).toEqual({ replaced: 0, deleted: 0, nexthops: 0, failed: [], refused: [] });
+
+    // An IPv4-only sync (an IPv4-only cluster) neither reuses nor deletes IPv6 nexthops.
+    expect(await syncRoutes(s.nl, '10.244.0.0/16', [via(3)])).toMatchObject({ replaced: 1, deleted: 1, failed: [] });
+    expect(await routes6()).toEqual(['fd10:0:0:2::/64 via fd00:18::2 nhid', 'fd10:0:0:3::/64 via fd00:18::3 nhid']);
+    expect((await twillNexthops(s)).map((n) => n.gateway).sort()).toEqual(['198.18.0.3', 'fd00:18::2', 'fd00:18::3']);
+
+    // A host leaves: its IPv6 route and nexthop go; the other owner's route stays.
+    expect(await syncRoutes(s.nl, both, [via(3), via6(2)])).toMatchObject({ replaced: 0, deleted: 1, nexthops: 1, failed: [] });
+    expect(await routes6()).toEqual(['fd10:0:0:2::/64 via fd00:18::2 nhid']);
+    expect((await s.ipJson<IpRoute[]>('-6', 'route', 'show', 'fd10:0:0:50::/64')).map((r) => r.protocol)).toEqual(['static']);
+  });
+
   it('writes plain routes where the kernel refuses a nexthop (a device without carrier), and adopts routes of an older agent', async () => {
     const { s, via } = await host('rsync-plain', false);
     // An older agent's plain route for the same destination is simply replaced or kept.

@@ -5,6 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import { broadcastAddresses, LeaseScreen, screenLeases, type ScreenContext } from '../../src/agent/lease-screen.js';
 import { parseIpv4Prefix } from '../../src/ipam/ipv4.js';
+import { parseIpv6Prefix } from '../../src/ipam/ipv6.js';
 import type { SubnetLease } from '../../src/store/types.js';
 
 const PREFIX = '/coreos.com/network/subnets/';
@@ -145,6 +146,60 @@ describe('screenLeases', () => {
     const r = screenLeases([younger, bad], ctx());
     expect(r.accepted).toEqual([]);
     expect(r.rejected.map((x) => x.reason).sort()).toEqual(['overlaps_older_lease', 'public_ip_unusable']);
+  });
+});
+
+describe('screenLeases, IPv6 (one screen per family)', () => {
+  /** A dual-stack lease: `name` is "<v4>-<len>&<v6>-<len>". */
+  const lease6 = (name: string, publicIpv6: string | null, createRevision = String(revision++)): SubnetLease => {
+    const base = lease(name, '198.18.0.9', createRevision);
+    const v6 = name.split('&')[1];
+    const dash = v6?.lastIndexOf('-') ?? -1;
+    return { ...base, ipv6Subnet: v6 && `${v6.slice(0, dash)}/${v6.slice(dash + 1)}`, record: { ...base.record, publicIpv6 } };
+  };
+  const ctx6 = (own?: SubnetLease): ScreenContext => ({
+    family: 6,
+    network: parseIpv6Prefix('fc00::/48', 'n'),
+    subnetLen: 64,
+    own: own && { key: own.key, subnet: own.ipv6Subnet === undefined ? undefined : parseIpv6Prefix(own.ipv6Subnet, 'own') },
+    localAddresses: ['fd00::1'],
+  });
+
+  it('routes the IPv6 subnets of other hosts\' dual-stack leases; IPv4-only leases are simply not in it', () => {
+    const own = lease6('10.244.1.0-24&fc00:0:0:1::-64', 'fd00::1');
+    const r = screenLeases([own, lease6('10.244.2.0-24&fc00:0:0:2::-64', 'fd00::2'), lease('10.244.3.0-24', '198.18.0.3')], ctx6(own));
+    expect(keysOf(r.accepted)).toEqual(['10.244.2.0-24&fc00:0:0:2::-64']);
+    expect(r.rejected).toEqual([]);
+  });
+
+  it('refuses what the IPv4 screen refuses, by the IPv6 fields: length, network, own subnet, older lease, PublicIPv6', () => {
+    const own = lease6('10.244.1.0-24&fc00:0:0:1::-64', 'fd00::1');
+    const older = lease6('10.244.5.0-24&fc00:0:0:5::-64', 'fd00::5', '1');
+    const r = screenLeases([
+      own, older,
+      lease6('10.244.6.0-24&fc00:0:0:5::-64', 'fd00::6'),        // another host's IPv6 subnet, younger
+      lease6('10.244.7.0-24&fc00:0:0:1::-64', 'fd00::7'),        // this host's own IPv6 subnet
+      lease6('10.244.8.0-24&fc00:0:0:8::-80', 'fd00::8'),        // not a /64
+      lease6('10.244.9.0-24&fc00:1:0:9::-64', 'fd00::9'),        // outside fc00::/48
+      lease6('10.244.10.0-24&fc00:0:0:a::-64', null),            // no PublicIPv6
+      lease6('10.244.11.0-24&fc00:0:0:b::-64', 'fe80::1'),       // link-local
+      lease6('10.244.12.0-24&fc00:0:0:c::-64', 'ff02::1'),       // multicast
+      lease6('10.244.13.0-24&fc00:0:0:d::-64', 'fc00:0:0:99::1'), // inside the IPv6 cluster network
+      lease6('10.244.14.0-24&fc00:0:0:e::-64', 'fd00::1'),       // this host's address
+    ], ctx6(own));
+    expect(keysOf(r.accepted)).toEqual(['10.244.5.0-24&fc00:0:0:5::-64']);
+    expect(r.rejected.map((x) => [x.key.slice(PREFIX.length).split('&')[1], x.reason, x.subnet])).toEqual([
+      ['fc00:0:0:1::-64', 'overlaps_own_subnet', 'fc00:0:0:1::/64'],
+      ['fc00:0:0:8::-80', 'wrong_prefix_length', 'fc00:0:0:8::/80'],
+      ['fc00:1:0:9::-64', 'outside_network', 'fc00:1:0:9::/64'],
+      ['fc00:0:0:5::-64', 'overlaps_older_lease', 'fc00:0:0:5::/64'],
+      ['fc00:0:0:a::-64', 'public_ip_unusable', 'fc00:0:0:a::/64'],
+      ['fc00:0:0:b::-64', 'public_ip_unusable', 'fc00:0:0:b::/64'],
+      ['fc00:0:0:c::-64', 'public_ip_unusable', 'fc00:0:0:c::/64'],
+      ['fc00:0:0:d::-64', 'public_ip_unusable', 'fc00:0:0:d::/64'],
+      ['fc00:0:0:e::-64', 'public_ip_is_local', 'fc00:0:0:e::/64'],
+    ]);
+    expect(r.rejected.find((x) => x.reason === 'overlaps_older_lease')?.conflictsWith).toBe(older.key);
   });
 });
 

@@ -42,13 +42,13 @@ function fakeKernel(opts: { routes?: Route[]; nexthops?: Nexthop[] | 'unsupporte
   return { nl: nl as unknown as Netlink, deleted };
 }
 
-/** nft with the given tables of family ip; records scripts. */
+/** nft with the given tables ("ip twill", or a bare name for family ip); records scripts. */
 function fakeNft(tables: string[] | 'missing', failDelete = false): { nft: NftRunner; scripts: string[] } {
   const scripts: string[] = [];
   const nft: NftRunner = (args, input) => {
     if (tables === 'missing') return Promise.reject(Object.assign(new Error('spawn nft ENOENT'), { code: 'ENOENT' }));
     if (args[0] === '-j') {
-      return Promise.resolve({ code: 0, stderr: '', stdout: JSON.stringify({ nftables: [{ metainfo: {} }, ...tables.map((name) => ({ table: { family: 'ip', name, handle: 1 } }))] }) });
+      return Promise.resolve({ code: 0, stderr: '', stdout: JSON.stringify({ nftables: [{ metainfo: {} }, ...tables.map((t) => ({ table: { family: t.includes(' ') ? t.split(' ')[0] : 'ip', name: t.split(' ').pop(), handle: 1 } }))] }) });
     }
     scripts.push(input ?? '');
     return Promise.resolve(failDelete ? { code: 1, stdout: '', stderr: 'Error: Operation not permitted' } : { code: 0, stdout: '', stderr: '' });
@@ -61,26 +61,26 @@ describe('twillctl uninstall: what it removes', () => {
   const stateDir = (): string => tempDir('uninstall', dirs);
   afterEach(() => dirs.runAll());
 
-  it('deletes protocol-84 routes, then protocol-84 nexthops (groups first), then twill.<VNI> and twill.ipip devices, then both nft tables, then the MAC record', async () => {
+  it('deletes protocol-84 routes, then protocol-84 nexthops (groups first), then twill.<VNI> and twill.ipip devices, then Twill\'s nft tables of both families, then the MAC record', async () => {
     const { nl, deleted } = fakeKernel({
       routes: [route('10.244.2.0/24', 84, { nexthopId: 7 }), route('10.244.3.0/24', 84, { gateway: '198.18.0.3' }), route('10.244.9.0/24', 3), route('0.0.0.0/0', 4)],
       nexthops: [nexthop(7, 84), nexthop(8, 84, true), nexthop(1, 3)],
       links: [link(5, 'twill.1', 'vxlan'), link(6, 'twill.42', 'vxlan'), link(7, 'flannel.1', 'vxlan'), link(8, 'twill.1x', 'vxlan'), link(9, 'cni0', 'bridge'), link(2, 'eth0', 'veth'),
         link(10, 'twill.ipip', 'ipip'), link(11, 'tunl0', 'ipip'), link(12, 'flannel.ipip', 'ipip'), link(13, 'twill.ipip', 'dummy')],
     });
-    const { nft, scripts } = fakeNft(['twill', 'twill-cni', 'kube-proxy']);
+    const { nft, scripts } = fakeNft(['twill', 'twill-cni', 'kube-proxy', 'ip6 twill', 'ip6 filter']);
     const dir = stateDir();
     writeFileSync(join(dir, 'vxlan-1-vtep.json'), '{}');
     writeFileSync(join(dir, 'subnet.env'), 'FLANNEL_SUBNET=10.244.1.1/24\n');
     const removal = await removeTwillState({ nl, nft, stateDir: dir });
     expect(deleted).toEqual(['route 10.244.2.0/24 proto 84', 'route 10.244.3.0/24 proto 84', 'nexthop 8', 'nexthop 7', 'link 5', 'link 6', 'link 10']);
-    expect(scripts).toEqual(['delete table ip twill\ndelete table ip twill-cni\n']);
+    expect(scripts).toEqual(['delete table ip twill\ndelete table ip6 twill\ndelete table ip twill-cni\n']);
     expect(removal).toEqual({
       removed: [
         'route 10.244.2.0/24 (protocol 84)', 'route 10.244.3.0/24 via 198.18.0.3 (protocol 84)',
         'nexthop 8 (protocol 84)', 'nexthop 7 via 10.244.2.0 (protocol 84)',
         'device twill.1 (vxlan, VNI 1, port 8472)', 'device twill.42 (vxlan, VNI 1, port 8472)', 'device twill.ipip (ipip, local 198.18.0.1)',
-        'nftables table ip twill', 'nftables table ip twill-cni',
+        'nftables table ip twill', 'nftables table ip6 twill', 'nftables table ip twill-cni',
         `file ${join(dir, 'vxlan-1-vtep.json')} (VTEP MAC adopted from flanneld)`,
       ],
       failed: [],

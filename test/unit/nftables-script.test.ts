@@ -32,13 +32,16 @@ describe('renderMasqueradeScript', () => {
       'ip daddr 10.244.0.0/16 accept',
       '}',
       '}',
+      // No IPv6 in the spec: `ip6 twill` is removed in the same transaction (if it was there).
+      'table ip6 twill {}',
+      'delete table ip6 twill',
     ]);
   });
 
   it('creates the table before deleting it, so the first apply needs no special case', () => {
     const lines = statements(renderMasqueradeScript(spec));
     expect(lines.indexOf('table ip twill {}')).toBeLessThan(lines.indexOf('delete table ip twill'));
-    expect(lines.filter((l) => l.startsWith('delete'))).toHaveLength(1);
+    expect(lines.filter((l) => l.startsWith('delete'))).toEqual(['delete table ip twill', 'delete table ip6 twill']);
   });
 
   it('gives every rule a comment nft accepts (quoted, no inner quotes, at most 128 bytes)', () => {
@@ -65,7 +68,7 @@ describe('renderMasqueradeScript', () => {
   it.each([
     [{ clusterNetwork: '10.244.0.0', podSubnet: '10.244.3.0/24' }, /masquerade clusterNetwork "10.244.0.0": missing/],
     [{ clusterNetwork: '10.244.0.0/16', podSubnet: 'ten/24' }, /masquerade podSubnet "ten\/24"/],
-    [{ clusterNetwork: 'fd00::/48', podSubnet: 'fd00::/64' }, /clusterNetwork "fd00::\/48": must be IPv4/],
+    [{ clusterNetwork: 'fd00::/48', podSubnet: 'fd00::/64' }, /clusterNetwork "fd00::\/48": must be IPv4 \(the table is of family ip\); an IPv6 prefix goes in clusterNetworkV6/],
     [{ clusterNetwork: '10.244.0.0/16', podSubnet: '10.245.3.0/24' }, /podSubnet "10.245.3.0\/24": is not inside the cluster network 10.244.0.0\/16/],
     [{ clusterNetwork: '10.244.0.0/16', podSubnet: '10.0.0.0/8' }, /is not inside the cluster network/],
     [{ clusterNetwork: '10.244.0.0/16; flush ruleset', podSubnet: '10.244.3.0/24' }, /clusterNetwork/],
@@ -76,7 +79,7 @@ describe('renderMasqueradeScript', () => {
 });
 
 describe('renderRemoveScript', () => {
-  it('deletes the table without failing when it is absent (creates it first, in the same transaction)', () => {
-    expect(renderRemoveScript()).toBe('table ip twill {}\ndelete table ip twill\n');
+  it('deletes both tables without failing when they are absent (creates them first, in the same transaction)', () => {
+    expect(renderRemoveScript()).toBe('table ip twill {}\ndelete table ip twill\ntable ip6 twill {}\ndelete table ip6 twill\n');
   });
 });

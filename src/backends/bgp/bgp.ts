@@ -22,6 +22,9 @@ export const startDriver: DriverFactory = async (options, driverOptions, host) =
 export function bgpBackend(factory: DriverFactory = startDriver): Backend<BgpOptions> {
   return {
     type: TYPE,
+    // IPv6 subnets over MP-BGP (families.ts): on the IPv4 sessions of a dual-stack cluster, on
+    // IPv6 sessions in an IPv6-only one.
+    supportsIpv6: true,
     parseOptions: parseBgpOptions,
     register(ctx, options) {
       return Promise.resolve(new BgpNetwork(ctx, options, factory));

@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
-import { Speaker, type PeerRoutesEvent, type Route, type SessionEvent, type SpeakerPeerConfig } from '../../bgp/index.js';
-import type { BgpDriver, DriverEvents, DriverOptions, DriverPeer, LearnedPath, PeerStatus } from './driver.js';
+import { Speaker, type Family, type PeerRoutesEvent, type Route, type SessionEvent, type SpeakerPeerConfig } from '../../bgp/index.js';
+import { clusterNetworksOf, familyOf, ownSubnetsOf, routedFamilies, type BgpDriver, type DriverEvents, type DriverOptions, type DriverPeer, type LearnedPath, type PeerStatus, type RoutedFamily } from './driver.js';
 import { kernelTransport } from './transport.js';
 
 /**
@@ -21,13 +21,17 @@ export async function startBuiltinDriver(opts: DriverOptions): Promise<BgpDriver
 const sessionKey = (p: DriverPeer): string => JSON.stringify([p.asn, p.role, p.password, p.port, p.multihop]);
 
 class BuiltinDriver extends EventEmitter<DriverEvents> implements BgpDriver {
-  readonly #peers = new Map<string, { readonly peer: DriverPeer; readonly key: string; upSince?: number; lastError?: string; maxPrefixTripped?: boolean }>();
+  readonly #peers = new Map<string, {
+    readonly peer: DriverPeer; readonly key: string; upSince?: number; lastError?: string; maxPrefixTripped?: boolean;
+    /** The negotiated families whose End-of-RIB has not come yet in this session. */
+    eorPending?: Set<Family>;
+  }>();
 
   constructor(private readonly speaker: Speaker, private readonly opts: DriverOptions) {
     super();
     speaker.on('routes', (ev) => this.routes(ev));
     speaker.on('session', (ev) => this.session(ev));
-    speaker.on('end-of-rib', (ev) => this.emit('end-of-rib', { peer: ev.peer }));
+    speaker.on('end-of-rib', (ev) => this.endOfRib(ev.peer, ev.family));
     speaker.on('warning', (err) => this.emit('warning', err));
   }
 
@@ -85,12 +89,28 @@ class BuiltinDriver extends EventEmitter<DriverEvents> implements BgpDriver {
     });
   }
 
+  /** The backend hears End-of-RIB once per session: when every negotiated family's has come (RFC 4724 §2 sends one per family). */
+  private endOfRib(peer: string, family: Family): void {
+    const entry = this.#peers.get(peer);
+    if (!entry) return;
+    const pending = entry.eorPending;
+    if (pending === undefined) {
+      this.emit('end-of-rib', { peer });
+      return;
+    }
+    if (!pending.delete(family) || pending.size > 0) return;
+    entry.eorPending = undefined;
+    this.emit('end-of-rib', { peer });
+  }
+
   private session(ev: SessionEvent): void {
     const entry = this.#peers.get(ev.peer);
     if (!entry) return;
     if (ev.state === 'established') {
       entry.upSince = Date.now();
       entry.maxPrefixTripped = false;
+      const families = ev.negotiated?.families;
+      entry.eorPending = families !== undefined && families.length > 1 ? new Set(families) : undefined;
     }
     if (ev.down) entry.lastError = ev.down.reason;
     const status = this.peers().find((p) => p.address === ev.peer);
@@ -98,27 +118,43 @@ class BuiltinDriver extends EventEmitter<DriverEvents> implements BgpDriver {
   }
 }
 
-/** One planned session as Twill's speaker takes it: timers, graceful restart, import and export rules. */
+const SPEAKER_FAMILIES: Readonly<Record<RoutedFamily, Family>> = { ipv4: 'ipv4-unicast', ipv6: 'ipv6-unicast' };
+
+/**
+ * One planned session as Twill's speaker takes it: timers, graceful restart, import and export
+ * rules. A dual-stack host's sessions negotiate both families (RFC 4760 multiprotocol
+ * capability) over one transport; each family's routes carry their own next hop (an IPv6 one in
+ * MP_REACH_NLRI).
+ */
 export function speakerPeerConfig(peer: DriverPeer, opts: DriverOptions): SpeakerPeerConfig {
+  const families = routedFamilies(opts);
+  const clusters = clusterNetworksOf(opts);
+  const own = ownSubnetsOf(opts);
+  const localAddress = familyOf(peer.address) === 'ipv6' && familyOf(opts.localAddress) === 'ipv4' ? opts.localAddressV6 : opts.localAddress;
+  const range = (network: string): string => `${network},le=${familyOf(network) === 'ipv6' ? 128 : 32}`;
   return {
     address: peer.address,
     port: peer.port,
     asn: peer.asn,
     md5: peer.password,
     multihop: peer.multihop,
-    localAddress: opts.localAddress,
+    localAddress,
+    // The speaker's default (the transport's family alone) unless the host routes more.
+    ...((families.length > 1 || familyOf(peer.address) !== families[0]) && { families: families.map((f) => SPEAKER_FAMILIES[f]) }),
     timers: { holdTime: opts.holdTimeS, connectRetry: 2 },
     gracefulRestartTime: opts.restartTimeS,
     routeReflectorClient: peer.role === 'reflector-client',
     // Exactly the host's subnet (issue 16: no route learned from a ToR leaks into the mesh);
     // a reflector passes the other hosts' subnets on as well.
-    export: { announce: [opts.reflector ? `${opts.clusterNetwork},le=32` : opts.ownSubnet] },
+    export: { announce: opts.reflector ? clusters.map(range) : own },
     import: {
-      // Everything more specific inside the cluster network; the backend decides the rest
+      // Everything more specific inside the cluster networks; the backend decides the rest
       // against the leases (import-filter.ts), so the refusals are counted in one place.
-      accept: [`${opts.clusterNetwork},le=32`],
-      rejectPrefixes: [opts.ownSubnet],
+      accept: clusters.map(range),
+      rejectPrefixes: own,
       maxPrefixes: opts.maxPrefixes,
+      // One limit for what a peer gives in both families together.
+      ...(families.length > 1 && { maxPrefixScope: 'peer' as const }),
     },
   };
 }

@@ -85,6 +85,16 @@ export function parseAsn(value: unknown, name: string): number | undefined {
   return value;
 }
 
+/** An IPv4 or IPv6 address (an external peer: an IPv6 ToR of a dual-stack or IPv6-only host). */
+function ipAddress(value: unknown, name: string): string {
+  if (typeof value !== 'string') throw optionError(TYPE, name, value, 'must be an IPv4 or IPv6 address in a string');
+  try {
+    return parseIp(value, name).text;
+  } catch {
+    throw optionError(TYPE, name, value, 'must be an IPv4 or IPv6 address');
+  }
+}
+
 function ipv4(value: unknown, name: string): string {
   if (typeof value !== 'string') throw optionError(TYPE, name, value, 'must be an IPv4 address in a string');
   let ip: ReturnType<typeof parseIp> | undefined;
@@ -141,7 +151,7 @@ export function parsePeer(value: unknown, where: string): BgpPeerOption {
     throw optionError(TYPE, `${where}.Password`, '(hidden)', `must be a string of 1..${MAX_PASSWORD_BYTES} bytes (a TCP MD5 key)`);
   }
   return Object.freeze({
-    address: ipv4(address, `${where}.Address`),
+    address: ipAddress(address, `${where}.Address`),
     asn,
     password: typeof password === 'string' ? password : undefined,
     port: integerOption(TYPE, raw, 'Port', 1, 65535, undefined, `${where}.Port`) ?? BGP_PORT,
@@ -183,12 +193,18 @@ export function parsePeerFlag(text: string): BgpPeerOption {
   return parsePeer(raw, where);
 }
 
-/** twilld's `--bgp-listen ADDR:PORT`: where the speaker accepts sessions. */
+/** twilld's `--bgp-listen ADDR:PORT` (`[IPV6]:PORT` in an IPv6-only cluster): where the speaker accepts sessions. */
 export function parseListenFlag(text: string): { readonly address: string; readonly port: number } {
   const colon = text.lastIndexOf(':');
   const port = Number(text.slice(colon + 1));
   if (colon < 0 || !/^\d+$/.test(text.slice(colon + 1)) || port < 1 || port > 65535) {
-    throw optionError(TYPE, '--bgp-listen', text, 'expected an IPv4 address and a port, e.g. 198.18.0.1:179');
+    throw optionError(TYPE, '--bgp-listen', text, 'expected an IPv4 address and a port, e.g. 198.18.0.1:179, or [IPv6]:port');
   }
-  return Object.freeze({ address: ipv4(text.slice(0, colon), '--bgp-listen'), port });
+  const host = text.slice(0, colon);
+  if (host.startsWith('[') && host.endsWith(']')) {
+    const address = ipAddress(host.slice(1, -1), '--bgp-listen');
+    if (!address.includes(':')) throw optionError(TYPE, '--bgp-listen', text, 'brackets are for an IPv6 address');
+    return Object.freeze({ address, port });
+  }
+  return Object.freeze({ address: ipv4(host, '--bgp-listen'), port });
 }

@@ -14,8 +14,9 @@ export type DriverPeer = PlannedSession;
 
 /** One path a peer announced, reduced to what the kernel route and ECMP need. */
 export interface LearnedPath {
-  /** Canonical prefix text, "10.244.3.0/24". */
+  /** Canonical prefix text, "10.244.3.0/24" or "fd10:0:0:3::/64". */
   readonly prefix: string;
+  /** For IPv6, the MP_REACH_NLRI global next hop (RFC 2545 §3; a link-local second one is dropped). */
   readonly nextHop: string;
   /** Length of the AS_PATH (an AS_SET counts 1, RFC 4271 §9.1.2.2 a). */
   readonly asPathLength: number;
@@ -73,15 +74,29 @@ export interface DriverOptions {
   readonly routerId: string;
   /** Where the speaker accepts sessions (default: the public IP, port 179). */
   readonly listen: { readonly address: string; readonly port: number };
-  /** The address sessions are opened from and announced as next hop: the host's public IP. */
+  /**
+   * The address sessions are opened from: the host's IPv4 address, or in an IPv6-only cluster its
+   * IPv6 address (the sessions' transport family; families.ts).
+   */
   readonly localAddress: string;
+  /** Where sessions to a peer at an IPv6 address start from when the transport is IPv4 (an IPv6 ToR of a dual-stack host). */
+  readonly localAddressV6?: string | undefined;
   readonly holdTimeS: number;
   /** RFC 4724 restart time offered to peers; 0 disables graceful restart. */
   readonly restartTimeS: number;
-  /** Only prefixes inside this network are accepted at all (and never a default route). */
-  readonly clusterNetwork: string;
+  /**
+   * The address families the sessions carry and the backend routes (RFC 4760 IPv4 and IPv6
+   * unicast); absent is IPv4 alone. Read it with routedFamilies().
+   */
+  readonly families?: readonly RoutedFamily[] | undefined;
+  /** Only prefixes inside this network are accepted at all (and never a default route); undefined without IPv4. */
+  readonly clusterNetwork: string | undefined;
   /** This host's own subnet: never accepted from a peer, and all a host that reflects nothing announces. */
-  readonly ownSubnet: string;
+  readonly ownSubnet: string | undefined;
+  /** The IPv6 cluster network, with IPv6 among the families. */
+  readonly clusterNetworkV6?: string | undefined;
+  /** This host's own IPv6 subnet, with IPv6 among the families. */
+  readonly ownSubnetV6?: string | undefined;
   /** This host is one of the cluster's route reflectors: it passes the other hosts' subnets on (RFC 4456). */
   readonly reflector: boolean;
   /** Most prefixes one peer may give us before its session is reset (RFC 4486 Cease/1). */
@@ -106,4 +121,35 @@ export interface BgpDriver extends EventEmitter<DriverEvents> {
   close(opts: { readonly graceful: boolean }): Promise<void>;
 }
 
+/**
+ * Most prefixes one peer may give us, both families together, before its session is reset.
+ * (gobgpd's PrefixLimit is per AFI/SAFI: there each family may have this many.)
+ */
 export const DEFAULT_MAX_PREFIXES_PER_PEER = 10_000;
+
+/** An address family the bgp backend routes: IPv4 unicast (AFI 1) or IPv6 unicast (AFI 2), SAFI 1. */
+export type RoutedFamily = 'ipv4' | 'ipv6';
+
+/** The families a driver's sessions carry: `families`, else IPv4 alone (a config without IPv6). */
+export function routedFamilies(opts: { readonly families?: readonly RoutedFamily[] | undefined }): readonly RoutedFamily[] {
+  return opts.families !== undefined && opts.families.length > 0 ? opts.families : ['ipv4'];
+}
+
+/** The family of a prefix or address in text form. */
+export function familyOf(text: string): RoutedFamily {
+  return text.includes(':') ? 'ipv6' : 'ipv4';
+}
+
+/** The cluster networks of the driver's families (accepted from peers, exported by a reflector). */
+export function clusterNetworksOf(opts: Pick<DriverOptions, 'families' | 'clusterNetwork' | 'clusterNetworkV6'>): string[] {
+  const families = routedFamilies(opts);
+  return [families.includes('ipv4') ? opts.clusterNetwork : undefined, families.includes('ipv6') ? opts.clusterNetworkV6 : undefined]
+    .filter((n): n is string => n !== undefined);
+}
+
+/** This host's own subnets of the driver's families. */
+export function ownSubnetsOf(opts: Pick<DriverOptions, 'families' | 'ownSubnet' | 'ownSubnetV6'>): string[] {
+  const families = routedFamilies(opts);
+  return [families.includes('ipv4') ? opts.ownSubnet : undefined, families.includes('ipv6') ? opts.ownSubnetV6 : undefined]
+    .filter((n): n is string => n !== undefined);
+}

@@ -7,13 +7,23 @@ import { formatCidr, parseCidr, parsePrefix, prefixContains, type Cidr } from '.
  * hostile, cannot steer pod traffic to a prefix no host leased, to the outside world, or away
  * from this host's own pods.
  */
-export type ImportRefusal = 'malformed' | 'not_ipv4' | 'default_route' | 'outside_cluster' | 'own_subnet' | 'no_lease';
+export type ImportRefusal = 'malformed' | 'not_ipv4' | 'not_ipv6' | 'default_route' | 'outside_cluster' | 'own_subnet' | 'no_lease';
 
+/**
+ * The same rules for both families (issue 17): each family's prefixes must lie inside that
+ * family's cluster network, and a prefix of a family the config does not enable is refused
+ * (not_ipv4: an IPv6 prefix in an IPv4-only cluster; not_ipv6: an IPv4 one in an IPv6-only cluster).
+ */
 export interface ImportFilterInput {
-  readonly clusterNetwork: string;
-  /** This host's leased subnet: never routed elsewhere. */
-  readonly ownSubnet: string;
-  /** The subnets of the other hosts' current leases. */
+  /** The IPv4 cluster network; undefined in an IPv6-only cluster. */
+  readonly clusterNetwork: string | undefined;
+  /** This host's leased IPv4 subnet: never routed elsewhere. */
+  readonly ownSubnet: string | undefined;
+  /** The IPv6 cluster network, when the config enables IPv6. */
+  readonly clusterNetworkV6?: string | undefined;
+  /** This host's leased IPv6 subnet. */
+  readonly ownSubnetV6?: string | undefined;
+  /** The subnets of the other hosts' current leases, both families. */
   readonly leasedSubnets: Iterable<string>;
 }
 
@@ -23,8 +33,11 @@ const MEMO_MAX = 200_000;
 
 /** A reusable filter for one lease set: build it when the leases change, ask it per learned prefix. */
 export function importFilter(input: ImportFilterInput): (prefix: string) => ImportDecision {
-  const cluster = parseCidr(input.clusterNetwork, 'cluster network');
-  const own = formatCidr(parsePrefix(input.ownSubnet, 'own subnet'));
+  const clusters = {
+    4: input.clusterNetwork === undefined ? undefined : parseCidr(input.clusterNetwork, 'cluster network'),
+    6: input.clusterNetworkV6 === undefined ? undefined : parseCidr(input.clusterNetworkV6, 'IPv6 cluster network'),
+  };
+  const own = new Set([input.ownSubnet, input.ownSubnetV6].flatMap((s) => (s === undefined ? [] : [formatCidr(parsePrefix(s, 'own subnet'))])));
   const leased = new Set<string>();
   for (const s of input.leasedSubnets) {
     try {
@@ -56,10 +69,15 @@ export function importFilter(input: ImportFilterInput): (prefix: string) => Impo
     }
     const canonical = formatCidr(prefix);
     const no = (reason: ImportRefusal, detail: string): ImportDecision => ({ ok: false, reason, detail });
-    if (prefix.address.family !== 4) return no('not_ipv4', `${canonical} is not IPv4 (the cluster network is)`);
+    const cluster = clusters[prefix.address.family];
+    if (cluster === undefined) {
+      return prefix.address.family === 6
+        ? no('not_ipv4', `${canonical} is not IPv4 (the cluster network is)`)
+        : no('not_ipv6', `${canonical} is not IPv6 (the cluster network is)`);
+    }
     if (prefix.prefixLength === 0) return no('default_route', 'a default route would send all of this host\'s traffic to the peer');
     if (!prefixContains(cluster, prefix)) return no('outside_cluster', `${canonical} is outside the cluster network ${formatCidr(cluster)}`);
-    if (canonical === own) return no('own_subnet', `${canonical} is this host's own subnet`);
+    if (own.has(canonical)) return no('own_subnet', `${canonical} is this host's own subnet`);
     if (!leased.has(canonical)) return no('no_lease', `no host holds a lease for ${canonical}`);
     return { ok: true, prefix: canonical };
   }

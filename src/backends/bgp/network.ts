@@ -1,11 +1,12 @@
 import type { RouteSpec } from '../../netlink/index.js';
-import type { BackendContext, HostBgpSettings, LocalLease, Network, RemoteLease, RoutingRoute, RoutingStatus, SyncReport } from '../backend.js';
-import { screenRemoteLeases } from '../lease-checks.js';
+import { leaseFamily, type BackendContext, type HostBgpSettings, type LocalLease, type Network, type RemoteLease, type RoutingRoute, type RoutingStatus, type SyncReport } from '../backend.js';
+import { ownedNetworks, screenRemoteLeases } from '../lease-checks.js';
 import { connectedNetworks, onLinkMatcher } from '../on-link.js';
 import { Reconciler } from '../reconciler.js';
 import { applyRoutes } from '../route-apply.js';
 import { BGP_PORT, RESTART_TIME_S, TYPE, type BgpOptions } from './config.js';
 import { DEFAULT_MAX_PREFIXES_PER_PEER, type BgpDriver, type DriverOptions, type PathsEvent, type PeerStatus } from './driver.js';
+import { bgpUnderlay, type BgpUnderlay } from './families.js';
 import { importFilter, type ImportDecision } from './import-filter.js';
 import { PathTable } from './path-table.js';
 import { planBgpRoutes, type BgpPlanInput } from './plan.js';
@@ -33,7 +34,8 @@ const LOGGED_REFUSALS_MAX = 10_000;
 
 /**
  * The bgp network on this host: no device and no encapsulation. The host's subnet is announced
- * with its PublicIP as next hop; what the peers announce becomes plain routes on the external
+ * with its PublicIP as next hop (its IPv6 subnet with its PublicIPv6, over MP-BGP: families.ts
+ * says which sessions carry what); what the peers announce becomes plain routes on the external
  * interface, one ECMP route where several paths are equally good. The lease set in etcd stays
  * the source of truth for which subnets exist (import-filter.ts), so a router cannot steer pod
  * traffic to a prefix no host leased.
@@ -50,7 +52,7 @@ export class BgpNetwork implements Network {
   #driver: BgpDriver | undefined;
   #lease: LocalLease | undefined;
   /** The current leases of this backend's hosts, screened once per lease set: they name the mesh peers and what may be installed. */
-  #hosts: readonly { publicIp: string; dst: string }[] = [];
+  #hosts: readonly { publicIp: string; dst: string; family: 4 | 6 }[] = [];
   #filter: ((prefix: string) => ImportDecision) | undefined;
   #preserved = new Map<string, RouteSpec>();
   #waitingForEor = new Set<string>();
@@ -62,44 +64,56 @@ export class BgpNetwork implements Network {
   #applyRunning = false;
   #applyAgain = false;
   #marked = false;
+  readonly #underlay: BgpUnderlay;
+  /** The cluster networks whose routes this backend owns (IPv4, IPv6 or both). */
+  readonly #owned: readonly string[];
 
   constructor(private readonly ctx: BackendContext, private readonly options: BgpOptions, private readonly startDriver: DriverFactory) {
     this.mtu = ctx.extIface.mtu; // no encapsulation
+    this.#underlay = bgpUnderlay(ctx, options);
+    this.#owned = ownedNetworks(ctx);
     this.#asn = ctx.bgp?.asn ?? options.asn;
-    this.#routerId = ctx.bgp?.routerId ?? ctx.extIface.publicIp;
+    this.#routerId = this.#underlay.routerId;
     // The lease set is kept here as well (this.#hosts): learned paths, not leases, drive the plan.
     this.#reconciler = new Reconciler({ apply: () => this.apply() }, ctx.log, TYPE);
   }
 
   async start(lease: LocalLease): Promise<void> {
-    if (this.#driver !== undefined && this.#lease?.subnet !== lease.subnet) {
+    if (this.#driver !== undefined && (this.#lease?.subnet !== lease.subnet || this.#lease?.ipv6Subnet !== lease.ipv6Subnet)) {
       // A new subnet (the old lease was lost): the sessions' import and export rules name the old
       // one, so the speaker starts over, and what it learned goes with it.
-      this.ctx.log.warn({ from: this.#lease?.subnet, to: lease.subnet }, 'the lease changed: restarting the bgp speaker for the new subnet');
+      this.ctx.log.warn({ from: [this.#lease?.subnet, this.#lease?.ipv6Subnet], to: [lease.subnet, lease.ipv6Subnet] }, 'the lease changed: restarting the bgp speaker for the new subnet');
       const old = this.#driver;
       this.#driver = undefined;
       old.removeAllListeners();
       await old.close({ graceful: false });
       for (const peer of [...this.#table.countByPeer().keys()]) this.#table.dropPeer(peer);
     }
+    const announced = this.#underlay.announcements(lease);
     this.#lease = lease;
     if (this.#driver === undefined) {
       const { ctx } = this;
-      this.#preserved = await kernelRoutesToKeep(ctx.netlink, ctx.clusterNetwork);
+      const underlay = this.#underlay;
+      this.#preserved = await kernelRoutesToKeep(ctx.netlink, this.#owned);
       const restarted = await restartedSinceBoot(ctx.stateDir);
-      const listen = ctx.bgp?.listen ?? { address: ctx.extIface.publicIp, port: BGP_PORT };
+      const listen = ctx.bgp?.listen ?? { address: underlay.self, port: BGP_PORT };
       this.#driver = await this.startDriver(this.options, {
-        asn: this.#asn, routerId: this.#routerId, listen, localAddress: ctx.extIface.address,
+        asn: this.#asn, routerId: this.#routerId, listen, localAddress: underlay.localAddress, localAddressV6: underlay.localAddressV6,
         holdTimeS: this.options.holdTimeS, restartTimeS: this.options.gracefulRestart ? RESTART_TIME_S : 0,
-        clusterNetwork: ctx.clusterNetwork, ownSubnet: lease.subnet, maxPrefixes: DEFAULT_MAX_PREFIXES_PER_PEER, restarted,
-        reflector: this.options.routeReflectors.includes(ctx.extIface.publicIp),
+        families: underlay.families,
+        clusterNetwork: ctx.clusterNetwork, ownSubnet: lease.subnet, clusterNetworkV6: ctx.clusterNetworkV6, ownSubnetV6: lease.ipv6Subnet,
+        maxPrefixes: DEFAULT_MAX_PREFIXES_PER_PEER, restarted,
+        reflector: this.options.routeReflectors.includes(underlay.self),
       }, ctx.bgp);
       this.wire(this.#driver);
-      ctx.log.info({ speaker: this.ctx.bgp?.speaker ?? this.options.speaker, asn: this.#asn, routerId: this.#routerId, listen, restarted, keptRoutes: this.#preserved.size }, 'bgp speaker started');
+      ctx.log.info({
+        speaker: this.ctx.bgp?.speaker ?? this.options.speaker, asn: this.#asn, routerId: this.#routerId, listen, families: underlay.families,
+        transport: `IPv${underlay.transport}`, restarted, keptRoutes: this.#preserved.size,
+      }, 'bgp speaker started');
       if (this.#preserved.size > 0) this.#convergeTimer = setTimeout(() => this.converged('timeout'), CONVERGE_TIMEOUT_MS);
     }
     this.#filter = undefined;
-    await this.#driver.announce([{ prefix: lease.subnet, nextHop: this.ctx.extIface.publicIp }]);
+    await this.#driver.announce(announced);
     await this.updatePeers();
   }
 
@@ -145,21 +159,38 @@ export class BgpNetwork implements Network {
     };
   }
 
-  /** The leases of this backend's hosts, screened as every backend screens them. */
-  private screen(leases: readonly RemoteLease[]): { publicIp: string; dst: string }[] {
-    const { usable } = screenRemoteLeases(leases, { type: TYPE, clusterNetwork: this.ctx.clusterNetwork, localPublicIp: this.ctx.extIface.publicIp });
-    return usable.map((u) => ({ publicIp: u.checked.publicIp, dst: u.checked.dst }));
+  /**
+   * The leases of this backend's hosts, screened as every backend screens them: both families'
+   * entries (a dual-stack host's lease is two), each one's subnet and underlay address.
+   */
+  private screen(leases: readonly RemoteLease[]): { publicIp: string; dst: string; family: 4 | 6 }[] {
+    const { ctx } = this;
+    const { usable } = screenRemoteLeases(leases, {
+      type: TYPE, clusterNetwork: ctx.clusterNetwork, localPublicIp: ctx.extIface.publicIp,
+      clusterNetworkV6: ctx.clusterNetworkV6, localPublicIpv6: ctx.extIface.publicIpv6,
+    });
+    return usable.map((u) => ({ publicIp: u.checked.publicIp, dst: u.checked.dst, family: leaseFamily(u.lease) }));
   }
 
   private filter(): (prefix: string) => ImportDecision {
-    this.#filter ??= importFilter({ clusterNetwork: this.ctx.clusterNetwork, ownSubnet: this.#lease?.subnet ?? '0.0.0.0/32', leasedSubnets: this.#hosts.map((s) => s.dst) });
+    const { ctx } = this;
+    this.#filter ??= importFilter({
+      clusterNetwork: ctx.clusterNetwork, ownSubnet: this.#lease?.subnet,
+      clusterNetworkV6: ctx.clusterNetworkV6, ownSubnetV6: this.#lease?.ipv6Subnet,
+      leasedSubnets: this.#hosts.map((s) => s.dst),
+    });
     return this.#filter;
   }
 
   private async updatePeers(): Promise<void> {
     if (!this.#driver) return;
+    const underlay = this.#underlay;
+    // One session per host, over the transport's family: its PublicIP (dual-stack), or its
+    // PublicIPv6 in an IPv6-only cluster. The session carries both families' routes.
     const sessions = planSessions({
-      options: this.options, self: this.ctx.extIface.publicIp, asn: this.#asn, hosts: this.#hosts.map((s) => s.publicIp), hostPeers: this.ctx.bgp?.peers ?? [],
+      options: this.options, self: underlay.self, asn: this.#asn,
+      hosts: this.#hosts.filter((s) => s.family === underlay.transport).map((s) => s.publicIp),
+      hostPeers: underlay.reachablePeers(this.ctx.bgp?.peers ?? []),
     });
     await this.#driver.setPeers(sessions);
     if (this.#convergeTimer !== undefined && this.#waitingForEor.size === 0) this.#waitingForEor = new Set(sessions.map((s) => s.address));
@@ -247,12 +278,13 @@ export class BgpNetwork implements Network {
   }
 
   private async apply(): Promise<SyncReport> {
-    const { netlink, extIface, clusterNetwork } = this.ctx;
+    const { netlink, extIface } = this.ctx;
     // Read each time: the interface's addresses (so its connected networks) can change.
     const connected = await connectedNetworks(netlink, extIface.index);
     this.#onLink = onLinkMatcher(connected);
     const plan = planBgpRoutes(this.planInput(), false);
-    const report = await applyRoutes(netlink, TYPE, clusterNetwork, { routes: plan.routes, skipped: [] });
+    // Both families' routes in one sync: a sync of one family alone would drop the other's.
+    const report = await applyRoutes(netlink, TYPE, this.#owned, { routes: plan.routes, skipped: [] });
     this.#writeFailed = new Map(report.skipped.map((s) => [s.subnet, s.reason]));
     return report;
   }
@@ -261,7 +293,7 @@ export class BgpNetwork implements Network {
     const { extIface } = this.ctx;
     return {
       table: this.#table, filter: this.filter(), onLink: this.#onLink, extIndex: extIface.index,
-      ownAddresses: new Set([extIface.address, extIface.publicIp]), preserved: this.#preserved,
+      ownAddresses: this.#underlay.ownAddresses, preserved: this.#preserved,
     };
   }
 

@@ -10,6 +10,7 @@ import { HOST_GW_TYPE } from './plan.js';
  */
 export const hostGwBackend: Backend<Readonly<Record<string, never>>> = {
   type: HOST_GW_TYPE,
+  supportsIpv6: true,
   parseOptions(raw) {
     rejectUnknownOptions(HOST_GW_TYPE, raw, []);
     return Object.freeze({});
@@ -21,6 +22,10 @@ export const hostGwBackend: Backend<Readonly<Record<string, never>>> = {
     if (extIface.publicIp !== extIface.address) {
       return Promise.reject(new InvalidArgumentError('--public-ip', extIface.publicIp,
         `differs from ${extIface.name}'s address ${extIface.address}: the host-gw backend routes pod subnets via each host's own address, so it cannot work through NAT (use vxlan, or drop --public-ip)`));
+    }
+    if (ctx.clusterNetworkV6 !== undefined && extIface.publicIpv6 !== extIface.ipv6Address) {
+      return Promise.reject(new InvalidArgumentError('--public-ipv6', extIface.publicIpv6,
+        `differs from ${extIface.name}'s IPv6 address ${extIface.ipv6Address ?? '(none)'}: the host-gw backend routes IPv6 pod subnets via each host's own IPv6 address, so it cannot work through NAT`));
     }
     return Promise.resolve(new HostGwNetwork(ctx));
   },

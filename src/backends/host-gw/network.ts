@@ -2,11 +2,12 @@ import type { BackendContext, LocalLease, Network, RemoteLease, SyncReport } fro
 import { Reconciler } from '../reconciler.js';
 import { connectedNetworks } from '../on-link.js';
 import { applyRoutes } from '../route-apply.js';
+import { ownedNetworks } from '../lease-checks.js';
 import { HOST_GW_TYPE, planRoutes } from './plan.js';
 
 /**
  * The host-gw network (flannel's host-gw over RouteNetwork): every remote subnet is routed via
- * its host's PublicIP on the external interface. No device, no encapsulation, no lease data;
+ * its host's PublicIP (an IPv6 subnet via its PublicIPv6) on the external interface. No device, no encapsulation, no lease data;
  * the price is that all hosts must share one L2 segment. Its own part is the plan and the route
  * write; keeping the desired set, the write queue and the repair loop are the Reconciler's.
  */
@@ -35,9 +36,9 @@ export class HostGwNetwork implements Network {
   }
 
   private async apply(leases: readonly RemoteLease[]): Promise<SyncReport> {
-    const { netlink, extIface, clusterNetwork } = this.ctx;
+    const { netlink, extIface, clusterNetwork, clusterNetworkV6 } = this.ctx;
     // Read each time: the interface's addresses (so its connected networks) can change.
     const connected = await connectedNetworks(netlink, extIface.index);
-    return applyRoutes(netlink, HOST_GW_TYPE, clusterNetwork, planRoutes({ leases, ext: extIface, connected, clusterNetwork }));
+    return applyRoutes(netlink, HOST_GW_TYPE, ownedNetworks(this.ctx), planRoutes({ leases, ext: extIface, connected, clusterNetwork, clusterNetworkV6 }));
   }
 }

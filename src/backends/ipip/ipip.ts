@@ -1,6 +1,6 @@
 import { InvalidArgumentError } from '../../core/errors.js';
 import { parseIp } from '../../core/ip.js';
-import type { Backend, BackendContext, LocalLease, Network, RemoteLease, SyncReport } from '../backend.js';
+import { ipv4ClusterNetwork, ipv4Lease, ipv4Underlay, type Backend, type BackendContext, type LocalLease, type Network, type RemoteLease, type SyncReport } from '../backend.js';
 import { ensureDeviceAddress } from '../device-address.js';
 import { connectedNetworks, onLinkMatcher } from '../on-link.js';
 import { Reconciler } from '../reconciler.js';
@@ -20,6 +20,9 @@ import { planIpipRoutes } from './plan.js';
  */
 export const ipipBackend: Backend<IpipOptions> = {
   type: TYPE,
+  // As flannel's ipip: an IPIP tunnel is IPv4 in IPv4. IPv6 pods would need another tunnel kind
+  // (sit or ip6tnl) and flannel has no lease format for it, so a dual-stack config is refused.
+  ipv6Unsupported: 'carries IPv4 pods only (IPv4-in-IPv4, as flannel\'s ipip); for IPv6 pods use vxlan, host-gw or bgp',
   parseOptions: parseIpipOptions,
   async register(ctx, options) {
     const network = new IpipNetwork(ctx, options);
@@ -34,15 +37,19 @@ export class IpipNetwork implements Network {
   readonly mtu: number;
   readonly device: IpipDeviceSpec;
   private lease: LocalLease | undefined;
+  /** IPIP carries IPv4 pods only (supportsIpv6 is false), so the network is always IPv4's. */
+  private readonly clusterNetwork: string;
   private readonly reconciler: Reconciler;
 
   constructor(private readonly ctx: BackendContext, private readonly options: IpipOptions) {
     const { extIface } = ctx;
-    if (parseIp(extIface.address, 'external interface address').family !== 4) {
-      throw new InvalidArgumentError(`${TYPE} backend external interface address`, extIface.address, 'IPIP carries IPv4 only');
+    const { address } = ipv4Underlay(extIface, TYPE);
+    if (parseIp(address, 'external interface address').family !== 4) {
+      throw new InvalidArgumentError(`${TYPE} backend external interface address`, address, 'IPIP carries IPv4 only');
     }
+    this.clusterNetwork = ipv4ClusterNetwork(ctx, TYPE);
     this.mtu = ipipMtu(options, extIface.mtu);
-    this.device = { localIp: extIface.address, underlayIndex: extIface.index, mtu: this.mtu };
+    this.device = { localIp: address, underlayIndex: extIface.index, mtu: this.mtu };
     this.reconciler = new Reconciler({ apply: (desired) => this.reconcile(desired), beforeFirstSet: (why) => this.repairDevice(why) }, ctx.log, TYPE);
   }
 
@@ -78,19 +85,21 @@ export class IpipNetwork implements Network {
 
   /** The device and (once the lease is known) its /32 address. */
   private async ensure(): Promise<{ index: number; changes: string[] }> {
-    const { netlink, clusterNetwork } = this.ctx;
+    const { netlink } = this.ctx;
+    const { clusterNetwork } = this;
     const { link, changes } = await ensureIpipDevice(netlink, this.device);
     const all = [...changes];
-    if (this.lease) all.push(...await ensureDeviceAddress(netlink, link.index, this.lease.subnet, clusterNetwork));
+    if (this.lease) all.push(...await ensureDeviceAddress(netlink, link.index, ipv4Lease(this.lease, TYPE).subnet, clusterNetwork));
     return { index: link.index, changes: all };
   }
 
   private async reconcile(desired: readonly RemoteLease[]): Promise<SyncReport> {
-    const { netlink, extIface, clusterNetwork } = this.ctx;
+    const { netlink, extIface } = this.ctx;
+    const { clusterNetwork } = this;
     const device = await this.ensure();
     const onLink = this.options.directRouting ? onLinkMatcher(await connectedNetworks(netlink, extIface.index)) : () => false;
     const plan = planIpipRoutes({
-      leases: desired, clusterNetwork, localPublicIp: extIface.publicIp, directRouting: this.options.directRouting, onLink,
+      leases: desired, clusterNetwork, localPublicIp: ipv4Underlay(extIface, TYPE).publicIp, directRouting: this.options.directRouting, onLink,
       deviceIndex: device.index, extIndex: extIface.index,
     });
     return applyRoutes(netlink, TYPE, clusterNetwork, plan, device.changes.length);

@@ -1,13 +1,16 @@
 import { TwillError } from '../../core/errors.js';
 import { isNetlinkError, type FdbSpec, type NeighbourSpec, type NetlinkHandle } from '../../netlink/index.js';
 import { splitRouteFailures, syncRoutes } from '../route-sync.js';
+import { clearOnlinkBlockers } from './onlink-blockers.js';
 import type { PeerPlan, Skipped } from './plan.js';
 
 /**
- * Makes the kernel hold exactly the planned entries: diffs the VXLAN device's permanent
- * neighbours, its FDB entries with a destination, and Twill's routes (route-sync.ts) against the
- * plan, then writes only the difference. The device is Twill's, so every permanent neighbour and
- * every FDB entry with a destination on it is Twill's to remove.
+ * Makes the kernel hold exactly the planned entries: diffs each VXLAN device's permanent
+ * neighbours (of its family), its FDB entries with a destination, and Twill's routes of both
+ * families (route-sync.ts, one call for both, so neither family's sync drops the other's) against
+ * the plan, then writes only the difference. The devices are Twill's, so every permanent neighbour
+ * and every FDB entry with a destination on them is Twill's to remove. twill.N and twill-v6.N go
+ * through the same steps at once: the plan's entries say which device they belong to.
  *
  * Order (as flannel per peer, but for all peers at once, each phase pipelined in one go):
  *   add:    neighbours, FDB entries, then routes (each through a nexthop object, route-sync.ts) -
@@ -39,20 +42,32 @@ export class VxlanApplyError extends TwillError {
   }
 }
 
-const fdbKey = (e: { mac: string; dst?: string | undefined }): string => `${e.mac}>${e.dst ?? ''}`;
+/** One of Twill's VXLAN devices: twill.N (4) or twill-v6.N (6). */
+export interface VtepDevice {
+  readonly index: number;
+  readonly family: 4 | 6;
+}
+
+const fdbKey = (e: { index: number; mac: string; dst?: string | undefined }): string => `${e.index} ${e.mac}>${e.dst ?? ''}`;
+const neighKey = (e: { index: number; ip: string }): string => `${e.index} ${e.ip}`;
 
 /** Errors that mean the entry is already gone (removed by hand, with its device, or by a replace). */
 export function alreadyGone(err: unknown): boolean {
   return isNetlinkError(err, 'ENOENT') || isNetlinkError(err, 'ESRCH');
 }
 
-export async function applyPlan(nl: NetlinkHandle, clusterNetwork: string, vxlanIndex: number, peers: readonly PeerPlan[]): Promise<ApplyResult> {
-  const haveNeigh = new Map<string, string | undefined>();
-  for (const n of await nl.listNeighbours(vxlanIndex)) {
-    if (n.permanent && !n.ip.includes(':')) haveNeigh.set(n.ip, n.mac);
-  }
-  // Entries without a destination are not remote VTEPs (none exist with learning off); leave them.
-  const haveFdb = new Map((await nl.listFdb(vxlanIndex)).filter((e) => e.dst !== undefined).map((e) => [fdbKey(e), e]));
+/** `owned`: the cluster networks (route-sync.ts); `devices`: every VXLAN device of the network. */
+export async function applyPlan(nl: NetlinkHandle, owned: readonly string[], devices: readonly VtepDevice[], peers: readonly PeerPlan[]): Promise<ApplyResult> {
+  const haveNeigh = new Map<string, { index: number; ip: string; mac: string | undefined }>();
+  const haveFdb = new Map<string, FdbSpec>();
+  await Promise.all(devices.map(async ({ index, family }) => {
+    const [neighbours, fdb] = await Promise.all([nl.listNeighbours(index), nl.listFdb(index)]);
+    for (const n of neighbours) {
+      if (n.permanent && n.ip.includes(':') === (family === 6)) haveNeigh.set(neighKey({ index, ip: n.ip }), { index, ip: n.ip, mac: n.mac });
+    }
+    // Entries without a destination are not remote VTEPs (none exist with learning off); leave them.
+    for (const e of fdb) if (e.dst !== undefined) haveFdb.set(fdbKey({ index, mac: e.mac, dst: e.dst }), { index, mac: e.mac, dst: e.dst });
+  }));
 
   const wantNeigh = new Map<string, NeighbourSpec>();
   const wantFdb = new Map<string, FdbSpec>();
@@ -63,7 +78,7 @@ export async function applyPlan(nl: NetlinkHandle, clusterNetwork: string, vxlan
     else subnetsOf.set(key, [subnet]);
   };
   for (const p of peers) {
-    if (p.neighbour) { wantNeigh.set(p.neighbour.ip, p.neighbour); need(`n ${p.neighbour.ip}`, p.subnet); }
+    if (p.neighbour) { wantNeigh.set(neighKey(p.neighbour), p.neighbour); need(`n ${neighKey(p.neighbour)}`, p.subnet); }
     // Two leases of one node (a stale lease beside the current one) share one FDB entry.
     if (p.fdb) { wantFdb.set(fdbKey(p.fdb), p.fdb); need(`f ${fdbKey(p.fdb)}`, p.subnet); }
   }
@@ -76,7 +91,7 @@ export async function applyPlan(nl: NetlinkHandle, clusterNetwork: string, vxlan
   // key of the peers that need it. `replace` points an existing MAC at a new destination in place
   // (a peer's new PublicIP).
   const add = nl.batch<string>();
-  for (const n of wantNeigh.values()) if (haveNeigh.get(n.ip) !== n.mac) add.replaceNeighbour(n, `n ${n.ip}`);
+  for (const [key, n] of wantNeigh) if (haveNeigh.get(key)?.mac !== n.mac) add.replaceNeighbour(n, `n ${key}`);
   for (const [key, f] of wantFdb) if (!haveFdb.has(key)) add.replaceFdb(f, `f ${key}`);
   const addFailures = await add.commit();
   changes += add.size - addFailures.length;
@@ -87,15 +102,20 @@ export async function applyPlan(nl: NetlinkHandle, clusterNetwork: string, vxlan
   // Phase 2: routes (replacements, then removals). A peer whose neighbour or FDB entry is missing
   // gets no route: traffic to it must not be sent into an overlay that cannot deliver it.
   const routes = peers.filter((p) => !refused.has(p.subnet)).map((p) => p.route);
-  const result = await syncRoutes(nl, clusterNetwork, routes);
+  let result = await syncRoutes(nl, owned, routes);
   changes += result.replaced + result.deleted;
+  // An IPv6 route that moves from the external interface to twill-v6.N must go first (onlink-blockers.ts).
+  if (await clearOnlinkBlockers(nl, result, routes) > 0) {
+    result = await syncRoutes(nl, owned, routes);
+    changes += result.replaced + result.deleted;
+  }
   const { writeFailed, removeFailed } = splitRouteFailures(result);
   for (const f of removeFailed) if (!alreadyGone(f.error)) removalErrors.push(f.error);
 
   // Phase 3: stale FDB entries, then stale neighbours.
   const remove = nl.batch<undefined>();
-  for (const [key, e] of haveFdb) if (!wantFdb.has(key)) remove.deleteFdb({ index: vxlanIndex, mac: e.mac, dst: e.dst! }, undefined);
-  for (const ip of haveNeigh.keys()) if (!wantNeigh.has(ip)) remove.deleteNeighbour({ index: vxlanIndex, ip }, undefined);
+  for (const [key, e] of haveFdb) if (!wantFdb.has(key)) remove.deleteFdb(e, undefined);
+  for (const [key, n] of haveNeigh) if (!wantNeigh.has(key)) remove.deleteNeighbour({ index: n.index, ip: n.ip }, undefined);
   const removeFailures = await remove.commit();
   changes += remove.size - removeFailures.length;
   for (const { error } of removeFailures) if (!alreadyGone(error)) removalErrors.push(error);

@@ -31,10 +31,16 @@ export const DEFAULT_VNI = 1;
  */
 export const DEFAULT_PORT = 8472;
 /**
- * Encapsulation overhead: outer IPv4 header 20 + UDP 8 + VXLAN 8 + inner Ethernet 14 (RFC 7348 §5).
- * An IPv6 underlay would need 70; Twill's VXLAN underlay is IPv4 only, so 50 is exact here.
+ * Encapsulation overhead over the IPv4 underlay: outer IPv4 header 20 + UDP 8 + VXLAN 8 + inner
+ * Ethernet 14 (RFC 7348 §5).
  */
 export const VXLAN_OVERHEAD = 50;
+/**
+ * The same over the IPv6 underlay (twill-v6.<VNI>): the outer IPv6 header is 40 bytes. flannel
+ * subtracts 50 for its flannel-v6 device too (flannel.md §3, "MTU", CR); the kernel's own default
+ * for a VXLAN device over IPv6 is the lower device's MTU minus 70 (VXLAN6_HEADROOM).
+ */
+export const VXLAN6_OVERHEAD = 70;
 export const MAX_VNI = 0xffffff;
 
 const KNOWN = ['VNI', 'Port', 'MTU', 'DirectRouting', 'GBP', 'Learning'];
@@ -65,14 +71,29 @@ export function deviceName(vni: number): string {
   return `twill.${vni}`;
 }
 
-/** The VNI of a name that deviceName() made ("twill.1" -> 1), or undefined for any other name. */
+/** The IPv6 underlay's device name, `twill-v6.<VNI>` (flannel: flannel-v6.<VNI>). */
+export function deviceNameV6(vni: number): string {
+  return `twill-v6.${vni}`;
+}
+
+/** The device name of an address family's VTEP. */
+export function deviceNameOf(family: 4 | 6, vni: number): string {
+  return family === 4 ? deviceName(vni) : deviceNameV6(vni);
+}
+
+/** The VNI of a name that deviceName() or deviceNameV6() made ("twill.1", "twill-v6.1" -> 1), or undefined for any other name. */
 export function vniOfDeviceName(name: string): number | undefined {
-  const m = /^twill\.([1-9]\d{0,7})$/.exec(name);
+  const m = /^twill(?:-v6)?\.([1-9]\d{0,7})$/.exec(name);
   const vni = m ? Number(m[1]) : undefined;
   return vni !== undefined && vni <= MAX_VNI ? vni : undefined;
 }
 
-/** The device's (and the pods') MTU: the option, else what the underlay can carry. */
-export function deviceMtu(options: VxlanOptions, externalMtu: number): number {
-  return tunnelMtu(TYPE, VXLAN_OVERHEAD, options.mtu, externalMtu);
+/** The encapsulation overhead over an underlay of `family`. */
+export function overheadOf(family: 4 | 6): number {
+  return family === 4 ? VXLAN_OVERHEAD : VXLAN6_OVERHEAD;
+}
+
+/** A device's MTU (twill.<VNI> by default, twill-v6.<VNI> with family 6): the option, else what the underlay can carry. */
+export function deviceMtu(options: VxlanOptions, externalMtu: number, family: 4 | 6 = 4): number {
+  return tunnelMtu(TYPE, overheadOf(family), options.mtu, externalMtu);
 }

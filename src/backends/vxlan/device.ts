@@ -6,7 +6,7 @@ export interface DeviceSpec {
   readonly name: string;
   readonly vni: number;
   readonly port: number;
-  /** Source address of the tunnel: the external interface's IPv4 address. */
+  /** Source address of the tunnel: the external interface's IPv4 address (IPv6 for twill-v6.<VNI>). */
   readonly localIp: string;
   /** The external interface: encapsulated packets leave by it. */
   readonly underlayIndex: number;
@@ -53,16 +53,18 @@ export async function ensureDevice(nl: NetlinkHandle, spec: DeviceSpec): Promise
 }
 
 /**
- * The kernel allows one VXLAN device per VNI and UDP port (and local address): creating ours
+ * The kernel allows one VXLAN device per VNI, UDP port and underlay family: creating ours
  * fails with EEXIST while another device holds VNI 1 on port 8472, and the raw error does not
- * say which device is in the way. This names it. flanneld's own flannel.<VNI> never gets here:
+ * say which device is in the way. This names it. flanneld's own flannel(-v6).<VNI> never gets here:
  * it is taken over before the device is created (takeover.ts).
  */
 async function conflictOf(nl: NetlinkHandle, spec: DeviceSpec, cause: unknown): Promise<TwillError | undefined> {
+  const v6 = spec.localIp.includes(':');
+  // twill.<VNI> and twill-v6.<VNI> share VNI and port: only a device of the same family is in the way.
   const other = (await nl.listLinks().catch(() => [])).find((l) =>
-    l.name !== spec.name && l.vxlan?.vni === spec.vni && l.vxlan.port === spec.port);
+    l.name !== spec.name && l.vxlan?.vni === spec.vni && l.vxlan.port === spec.port && (l.vxlan.localIp?.includes(':') ?? false) === v6);
   if (!other) return undefined;
   return new TwillError('EVXLAN_CONFLICT',
     `cannot create ${spec.name}: ${other.name} already uses VNI ${spec.vni} on UDP port ${spec.port} and the kernel allows only one such device ` +
-    `(Twill takes over only flanneld's flannel.${spec.vni}: delete ${other.name}, or give Twill another VNI or Port)`, { cause });
+    `(Twill takes over only flanneld's flannel.${spec.vni} and flannel-v6.${spec.vni}: delete ${other.name}, or give Twill another VNI or Port)`, { cause });
 }

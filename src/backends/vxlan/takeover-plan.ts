@@ -10,9 +10,12 @@ import { isUnicastMac } from './mac.js';
  * and which routes are flannel's DirectRouting routes. No I/O, so each is unit-tested with fakes.
  */
 
-/** flanneld's device name (flannel pkg/backend/vxlan: `fmt.Sprintf("flannel.%v", vni)`). */
-export function flannelDeviceName(vni: number): string {
-  return `flannel.${vni}`;
+/**
+ * flanneld's device name (flannel pkg/backend/vxlan: `fmt.Sprintf("flannel.%v", vni)`, and
+ * `flannel-v6.%v` for the IPv6 underlay's).
+ */
+export function flannelDeviceName(vni: number, family: 4 | 6 = 4): string {
+  return family === 4 ? `flannel.${vni}` : `flannel-v6.${vni}`;
 }
 
 /**
@@ -21,6 +24,8 @@ export function flannelDeviceName(vni: number): string {
  */
 export const RTPROT_BOOT = 3;
 const RTN_UNICAST = 1;
+/** The metric the kernel gives an IPv6 route added without one. */
+const IP6_RT_PRIO_USER = 1024;
 const RT_SCOPE_UNIVERSE = 0;
 
 export interface TakeoverInput {
@@ -29,8 +34,10 @@ export interface TakeoverInput {
   /** Twill's VNI and port: only a device holding both is in the way (one per VNI and port). */
   readonly vni: number;
   readonly port: number;
-  /** The tunnel source Twill will use (the external interface's address). */
+  /** The tunnel source Twill will use (the external interface's address of the family). */
   readonly localIp: string;
+  /** The VTEP's family: 6 looks for flannel-v6.<VNI> (default 4: flannel.<VNI>). */
+  readonly family?: 4 | 6 | undefined;
   /** Pids of the flanneld processes running in this network namespace. */
   readonly flanneldPids: readonly number[];
 }
@@ -58,7 +65,7 @@ export type TakeoverDecision =
   };
 
 export function decideTakeover(input: TakeoverInput): TakeoverDecision {
-  const name = flannelDeviceName(input.vni);
+  const name = flannelDeviceName(input.vni, input.family);
   const link = input.links.find((l) => l.name === name);
   // Only the device that holds our VNI and port is in the way; a flannel.<VNI> of another port
   // coexists with twill.<VNI> and is none of Twill's business.
@@ -86,6 +93,7 @@ export function decideTakeover(input: TakeoverInput): TakeoverDecision {
 }
 
 export interface DirectRouteContext {
+  /** The cluster network of the routes' family ("10.244.0.0/16", or the IPv6 one). */
   readonly clusterNetwork: string;
   /** The external interface: flannel's direct routes leave by it. */
   readonly extIndex: number;
@@ -101,12 +109,16 @@ export interface DirectRouteContext {
  * subnet strictly inside the cluster network, via a gateway that is on-link there and not itself
  * inside the cluster network. Twill never overwrites another protocol's route, so these must go
  * with the takeover, and nothing that differs in any of these points is touched: an operator's
- * route with a metric, another table or protocol stays.
+ * route with a metric, another table or protocol stays. The same for IPv6 (flannel's flannel-v6
+ * DirectRouting: the IPv6 subnet via the PublicIPv6), where the kernel gives a route without a
+ * metric its default 1024 (IP6_RT_PRIO_USER).
  */
 export function isFlannelDirectRoute(route: Route, ctx: DirectRouteContext): boolean {
-  if (route.family !== 4 || route.protocol !== RTPROT_BOOT || route.table !== RT_TABLE_MAIN || route.type !== RTN_UNICAST) return false;
+  const family = ctx.clusterNetwork.includes(':') ? 6 : 4;
+  if (route.family !== family || route.protocol !== RTPROT_BOOT || route.table !== RT_TABLE_MAIN || route.type !== RTN_UNICAST) return false;
   if (route.scope !== RT_SCOPE_UNIVERSE || route.onlink || route.nexthopId !== undefined) return false;
-  if ((route.metric ?? 0) !== 0 || route.prefsrc !== undefined) return false;
+  const metric = route.metric ?? 0;
+  if (!(metric === 0 || (family === 6 && metric === IP6_RT_PRIO_USER)) || route.prefsrc !== undefined) return false;
   if (route.oif !== ctx.extIndex || route.gateway === undefined || !ctx.onLink(route.gateway)) return false;
   const cluster = parseCidr(ctx.clusterNetwork, 'cluster network');
   let dst;
@@ -116,5 +128,5 @@ export function isFlannelDirectRoute(route: Route, ctx: DirectRouteContext): boo
     return false;
   }
   if (dst.prefixLength <= cluster.prefixLength || !prefixContains(cluster, dst)) return false;
-  return !prefixContains(cluster, parseCidr(`${route.gateway}/32`, 'route gateway'));
+  return !prefixContains(cluster, parseCidr(`${route.gateway}/${family === 4 ? 32 : 128}`, 'route gateway'));
 }

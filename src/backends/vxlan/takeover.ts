@@ -39,7 +39,7 @@ export type FoundFlannel = Extract<TakeoverDecision, { action: 'take-over' }>;
  * EFLANNELD_RUNNING (naming the pids) while flanneld runs in this namespace.
  */
 export async function detectFlannel(
-  nl: NetlinkHandle, want: { vni: number; port: number; localIp: string }, findFlanneld: (nl: NetlinkHandle) => number[] = flanneldPids,
+  nl: NetlinkHandle, want: { vni: number; port: number; localIp: string; family?: 4 | 6 }, findFlanneld: (nl: NetlinkHandle) => number[] = flanneldPids,
 ): Promise<FoundFlannel | undefined> {
   const links = await nl.listLinks();
   // The /proc scan only when there is a device to take over: every other start skips it.
@@ -62,6 +62,7 @@ export interface FlannelRemoval {
 export interface RemovalContext {
   readonly vni: number;
   readonly port: number;
+  /** The cluster network of the device's family: flannel's DirectRouting routes of that family go. */
   readonly clusterNetwork: string;
   readonly extIndex: number;
 }
@@ -73,10 +74,11 @@ export interface RemovalContext {
  */
 export async function removeFlannelState(nl: NetlinkHandle, found: FlannelDevice, ctx: RemovalContext): Promise<FlannelRemoval> {
   let device: FlannelRemoval['device'];
+  const family = ctx.clusterNetwork.includes(':') ? 6 : 4;
   const link = await nl.getLink(found.name);
   if (link?.kind === 'vxlan' && link.vxlan?.vni === ctx.vni && link.vxlan.port === ctx.port) {
     const [neighbours, fdb, routes] = await Promise.all([
-      nl.listNeighbours(link.index), nl.listFdb(link.index), nl.listRoutes({ family: 4, oif: link.index }),
+      nl.listNeighbours(link.index), nl.listFdb(link.index), nl.listRoutes({ family, oif: link.index }),
     ]);
     try {
       await nl.deleteLink(link.index);
@@ -92,7 +94,7 @@ export async function removeFlannelState(nl: NetlinkHandle, found: FlannelDevice
   }
 
   const onLink = onLinkMatcher((await nl.listAddresses(ctx.extIndex)).map((a) => a.cidr));
-  const direct = (await nl.listRoutes({ family: 4, oif: ctx.extIndex })).filter((r) => isFlannelDirectRoute(r, { clusterNetwork: ctx.clusterNetwork, extIndex: ctx.extIndex, onLink }));
+  const direct = (await nl.listRoutes({ family, oif: ctx.extIndex })).filter((r) => isFlannelDirectRoute(r, { clusterNetwork: ctx.clusterNetwork, extIndex: ctx.extIndex, onLink }));
   const remove = nl.batch<string>();
   // The protocol stays in the request (it is part of how the kernel matches a route to delete),
   // so a route that turned into someone else's meanwhile is not deleted.

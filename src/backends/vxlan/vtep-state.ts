@@ -30,16 +30,17 @@ export type AdoptedVtepRead =
   | { readonly ok: true; readonly vtep: AdoptedVtep }
   | { readonly ok: false; readonly reason: string };
 
-export function adoptedVtepPath(stateDir: string, vni: number): string {
-  return join(stateDir, `vxlan-${vni}-vtep.json`);
+/** Where the record of `family`'s VTEP lives: vxlan-1-vtep.json (twill.1), vxlan-1-v6-vtep.json (twill-v6.1). */
+export function adoptedVtepPath(stateDir: string, vni: number, family: 4 | 6 = 4): string {
+  return join(stateDir, `vxlan-${vni}${family === 6 ? '-v6' : ''}-vtep.json`);
 }
 
-const RECORD_NAME = /^vxlan-\d+-vtep\.json$/;
+const RECORD_NAME = /^vxlan-\d+(?:-v6)?-vtep\.json$/;
 
 /** Writes the record atomically (temp file + rename), so a crash never leaves half a file. */
-export function writeAdoptedVtep(stateDir: string, vtep: AdoptedVtep): void {
+export function writeAdoptedVtep(stateDir: string, vtep: AdoptedVtep, family: 4 | 6 = 4): void {
   mkdirSync(stateDir, { recursive: true, mode: 0o755 });
-  const path = adoptedVtepPath(stateDir, vtep.vni);
+  const path = adoptedVtepPath(stateDir, vtep.vni, family);
   const tmp = `${path}.${process.pid}.tmp`;
   writeFileSync(tmp, `${JSON.stringify(vtep)}\n`, { mode: 0o644 });
   renameSync(tmp, path);
@@ -68,8 +69,8 @@ export function removeAdoptedVteps(stateDir: string): string[] {
  * (the caller logs it and publishes the derived MAC). The file is ours, but it is input all the
  * same: anything but a record for this VNI with a unicast MAC is refused.
  */
-export function readAdoptedVtep(stateDir: string, vni: number): AdoptedVtepRead | undefined {
-  const path = adoptedVtepPath(stateDir, vni);
+export function readAdoptedVtep(stateDir: string, vni: number, family: 4 | 6 = 4): AdoptedVtepRead | undefined {
+  const path = adoptedVtepPath(stateDir, vni, family);
   let text: string;
   try {
     text = readFileSync(path, 'utf8');

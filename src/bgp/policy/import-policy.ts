@@ -74,6 +74,11 @@ export interface ImportPolicyConfig {
    */
   readonly maxPrefixes?: number | undefined;
   /**
+   * What `maxPrefixes` counts: 'family' (default), each family's routes on their own; 'peer', the
+   * peer's routes of all families together (a dual-stack peer cannot send twice the limit).
+   */
+  readonly maxPrefixScope?: 'family' | 'peer' | undefined;
+  /**
    * True for a next hop we can install (on a connected link). Called for each route that passed
    * the prefix and loop checks, and not remembered (links come and go): keep it cheap.
    */
@@ -97,6 +102,7 @@ export class ImportPolicy {
   readonly rejectDefaultRoute: boolean;
   readonly rejectPrefixes: PrefixSet;
   readonly maxPrefixes: number;
+  readonly maxPrefixScope: 'family' | 'peer';
   private readonly onLink: ((nextHop: string) => boolean) | undefined;
   private readonly bits = new PrefixBits();
   // One-entry memos, see the file comment.
@@ -115,6 +121,7 @@ export class ImportPolicy {
       throw new InvalidArgumentError('max prefixes', max, 'must be a positive integer');
     }
     this.maxPrefixes = max ?? DEFAULT_MAX_PREFIXES;
+    this.maxPrefixScope = config.maxPrefixScope ?? 'family';
     this.onLink = config.requireOnLinkNextHop;
   }
 

@@ -66,7 +66,7 @@ export class Rib {
         continue;
       }
       const old = this.loc.holds(route.family, route.prefix, peer) ? peer.routes.get(route.family, route.prefix) : undefined;
-      if (old === undefined && peer.routes.size(route.family) >= max) {
+      if (old === undefined && peer.routes.size(policy.maxPrefixScope === 'peer' ? undefined : route.family) >= max) {
         result.rejected.push({ route, reason: 'max-prefix' });
         result.maxPrefixExceeded ??= { family: route.family, limit: max };
         continue;

@@ -4,7 +4,7 @@ import { podMasqueradeOwner } from '../../nftables/index.js';
 import { CniCode, CniError } from '../spec/errors.js';
 import type { CniResult } from '../spec/result.js';
 import { hostEndOf, type PodLinkPair } from '../wiring/pod-link.js';
-import { podResult } from './add-result.js';
+import { podResult, podRouteDestinations, type PodIp } from './add-result.js';
 import { checkpoint, type AddScope } from './add-scope.js';
 import { del } from './del.js';
 
@@ -29,12 +29,15 @@ export async function resumeAttachment(scope: AddScope): Promise<CniResult | und
     throw new CniError(CniCode.DUPLICATE_ATTACHMENT,
       `container ${env.containerId} interface ${env.ifname} is attached in ${record.netns} already (${record.ips.join(', ') || 'no address yet'}); a repeated ADD needs a DEL first`);
   }
-  const cidr = record?.ips.length === 1 ? record.ips[0]! : undefined;
-  const links = cidr === undefined ? undefined : await completeWiring(scope, cidr);
+  const ips = record === undefined ? undefined : recordedIps(scope, record.ips);
+  const links = ips === undefined ? undefined : await completeWiring(scope, ips);
   checkpoint(req);
-  if (cidr !== undefined && links !== undefined) {
-    if (ipMasq) await ctx.masquerade.add(cidr.split('/')[0]!, state.subnet, state.network, podMasqueradeOwner(conf.dataDir, conf.name));
-    return podResult(scope, links, cidr, ipam.gateway!);
+  if (ips !== undefined && links !== undefined) {
+    const v4 = ips.find((ip) => !ip.cidr.includes(':'));
+    if (ipMasq && v4 !== undefined && state.ipv4) {
+      await ctx.masquerade.add(v4.cidr.split('/')[0]!, state.ipv4.subnet, state.ipv4.network, podMasqueradeOwner(conf.dataDir, conf.name));
+    }
+    return podResult(scope, links, ips);
   }
   req.warn(`rolling back the half-done ADD of container ${env.containerId} interface ${env.ifname} before doing it again`);
   await del(ctx, req);
@@ -42,22 +45,39 @@ export async function resumeAttachment(scope: AddScope): Promise<CniResult | und
 }
 
 /**
- * The pod's veth, its host end on the bridge, its address `cidr` (inside the current lease), the
- * link up and every route the config asks for via the gateway; undefined when anything is missing.
+ * The attachment's addresses with their gateways, IPv4 first: one inside each current lease, or
+ * undefined (a half-done ADD, or one made under another lease).
  */
-async function completeWiring({ ctx, req, state, pod, ipam }: AddScope, cidr: string): Promise<PodLinkPair | undefined> {
+function recordedIps({ state, ipam }: AddScope, cidrs: readonly string[]): PodIp[] | undefined {
+  if (cidrs.length !== state.families.length) return undefined;
+  const ips: PodIp[] = [];
+  for (const family of state.families) {
+    const cidr = cidrs.find((c) => c.includes(':') === (family.family === 6));
+    const gateway = family.family === 4 ? ipam.gateway : ipam.ipv6Gateway;
+    if (cidr === undefined || gateway === undefined || networkPrefix(cidr) !== family.subnet) return undefined;
+    ips.push({ cidr, gateway });
+  }
+  return ips;
+}
+
+/**
+ * The pod's veth, its host end on the bridge, its addresses `ips` (inside the current leases), the
+ * link up and every route the config asks for via the gateways; undefined when anything is missing.
+ */
+async function completeWiring({ ctx, req, state, pod }: AddScope, ips: readonly PodIp[]): Promise<PodLinkPair | undefined> {
   const { env, conf } = req;
-  const gateway = ipam.gateway;
-  if (gateway === undefined || networkPrefix(cidr) !== state.subnet) return undefined;
   const container = await pod.getLink(env.ifname);
   if (!container?.up) return undefined;
   const links = await hostEndOf(ctx.hostNetlink, container, conf.bridge);
   if (typeof links === 'string') return undefined;
   const addresses = await pod.listAddresses(container.index);
-  if (!addresses.some((a) => a.cidr === cidr)) return undefined;
-  const routes = await pod.listRoutes({ family: 4 });
-  const wanted = [...(conf.isDefaultGateway ? ['0.0.0.0/0'] : []), state.network];
-  // Through this interface, or (a second interface on the network) one the pod had already.
-  const present = wanted.every((dst) => routes.some((r) => r.dst === dst && r.gateway === gateway));
-  return present ? links : undefined;
+  if (!ips.every((ip) => addresses.some((a) => a.cidr === ip.cidr))) return undefined;
+  for (const [i, family] of state.families.entries()) {
+    const gateway = ips[i]!.gateway;
+    const routes = await pod.listRoutes({ family: family.family });
+    const wanted = podRouteDestinations(conf, family);
+    // Through this interface, or (a second interface on the network) one the pod had already.
+    if (!wanted.every((dst) => routes.some((r) => r.dst === dst && r.gateway === gateway))) return undefined;
+  }
+  return links;
 }

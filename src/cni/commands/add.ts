@@ -1,15 +1,15 @@
-import { PodIpamError, type Allocation } from '../../ipam/pod-ipam.js';
+import { allocationIps, PodIpamError, type Allocation } from '../../ipam/pod-ipam.js';
 import type { Netlink } from '../../netlink/index.js';
 import { podMasqueradeOwner } from '../../nftables/index.js';
 import type { CniRequest, PluginContext } from '../context.js';
 import { openPodNetlink, requirePodNetns } from '../pod-netns.js';
 import { CniCode, CniError } from '../spec/errors.js';
 import type { CniResult } from '../spec/result.js';
-import { readSubnetState } from '../subnet-state.js';
+import { leaseSubnets, readSubnetState } from '../subnet-state.js';
 import { ensureHostBridge } from '../wiring/bridge.js';
 import { configurePod, createPodVeth, deleteQuietly, refuseSecondDefaultRoute } from '../wiring/veth.js';
 import { resumeAttachment } from './add-repeat.js';
-import { mergeWithPrevious, podResult } from './add-result.js';
+import { mergeWithPrevious, podResult, podRouteDestinations } from './add-result.js';
 import { checkpoint, ipamToCni, type AddScope } from './add-scope.js';
 
 /**
@@ -27,12 +27,16 @@ export async function add(ctx: PluginContext, req: CniRequest): Promise<CniResul
   const state = readSubnetState(conf.subnetFile);
   const host = ctx.hostNetlink;
   const mtu = conf.mtu ?? state.mtu;
-  const bridge = await ensureHostBridge(host, { name: conf.bridge, mtu, gatewayCidr: state.gatewayCidr, forceAddress: conf.forceAddress });
-  enableForwarding(host);
+  const bridge = await ensureHostBridge(host, {
+    name: conf.bridge, mtu, gatewayCidr: state.ipv4?.gatewayCidr, forceAddress: conf.forceAddress,
+    ...(state.ipv6 && { ipv6GatewayCidr: state.ipv6.gatewayCidr }),
+  });
+  // IPv6 forwarding is the host's business (its routers' and its sysctl settings'), not the plugin's.
+  if (state.ipv4) enableForwarding(host);
   checkpoint(req);
   const pod = openPodNetlink(ctx.openNetlink, env.netns);
   try {
-    const ipam = ctx.ipam(conf, state.subnet, (err) => req.warn(err.message));
+    const ipam = ctx.ipam(conf, leaseSubnets(state), (err) => req.warn(err.message));
     const scope: AddScope = { ctx, req, state, bridge, pod, ipam, mtu, ipMasq: conf.ipMasq ?? !state.agentMasquerades };
     let allocation = allocate(scope);
     if (allocation === undefined) {
@@ -51,7 +55,8 @@ function allocate({ req, ipam }: AddScope): Allocation | undefined {
   const { env, conf } = req;
   checkpoint(req);
   try {
-    return ipam.allocate({ containerId: env.containerId, ifname: env.ifname, netns: env.netns, ...(conf.requestedIps[0] !== undefined && { requested: conf.requestedIps[0] }) });
+    const requested = conf.requestedIps.length === 1 ? conf.requestedIps[0]! : conf.requestedIps;
+    return ipam.allocate({ containerId: env.containerId, ifname: env.ifname, netns: env.netns, ...(conf.requestedIps.length > 0 && { requested }) });
   } catch (err) {
     if (err instanceof PodIpamError && err.code === 'DUPLICATE') return undefined;
     throw ipamToCni(err);
@@ -70,24 +75,29 @@ async function wire(scope: AddScope, allocation: Allocation): Promise<CniResult>
   // This attempt's own: a later attempt's allocation (a retry after a deadline) is left alone.
   const undo: (() => Promise<unknown>)[] = [() => Promise.resolve(ipam.release(env.containerId, env.ifname, allocation.attempt))];
   try {
-    if (conf.isDefaultGateway) await refuseSecondDefaultRoute(pod, env.netns);
+    if (conf.isDefaultGateway) await refuseSecondDefaultRoute(pod, env.netns, state.families.map((f) => f.family));
     checkpoint(req);
     const veth = await createPodVeth(host, pod, {
       ifname: env.ifname, netnsPath: env.netns, mtu, mac: conf.mac, bridgeIndex: bridge.index, hairpin: conf.hairpinMode,
     });
     undo.push(() => deleteQuietly(host, veth.host.name));
     checkpoint(req);
-    const routes = [...(conf.isDefaultGateway ? ['0.0.0.0/0'] : []), state.network];
-    const kept = await configurePod(pod, veth.container, { ifname: env.ifname, netnsPath: env.netns, cidr: allocation.cidr, gateway: allocation.gateway, routes });
+    const [first, ...more] = allocationIps(allocation).map((ip) => ({
+      cidr: ip.cidr, gateway: ip.gateway, routes: podRouteDestinations(conf, ip.family === 4 ? state.ipv4! : state.ipv6!),
+    }));
+    const kept = await configurePod(pod, veth.container, { ifname: env.ifname, netnsPath: env.netns, ...first!, ...(more.length > 0 && { more }) });
     for (const dst of kept) req.warn(`the pod has a route to ${dst} already (another interface's); it stays, and ${env.ifname} gets none`);
     checkpoint(req);
-    if (ipMasq) {
+    // Masquerading is IPv4's (the pod masquerade table is `ip twill-cni`); IPv6 pods keep their source.
+    const v4 = allocationIps(allocation).find((ip) => ip.family === 4);
+    if (ipMasq && v4 !== undefined && state.ipv4) {
+      const { subnet, network } = state.ipv4;
       // Only while the address is still this attempt's: once released, it may be another pod's.
-      undo.push(async () => { if (ipam.get(env.containerId, env.ifname)?.attempt === allocation.attempt) await ctx.masquerade.remove([allocation.address]); });
-      await ctx.masquerade.add(allocation.address, state.subnet, state.network, podMasqueradeOwner(conf.dataDir, conf.name));
+      undo.push(async () => { if (ipam.get(env.containerId, env.ifname)?.attempt === allocation.attempt) await ctx.masquerade.remove([v4.address]); });
+      await ctx.masquerade.add(v4.address, subnet, network, podMasqueradeOwner(conf.dataDir, conf.name));
     }
     checkpoint(req);
-    return podResult(scope, { bridge, host: veth.host, container: veth.container }, allocation.cidr, allocation.gateway);
+    return podResult(scope, { bridge, host: veth.host, container: veth.container }, allocationIps(allocation));
   } catch (err) {
     for (const step of undo.reverse()) await step().catch(() => undefined);
     throw err;

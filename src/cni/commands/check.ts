@@ -3,7 +3,7 @@ import type { CniRequest, PluginContext } from '../context.js';
 import { openPodNetlink, podNetnsProblem, requirePodNetns } from '../pod-netns.js';
 import { CniCode, CniError } from '../spec/errors.js';
 import { requireVersionFor } from '../spec/versions.js';
-import { readSubnetState } from '../subnet-state.js';
+import { leaseSubnets, readSubnetState } from '../subnet-state.js';
 import { hostEndOf } from '../wiring/pod-link.js';
 
 function failed(what: string): CniError {
@@ -22,7 +22,7 @@ export async function check(ctx: PluginContext, req: CniRequest): Promise<void> 
   const prev = conf.prevResult;
   if (!prev) throw new CniError(CniCode.INVALID_CONFIG, 'CHECK needs prevResult (the result of the ADD)');
   const state = readSubnetState(conf.subnetFile);
-  const ipam = ctx.ipam(conf, state.subnet, (err) => req.warn(err.message));
+  const ipam = ctx.ipam(conf, leaseSubnets(state), (err) => req.warn(err.message));
   const record = ipam.get(env.containerId, env.ifname);
   if (!record) throw new CniError(CniCode.UNKNOWN_CONTAINER, `no attachment for container ${env.containerId} interface ${env.ifname}`);
   if (podNetnsProblem(env.netns, ctx.hostNetns)?.kind === 'missing') throw failed(`network namespace ${env.netns} is gone`);
@@ -45,11 +45,15 @@ export async function check(ctx: PluginContext, req: CniRequest): Promise<void> 
       if (!ipam.holds(env.containerId, env.ifname, ip.address.split('/')[0]!)) throw failed(`IPAM holds no record of ${ip.address} for this container`);
     }
     const routes = await pod.listRoutes({ family: 4 });
+    // IPv6 routes are checked when this interface has an IPv6 address (a dual-stack or IPv6-only pod).
+    const ips6 = ips.filter((ip) => ip.address.includes(':'));
+    const routes6 = ips6.length > 0 ? await pod.listRoutes({ family: 6 }) : [];
     for (const r of prev.routes ?? []) {
-      if (r.dst.includes(':')) continue;
-      const gw = r.gw ?? ips[0]?.gateway;
+      const v6 = r.dst.includes(':');
+      if (v6 && ips6.length === 0) continue;
+      const gw = r.gw ?? (v6 ? ips6[0]?.gateway : ips.find((ip) => !ip.address.includes(':'))?.gateway);
       const dst = networkPrefix(r.dst);
-      if (!routes.some((k) => k.dst === dst && (gw === undefined || k.gateway === gw))) throw failed(`route ${r.dst}${gw ? ` via ${gw}` : ''} is missing in the pod`);
+      if (!(v6 ? routes6 : routes).some((k) => k.dst === dst && (gw === undefined || k.gateway === gw))) throw failed(`route ${r.dst}${gw ? ` via ${gw}` : ''} is missing in the pod`);
     }
     // The host end: the container end's peer on the bridge.
     const pair = await hostEndOf(ctx.hostNetlink, link, conf.bridge);
@@ -62,6 +66,7 @@ export async function check(ctx: PluginContext, req: CniRequest): Promise<void> 
     const masqueraded = new Set((await ctx.masquerade.list()).map((m) => m.address));
     for (const ip of ips) {
       const address = ip.address.split('/')[0]!;
+      if (address.includes(':')) continue; // masquerading is IPv4's
       if (!masqueraded.has(address)) throw failed(`masquerading of ${address} is missing`);
     }
   }

@@ -1,8 +1,8 @@
 import type { AttachmentRecord } from '../../ipam/pod-ipam.js';
 import { isNetlinkError, type Netlink } from '../../netlink/index.js';
-import type { CniRequest, PluginContext } from '../context.js';
+import type { CniRequest, LeaseSubnets, PluginContext } from '../context.js';
 import { podNetnsProblem } from '../pod-netns.js';
-import { readSubnetState } from '../subnet-state.js';
+import { leaseSubnets, readSubnetState } from '../subnet-state.js';
 import { hostEndOf } from '../wiring/pod-link.js';
 import { deleteQuietly } from '../wiring/veth.js';
 
@@ -16,16 +16,16 @@ import { deleteQuietly } from '../wiring/veth.js';
  */
 export async function del(ctx: PluginContext, req: CniRequest): Promise<void> {
   const { env, conf } = req;
-  let subnet: string | undefined;
+  let subnets: LeaseSubnets | undefined;
   let agentMasquerades: boolean | undefined;
   try {
     const state = readSubnetState(conf.subnetFile);
-    subnet = state.subnet;
+    subnets = leaseSubnets(state);
     agentMasquerades = state.agentMasquerades;
   } catch {
     // No subnet file (agent gone, node draining): DEL must still release.
   }
-  const ipam = ctx.ipam(conf, subnet, (err) => req.warn(err.message));
+  const ipam = ctx.ipam(conf, subnets, (err) => req.warn(err.message));
   let record: AttachmentRecord | undefined;
   try {
     record = ipam.get(env.containerId, env.ifname);
@@ -36,7 +36,9 @@ export async function del(ctx: PluginContext, req: CniRequest): Promise<void> {
   // Masquerading was on if the config said so, or by default when the agent does not masquerade;
   // when that cannot be known, remove anyway (a no-op if the pod never had it).
   const ipMasq = conf.ipMasq ?? (agentMasquerades === undefined ? true : !agentMasquerades);
-  if (ipMasq && released.length > 0) await ctx.masquerade.remove(released.map((c) => c.split('/')[0]!));
+  // Masquerading is IPv4's: the IPv6 address of a dual-stack pod has no element.
+  const masqueraded = released.map((c) => c.split('/')[0]!).filter((ip) => !ip.includes(':'));
+  if (ipMasq && masqueraded.length > 0) await ctx.masquerade.remove(masqueraded);
   // The attachment recorded this namespace: the interface there is the one twill made.
   if (env.netns !== '') await removePodInterface(ctx, req, record?.netns === env.netns);
 }

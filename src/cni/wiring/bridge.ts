@@ -6,9 +6,11 @@ export interface HostBridgeSpec {
   readonly name: string;
   /** MTU for a bridge twill creates; an existing bridge keeps its own (as the reference plugin does). */
   readonly mtu: number;
-  /** The pods' gateway with the lease's prefix, e.g. "10.244.3.1/24". */
-  readonly gatewayCidr: string;
-  /** Replace a different IPv4 address on the bridge (a host whose lease changed, flannel#1850). */
+  /** The pods' IPv4 gateway with the lease's prefix, e.g. "10.244.3.1/24"; undefined in an IPv6-only cluster. */
+  readonly gatewayCidr: string | undefined;
+  /** The pods' IPv6 gateway with the lease's prefix, e.g. "fc00:0:0:3::1/64" (dual-stack or IPv6-only). */
+  readonly ipv6GatewayCidr?: string | undefined;
+  /** Replace a different address of the family on the bridge (a host whose lease changed, flannel#1850). */
   readonly forceAddress: boolean;
 }
 
@@ -35,24 +37,35 @@ export async function ensureHostBridge(nl: Netlink, spec: HostBridgeSpec): Promi
   }
   // Once the node is set up the bridge exists and is up: one lookup per ADD, not two.
   if (!link?.up) link = (await ensureBridge(nl, { name: spec.name, up: true })).link;
-  await ensureGatewayAddress(nl, link, spec);
+  if (spec.gatewayCidr !== undefined) await ensureGatewayAddress(nl, link, spec, spec.gatewayCidr);
+  if (spec.ipv6GatewayCidr !== undefined) await ensureGatewayAddress(nl, link, spec, spec.ipv6GatewayCidr);
   return link;
 }
 
-async function ensureGatewayAddress(nl: Netlink, bridge: Link, spec: HostBridgeSpec): Promise<void> {
-  const want = formatCidr(parseCidr(spec.gatewayCidr, 'gateway'));
+/** fe80::/10: the bridge's own link-local address, never a lease's. */
+function isLinkLocal6(cidr: string): boolean {
+  const bytes = parseCidr(cidr).address.bytes;
+  return bytes[0] === 0xfe && (bytes[1]! & 0xc0) === 0x80;
+}
+
+async function ensureGatewayAddress(nl: Netlink, bridge: Link, spec: HostBridgeSpec, gatewayCidr: string): Promise<void> {
+  const cidr = parseCidr(gatewayCidr, 'gateway');
+  const want = formatCidr(cidr);
+  const v6 = cidr.address.family === 6;
   // Fast path, and the only one once the bridge is set up: adding an address the bridge has is
   // EEXIST. Listing first would dump every address of the host, and with many ADDs at once (each
-  // veth brings addresses of its own) the dump keeps being interrupted (NLM_F_DUMP_INTR).
+  // veth brings addresses of its own) the dump keeps being interrupted (NLM_F_DUMP_INTR). The
+  // IPv6 gateway skips duplicate address detection (nodad): it is the lease's, unique by
+  // construction, and a tentative gateway would leave the first pods without one for a second.
   try {
-    await nl.addAddress(bridge.index, want);
+    await (v6 ? nl.addAddress(bridge.index, want, { noDad: true }) : nl.addAddress(bridge.index, want));
   } catch (err) {
     if (isNetlinkError(err, 'EEXIST')) return;
     throw err;
   }
   // The address was new: a bridge left with another lease's address needs a decision.
   const others = (await nl.listAddresses(bridge.index))
-    .filter((a) => !a.cidr.includes(':') && networkPrefix(a.cidr) !== networkPrefix(want));
+    .filter((a) => (v6 ? a.cidr.includes(':') && !isLinkLocal6(a.cidr) : !a.cidr.includes(':')) && networkPrefix(a.cidr) !== networkPrefix(want));
   if (others.length === 0) return;
   if (!spec.forceAddress) {
     await nl.deleteAddress(bridge.index, want).catch(() => undefined);

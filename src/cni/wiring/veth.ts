@@ -6,6 +6,7 @@ import { CniCode, CniError } from '../spec/errors.js';
 const RTPROT_BOOT = 3;
 const NAME_ATTEMPTS = 5;
 const DEFAULT_ROUTE = '0.0.0.0/0';
+const DEFAULT_ROUTE_6 = '::/0';
 
 export interface PodVethSpec {
   /** CNI_IFNAME, the interface inside the pod. */
@@ -65,13 +66,23 @@ export interface PodAddressing {
   readonly gateway: string;
   /** Destinations routed via the gateway, e.g. ["0.0.0.0/0", "10.244.0.0/16"]. */
   readonly routes: readonly string[];
+  /**
+   * More addresses of other families, each with its gateway and routes: the IPv6 one of a
+   * dual-stack pod ("fc00:0:0:3::2/64" via "fc00:0:0:3::1", ["::/0", "fc00::/48"]). An IPv6-only
+   * pod has its IPv6 address as `cidr` and none here.
+   */
+  readonly more?: readonly { readonly cidr: string; readonly gateway: string; readonly routes: readonly string[] }[];
 }
 
 /**
- * Address, link up and routes inside the pod; arp_notify and accept_dad as the reference plugin
- * sets them. Returns the destinations whose route the pod had already (see below).
+ * Addresses, link up and routes inside the pod; arp_notify and accept_dad as the reference plugin
+ * sets them. IPv6 addresses skip duplicate address detection (nodad, and accept_dad=0 before
+ * they are added), so they are usable at once, never "tentative". Returns the destinations whose
+ * route the pod had already (see below).
  */
 export async function configurePod(podNl: Netlink, link: Link, spec: PodAddressing): Promise<string[]> {
+  const families = [{ cidr: spec.cidr, gateway: spec.gateway, routes: spec.routes }, ...(spec.more ?? [])];
+  const v6 = families.some((f) => f.cidr.includes(':'));
   // Announce the (possibly reused) address at once so neighbours drop a stale MAC.
   writeSysctl(`net/ipv4/conf/${spec.ifname}/arp_notify`, 1, spec.netnsPath);
   // No IPv6 duplicate address detection on the pod's end: with hairpin mode the bridge echoes the
@@ -82,20 +93,31 @@ export async function configurePod(podNl: Netlink, link: Link, spec: PodAddressi
     writeSysctl(`net/ipv6/conf/${spec.ifname}/accept_dad`, 0, spec.netnsPath);
   } catch (err) {
     if (!isNetlinkError(err, 'ENOENT')) throw err;
+    if (v6) throw new CniError(CniCode.INVALID_CONFIG, `the pod's interface ${spec.ifname} has no IPv6 (is the kernel booted with ipv6.disable=1?), and the host's lease is IPv6`);
   }
-  await podNl.addAddress(link.index, spec.cidr);
+  // The pod's namespace may have IPv6 off by default (net.ipv6.conf.default.disable_ipv6=1), as
+  // the reference bridge plugin allows for.
+  if (v6) writeSysctl(`net/ipv6/conf/${spec.ifname}/disable_ipv6`, 0, spec.netnsPath);
+  for (const f of families) {
+    if (f.cidr.includes(':')) await podNl.addAddress(link.index, f.cidr, { noDad: true });
+    else await podNl.addAddress(link.index, f.cidr);
+  }
   await podNl.setUp(link.index);
   // Added, never replaced: a route already there is someone else's (another interface of the pod
   // reaching the same network) and stays. The default route is checked before anything is made
   // (refuseSecondDefaultRoute); taking that one over would move all of the pod's traffic.
   const existing: string[] = [];
-  for (const dst of spec.routes) {
-    try {
-      await podNl.addRoute({ dst, gateway: spec.gateway, oif: link.index, protocol: RTPROT_BOOT });
-    } catch (err) {
-      if (!isNetlinkError(err, 'EEXIST')) throw err;
-      if (dst === DEFAULT_ROUTE) throw new CniError(CniCode.ROUTE_EXISTS, `${spec.netnsPath} got a default route while twill was adding its own: twill does not take it over`);
-      existing.push(dst);
+  for (const f of families) {
+    for (const dst of f.routes) {
+      try {
+        await podNl.addRoute({ dst, gateway: f.gateway, oif: link.index, protocol: RTPROT_BOOT });
+      } catch (err) {
+        if (!isNetlinkError(err, 'EEXIST')) throw err;
+        if (dst === DEFAULT_ROUTE || dst === DEFAULT_ROUTE_6) {
+          throw new CniError(CniCode.ROUTE_EXISTS, `${spec.netnsPath} got a${dst === DEFAULT_ROUTE_6 ? 'n IPv6' : ''} default route while twill was adding its own: twill does not take it over`);
+        }
+        existing.push(dst);
+      }
     }
   }
   return existing;
@@ -106,12 +128,18 @@ export async function configurePod(podNl: Netlink, link: Link, spec: PodAddressi
  * higher metric would silently lose to ours. A pod with a network before twill's (Multus
  * style) keeps its route; twill as a second network sets isDefaultGateway to false.
  */
-export async function refuseSecondDefaultRoute(podNl: Netlink, netnsPath: string): Promise<void> {
-  const existing = (await podNl.listRoutes({ family: 4 })).find((r) => r.dst === DEFAULT_ROUTE);
-  if (!existing) return;
+export async function refuseSecondDefaultRoute(podNl: Netlink, netnsPath: string, families: readonly (4 | 6)[] = [4]): Promise<void> {
+  for (const family of families) {
+    const dst = family === 4 ? DEFAULT_ROUTE : DEFAULT_ROUTE_6;
+    const existing = (await podNl.listRoutes({ family })).find((r) => r.dst === dst);
+    if (existing) refuseRoute(netnsPath, existing, family);
+  }
+}
+
+function refuseRoute(netnsPath: string, existing: { gateway: string | undefined; oif?: number | undefined }, family: 4 | 6): never {
   const via = [existing.gateway && `via ${existing.gateway}`, existing.oif !== undefined && `on interface index ${existing.oif}`].filter(Boolean).join(' ');
   throw new CniError(CniCode.ROUTE_EXISTS,
-    `${netnsPath} already has a default route${via ? ` (${via})` : ''}: twill does not take it over; ` +
+    `${netnsPath} already has a${family === 6 ? 'n IPv6' : ''} default route${via ? ` (${via})` : ''}: twill does not take it over; ` +
     'set "isDefaultGateway": false when twill is not the pod\'s first network');
 }
 

@@ -8,13 +8,13 @@ import { networkPrefix } from '../../core/ip.js';
 import { parseSubnetEnv, type SubnetEnv } from '../../core/subnet-env.js';
 import { describeFailure, runCommand } from './exec.js';
 import { parseDemoFlags, type DemoFlags } from './flags.js';
-import { iperf, mapLimit, pingMatrix, type IperfResult } from './measure.js';
+import { iperf, mapLimit, pingMatrix, type IperfResult, type PingResult } from './measure.js';
 import { fatalMessage, logTail, pollUrlInNetns, startDaemon, type DemoDaemon } from './processes.js';
 import { attachPod, detachPod, type PodAttachment } from './reference-cni.js';
 import { formatHuman, resultJson, type DemoHost, type DemoPod, type DemoResult } from './report.js';
 import { demoNamespaces, ownerRunning, readState, sweep, writeState, type DemoState } from './state.js';
 import {
-  createHost, createPodNetns, createUnderlay, hostNetnsName, hostUnderlayIp, podLabel, podNetnsName, DEMO_PREFIX,
+  createHost, createPodNetns, createUnderlay, hostNetnsName, hostUnderlayIp, hostUnderlayIpv6, podLabel, podNetnsName, DEMO_PREFIX,
   UNDERLAY_GATEWAY, UNDERLAY_NETNS,
 } from './topology.js';
 
@@ -104,8 +104,11 @@ function preflight(flags: DemoFlags): string | null {
   return null;
 }
 
-function networkConfig(backend: string): string {
-  return JSON.stringify({ Network: NETWORK, Backend: { Type: backend } });
+/** The IPv6 pod network of `--ipv6` (unique-local space). */
+const IPV6_NETWORK = 'fd10::/48';
+
+function networkConfig(backend: string, ipv6: boolean): string {
+  return JSON.stringify({ Network: NETWORK, ...(ipv6 && { EnableIPv6: true, IPv6Network: IPV6_NETWORK }), Backend: { Type: backend } });
 }
 
 /** The network address of FLANNEL_SUBNET: "10.244.3.1/24" -> "10.244.3.0/24". */
@@ -215,20 +218,21 @@ class DemoRun {
     await createUnderlay();
     for (let i = 0; i < flags.hosts; i++) {
       this.check();
-      await createHost(i);
+      await createHost(i, flags.ipv6);
     }
-    progress(`      ${hostNetnsName(0)}${flags.hosts > 1 ? `..${hostNetnsName(flags.hosts - 1)}` : ''} on eth0 ${hostUnderlayIp(0)}${flags.hosts > 1 ? `..${hostUnderlayIp(flags.hosts - 1)}` : ''}/24 (${seconds(t)})`);
+    progress(`      ${hostNetnsName(0)}${flags.hosts > 1 ? `..${hostNetnsName(flags.hosts - 1)}` : ''} on eth0 ${hostUnderlayIp(0)}${flags.hosts > 1 ? `..${hostUnderlayIp(flags.hosts - 1)}` : ''}/24`
+      + `${flags.ipv6 ? ` and ${hostUnderlayIpv6(0)}${flags.hosts > 1 ? `..${hostUnderlayIpv6(flags.hosts - 1)}` : ''}/64` : ''} (${seconds(t)})`);
 
     t = this.begin(`starting etcd on ${ETCD_URL} inside ${UNDERLAY_NETNS}`);
     await this.startEtcd();
     progress(`      healthy (${seconds(t)})`);
 
-    t = this.begin(`storing the network config ${networkConfig(flags.backend)}`);
+    t = this.begin(`storing the network config ${networkConfig(flags.backend, flags.ipv6)}`);
     await this.putConfig();
 
     t = this.begin(`starting twilld on each host (--iface eth0 --ip-masq --resync-interval 2s)`);
     const hosts = await this.startAgents();
-    for (const h of hosts) progress(`      ${h.name} leased ${h.subnet} (MTU ${h.env.mtu})`);
+    for (const h of hosts) progress(`      ${h.name} leased ${h.subnet}${h.subnetV6 === undefined ? "" : ` and ${h.subnetV6}`} (MTU ${h.env.mtu})`);
     progress(`      all ready (${seconds(t)}); waiting until every agent knows all ${hosts.length} leases`);
     await this.waitConverged(hosts);
     progress(`      done (${seconds(t)})`);
@@ -241,8 +245,17 @@ class DemoRun {
     t = this.begin(`pinging every pod from every pod (${pairs} pairs, ping -c 3)`);
     const matrix = await pingMatrix(pods, PING_CONCURRENCY, this.signal);
     this.check();
-    const failed = matrix.filter((m) => !m.ok).length;
+    let failed = matrix.filter((m) => !m.ok).length;
     progress(`      ${pairs - failed} of ${pairs} answered (${seconds(t)})`);
+    let matrix6: PingResult[] | undefined;
+    if (flags.ipv6) {
+      t = this.begin(`pinging every pod from every pod over IPv6 (${pairs} pairs, ping -6 -c 3)`);
+      matrix6 = await pingMatrix(pods.map((p) => ({ name: p.name, ip: p.ipv6 ?? '::' })), PING_CONCURRENCY, this.signal);
+      this.check();
+      const failed6 = matrix6.filter((m) => !m.ok).length;
+      progress(`      ${pairs - failed6} of ${pairs} answered (${seconds(t)})`);
+      failed += failed6;
+    }
 
     let iperfResult: IperfResult | null = null;
     let iperfNote = this.iperfNote;
@@ -266,9 +279,10 @@ class DemoRun {
     this.check();
     return {
       backend: flags.backend,
-      hosts: hosts.map(({ name, underlayIp, subnet }) => ({ name, underlayIp, subnet })),
+      hosts: hosts.map(({ name, underlayIp, subnet, underlayIpv6, subnetV6 }) => ({ name, underlayIp, subnet, ...(flags.ipv6 && { underlayIpv6, subnetV6 }) })),
       pods,
       matrix,
+      ...(matrix6 !== undefined && { matrix6 }),
       iperf: iperfResult,
       iperfNote,
       ok: failed === 0,
@@ -322,7 +336,7 @@ class DemoRun {
   /** Through twillctl itself (run inside the underlay, where etcd is reachable): it validates first. */
   private async putConfig(): Promise<void> {
     const args = ['netns', 'exec', UNDERLAY_NETNS, process.execPath, CTL_MAIN, '--etcd-endpoints', ETCD_URL, 'config', 'set', '-'];
-    const r = await runCommand('ip', args, { input: networkConfig(this.flags.backend), env: hermeticEnv(), signal: this.signal });
+    const r = await runCommand('ip', args, { input: networkConfig(this.flags.backend, this.flags.ipv6), env: hermeticEnv(), signal: this.signal });
     this.check();
     if (r.code !== 0) throw new DemoError(`storing the network config failed: ${describeFailure(r)}`);
     progress(`      ${r.stdout.trim()}`);
@@ -365,7 +379,11 @@ class DemoRun {
       if (!ready.ok) throw failed(`did not become ready within ${this.flags.readyTimeoutMs / 1000} s (--ready-timeout; /readyz: ${ready.last})`);
       // /readyz turns 200 once the subnet file is written.
       const env = parseSubnetEnv(readFileSync(subnetFile, 'utf8'), subnetFile);
-      return { index: i, name, underlayIp: hostUnderlayIp(i), subnet: leaseSubnet(env), dir, subnetFile, env, daemon };
+      const subnetV6 = env.ipv6Subnet === undefined ? undefined : networkPrefix(env.ipv6Subnet);
+      return {
+        index: i, name, underlayIp: hostUnderlayIp(i), subnet: leaseSubnet(env), dir, subnetFile, env, daemon,
+        ...(this.flags.ipv6 && { underlayIpv6: hostUnderlayIpv6(i), subnetV6 }),
+      };
     }));
   }
 
@@ -405,8 +423,9 @@ class DemoRun {
       // Registered before ADD: a failed ADD still gets its DEL, as the CNI spec asks.
       this.attachments.push(attachment);
       try {
-        const { ip } = await attachPod(attachment);
-        pods.push({ name, label: podLabel(host.index, j), host: host.name, ip });
+        const { ip, ipv6 } = await attachPod(attachment);
+        if (this.flags.ipv6 && ipv6 === undefined) throw new DemoError(`CNI ADD of ${name} gave the pod no IPv6 address in a dual-stack network`);
+        pods.push({ name, label: podLabel(host.index, j), host: host.name, ip, ...(ipv6 !== undefined && { ipv6 }) });
       } catch (err) {
         this.check();
         throw new DemoError((err as Error).message);

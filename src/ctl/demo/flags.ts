@@ -14,6 +14,8 @@ export interface DemoFlags {
   readonly down: boolean;
   readonly json: boolean;
   readonly iperf: boolean;
+  /** A dual-stack network: an IPv6 underlay beside the IPv4 one, and pods with an address of each family. */
+  readonly ipv6: boolean;
   /** How long etcd and each twilld may take to become ready. */
   readonly readyTimeoutMs: number;
 }
@@ -29,6 +31,7 @@ const FLAGS: readonly FlagSpec[] = [
   { name: 'hosts', kind: 'string', arg: 'N', default: '3', help: `number of hosts, 1..${MAX_HOSTS}.` },
   { name: 'pods-per-host', kind: 'string', arg: 'N', default: '2', help: `pods on each host, 1..${MAX_PODS_PER_HOST}.` },
   { name: 'backend', kind: 'string', arg: 'NAME', default: 'vxlan', help: 'Backend.Type of the network config (vxlan, host-gw, ipip, bgp, alloc, ...: any backend this build of twilld knows). bgp builds an iBGP full mesh among the hosts. alloc leases subnets but routes nothing, so only pods on the same host reach each other.' },
+  { name: 'ipv6', kind: 'boolean', default: 'false', help: 'build a dual-stack cluster: an IPv6 underlay (fd00:18::/64) beside the IPv4 one, IPv6Network fd10::/48, pods with an IPv4 and an IPv6 address; pings every pair over both and prints both matrices.' },
   { name: 'keep', kind: 'boolean', default: 'false', help: 'leave the demo running afterwards, and print how to explore it and how to remove it (twillctl demo --down).' },
   { name: 'down', kind: 'boolean', default: 'false', help: 'remove a demo left running by --keep (or by a demo that was killed): its processes, namespaces and temp dir.' },
   { name: 'json', kind: 'boolean', default: 'false', help: 'print the result as JSON on stdout instead of tables (progress stays on stderr).' },
@@ -73,6 +76,7 @@ export function parseDemoFlags(argv: readonly string[], env: NodeJS.ProcessEnv):
       down: v.bool('down'),
       json: v.bool('json'),
       iperf: v.bool('iperf'),
+      ipv6: v.bool('ipv6'),
       readyTimeoutMs: readyTimeout(v),
     }),
   };

@@ -34,7 +34,8 @@ export function parsePing(stdout: string): { sent: number; received: number; avg
 }
 
 export async function ping(from: PingTarget, to: PingTarget, signal?: AbortSignal): Promise<PingResult> {
-  const r = await runCommand('ip', ['netns', 'exec', from.name, 'ping', '-n', '-q', '-c', String(PING_COUNT), '-i', '0.2', '-W', '1', to.ip],
+  const family = to.ip.includes(':') ? ['-6'] : [];
+  const r = await runCommand('ip', ['netns', 'exec', from.name, 'ping', ...family, '-n', '-q', '-c', String(PING_COUNT), '-i', '0.2', '-W', '1', to.ip],
     { timeoutMs: 15_000, signal });
   const p = parsePing(r.stdout);
   const sent = p.sent || PING_COUNT;

@@ -60,6 +60,8 @@ export interface PodAttachment {
 export interface AttachedPod {
   /** The pod's address, e.g. "10.244.3.2". */
   readonly ip: string;
+  /** Its IPv6 address in a dual-stack network, e.g. "fd10:0:0:3::2". */
+  readonly ipv6: string | undefined;
   /** With the subnet's prefix length, e.g. "10.244.3.2/24". */
   readonly cidr: string;
   /** The bridge's address in the host, e.g. "10.244.3.1". */
@@ -201,12 +203,14 @@ export async function attachPod(pod: PodAttachment): Promise<AttachedPod> {
   const v4 = (result.ips ?? []).find((i) => !i.address.includes(':'));
   if (!v4) throw new CniPluginError(`CNI ADD of ${pod.containerId} in ${pod.hostNetns}: the result holds no IPv4 address: ${r.stdout.slice(0, 300)}`, { stderr: r.stderr });
   const ip = v4.address.split('/')[0]!;
+  const v6 = (result.ips ?? []).find((i) => i.address.includes(':'));
   const ifname = pod.ifname ?? 'eth0';
   const interfaces = result.interfaces ?? [];
   const podIf = interfaces.find((i) => i.name === ifname && i.sandbox !== undefined && i.sandbox !== '');
   const hostIf = interfaces.find((i) => (i.sandbox === undefined || i.sandbox === '') && i.name !== (pod.bridge ?? 'cni0'));
   return {
     ip,
+    ipv6: v6?.address.split('/')[0],
     cidr: v4.address,
     // FLANNEL_SUBNET is the gateway's own address (the subnet's first), which isGateway puts on the bridge.
     gateway: v4.gateway ?? pod.subnetEnv.subnet.split('/')[0]!,

@@ -36,6 +36,13 @@ export function hostUnderlayIp(i: number): string {
   return `198.18.0.${i + 1}`;
 }
 
+/** The IPv6 underlay of `twillctl demo --ipv6` (unique-local space, inside the namespaces only). */
+export const UNDERLAY_NETWORK_V6 = 'fd00:18::/64';
+
+export function hostUnderlayIpv6(i: number): string {
+  return `fd00:18::${(i + 1).toString(16)}`;
+}
+
 /** Creates a namespace and brings its lo up. Teardown finds every one by the name prefix. */
 async function namespace(name: string): Promise<string> {
   const path = createNetns(name);
@@ -52,8 +59,12 @@ export async function createUnderlay(): Promise<void> {
   });
 }
 
-/** Host `i`: its namespace, a veth to the underlay bridge (eth0 inside), address, lo, forwarding. */
-export async function createHost(i: number): Promise<void> {
+/**
+ * Host `i`: its namespace, a veth to the underlay bridge (eth0 inside), address, lo, forwarding;
+ * with `ipv6`, also its IPv6 underlay address (without duplicate address detection, so usable at
+ * once) and IPv6 forwarding.
+ */
+export async function createHost(i: number, ipv6 = false): Promise<void> {
   const name = hostNetnsName(i);
   const path = await namespace(name);
   const port = `veth-host${i + 1}`;
@@ -62,8 +73,13 @@ export async function createHost(i: number): Promise<void> {
     await nl.setMaster(port, UNDERLAY_BRIDGE);
     await nl.setUp(port);
   });
+  if (ipv6) {
+    writeSysctl(`net.ipv6.conf.${HOST_IFNAME}.accept_dad`, 0, path);
+    writeSysctl('net.ipv6.conf.all.forwarding', 1, path);
+  }
   await withNetns(path, async (nl) => {
     await nl.addAddress(HOST_IFNAME, `${hostUnderlayIp(i)}/24`);
+    if (ipv6) await nl.addAddress(HOST_IFNAME, `${hostUnderlayIpv6(i)}/64`);
     await nl.setUp(HOST_IFNAME);
   });
   writeSysctl('net.ipv4.ip_forward', 1, path);

@@ -2,7 +2,7 @@ import { DEVICE_NAME as IPIP_DEVICE } from '../../backends/ipip/config.js';
 import { vniOfDeviceName } from '../../backends/vxlan/config.js';
 import { removeAdoptedVteps } from '../../backends/vxlan/vtep-state.js';
 import { isNetlinkError, listNexthopsIfSupported, RTPROT_TWILL, type Netlink } from '../../netlink/index.js';
-import { hasTable, POD_MASQ_TABLE, TABLE_FAMILY, TABLE_NAME, type NftRunner } from '../../nftables/index.js';
+import { hasTable, POD_MASQ_TABLE, TABLE_FAMILY, TABLE_FAMILY_V6, TABLE_NAME, type NftRunner } from '../../nftables/index.js';
 
 /**
  * What `twillctl uninstall` removes from the network namespace it runs in: exactly what Twill
@@ -12,7 +12,7 @@ import { hasTable, POD_MASQ_TABLE, TABLE_FAMILY, TABLE_NAME, type NftRunner } fr
  *   - the VXLAN devices twill.<VNI> (with them go their addresses, neighbours and FDB entries,
  *     and the kernel's one-device-per-VNI-and-port slot that flannel.<VNI> needs), and the IPIP
  *     device twill.ipip (never tunl0 or flannel.ipip);
- *   - the nftables tables `ip twill` (twilld --ip-masq) and `ip twill-cni` (the CNI plugin's ipMasq);
+ *   - the nftables tables `ip twill` and `ip6 twill` (twilld --ip-masq) and `ip twill-cni` (the CNI plugin's ipMasq);
  *   - the record of a VTEP MAC adopted from flanneld (backends/vxlan/vtep-state.ts).
  * Routes go first, so that each one is reported (deleting a device or a nexthop would take its
  * routes silently). Everything already gone counts as done, so running it twice is harmless.
@@ -83,31 +83,35 @@ async function removeDevices(nl: Netlink, out: Removal): Promise<void> {
 }
 
 async function removeTables(nft: NftRunner, out: Removal): Promise<void> {
-  const names = [TABLE_NAME, POD_MASQ_TABLE];
+  // Twill's tables of both families: twilld's IPv6 masquerading is `ip6 twill`.
+  const tables = [TABLE_NAME, POD_MASQ_TABLE].flatMap((name) => [TABLE_FAMILY, TABLE_FAMILY_V6].map((family) => `${family} ${name}`));
   let listed;
   try {
-    listed = await nft(['-j', 'list', 'tables', TABLE_FAMILY]);
+    listed = await nft(['-j', 'list', 'tables']);
   } catch (err) {
     // Without nft on the host Twill could not have made a table (it writes them with nft).
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
-    out.failed.push(`nftables tables ${names.map((n) => `${TABLE_FAMILY} ${n}`).join(', ')}: cannot run nft: ${(err as Error).message}`);
+    out.failed.push(`nftables tables ${tables.join(', ')}: cannot run nft: ${(err as Error).message}`);
     return;
   }
   if (listed.code !== 0) {
-    out.failed.push(`nftables tables: nft -j list tables ${TABLE_FAMILY} exited with code ${listed.code}: ${listed.stderr.trim()}`);
+    out.failed.push(`nftables tables: nft -j list tables exited with code ${listed.code}: ${listed.stderr.trim()}`);
     return;
   }
   let present: string[];
   try {
-    present = names.filter((n) => hasTable(listed.stdout, TABLE_FAMILY, n));
+    present = tables.filter((t) => {
+      const [family, name] = t.split(' ') as [string, string];
+      return hasTable(listed.stdout, family, name);
+    });
   } catch (err) {
     out.failed.push(`nftables tables: unexpected output of nft -j list tables: ${(err as Error).message}`);
     return;
   }
   if (present.length === 0) return;
-  // One transaction: both tables go, or neither.
-  const result = await nft(['-f', '-'], present.map((n) => `delete table ${TABLE_FAMILY} ${n}\n`).join(''));
-  const what = present.map((n) => `nftables table ${TABLE_FAMILY} ${n}`);
+  // One transaction: every table goes, or none.
+  const result = await nft(['-f', '-'], present.map((t) => `delete table ${t}\n`).join(''));
+  const what = present.map((t) => `nftables table ${t}`);
   if (result.code === 0) out.removed.push(...what);
   else out.failed.push(`${what.join(', ')}: nft exited with code ${result.code}: ${result.stderr.trim()}`);
 }

@@ -12,8 +12,14 @@ export interface Family {
   readonly safi: string;
 }
 
-/** The only family Twill's bgp backend routes: pod subnets are IPv4 (import-filter.ts). */
+/** The families Twill's bgp backend routes: IPv4 and IPv6 unicast (RFC 4760 AFI 1 and 2, SAFI 1). */
 export const IPV4_UNICAST: Family = { afi: 'AFI_IP', safi: 'SAFI_UNICAST' };
+export const IPV6_UNICAST: Family = { afi: 'AFI_IP6', safi: 'SAFI_UNICAST' };
+
+/** gobgpd's family of one the backend routes. */
+export function gobgpFamily(family: 'ipv4' | 'ipv6'): Family {
+  return family === 'ipv4' ? IPV4_UNICAST : IPV6_UNICAST;
+}
 
 /**
  * A google.protobuf.Any as proto-loader's `json` option unpacks it: the message's own fields
@@ -38,7 +44,16 @@ export interface AsPathAttribute { readonly '@type': typeof ANY.asPath; readonly
 export interface NextHopAttribute { readonly '@type': typeof ANY.nextHop; readonly next_hop: string }
 export interface MultiExitDiscAttribute { readonly '@type': typeof ANY.med; readonly med: number }
 export interface LocalPrefAttribute { readonly '@type': typeof ANY.localPref; readonly local_pref: number }
-export interface MpReachNlriAttribute { readonly '@type': typeof ANY.mpReach; readonly next_hops: readonly string[] }
+/**
+ * RFC 4760 MP_REACH_NLRI: gobgpd reports an IPv6 path's next hops here (global, then link-local),
+ * and AddPath takes an IPv6 path's next hop here (with the family and the NLRI, as gobgp's CLI sends it).
+ */
+export interface MpReachNlriAttribute {
+  readonly '@type': typeof ANY.mpReach;
+  readonly family?: Family | null;
+  readonly next_hops: readonly string[];
+  readonly nlris?: readonly (IpAddressPrefix | PackedAny)[];
+}
 /** An attribute of a type not in attribute.proto's subset (communities, say): Twill ignores it. */
 export interface PackedAny { readonly '@type'?: undefined; readonly type_url: string }
 
@@ -74,7 +89,8 @@ export interface Timestamp { readonly seconds: number; readonly nanos: number }
 
 export interface AfiSafi {
   readonly config?: { readonly family?: Family | null; readonly enabled?: boolean } | null;
-  readonly state?: { readonly family?: Family | null; readonly received?: number; readonly accepted?: number } | null;
+  /** `enabled`: the family is in use on the session (gobgpd clears it for one the peer did not negotiate). */
+  readonly state?: { readonly family?: Family | null; readonly enabled?: boolean; readonly received?: number; readonly accepted?: number } | null;
   readonly prefix_limits?: { readonly family?: Family | null; readonly max_prefixes?: number } | null;
   readonly mp_graceful_restart?: {
     readonly config?: { readonly enabled?: boolean } | null;

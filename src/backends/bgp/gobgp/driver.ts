@@ -1,10 +1,10 @@
 import { EventEmitter } from 'node:events';
 import { status, type ClientReadableStream } from '@grpc/grpc-js';
 import { Backoff } from '../../../core/backoff.js';
-import type { BgpDriver, DriverEvents, DriverOptions, DriverPeer, LearnedPath, PeerStatus } from '../driver.js';
-import { IPV4_UNICAST, type Path, type Peer, type PolicyPrefix, type WatchEventResponse } from './api.js';
+import { ownSubnetsOf, routedFamilies, type BgpDriver, type DriverEvents, type DriverOptions, type DriverPeer, type LearnedPath, type PeerStatus, type RoutedFamily } from '../driver.js';
+import { gobgpFamily, type Path, type Peer, type PolicyPrefix, type WatchEventResponse } from './api.js';
 import { GobgpApiError, GobgpClient } from './client.js';
-import { EXPORT_NAME, exportAssignment, exportPolicy, exportPrefixes, exportSet, planSet, policyKey } from './export.js';
+import { EXPORT_NAME, exportAssignment, exportPolicy, exportPrefixes, exportSet, exportSetName, planSet, policyKey, prefixesOfFamily } from './export.js';
 import { LearnedPaths } from './learned.js';
 import { learnedPath, neighborOf, ownPath, ownRoute, prefixOf, type OwnRoute } from './paths.js';
 import { addressOf, guessRole, peerKey, peerMessage, planPeers } from './peers.js';
@@ -73,8 +73,10 @@ class GobgpDriver extends EventEmitter<DriverEvents> implements BgpDriver {
   /** What gobgpd has: peer address → peerKey, and own prefix → next hop. */
   readonly #configured = new Map<string, string>();
   readonly #announced = new Map<string, string>();
-  /** What gobgpd's export set holds (duplicates and all); undefined until read. */
-  #exportSet: PolicyPrefix[] | undefined;
+  /** What gobgpd's export sets hold (duplicates and all), by set name (one per family); absent until read. */
+  readonly #exportSets = new Map<string, PolicyPrefix[]>();
+  /** The families the sessions carry (IPv4, IPv6 or both). */
+  readonly #families: readonly RoutedFamily[];
   /** What the backend wants; undefined until it first says (an adopted gobgpd keeps all until then). */
   #wantedPeers: ReadonlyMap<string, Peer> | undefined;
   #wantedRoutes: ReadonlyMap<string, string> | undefined;
@@ -98,6 +100,7 @@ class GobgpDriver extends EventEmitter<DriverEvents> implements BgpDriver {
   constructor(private readonly client: GobgpClient, private readonly opts: GobgpDriverOptions, peers: readonly Peer[], routes: readonly OwnRoute[]) {
     super();
     this.#status = new PeerStatusTable(opts.maxPrefixes);
+    this.#families = routedFamilies(opts);
     this.#adopt(peers, routes);
   }
 
@@ -141,7 +144,7 @@ class GobgpDriver extends EventEmitter<DriverEvents> implements BgpDriver {
   async announce(routes: readonly { readonly prefix: string; readonly nextHop: string }[]): Promise<void> {
     this.#checkOpen();
     this.#wantedRoutes = new Map(routes.map((r) => {
-      const own = ownRoute(r.prefix, r.nextHop);
+      const own = ownRoute(r.prefix, r.nextHop, this.#families);
       return [own.prefix, own.nextHop];
     }));
     await this.#serial(() => this.#syncRoutes());
@@ -182,7 +185,7 @@ class GobgpDriver extends EventEmitter<DriverEvents> implements BgpDriver {
     }
     this.#announced.clear();
     for (const r of routes) this.#announced.set(r.prefix, r.nextHop);
-    this.#exportSet = undefined;
+    this.#exportSets.clear();
   }
 
   #serial<T>(task: () => Promise<T>): Promise<T> {
@@ -250,37 +253,42 @@ class GobgpDriver extends EventEmitter<DriverEvents> implements BgpDriver {
   }
 
   /**
-   * The export set made exactly the entries for this host's own prefixes: those gobgpd has paths
-   * for and those about to get one (the subnet from the options until the backend first
-   * announces), or the cluster network on a reflector. Adds before it removes.
+   * The export sets (one per family) made exactly the entries for this host's own prefixes: those
+   * gobgpd has paths for and those about to get one (the subnets from the options until the
+   * backend first announces), or the cluster networks on a reflector. Adds before it removes.
    */
   async #syncExportSet(): Promise<void> {
     const own = new Set(this.#announced.keys());
-    for (const prefix of this.#wantedRoutes?.keys() ?? [this.opts.ownSubnet]) own.add(prefix);
-    const wanted = exportPrefixes(this.opts, own);
+    for (const prefix of this.#wantedRoutes?.keys() ?? ownSubnetsOf(this.opts)) own.add(prefix);
+    const all = exportPrefixes(this.opts, own);
+    for (const family of this.#families) await this.#syncOneExportSet(exportSetName(family), prefixesOfFamily(all, family));
+  }
+
+  async #syncOneExportSet(name: string, wanted: PolicyPrefix[]): Promise<void> {
     try {
-      let current = this.#exportSet;
+      let current = this.#exportSets.get(name);
       if (current === undefined) {
-        const found = await this.client.prefixSet(EXPORT_NAME);
+        const found = await this.client.prefixSet(name);
         if (!found) {
-          await this.client.addDefinedSet(exportSet(wanted));
-          this.#exportSet = wanted;
+          await this.client.addDefinedSet(exportSet(wanted, name));
+          this.#exportSets.set(name, wanted);
           return;
         }
-        current = this.#exportSet = [...found.prefixes ?? []];
+        current = [...found.prefixes ?? []];
+        this.#exportSets.set(name, current);
       }
       const plan = planSet(current, wanted);
       if (plan.add.length > 0) {
-        await this.client.addDefinedSet(exportSet(plan.add));
-        this.#exportSet = [...current, ...plan.add];
+        await this.client.addDefinedSet(exportSet(plan.add, name));
+        this.#exportSets.set(name, [...current, ...plan.add]);
       }
       if (plan.remove.length > 0) {
-        await this.client.deleteFromDefinedSet(exportSet(plan.remove));
-        this.#exportSet = wanted;
+        await this.client.deleteFromDefinedSet(exportSet(plan.remove, name));
+        this.#exportSets.set(name, wanted);
       }
     } catch (err) {
       // Read again next time; the refresh resyncs.
-      this.#exportSet = undefined;
+      this.#exportSets.delete(name);
       this.#dirty = true;
       throw err;
     }
@@ -460,7 +468,8 @@ class GobgpDriver extends EventEmitter<DriverEvents> implements BgpDriver {
     this.#learned.begin(peer);
     let paths: Path[];
     try {
-      paths = await this.client.listPaths('ADJ_IN', peer, IPV4_UNICAST);
+      paths = [];
+      for (const family of this.#families) paths.push(...await this.client.listPaths('ADJ_IN', peer, gobgpFamily(family)));
     } catch (err) {
       this.#learned.abandon(peer);
       if (!this.#closed && this.#configured.has(peer)) this.emit('warning', err as Error);
@@ -496,7 +505,9 @@ class GobgpDriver extends EventEmitter<DriverEvents> implements BgpDriver {
         if (!this.#configured.has(address)) continue;
         let sent = 0;
         try {
-          if (p.state?.session_state === 'ESTABLISHED') sent = await this.client.adjOutSize(address, IPV4_UNICAST);
+          if (p.state?.session_state === 'ESTABLISHED') {
+            for (const family of this.#families) sent += await this.client.adjOutSize(address, gobgpFamily(family));
+          }
         } catch (err) {
           // The session was deleted (or replaced) since ListPeer: the next round sees it as it is.
           if (this.#busy > 0 || this.#changes !== changes) continue;

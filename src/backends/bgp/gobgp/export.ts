@@ -1,6 +1,6 @@
 import { InvalidArgumentError } from '../../../core/errors.js';
 import { formatCidr, parsePrefix, type Cidr } from '../../../core/ip.js';
-import type { DriverOptions } from '../driver.js';
+import { familyOf, routedFamilies, type DriverOptions, type RoutedFamily } from '../driver.js';
 import type { DefinedSet, Policy, PolicyAssignment, PolicyPrefix } from './api.js';
 
 /**
@@ -25,26 +25,49 @@ import type { DefinedSet, Policy, PolicyAssignment, PolicyPrefix } from './api.j
  * only sends again what passes; it withdraws nothing).
  */
 export const EXPORT_NAME = 'twill-export';
+/**
+ * gobgpd's PREFIX sets hold one family each ("multiple families", NewPrefixSetFromApiStruct), so
+ * the IPv6 prefixes have a set of their own, and the policy a statement for it.
+ */
+export const EXPORT_NAME_V6 = 'twill-export-v6';
 
-export type ExportOptions = Pick<DriverOptions, 'reflector' | 'clusterNetwork'>;
+/** The export set (and statement) of a family. */
+export function exportSetName(family: RoutedFamily): string {
+  return family === 'ipv4' ? EXPORT_NAME : EXPORT_NAME_V6;
+}
 
-/** The set's entries for the host's own prefixes (canonical IPv4 text, "10.244.1.0/24"). */
+/** The entries of one family's set, of exportPrefixes()' output. */
+export function prefixesOfFamily(prefixes: readonly PolicyPrefix[], family: RoutedFamily): PolicyPrefix[] {
+  return prefixes.filter((p) => familyOf(p.ip_prefix) === family);
+}
+
+export type ExportOptions = Pick<DriverOptions, 'reflector' | 'clusterNetwork'> & Partial<Pick<DriverOptions, 'families' | 'clusterNetworkV6'>>;
+
+/**
+ * The set's entries for the host's own prefixes (canonical text, "10.244.1.0/24",
+ * "fd10:0:0:1::/64"); on a reflector the cluster networks of the driver's families. One
+ * PREFIX set holds both families: gobgpd matches each path against the entries of its own.
+ */
 export function exportPrefixes(opts: ExportOptions, own: Iterable<string>): PolicyPrefix[] {
+  const families = routedFamilies(opts);
   if (opts.reflector) {
-    const cluster = ipv4Prefix(opts.clusterNetwork, 'cluster network');
-    return [{ ip_prefix: formatCidr(cluster), mask_length_min: cluster.prefixLength, mask_length_max: 32 }];
+    const networks: [RoutedFamily, string | undefined][] = [['ipv4', opts.clusterNetwork], ['ipv6', opts.clusterNetworkV6]];
+    return networks.filter(([f, n]) => families.includes(f) && (n !== undefined || f === 'ipv4')).map(([, n]) => {
+      const cluster = routedPrefix(n ?? '', 'cluster network', families);
+      return { ip_prefix: formatCidr(cluster), mask_length_min: cluster.prefixLength, mask_length_max: cluster.address.family === 4 ? 32 : 128 };
+    });
   }
   const out = new Map<string, PolicyPrefix>();
   for (const text of own) {
-    const cidr = ipv4Prefix(text, 'announced prefix');
+    const cidr = routedPrefix(text, 'announced prefix', families);
     const p = { ip_prefix: formatCidr(cidr), mask_length_min: cidr.prefixLength, mask_length_max: cidr.prefixLength };
     out.set(prefixKey(p), p);
   }
   return [...out.values()];
 }
 
-export function exportSet(prefixes: readonly PolicyPrefix[]): DefinedSet {
-  return { defined_type: 'PREFIX', name: EXPORT_NAME, prefixes };
+export function exportSet(prefixes: readonly PolicyPrefix[], name = EXPORT_NAME): DefinedSet {
+  return { defined_type: 'PREFIX', name, prefixes };
 }
 
 /**
@@ -52,17 +75,18 @@ export function exportSet(prefixes: readonly PolicyPrefix[]): DefinedSet {
  * originated: a peer's path for its own prefix (a stale one, or another host's before the lease
  * moved) is never passed on, and the withdrawal of ours still goes out when it ends.
  */
-export function exportPolicy(opts: Pick<ExportOptions, 'reflector'>): Policy {
+export function exportPolicy(opts: Pick<ExportOptions, 'reflector' | 'families'>): Policy {
   return {
     name: EXPORT_NAME,
-    statements: [{
-      name: EXPORT_NAME,
+    // One statement per family's set: a path that is in neither is left to the default (REJECT).
+    statements: routedFamilies(opts).map((family) => ({
+      name: exportSetName(family),
       conditions: {
-        prefix_set: { type: 'ANY', name: EXPORT_NAME },
+        prefix_set: { type: 'ANY' as const, name: exportSetName(family) },
         ...(!opts.reflector && { route_type: 'ROUTE_TYPE_LOCAL' as const }),
       },
-      actions: { route_action: 'ACCEPT' },
-    }],
+      actions: { route_action: 'ACCEPT' as const },
+    })),
   };
 }
 
@@ -103,8 +127,10 @@ export function planSet(current: readonly PolicyPrefix[], wanted: readonly Polic
   };
 }
 
-function ipv4Prefix(text: string, what: string): Cidr {
+function routedPrefix(text: string, what: string, families: readonly RoutedFamily[]): Cidr {
   const cidr = parsePrefix(text, what);
-  if (cidr.address.family !== 4) throw new InvalidArgumentError(what, text, 'the gobgp driver routes IPv4 unicast only');
+  if (!families.includes(familyOf(text))) {
+    throw new InvalidArgumentError(what, text, `the gobgp driver routes ${families.map((f) => (f === 'ipv4' ? 'IPv4' : 'IPv6')).join(' and ')} unicast only`);
+  }
   return cidr;
 }

@@ -1,7 +1,7 @@
 import { InvalidArgumentError } from '../../../core/errors.js';
 import { formatCidr, parseIp, parsePrefix } from '../../../core/ip.js';
-import type { LearnedPath } from '../driver.js';
-import { ANY, IPV4_UNICAST, type Path, type PathAttribute } from './api.js';
+import { familyOf, type LearnedPath, type RoutedFamily } from '../driver.js';
+import { ANY, gobgpFamily, type Path, type PathAttribute } from './api.js';
 
 /** ORIGIN IGP (RFC 4271 §5.1.1): the host's subnet is its own, not redistributed. */
 const ORIGIN_IGP = 0;
@@ -10,18 +10,29 @@ const DEFAULT_LOCAL_PREF = 100;
 /** What gobgpd calls a local path's neighbor: Go's text of no address. */
 const NO_NEIGHBOR = '<nil>';
 
-/** A route this host announces: canonical IPv4 prefix and next hop. */
+/** A route this host announces: canonical prefix and next hop, of one family. */
 export interface OwnRoute {
   readonly prefix: string;
   readonly nextHop: string;
 }
 
-/** Checks and canonicalises a route to announce; throws for anything but IPv4 (Twill routes IPv4 pod subnets only). */
-export function ownRoute(prefix: string, nextHop: string): OwnRoute {
+const FAMILY_NAMES: Readonly<Record<RoutedFamily, string>> = { ipv4: 'IPv4', ipv6: 'IPv6' };
+
+/**
+ * Checks and canonicalises a route to announce: of one of `families` (the driver's; IPv4 alone
+ * unless the config enables IPv6), with a next hop of the prefix's own family (no RFC 8950
+ * extended next hop).
+ */
+export function ownRoute(prefix: string, nextHop: string, families: readonly RoutedFamily[] = ['ipv4']): OwnRoute {
   const cidr = parsePrefix(prefix, 'announced prefix');
   const hop = parseIp(nextHop, 'next hop');
-  if (cidr.address.family !== 4 || hop.family !== 4) {
-    throw new InvalidArgumentError('announced route', `${prefix} via ${nextHop}`, 'the gobgp driver announces IPv4 unicast only');
+  const family: RoutedFamily = cidr.address.family === 4 ? 'ipv4' : 'ipv6';
+  const names = families.map((f) => FAMILY_NAMES[f]).join(' and ');
+  if (!families.includes(family)) {
+    throw new InvalidArgumentError('announced route', `${prefix} via ${nextHop}`, `the gobgp driver announces ${names} unicast only`);
+  }
+  if (hop.family !== cidr.address.family) {
+    throw new InvalidArgumentError('announced route', `${prefix} via ${nextHop}`, `the next hop must be of the prefix's family (${names} unicast only, each with a next hop of its own family)`);
   }
   return { prefix: formatCidr(cidr), nextHop: hop.text };
 }
@@ -33,12 +44,17 @@ export function ownRoute(prefix: string, nextHop: string): OwnRoute {
  */
 export function ownPath(route: OwnRoute): Path {
   const slash = route.prefix.indexOf('/');
+  const family = gobgpFamily(familyOf(route.prefix));
+  const nlri = { '@type': ANY.ipAddressPrefix, prefix: route.prefix.slice(0, slash), prefix_len: Number(route.prefix.slice(slash + 1)) } as const;
   return {
-    family: IPV4_UNICAST,
-    nlri: { '@type': ANY.ipAddressPrefix, prefix: route.prefix.slice(0, slash), prefix_len: Number(route.prefix.slice(slash + 1)) },
+    family,
+    nlri,
     pattrs: [
       { '@type': ANY.origin, origin: ORIGIN_IGP },
-      { '@type': ANY.nextHop, next_hop: route.nextHop },
+      // IPv6 (RFC 4760): the next hop travels in MP_REACH_NLRI, as gobgp's CLI sends it.
+      familyOf(route.prefix) === 'ipv4'
+        ? { '@type': ANY.nextHop, next_hop: route.nextHop }
+        : { '@type': ANY.mpReach, family, next_hops: [route.nextHop], nlris: [nlri] },
     ],
   };
 }
@@ -58,12 +74,13 @@ export function neighborOf(path: Path): string | undefined {
 
 /**
  * A learned path as the backend compares and installs it (driver.ts LearnedPath); undefined
- * when it is not IPv4 unicast or has no next hop. `localAsn` tells eBGP from iBGP: gobgpd's
- * is_from_external means "from outside BGP", not eBGP, so the peer's AS decides.
+ * when it is not IPv4 or IPv6 unicast (its family that of its prefix) or has no next hop. An
+ * IPv6 path's next hop is MP_REACH_NLRI's first, the global one (RFC 2545 §3). `localAsn` tells
+ * eBGP from iBGP: gobgpd's is_from_external means "from outside BGP", not eBGP, so the peer's AS decides.
  */
 export function learnedPath(path: Path, localAsn: number): LearnedPath | undefined {
   const prefix = prefixOf(path);
-  if (prefix === undefined || path.family?.afi !== IPV4_UNICAST.afi) return undefined;
+  if (prefix === undefined || path.family?.afi !== gobgpFamily(familyOf(prefix)).afi || path.family.safi !== 'SAFI_UNICAST') return undefined;
   let nextHop = '';
   let asPathLength = 0;
   let localPref = DEFAULT_LOCAL_PREF;

@@ -1,6 +1,6 @@
-import type { DriverOptions, DriverPeer } from '../driver.js';
+import { familyOf, routedFamilies, type DriverOptions, type DriverPeer } from '../driver.js';
 import type { SessionRole } from '../sessions.js';
-import { IPV4_UNICAST, type Peer } from './api.js';
+import { gobgpFamily, type Peer } from './api.js';
 
 /**
  * gobgpd's connect retry (its neighbor timers default to RFC 4271's 120 s). It waits at least 5 s
@@ -9,15 +9,19 @@ import { IPV4_UNICAST, type Peer } from './api.js';
  */
 const CONNECT_RETRY_S = 5;
 
-export type PeerOptions = Pick<DriverOptions, 'routerId' | 'localAddress' | 'holdTimeS' | 'restartTimeS' | 'maxPrefixes'>;
+export type PeerOptions = Pick<DriverOptions, 'routerId' | 'localAddress' | 'holdTimeS' | 'restartTimeS' | 'maxPrefixes' | 'families' | 'localAddressV6'>;
 
-/** The AddPeer message for a session the backend wants. */
+/**
+ * The AddPeer message for a session the backend wants: one AfiSafi per family the host routes
+ * (a dual-stack host's IPv4 session carries IPv6 unicast too), each with the prefix limit.
+ */
 export function peerMessage(opts: PeerOptions, p: DriverPeer): Peer {
   const gracefulRestart = opts.restartTimeS > 0;
+  const localAddress = familyOf(p.address) === 'ipv6' && familyOf(opts.localAddress) === 'ipv4' ? opts.localAddressV6 ?? '' : opts.localAddress;
   return {
     conf: { neighbor_address: p.address, peer_asn: p.asn, auth_password: p.password ?? '' },
     // gobgpd sends from local_address; the peer must see the address it has configured for us.
-    transport: { local_address: opts.localAddress, remote_port: p.port },
+    transport: { local_address: localAddress, remote_port: p.port },
     ...(p.multihop !== undefined && { ebgp_multihop: { enabled: true, multihop_ttl: p.multihop } }),
     timers: {
       config: {
@@ -33,12 +37,16 @@ export function peerMessage(opts: PeerOptions, p: DriverPeer): Peer {
     ...(gracefulRestart && { graceful_restart: { enabled: true, restart_time: opts.restartTimeS } }),
     // RFC 4456: a reflector names its cluster; Twill's reflectors use their router id, as BIRD does.
     ...(p.role === 'reflector-client' && { route_reflector: { route_reflector_client: true, route_reflector_cluster_id: opts.routerId } }),
-    afi_safis: [{
-      config: { family: IPV4_UNICAST, enabled: true },
-      // RFC 4486 Cease/1: gobgpd resets the session, and holds it down, past this many prefixes.
-      prefix_limits: { family: IPV4_UNICAST, max_prefixes: opts.maxPrefixes },
-      ...(gracefulRestart && { mp_graceful_restart: { config: { enabled: true } } }),
-    }],
+    afi_safis: routedFamilies(opts).map((f) => {
+      const family = gobgpFamily(f);
+      return {
+        config: { family, enabled: true },
+        // RFC 4486 Cease/1: gobgpd resets the session, and holds it down, past this many prefixes
+        // (of the family: gobgpd's limit is per AFI/SAFI).
+        prefix_limits: { family, max_prefixes: opts.maxPrefixes },
+        ...(gracefulRestart && { mp_graceful_restart: { config: { enabled: true } } }),
+      };
+    }),
   };
 }
 

@@ -1,10 +1,10 @@
 import { TwillError } from '../../../core/errors.js';
-import type { DriverOptions } from '../driver.js';
-import { IPV4_UNICAST, type Peer } from './api.js';
+import { routedFamilies, type DriverOptions } from '../driver.js';
+import { gobgpFamily, type Peer } from './api.js';
 import type { GobgpClient } from './client.js';
 import { ownRouteOf, type OwnRoute } from './paths.js';
 
-export type SpeakerIdentity = Pick<DriverOptions, 'asn' | 'routerId' | 'listen'>;
+export type SpeakerIdentity = Pick<DriverOptions, 'asn' | 'routerId' | 'listen'> & Partial<Pick<DriverOptions, 'families'>>;
 
 /** What gobgpd had when the driver came to it. */
 export interface FoundState {
@@ -36,6 +36,6 @@ export async function ensureStarted(client: GobgpClient, me: SpeakerIdentity): P
   }
   // The listen address is not compared: gobgpd cannot change it without a restart, and one an
   // operator runs may listen more widely than Twill would have asked.
-  const [peers, paths] = await Promise.all([client.listPeers(), client.listPaths('GLOBAL', '', IPV4_UNICAST)]);
-  return { started: false, peers, routes: paths.flatMap((p) => ownRouteOf(p) ?? []) };
+  const [peers, ...paths] = await Promise.all([client.listPeers(), ...routedFamilies(me).map((f) => client.listPaths('GLOBAL', '', gobgpFamily(f)))]);
+  return { started: false, peers, routes: paths.flat().flatMap((p) => ownRouteOf(p) ?? []) };
 }

@@ -1,6 +1,6 @@
 import type { PeerState, PeerStatus } from '../driver.js';
 import type { SessionRole } from '../sessions.js';
-import { IPV4_UNICAST, type AdminState, type Peer, type SessionState } from './api.js';
+import type { AdminState, Peer, SessionState } from './api.js';
 
 const STATES: Readonly<Record<SessionState, PeerState>> = {
   UNKNOWN: 'idle', IDLE: 'idle', CONNECT: 'connect', ACTIVE: 'active', OPENSENT: 'opensent', OPENCONFIRM: 'openconfirm', ESTABLISHED: 'established',
@@ -12,7 +12,10 @@ export interface PeerCounters {
   readonly sent: number;
   /** Session uptime start (ms since the epoch) while established. */
   readonly upSince: number | undefined;
-  /** gobgpd got the peer's End-of-RIB for IPv4 unicast (RFC 4724 §2; it records it with graceful restart off too). */
+  /**
+   * gobgpd got the peer's End-of-RIB for every family of the session (RFC 4724 §2 sends one per
+   * family; gobgpd records it with graceful restart off too): those it marks enabled, or all.
+   */
   readonly endOfRib: boolean;
 }
 
@@ -30,16 +33,17 @@ export function observe(p: Peer, adjOut?: number): Observation | undefined {
   const state = STATES[p.state?.session_state ?? 'UNKNOWN'] ?? 'idle';
   const admin = p.state?.admin_state ?? 'UP';
   if (adjOut === undefined) return { address, state, admin, counters: undefined };
-  const ipv4 = p.afi_safis?.find((a) => (a.state?.family ?? a.config?.family)?.afi === IPV4_UNICAST.afi);
+  const families = p.afi_safis ?? [];
+  const inUse = families.some((a) => a.state?.enabled === true) ? families.filter((a) => a.state?.enabled === true) : families;
   const uptime = p.timers?.state?.uptime?.seconds;
   return {
     address, state, admin,
     counters: {
-      // "accepted": what passed gobgpd's import policy (none is set: all it took in).
-      received: ipv4?.state?.accepted ?? 0,
+      // "accepted": what passed gobgpd's import policy (none is set: all it took in), both families.
+      received: families.reduce((n, a) => n + (a.state?.accepted ?? 0), 0),
       sent: adjOut,
       upSince: state === 'established' && uptime ? uptime * 1000 : undefined,
-      endOfRib: ipv4?.mp_graceful_restart?.state?.end_of_rib_received === true,
+      endOfRib: inUse.length > 0 && inUse.every((a) => a.mp_graceful_restart?.state?.end_of_rib_received === true),
     },
   };
 }
