@@ -8,7 +8,9 @@ export { NftError } from './errors.js';
 export { spawnRunner, type NftResult, type NftRunner, type SpawnRunnerOptions } from './runner.js';
 export { parseTable, hasTable, type NftChain, type NftRule, type NftTable } from './ruleset.js';
 export {
-  renderMasqueradeScript, renderRemoveScript, KUBE_PROXY_MASQ_MARK, TABLE_FAMILIES, TABLE_FAMILY, TABLE_FAMILY_V6, TABLE_NAME,
-  type MasqueradeFamily, type MasqueradeSpec,
+  masqueradeFamilyRules, renderMasqueradeScript, renderRemoveScript, KUBE_PROXY_MASQ_MARK, TABLE_FAMILIES, TABLE_FAMILY, TABLE_FAMILY_V6, TABLE_NAME,
+  type MasqueradeFamily, type MasqueradeFamilyRules, type MasqueradeSpec,
 } from './script.js';
-export { PodMasquerade, podMasqueradeOwner, POD_MASQ_TABLE, type MasqueradedPod, type PodMasqueradeOptions } from './pod-masquerade.js';
+export {
+  PodMasquerade, podMasqueradeOwner, POD_MASQ_TABLE, type MasqueradedPod, type PodMasqueradeAddress, type PodMasqueradeOptions,
+} from './pod-masquerade.js';

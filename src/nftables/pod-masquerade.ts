@@ -1,17 +1,33 @@
 import { createHash } from 'node:crypto';
-import { parseIp, parsePrefix } from '../core/ip.js';
+import { InvalidArgumentError } from '../core/errors.js';
+import { formatCidr, parseIp, parsePrefix, type IpFamily } from '../core/ip.js';
 import { NftError } from './errors.js';
 import { Nft, type NftOptions } from './nft.js';
+import { masqueradeFamilyRules, type MasqueradeFamilyRules } from './script.js';
 
-/** The CNI plugin's own table, apart from the agent's `ip twill` (either may exist without the other). */
+/**
+ * The CNI plugin's own table, apart from the agent's `twill` (either may exist without the
+ * other): `ip twill-cni` for IPv4 pods, `ip6 twill-cni` for IPv6 ones.
+ */
 export const POD_MASQ_TABLE = 'twill-cni';
-const FAMILY = 'ip';
 const PODS_SET = 'masq-pods';
 const SUBNETS_SET = 'pod-subnets';
 const NETWORKS_SET = 'cluster-networks';
+/** The families with a table, IPv4 first: the order of every script's sections. */
+const IP_FAMILIES: readonly IpFamily[] = [4, 6];
 
 /** How PodMasquerade reaches nft. */
 export type PodMasqueradeOptions = NftOptions;
+
+/** One address of a pod to masquerade, with its family's pod subnet and cluster network. */
+export interface PodMasqueradeAddress {
+  /** The pod's address, e.g. "10.244.3.5" or "fd00:10:244:3::5". */
+  readonly ip: string;
+  /** This host's pod subnet of the address's family, e.g. "10.244.3.0/24". */
+  readonly subnet: string;
+  /** The cluster network of the address's family, e.g. "10.244.0.0/16". */
+  readonly clusterNetwork: string;
+}
 
 /** One pod in the masquerade set, with the owner tag its ADD gave it (none from older versions). */
 export interface MasqueradedPod {
@@ -39,11 +55,13 @@ export function podMasqueradeOwner(dataDir: string, network: string): string {
  * subnets of this host and the cluster network (and not multicast) leaves with the host's
  * address. Pods on other hosts see a pod's own address: Kubernetes' network model has no NAT
  * between pods, where the bridge plugin (and flannel's, which delegates to it) masquerades all
- * but the local subnet. Pods are elements of
- * one set, so ADD and DEL are one small nft transaction each, and DEL needs only the address,
- * which IPAM returns even when the pod's namespace is gone (the leak of plugins#810). Each element
- * carries its owner (the allocator that holds the address) as its comment, so a GC of one address
- * store only ever removes that store's elements.
+ * but the local subnet. Each address family has a table of the same shape, `ip twill-cni` and
+ * `ip6 twill-cni` (as twilld's `ip twill` and `ip6 twill`), and a dual-stack pod is an element of
+ * both. Pods are elements of one set per family, so ADD and DEL are one small nft transaction
+ * each (both families in the same one), and DEL needs only the addresses, which IPAM returns even
+ * when the pod's namespace is gone (the leak of plugins#810). Each element carries its owner (the
+ * allocator that holds the address) as its comment, so a GC of one address store only ever
+ * removes that store's elements.
  */
 export class PodMasquerade {
   private readonly nft: Nft;
@@ -53,55 +71,74 @@ export class PodMasquerade {
   }
 
   /**
-   * Masquerades `podIp` (of the pod subnet `subnet`, in the cluster network `clusterNetwork`),
-   * tagged with `owner`; idempotent, and creates the table as needed.
+   * Masquerades `podIp` (of the pod subnet `subnet`, in the cluster network `clusterNetwork`, all
+   * three of one family), tagged with `owner`; idempotent, and creates the table as needed.
    */
   async add(podIp: string, subnet: string, clusterNetwork: string, owner?: string): Promise<void> {
-    const ip = parseIp(podIp, 'pod IP');
-    const net = parsePrefix(subnet, 'pod subnet');
-    const cluster = parsePrefix(clusterNetwork, 'cluster network');
-    if (ip.family !== 4 || net.address.family !== 4 || cluster.address.family !== 4) throw new NftError({ command: 'nft', exitCode: null, stderr: '', problem: 'IPv4 only' });
+    await this.addPod([{ ip: podIp, subnet, clusterNetwork }], owner);
+  }
+
+  /**
+   * Masquerades every address of a pod (a dual-stack pod's IPv4 and IPv6 ones), each in its
+   * family's table, tagged with `owner`: one transaction, idempotent, creating the tables as needed.
+   */
+  async addPod(addresses: readonly PodMasqueradeAddress[], owner?: string): Promise<void> {
+    const checked = addresses.map(checkAddress);
     if (owner !== undefined && (owner.length > MAX_OWNER_LENGTH || !/^[\w .@/:=-]*$/.test(owner))) {
       throw new NftError({ command: 'nft', exitCode: null, stderr: '', problem: `owner tag ${JSON.stringify(owner)} must be up to ${MAX_OWNER_LENGTH} plain characters` });
     }
-    // One transaction: the skeleton (add = create if missing), the rule rewritten in place (so
-    // repeating it never duplicates it), then the elements.
-    const script = [
-      `add table ${FAMILY} ${POD_MASQ_TABLE}`,
-      `add set ${FAMILY} ${POD_MASQ_TABLE} ${PODS_SET} { type ipv4_addr; comment "pods whose CNI config has ipMasq"; }`,
-      `add set ${FAMILY} ${POD_MASQ_TABLE} ${SUBNETS_SET} { type ipv4_addr; flags interval; comment "this host's pod subnets"; }`,
-      `add set ${FAMILY} ${POD_MASQ_TABLE} ${NETWORKS_SET} { type ipv4_addr; flags interval; comment "cluster networks: pod to pod keeps its source"; }`,
-      `add chain ${FAMILY} ${POD_MASQ_TABLE} postrouting { type nat hook postrouting priority srcnat; policy accept; }`,
-      `flush chain ${FAMILY} ${POD_MASQ_TABLE} postrouting`,
-      `add rule ${FAMILY} ${POD_MASQ_TABLE} postrouting ip saddr @${PODS_SET} ip daddr != @${SUBNETS_SET} ip daddr != @${NETWORKS_SET} ip daddr != 224.0.0.0/4 masquerade comment "twill CNI ipMasq"`,
-      `add element ${FAMILY} ${POD_MASQ_TABLE} ${SUBNETS_SET} { ${subnet} }`,
-      `add element ${FAMILY} ${POD_MASQ_TABLE} ${NETWORKS_SET} { ${clusterNetwork} }`,
-      `add element ${FAMILY} ${POD_MASQ_TABLE} ${PODS_SET} { ${ip.text}${owner === undefined ? '' : ` comment "${owner}"`} }`,
-      '',
-    ].join('\n');
-    await this.nft.run(['-f', '-'], script);
+    if (checked.length === 0) return;
+    const comment = owner === undefined ? '' : ` comment "${owner}"`;
+    const script = IP_FAMILIES.flatMap((ipFamily) => {
+      const mine = checked.filter((a) => a.family === ipFamily);
+      if (mine.length === 0) return [];
+      const rules = masqueradeFamilyRules(ipFamily);
+      const t = `${rules.family} ${POD_MASQ_TABLE}`;
+      const { proto } = rules;
+      // The skeleton (add = create if missing), the rule rewritten in place (so repeating it
+      // never duplicates it), then the elements.
+      return [
+        `add table ${t}`,
+        podsSet(rules),
+        `add set ${t} ${SUBNETS_SET} { type ${addrType(rules)}; flags interval; comment "this host's pod subnets"; }`,
+        `add set ${t} ${NETWORKS_SET} { type ${addrType(rules)}; flags interval; comment "cluster networks: pod to pod keeps its source"; }`,
+        `add chain ${t} postrouting { type nat hook postrouting priority srcnat; policy accept; }`,
+        `flush chain ${t} postrouting`,
+        `add rule ${t} postrouting ${proto} saddr @${PODS_SET} ${proto} daddr != @${SUBNETS_SET} ${proto} daddr != @${NETWORKS_SET} ${proto} daddr != ${rules.multicast} masquerade comment "twill CNI ipMasq"`,
+        `add element ${t} ${SUBNETS_SET} { ${unique(mine.map((a) => a.subnet)).join(', ')} }`,
+        `add element ${t} ${NETWORKS_SET} { ${unique(mine.map((a) => a.clusterNetwork)).join(', ')} }`,
+        `add element ${t} ${PODS_SET} { ${unique(mine.map((a) => a.ip)).map((ip) => `${ip}${comment}`).join(', ')} }`,
+      ];
+    });
+    await this.nft.run(['-f', '-'], [...script, ''].join('\n'));
   }
 
-  /** Stops masquerading these addresses; absent ones (or an absent table) are fine. */
+  /** Stops masquerading these addresses (of either family); absent ones (or an absent table) are fine. */
   async remove(podIps: readonly string[]): Promise<void> {
     if (podIps.length === 0) return;
-    const ips = podIps.map((p) => parseIp(p, 'pod IP').text).join(', ');
+    const ips = podIps.map((p) => parseIp(p, 'pod IP'));
     // nft 1.0.6 (Debian 12) has no "destroy element": add-then-delete in one transaction deletes
     // whether or not the element was there; the table and set are created if missing, which is
     // harmless (no rule, no effect) and keeps the script valid.
-    const script = [
-      `add table ${FAMILY} ${POD_MASQ_TABLE}`,
-      `add set ${FAMILY} ${POD_MASQ_TABLE} ${PODS_SET} { type ipv4_addr; comment "pods whose CNI config has ipMasq"; }`,
-      `add element ${FAMILY} ${POD_MASQ_TABLE} ${PODS_SET} { ${ips} }`,
-      `delete element ${FAMILY} ${POD_MASQ_TABLE} ${PODS_SET} { ${ips} }`,
-      '',
-    ].join('\n');
-    await this.nft.run(['-f', '-'], script);
+    const script = IP_FAMILIES.flatMap((ipFamily) => {
+      const mine = unique(ips.filter((ip) => ip.family === ipFamily).map((ip) => ip.text)).join(', ');
+      if (mine === '') return [];
+      const rules = masqueradeFamilyRules(ipFamily);
+      const t = `${rules.family} ${POD_MASQ_TABLE}`;
+      return [`add table ${t}`, podsSet(rules), `add element ${t} ${PODS_SET} { ${mine} }`, `delete element ${t} ${PODS_SET} { ${mine} }`];
+    });
+    await this.nft.run(['-f', '-'], [...script, ''].join('\n'));
   }
 
-  /** The masqueraded pods; [] when the table does not exist. */
+  /** The masqueraded pods of both families, IPv4 first; none of a family whose table does not exist. */
   async list(): Promise<MasqueradedPod[]> {
-    const args = ['-j', 'list', 'set', FAMILY, POD_MASQ_TABLE, PODS_SET];
+    const pods: MasqueradedPod[] = [];
+    for (const ipFamily of IP_FAMILIES) pods.push(...await this.listFamily(masqueradeFamilyRules(ipFamily)));
+    return pods;
+  }
+
+  private async listFamily(rules: MasqueradeFamilyRules): Promise<MasqueradedPod[]> {
+    const args = ['-j', 'list', 'set', rules.family, POD_MASQ_TABLE, PODS_SET];
     const result = await this.nft.run(args, undefined, true);
     if (result.code !== 0) {
       if (/No such file or directory|does not exist/i.test(result.stderr)) return [];
@@ -115,10 +152,52 @@ export class PodMasquerade {
   }
 }
 
+/** A validated address: every part parsed, of one family, in canonical text (all that reaches nft). */
+interface CheckedAddress {
+  readonly family: IpFamily;
+  readonly ip: string;
+  readonly subnet: string;
+  readonly clusterNetwork: string;
+}
+
+function checkAddress(a: PodMasqueradeAddress): CheckedAddress {
+  const ip = parseIp(a.ip, 'pod IP');
+  const net = parsePrefix(a.subnet, 'pod subnet');
+  const cluster = parsePrefix(a.clusterNetwork, 'cluster network');
+  for (const [what, text, cidr] of [['pod subnet', a.subnet, net], ['cluster network', a.clusterNetwork, cluster]] as const) {
+    if (cidr.address.family !== ip.family) {
+      throw new InvalidArgumentError(what, text,
+        `is IPv${cidr.address.family} but the pod IP ${ip.text} is IPv${ip.family}: an address is masqueraded with its own family's pod subnet and cluster network`);
+    }
+  }
+  return { family: ip.family, ip: ip.text, subnet: formatCidr(net), clusterNetwork: formatCidr(cluster) };
+}
+
+function addrType(rules: MasqueradeFamilyRules): string {
+  return `ipv${rules.ipFamily}_addr`;
+}
+
+function podsSet(rules: MasqueradeFamilyRules): string {
+  return `add set ${rules.family} ${POD_MASQ_TABLE} ${PODS_SET} { type ${addrType(rules)}; comment "pods whose CNI config has ipMasq"; }`;
+}
+
+function unique(items: readonly string[]): string[] {
+  return [...new Set(items)];
+}
+
 /** An element of `nft -j list set`: "10.244.3.5", or { elem: { val, comment } } with a comment. */
 function masqueradedPod(e: unknown): MasqueradedPod[] {
-  if (typeof e === 'string') return [{ address: e, owner: undefined }];
+  if (typeof e === 'string') return [{ address: canonical(e), owner: undefined }];
   const inner = (e as { elem?: { val?: unknown; comment?: unknown } } | null)?.elem;
   if (typeof inner?.val !== 'string') return [];
-  return [{ address: inner.val, owner: typeof inner.comment === 'string' ? inner.comment : undefined }];
+  return [{ address: canonical(inner.val), owner: typeof inner.comment === 'string' ? inner.comment : undefined }];
+}
+
+/** An address as IPAM writes it (RFC 5952 for IPv6), so a GC compares like with like. */
+function canonical(address: string): string {
+  try {
+    return parseIp(address).text;
+  } catch {
+    return address;
+  }
 }

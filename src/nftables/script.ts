@@ -61,6 +61,17 @@ const IPV6: FamilyRules = {
 };
 const FAMILY_RULES = [IPV4, IPV6] as const;
 
+/**
+ * What any masquerading table of one address family is made of, for tables other than `twill`
+ * (the CNI plugin's `twill-cni`): the table's family, the payload keyword, multicast, the name.
+ */
+export type MasqueradeFamilyRules = Pick<FamilyRules, 'ipFamily' | 'family' | 'proto' | 'multicast' | 'name'>;
+
+/** The rules of IPv4 (`ip`, 224.0.0.0/4) or IPv6 (`ip6`, ff00::/8). */
+export function masqueradeFamilyRules(ipFamily: IpFamily): MasqueradeFamilyRules {
+  return ipFamily === 4 ? IPV4 : IPV6;
+}
+
 /** One family's validated prefixes, in canonical network form. */
 interface FamilyPrefixes {
   readonly network: string;

@@ -8,6 +8,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { etcdAvailable } from '../helpers/etcd.js';
 import { run } from '../helpers/exec.js';
+import { addBridgePods, unreachablePairs } from '../helpers/dual-stack-pods.js';
 import type { Host, Pod } from '../helpers/cluster.js';
 import { startMeshAgent, startMeshBed, type MeshBed } from '../helpers/pod-mesh.js';
 import type { TestAgent } from '../helpers/twilld.js';
@@ -35,36 +36,9 @@ async function twillRoutes(host: Host, family: 4 | 6): Promise<string[]> {
   return routes.filter((r) => r.dst.startsWith(family === 6 ? 'fd10:' : '10.244.')).map((r) => `${r.dst} via ${r.gateway ?? '-'} dev ${r.dev ?? '-'}`).sort();
 }
 
-/** Pods on different hosts that cannot reach each other over `family`, all pairs at once. */
-async function unreachable(pods: readonly Pod<Host>[], family: 4 | 6): Promise<string[]> {
-  const failures: string[] = [];
-  await Promise.all(pods.flatMap((from) => pods.filter((to) => to.host !== from.host).map(async (to) => {
-    const dst = family === 6 ? to.ipv6! : to.ip!;
-    const r = await run('ip', ['netns', 'exec', from.name, 'ping', ...(family === 6 ? ['-6'] : []), '-c', '2', '-i', '0.2', '-W', '2', dst], { allowFailure: true });
-    if (r.code !== 0) failures.push(`${from.name} -> ${dst}`);
-  })));
-  return failures;
-}
-
-/** Two pods on a bridge cni0 holding the first address of each of the host's subnets. */
-async function addPods(bed: MeshBed, i: number, agent: TestAgent): Promise<Pod<Host>[]> {
-  const host = bed.cluster.hosts[i]!;
-  const { v4, v6 } = subnetsOf(agent);
-  const base6 = v6.replace(/::\/64$/, '::');
-  await host.netlink(async (nl) => {
-    await nl.createBridge({ name: 'cni0' });
-    if (v4 !== undefined) await nl.addAddress('cni0', v4.replace(/\.0\/24$/, '.1/24'));
-    await nl.setUp('cni0');
-  });
-  await host.exec('ip', ['address', 'add', `${base6}1/64`, 'dev', 'cni0', 'nodad']);
-  const pods: Pod<Host>[] = [];
-  for (const k of [2, 3]) {
-    pods.push(await bed.cluster.addPod(host, {
-      ...(v4 !== undefined && { ip: v4.replace(/\.0\/24$/, `.${k}/24`), gateway: v4.replace(/\.0\/24$/, '.1') }),
-      ipv6: `${base6}${k}/64`, gatewayV6: `${base6}1`, bridge: 'cni0',
-    }));
-  }
-  return pods;
+/** Two pods on cni0 with addresses of the host's subnets, as its subnet file names them. */
+function addPods(bed: MeshBed, i: number, agent: TestAgent): Promise<Pod<Host>[]> {
+  return addBridgePods(bed.cluster, bed.cluster.hosts[i]!, subnetsOf(agent));
 }
 
 function dualStackSuite(backend: 'host-gw' | 'vxlan' | 'bgp', ipv4: boolean): void {
@@ -108,8 +82,8 @@ function dualStackSuite(backend: 'host-gw' | 'vxlan' | 'bgp', ipv4: boolean): vo
         expect((await twillRoutes(host, 4)).map((r) => r.split(' ')[0])).toEqual(ipv4 ? expectedSubnets(i, 4) : []);
       }
       expect(pods).toHaveLength(6);
-      if (ipv4) expect(await unreachable(pods, 4)).toEqual([]);
-      expect(await unreachable(pods, 6)).toEqual([]);
+      if (ipv4) expect(await unreachablePairs(pods, 4)).toEqual([]);
+      expect(await unreachablePairs(pods, 6)).toEqual([]);
     });
 
     it('puts back an IPv6 route deleted by hand', async () => {
@@ -143,8 +117,8 @@ function dualStackSuite(backend: 'host-gw' | 'vxlan' | 'bgp', ipv4: boolean): vo
         await waitFor(async () => !(await twillRoutes(bed.cluster.hosts[i]!, 6)).some((r) => r.startsWith(gone.v6)), { timeoutMs: 3000, what: `${gone.v6} gone on host ${i}` });
       }
       expect((await twillRoutes(bed.cluster.hosts[0]!, 6)).map((r) => r.split(' ')[0])).toEqual([subnetsOf(agents[1]!).v6]);
-      if (ipv4) expect(await unreachable(pods.filter((p) => p.host !== bed.cluster.hosts[2]), 4)).toEqual([]);
-      expect(await unreachable(pods.filter((p) => p.host !== bed.cluster.hosts[2]), 6)).toEqual([]);
+      if (ipv4) expect(await unreachablePairs(pods.filter((p) => p.host !== bed.cluster.hosts[2]), 4)).toEqual([]);
+      expect(await unreachablePairs(pods.filter((p) => p.host !== bed.cluster.hosts[2]), 6)).toEqual([]);
     });
   });
 }

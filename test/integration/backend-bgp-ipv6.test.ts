@@ -8,6 +8,7 @@ import { CTL_MAIN, startTwillSpeaker, type TwillSpeaker } from '../helpers/twill
 import type { TestAgent } from '../helpers/twilld.js';
 import { isRoot, useCleanup } from '../helpers/vitest.js';
 import { waitFor } from '../helpers/wait.js';
+import { addBridgePods } from '../helpers/dual-stack-pods.js';
 
 // The bgp backend in a dual-stack cluster (issue 17): 3 hosts on one segment with an IPv4 and an
 // IPv6 underlay, an iBGP full mesh over IPv4 that carries both families (the IPv6 subnets in
@@ -91,7 +92,7 @@ describe.skipIf(!isRoot || !etcdAvailable()).each([
       const v4 = env.FLANNEL_SUBNET!;
       const v6 = env.FLANNEL_IPV6_SUBNET!;
       subnets[i] = { v4: v4.replace(/\.1\/(\d+)$/, '.0/$1'), v6: v6.replace(/::1\/(\d+)$/, '::/$1') };
-      pods.push(...await wirePods(hosts()[i]!, v4, v6, 2));
+      pods.push(...await addBridgePods(bed.cluster, hosts()[i]!, subnets[i]!));
     }
     await waitFor(converged, { timeoutMs: 30_000, what: 'every host routing the other hosts\' subnets, both families' });
   }, 120_000);
@@ -147,26 +148,4 @@ describe.skipIf(!isRoot || !etcdAvailable()).each([
     }
     expect(await pingAll(pods.filter((p) => p.host.index < 2).map((p) => ({ ns: p, host: p.host.index, ip: p.ipv6! })))).toEqual([]);
   });
-
-  /** A bridge "cni0" holding the host's two gateway addresses, and `count` pods on it with an address of each subnet. */
-  async function wirePods(host: Host, v4Gateway: string, v6Gateway: string, count: number): Promise<Pod<Host>[]> {
-    await host.netlink(async (nl) => {
-      await nl.createBridge({ name: 'cni0', mtu: 1500 });
-    });
-    host.writeSysctl('net.ipv6.conf.cni0.accept_dad', 0);
-    await host.netlink(async (nl) => {
-      await nl.addAddress('cni0', v4Gateway);
-      await nl.addAddress('cni0', v6Gateway);
-      await nl.setUp('cni0');
-    });
-    const out: Pod<Host>[] = [];
-    for (let k = 0; k < count; k++) {
-      const v4 = v4Gateway.replace(/\.1\/(\d+)$/, `.${10 + k}/$1`);
-      const v6 = v6Gateway.replace(/::1\/(\d+)$/, `::${10 + k}/$1`);
-      out.push(await bed.cluster.addPod(host, {
-        ip: v4, gateway: v4Gateway.split('/')[0], ipv6: v6, gatewayV6: v6Gateway.split('/')[0], bridge: 'cni0', label: `h${host.index}p${k}`,
-      }));
-    }
-    return out;
-  }
 });

@@ -117,6 +117,30 @@ describe.skipIf(!ready)('twillctl demo', () => {
     });
   }
 
+  for (const backend of ['vxlan', 'host-gw', 'bgp'] as const) {
+    it(`--ipv6 builds a dual-stack cluster with ${backend}: every pod reaches every pod over IPv4 and over IPv6`, async () => {
+      const r = await demo(['--json', '--ipv6', '--hosts', '2', '--pods-per-host', '2', '--no-iperf', '--backend', backend]);
+      const j = parse(r) as Omit<DemoJson, 'hosts' | 'pods'> & {
+        hosts: (DemoJson['hosts'][number] & { subnetV6?: string; underlayIpv6?: string })[];
+        pods: (DemoJson['pods'][number] & { ipv6?: string })[];
+        matrix6: DemoJson['matrix'];
+      };
+      expect(r.code, r.stderr).toBe(0);
+      expectShape(j, backend);
+      expect(j.hosts.map((h) => h.underlayIpv6)).toEqual(['fd00:18::1', 'fd00:18::2']);
+      for (const p of j.pods) {
+        const subnetV6 = j.hosts.find((h) => h.name === p.host)!.subnetV6!;
+        expect(subnetV6).toMatch(/^fd10:0:0:[0-9a-f]+::\/64$/);
+        expect(p.ipv6!.startsWith(subnetV6.replace('::/64', '::'))).toBe(true);
+      }
+      expect(j.matrix6).toHaveLength(12);
+      for (const m of [...j.matrix, ...j.matrix6]) expect(m, `${m.from} -> ${m.to}`).toMatchObject({ ok: true });
+      expect(r.stderr).toMatch(/\[7\/7\] pinging every pod from every pod over IPv6 \(12 pairs/);
+      expect(demoNamespaces()).toEqual([]);
+      expect(demoDaemonPids()).toEqual([]);
+    });
+  }
+
   it.skipIf(hasIpip)('with ipip on a kernel without IPIP, exits 1 naming the module and removes everything', async () => {
     const r = await demo(['--hosts', '2', '--pods-per-host', '1', '--no-iperf', '--backend', 'ipip']);
     expect(r.code).toBe(1);

@@ -11,6 +11,7 @@ import { InvalidArgumentError } from '../../src/core/errors.js';
 import { Netlink, RTPROT_TWILL } from '../../src/netlink/index.js';
 import { cleanup } from '../helpers/cleanup.js';
 import { createCluster, type Cluster, type Host, type Pod } from '../helpers/cluster.js';
+import { addBridgePods, unreachablePairs } from '../helpers/dual-stack-pods.js';
 import { isRoot, useCleanup } from '../helpers/vitest.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -81,35 +82,9 @@ function expectedRoutes(nodes: readonly Node[], self: Node): string[] {
   ]).sort();
 }
 
-/** Two pods per host on a bridge cni0 holding the gateway address of each family. */
+/** Two pods per host on cni0, with an address of each of the host's subnets. */
 async function addPods(cluster: Cluster, nodes: readonly Node[]): Promise<Pod<Host>[]> {
-  const pods: Pod<Host>[] = [];
-  for (const [i, n] of nodes.entries()) {
-    await n.host.netlink(async (nl) => {
-      await nl.createBridge({ name: 'cni0' });
-      if (n.subnet !== undefined) await nl.addAddress('cni0', `10.244.${i + 1}.1/24`);
-      await nl.setUp('cni0');
-    });
-    await n.host.exec('ip', ['address', 'add', `fd10:0:0:${i + 1}::1/64`, 'dev', 'cni0', 'nodad']);
-    for (const k of [2, 3]) {
-      pods.push(await cluster.addPod(n.host, {
-        ...(n.subnet !== undefined && { ip: `10.244.${i + 1}.${k}/24`, gateway: `10.244.${i + 1}.1` }),
-        ipv6: `fd10:0:0:${i + 1}::${k}/64`, gatewayV6: `fd10:0:0:${i + 1}::1`, bridge: 'cni0',
-      }));
-    }
-  }
-  return pods;
-}
-
-/** Pairs of pods on different hosts that cannot reach each other over `family`. */
-async function unreachable(pods: readonly Pod<Host>[], family: 4 | 6): Promise<string[]> {
-  const pairs = pods.flatMap((from) => pods.filter((to) => to.host !== from.host).map((to) => ({ from, to: family === 4 ? to.ip! : to.ipv6! })));
-  const results = await Promise.all(pairs.map(async ({ from, to }) => ({
-    path: `${family === 4 ? from.ip! : from.ipv6!} -> ${to}`,
-    ok: await waitFor(() => from.ping(to), { timeoutMs: 5000, what: `reaching ${to}` }).then(() => true, () => false),
-  })));
-  expect(results).toHaveLength(pods.length * (pods.length - 2)); // 2 pods per host
-  return results.filter((r) => !r.ok).map((r) => r.path);
+  return (await Promise.all(nodes.map((n) => addBridgePods(cluster, n.host, { v4: n.subnet, v6: n.subnetV6 })))).flat();
 }
 
 describe.skipIf(!isRoot)('host-gw backend over IPv6', () => {
@@ -128,8 +103,8 @@ describe.skipIf(!isRoot)('host-gw backend over IPv6', () => {
     expect(await nodes[0]!.network.sync(othersOf(nodes, nodes[0]!))).toEqual({ changes: 0, skipped: [] });
 
     const pods = await addPods(cluster, nodes);
-    expect(await unreachable(pods, 4)).toEqual([]);
-    expect(await unreachable(pods, 6)).toEqual([]);
+    expect(await unreachablePairs(pods, 4)).toEqual([]);
+    expect(await unreachablePairs(pods, 6)).toEqual([]);
   });
 
   it('IPv6-only: hosts without IPv4 route every IPv6 subnet and pods ping over IPv6; an IPv4 entry is refused with the reason', async () => {
@@ -142,7 +117,7 @@ describe.skipIf(!isRoot)('host-gw backend over IPv6', () => {
     expect(report.skipped).toEqual([{ subnet: '10.244.9.0/24', reason: 'the network config does not enable IPv4' }]);
 
     const pods = await addPods(cluster, nodes);
-    expect(await unreachable(pods, 6)).toEqual([]);
+    expect(await unreachablePairs(pods, 6)).toEqual([]);
   });
 
   it('IPv6 entries: skipped off-link, outside the network or with an IPv4 PublicIPv6; drift repaired; a departed host\'s IPv6 route removed', async () => {

@@ -14,6 +14,7 @@ import { runLoop as runLoopIn } from '../helpers/backend-context.js';
 import { cleanup, CleanupRegistry, tempDir } from '../helpers/cleanup.js';
 import { createCluster, type Cluster, type Host, type Pod } from '../helpers/cluster.js';
 import { ipJson, type IpLinkJson } from '../helpers/exec.js';
+import { addBridgePods, unreachablePairs } from '../helpers/dual-stack-pods.js';
 import { isRoot, useCleanup } from '../helpers/vitest.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -126,35 +127,9 @@ async function linkDetails(host: Host, dev: string): Promise<IpLinkJson | undefi
   return (await host.json<IpLinkJson[]>(['-d', 'addr', 'show'])).find((l) => l.ifname === dev);
 }
 
-/** Two pods per host on a bridge cni0 holding the gateway address of each family. */
+/** Two pods per host on cni0, with an address of each of the host's subnets. */
 async function addPods(cluster: Cluster, nodes: readonly Node[]): Promise<Pod<Host>[]> {
-  const pods: Pod<Host>[] = [];
-  for (const [i, n] of nodes.entries()) {
-    await n.host.netlink(async (nl) => {
-      await nl.createBridge({ name: 'cni0' });
-      if (n.subnet !== undefined) await nl.addAddress('cni0', `10.244.${i + 1}.1/24`);
-      await nl.addAddress('cni0', `fd10:0:0:${i + 1}::1/64`, { noDad: true });
-      await nl.setUp('cni0');
-    });
-    for (const k of [2, 3]) {
-      pods.push(await cluster.addPod(n.host, {
-        ...(n.subnet !== undefined && { ip: `10.244.${i + 1}.${k}/24`, gateway: `10.244.${i + 1}.1` }),
-        ipv6: `fd10:0:0:${i + 1}::${k}/64`, gatewayV6: `fd10:0:0:${i + 1}::1`, bridge: 'cni0',
-      }));
-    }
-  }
-  return pods;
-}
-
-/** Pairs of pods on different hosts that cannot reach each other over `family` (every pod pings every pod of the other hosts). */
-async function unreachable(pods: readonly Pod<Host>[], family: 4 | 6): Promise<string[]> {
-  const pairs = pods.flatMap((from) => pods.filter((to) => to.host !== from.host).map((to) => ({ from, to: family === 4 ? to.ip! : to.ipv6! })));
-  const results = await Promise.all(pairs.map(async ({ from, to }) => ({
-    path: `${family === 4 ? from.ip! : from.ipv6!} -> ${to}`,
-    ok: await waitFor(() => from.ping(to), { timeoutMs: 5000, intervalMs: 100, what: `reaching ${to}` }).then(() => true, () => false),
-  })));
-  expect(results).toHaveLength(pods.length * (pods.length - 2)); // 2 pods per host
-  return results.filter((r) => !r.ok).map((r) => r.path);
+  return (await Promise.all(nodes.map((n) => addBridgePods(cluster, n.host, { v4: n.subnet, v6: n.subnetV6 })))).flat();
 }
 
 async function txPackets(host: Host, dev: string): Promise<number> {
@@ -215,8 +190,8 @@ describe.skipIf(!isRoot)('vxlan backend over IPv6: dual-stack', () => {
 
   it('3 hosts x 2 pods: every pod pings every pod of the other hosts over IPv4 and over IPv6, through the tunnels', async () => {
     const before = await Promise.all(nodes.map((n) => txPackets(n.host, DEV6)));
-    expect(await unreachable(pods, 4)).toEqual([]);
-    expect(await unreachable(pods, 6)).toEqual([]);
+    expect(await unreachablePairs(pods, 4)).toEqual([]);
+    expect(await unreachablePairs(pods, 6)).toEqual([]);
     const after = await Promise.all(nodes.map((n) => txPackets(n.host, DEV6)));
     after.forEach((tx, i) => expect(tx).toBeGreaterThan(before[i]!)); // IPv6 went out of twill-v6.1, encapsulated
   });
@@ -229,7 +204,7 @@ describe.skipIf(!isRoot)('vxlan backend over IPv6: dual-stack', () => {
     await n0.host.exec('ip', ['-6', 'neigh', 'del', gatewayOf(l2), 'dev', DEV6]);
     await n0.host.exec('bridge', ['fdb', 'del', macOf(l1), 'dev', DEV6, 'dst', l1.publicIp, 'self']);
     await waitConvergedV6(n0, othersOf(nodes, n0), 2 * RESYNC_MS + 1000, 'IPv6 drift repaired');
-    expect(await unreachable(pods, 6)).toEqual([]);
+    expect(await unreachablePairs(pods, 6)).toEqual([]);
   });
 
   it('run(): a deleted twill-v6.1 is recreated at once with every entry replayed (twill.1 untouched), and pods talk IPv6 again', async () => {
@@ -243,8 +218,8 @@ describe.skipIf(!isRoot)('vxlan backend over IPv6: dual-stack', () => {
     expect(after?.mtu).toBe(1430);
     expect(after?.addr_info?.map((a) => `${a.local}/${a.prefixlen}`)).toContain('fd10:0:0:2::/128');
     expect((await linkDetails(n1.host, DEV))?.ifindex).toBe(v4Before?.ifindex);
-    expect(await unreachable(pods, 6)).toEqual([]);
-    expect(await unreachable(pods, 4)).toEqual([]);
+    expect(await unreachablePairs(pods, 6)).toEqual([]);
+    expect(await unreachablePairs(pods, 4)).toEqual([]);
   });
 
   it('a restarted agent keeps both devices, their MACs and every entry; the new instance adopts them', async () => {
@@ -261,7 +236,7 @@ describe.skipIf(!isRoot)('vxlan backend over IPv6: dual-stack', () => {
     // Deleted again: only the link notification can bring it back within the test (60 s resync).
     await n0.host.exec('ip', ['link', 'del', DEV6]);
     await waitConvergedV6(n0, othersOf(nodes, n0), 3000, 'twill-v6.1 recreated from the link event');
-    expect(await unreachable(pods, 6)).toEqual([]);
+    expect(await unreachablePairs(pods, 6)).toEqual([]);
   });
 
   it('a departed host\'s IPv6 neighbour, FDB entry and route go (its IPv4 ones with its IPv4 entry), and come back with it', async () => {
@@ -312,7 +287,7 @@ describe.skipIf(!isRoot)('vxlan backend over IPv6: dual-stack', () => {
       fdb: ['02:00:00:00:00:99 dst fd00:19::99 self permanent'],
       routes: ['fd10:0:0:2::/64 via fd00:18::2 dev eth0 ', 'fd10:0:0:3::/64 via fd00:18::3 dev eth0 ', `fd10:0:0:99::/64 via fd10:0:0:99:: dev ${DEV6} onlink`],
     });
-    expect(await unreachable(pods, 6)).toEqual([]); // out directly, back through the peers' tunnels
+    expect(await unreachablePairs(pods, 6)).toEqual([]); // out directly, back through the peers' tunnels
 
     n0.network = normal;
     expect(await normal.sync(othersOf(nodes, n0))).toEqual({ changes: 4 + 8 + 3, skipped: [] });
@@ -356,7 +331,7 @@ describe.skipIf(!isRoot)('vxlan backend over IPv6: IPv6-only', () => {
     expect(reports).toEqual(nodes.map(() => ({ changes: 6, skipped: [] })));
     for (const n of nodes) expect(await kernelStateV6(n.host)).toEqual(expectedV6(othersOf(nodes, n)));
     const pods = await addPods(cluster, nodes);
-    expect(await unreachable(pods, 6)).toEqual([]);
+    expect(await unreachablePairs(pods, 6)).toEqual([]);
   });
 });
 

@@ -103,6 +103,12 @@ for (const mode of CNI_MODES) {
       const bridge6 = await globalAddrs(host, 'cni0', '-6');
       expect(cidrs(bridge6)).toEqual([`${GW6}/64`]);
       expect(bridge6[0]!.tentative).toBeUndefined();
+      // The bridge the plugin made has no DAD either: its link-local address, from which the kernel
+      // solicits neighbours for packets it forwards to the pods, is usable at once.
+      expect(host.readSysctl('net/ipv6/conf/cni0/accept_dad')).toBe('0');
+      const [bridgeLink] = await host.json<{ addr_info: AddrInfo[] }[]>(['-6', 'addr', 'show', 'dev', 'cni0', 'scope', 'link']);
+      // (`ip -j` prints an empty object for each address the scope filter leaves out.)
+      expect(bridgeLink!.addr_info.filter((a) => a.local !== undefined).map((a) => [a.local.startsWith('fe80:'), a.tentative])).toEqual([[true, undefined]]);
       expect(cidrs(await globalAddrs(host, 'cni0', '-4'))).toEqual([`${GW4}/24`]);
       expect(store(dual.dataDir)).toEqual({ v4: [ips[0]!.address.split('/')[0]], v6: [ips[1]!.address.split('/')[0]], attachments: ['ds1'] });
 

@@ -3,6 +3,7 @@ import { Masquerade, type MasqueradeSpec, type NftTable } from '../../src/nftabl
 import { commandAvailable } from '../helpers/exec.js';
 import { connectNetns, createTestNetns, RTPROT_BOOT, type TestNetns } from '../helpers/netns.js';
 import { isRoot, useCleanup } from '../helpers/vitest.js';
+import { seenBy, startPeerServer } from '../helpers/peer-address.js';
 
 /*
  * Masquerading for IPv6 (table ip6 twill), on ULA addresses inside test namespaces only: two
@@ -23,28 +24,7 @@ const ROUTER_IP = 'fd00:198:19::2';
 const H0_UPLINK_IP = 'fd00:198:19::1';
 const P0_IP = 'fd00:10:244:1::2';
 const P1_IP = 'fd00:10:244:2::2';
-const PORT = '7000';
 
-/** A TCP server that answers each connection with the peer address it sees, then closes. */
-const PEER_SERVER = `
-const net = require('node:net');
-net.createServer((s) => s.end(s.remoteAddress + '\\n')).listen(Number(process.argv[2]), process.argv[1], () => console.log('listening'));
-`;
-/** Connects, prints what the server said; fails after 3 s without an answer. */
-const PEER_CLIENT = `
-const net = require('node:net');
-const s = net.connect({ host: process.argv[1], port: Number(process.argv[2]) });
-let out = '';
-s.setTimeout(3000, () => { console.error('timeout'); process.exit(2); });
-s.on('data', (d) => { out += d; });
-s.on('end', () => process.stdout.write(out));
-s.on('error', (e) => { console.error(e.message); process.exit(1); });
-`;
-
-/** The source address the server at `ip` sees for a connection from `from`. */
-async function seenBy(from: TestNetns, ip: string): Promise<string> {
-  return (await from.exec(process.execPath, ['-e', PEER_CLIENT, ip, PORT], { timeoutMs: 10_000 })).trim();
-}
 
 /** Twill's tables in `nft -j list ruleset` of a namespace, as "family name". */
 async function twillTables(ns: TestNetns): Promise<string[]> {
@@ -116,8 +96,7 @@ describe.skipIf(!isRoot || !commandAvailable('nft'))('masquerading with nftables
     await router.netlink((nl) => nl.replaceRoute({ dst: CLUSTER_V6, gateway: H0_UPLINK_IP, protocol: RTPROT_BOOT }));
 
     await Promise.all([router, p0, p1].map(async (ns) => {
-      const d = await ns.spawn(process.execPath, ['-e', PEER_SERVER, '::', PORT], { label: `peer-server ${ns.name}` });
-      await d.waitForOutput(/listening/, 10_000);
+      await startPeerServer(ns, '::');
     }));
     masq0 = new Masquerade({ netns: h0.name });
     masq1 = new Masquerade({ netns: h1.name });

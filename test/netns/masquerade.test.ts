@@ -4,6 +4,7 @@ import { createCluster, type Host, type Pod } from '../helpers/cluster.js';
 import { commandAvailable } from '../helpers/exec.js';
 import { connectNetns, createTestNetns, RTPROT_BOOT, type TestNetns } from '../helpers/netns.js';
 import { isRoot, useCleanup } from '../helpers/vitest.js';
+import { seenBy, startPeerServer } from '../helpers/peer-address.js';
 
 /*
  * Two hosts on the underlay 198.18.0.0/24, pods on bridges cni0, and a router outside the
@@ -19,35 +20,10 @@ import { isRoot, useCleanup } from '../helpers/vitest.js';
  */
 
 const CLUSTER_NETWORK = '10.244.0.0/16';
-const PORT = '7000';
 const ROUTER_IP = '198.19.200.2';
 const H0_UPLINK_IP = '198.19.200.1';
 
-/** A TCP server that answers each connection with the peer address it sees, then closes. */
-const PEER_SERVER = `
-const net = require('node:net');
-net.createServer((s) => s.end(s.remoteAddress + '\\n')).listen(Number(process.argv[2]), process.argv[1], () => console.log('listening'));
-`;
-/** Connects, prints what the server said; fails after 3 s without an answer. */
-const PEER_CLIENT = `
-const net = require('node:net');
-const s = net.connect({ host: process.argv[1], port: Number(process.argv[2]) });
-let out = '';
-s.setTimeout(3000, () => { console.error('timeout'); process.exit(2); });
-s.on('data', (d) => { out += d; });
-s.on('end', () => process.stdout.write(out));
-s.on('error', (e) => { console.error(e.message); process.exit(1); });
-`;
 
-/** The source address the server at `ip` sees for a connection from `from`. */
-async function seenBy(from: TestNetns, ip: string): Promise<string> {
-  return (await from.exec(process.execPath, ['-e', PEER_CLIENT, ip, PORT], { timeoutMs: 10_000 })).trim();
-}
-
-async function startPeerServer(ns: TestNetns): Promise<void> {
-  const d = await ns.spawn(process.execPath, ['-e', PEER_SERVER, '0.0.0.0', PORT], { label: `peer-server ${ns.name}` });
-  await d.waitForOutput(/listening/, 10_000);
-}
 
 /** The `ip twill` tables in `nft -j list ruleset` of a namespace. */
 async function twillTables(ns: TestNetns): Promise<unknown[]> {
@@ -97,7 +73,7 @@ describe.skipIf(!isRoot || !commandAvailable('nft'))('masquerading with nftables
     await h0.netlink((nl) => nl.replaceRoute({ dst: '0.0.0.0/0', gateway: ROUTER_IP, protocol: RTPROT_BOOT }));
     await router.netlink((nl) => nl.replaceRoute({ dst: CLUSTER_NETWORK, gateway: H0_UPLINK_IP, protocol: RTPROT_BOOT }));
 
-    await Promise.all([router, p0, p0b, p1].map(startPeerServer));
+    await Promise.all([router, p0, p0b, p1].map((ns) => startPeerServer(ns, '0.0.0.0')));
     masq0 = new Masquerade({ netns: h0.name });
     masq1 = new Masquerade({ netns: h1.name });
   });

@@ -33,9 +33,10 @@ export async function resumeAttachment(scope: AddScope): Promise<CniResult | und
   const links = ips === undefined ? undefined : await completeWiring(scope, ips);
   checkpoint(req);
   if (ips !== undefined && links !== undefined) {
-    const v4 = ips.find((ip) => !ip.cidr.includes(':'));
-    if (ipMasq && v4 !== undefined && state.ipv4) {
-      await ctx.masquerade.add(v4.cidr.split('/')[0]!, state.ipv4.subnet, state.ipv4.network, podMasqueradeOwner(conf.dataDir, conf.name));
+    if (ipMasq) {
+      // recordedIps() gave one address per family of the lease, in its order.
+      const masqueraded = ips.map((ip, i) => ({ ip: ip.cidr.split('/')[0]!, subnet: state.families[i]!.subnet, clusterNetwork: state.families[i]!.network }));
+      await ctx.masquerade.addPod(masqueraded, podMasqueradeOwner(conf.dataDir, conf.name));
     }
     return podResult(scope, links, ips);
   }

@@ -88,13 +88,16 @@ async function wire(scope: AddScope, allocation: Allocation): Promise<CniResult>
     const kept = await configurePod(pod, veth.container, { ifname: env.ifname, netnsPath: env.netns, ...first!, ...(more.length > 0 && { more }) });
     for (const dst of kept) req.warn(`the pod has a route to ${dst} already (another interface's); it stays, and ${env.ifname} gets none`);
     checkpoint(req);
-    // Masquerading is IPv4's (the pod masquerade table is `ip twill-cni`); IPv6 pods keep their source.
-    const v4 = allocationIps(allocation).find((ip) => ip.family === 4);
-    if (ipMasq && v4 !== undefined && state.ipv4) {
-      const { subnet, network } = state.ipv4;
-      // Only while the address is still this attempt's: once released, it may be another pod's.
-      undo.push(async () => { if (ipam.get(env.containerId, env.ifname)?.attempt === allocation.attempt) await ctx.masquerade.remove([v4.address]); });
-      await ctx.masquerade.add(v4.address, subnet, network, podMasqueradeOwner(conf.dataDir, conf.name));
+    // Every address of the pod, each in its family's table (`ip twill-cni`, `ip6 twill-cni`).
+    const masqueraded = ipMasq ? allocationIps(allocation).flatMap((ip) => {
+      const lease = ip.family === 4 ? state.ipv4 : state.ipv6;
+      return lease ? [{ ip: ip.address, subnet: lease.subnet, clusterNetwork: lease.network }] : [];
+    }) : [];
+    if (masqueraded.length > 0) {
+      const ips = masqueraded.map((a) => a.ip);
+      // Only while the addresses are still this attempt's: once released, they may be another pod's.
+      undo.push(async () => { if (ipam.get(env.containerId, env.ifname)?.attempt === allocation.attempt) await ctx.masquerade.remove(ips); });
+      await ctx.masquerade.addPod(masqueraded, podMasqueradeOwner(conf.dataDir, conf.name));
     }
     checkpoint(req);
     return podResult(scope, { bridge, host: veth.host, container: veth.container }, allocationIps(allocation));

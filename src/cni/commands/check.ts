@@ -66,7 +66,6 @@ export async function check(ctx: PluginContext, req: CniRequest): Promise<void> 
     const masqueraded = new Set((await ctx.masquerade.list()).map((m) => m.address));
     for (const ip of ips) {
       const address = ip.address.split('/')[0]!;
-      if (address.includes(':')) continue; // masquerading is IPv4's
       if (!masqueraded.has(address)) throw failed(`masquerading of ${address} is missing`);
     }
   }

@@ -36,8 +36,8 @@ export async function del(ctx: PluginContext, req: CniRequest): Promise<void> {
   // Masquerading was on if the config said so, or by default when the agent does not masquerade;
   // when that cannot be known, remove anyway (a no-op if the pod never had it).
   const ipMasq = conf.ipMasq ?? (agentMasquerades === undefined ? true : !agentMasquerades);
-  // Masquerading is IPv4's: the IPv6 address of a dual-stack pod has no element.
-  const masqueraded = released.map((c) => c.split('/')[0]!).filter((ip) => !ip.includes(':'));
+  // Each address's element is in its family's table (`ip twill-cni`, `ip6 twill-cni`).
+  const masqueraded = released.map((c) => c.split('/')[0]!);
   if (ipMasq && masqueraded.length > 0) await ctx.masquerade.remove(masqueraded);
   // The attachment recorded this namespace: the interface there is the one twill made.
   if (env.netns !== '') await removePodInterface(ctx, req, record?.netns === env.netns);

@@ -1,5 +1,5 @@
 import { formatCidr, networkPrefix, parseCidr } from '../../core/ip.js';
-import { ensureBridge, isNetlinkError, type Link, type Netlink } from '../../netlink/index.js';
+import { ensureBridge, isNetlinkError, writeSysctl, type Link, type Netlink } from '../../netlink/index.js';
 import { CniCode, CniError } from '../spec/errors.js';
 
 export interface HostBridgeSpec {
@@ -27,6 +27,11 @@ export async function ensureHostBridge(nl: Netlink, spec: HostBridgeSpec): Promi
   if (!link) {
     try {
       await nl.createBridge({ name: spec.name, mtu: spec.mtu });
+      // Before it goes up (which makes its link-local address): no duplicate address detection on
+      // a bridge Twill made. The kernel sends a neighbour solicitation for a forwarded packet from
+      // the device's link-local address, and while that is tentative (a second) it sends none, so
+      // the first IPv6 packets from other hosts to a new host's pods waited up to a second.
+      if (spec.ipv6GatewayCidr !== undefined) disableDad(spec.name);
       const created = await nl.requireLink(spec.name);
       // Pin the MAC: a bridge otherwise takes the lowest MAC of its ports, so it would change as
       // pods come and go and every pod's neighbour entry for the gateway would go stale.
@@ -40,6 +45,15 @@ export async function ensureHostBridge(nl: Netlink, spec: HostBridgeSpec): Promi
   if (spec.gatewayCidr !== undefined) await ensureGatewayAddress(nl, link, spec, spec.gatewayCidr);
   if (spec.ipv6GatewayCidr !== undefined) await ensureGatewayAddress(nl, link, spec, spec.ipv6GatewayCidr);
   return link;
+}
+
+/** accept_dad=0 on the bridge; a kernel booted without IPv6 has no such key, and nothing to turn off. */
+function disableDad(bridge: string): void {
+  try {
+    writeSysctl(`net/ipv6/conf/${bridge}/accept_dad`, 0);
+  } catch (err) {
+    if (!isNetlinkError(err, 'ENOENT')) throw err;
+  }
 }
 
 /** fe80::/10: the bridge's own link-local address, never a lease's. */

@@ -135,7 +135,7 @@ class DemoRun {
   tmpDir: string | undefined;
 
   constructor(readonly flags: DemoFlags, readonly iperfNote: string | null) {
-    this.steps = iperfNote === null ? 7 : 6;
+    this.steps = (iperfNote === null ? 7 : 6) + (flags.ipv6 ? 1 : 0);
     // Every concurrent command and wait listens to it (up to 16 pings at once, 20 hosts).
     setMaxListeners(0, this.abort.signal);
   }

@@ -12,7 +12,8 @@ import { hasTable, POD_MASQ_TABLE, TABLE_FAMILY, TABLE_FAMILY_V6, TABLE_NAME, ty
  *   - the VXLAN devices twill.<VNI> (with them go their addresses, neighbours and FDB entries,
  *     and the kernel's one-device-per-VNI-and-port slot that flannel.<VNI> needs), and the IPIP
  *     device twill.ipip (never tunl0 or flannel.ipip);
- *   - the nftables tables `ip twill` and `ip6 twill` (twilld --ip-masq) and `ip twill-cni` (the CNI plugin's ipMasq);
+ *   - the nftables tables `ip twill` and `ip6 twill` (twilld --ip-masq), and `ip twill-cni` and
+ *     `ip6 twill-cni` (the CNI plugin's ipMasq);
  *   - the record of a VTEP MAC adopted from flanneld (backends/vxlan/vtep-state.ts).
  * Routes go first, so that each one is reported (deleting a device or a nexthop would take its
  * routes silently). Everything already gone counts as done, so running it twice is harmless.
