@@ -13,7 +13,7 @@ import { exec } from '../test/helpers/exec.js';
 import type { TestNetns } from '../test/helpers/netns.js';
 import { startAgent, type TestAgent } from '../test/helpers/twilld.js';
 import { waitFor } from '../test/helpers/wait.js';
-import { median, numberOption, remoteHosts, report, round, type RemoteHost } from './report.js';
+import { median, numberOption, remoteHosts, report, round, stringOption, type RemoteHost } from './report.js';
 
 /**
  * `npm run bench -- vxlan --ipv6 [--leases N] [--burst-rounds R] [--rounds R] [--seconds S]`
@@ -177,6 +177,7 @@ export async function runIpv6(args: string[]): Promise<void> {
   const rounds = numberOption(args, '--rounds', 3);
   const burstRounds = numberOption(args, '--burst-rounds', rounds);
   const seconds = numberOption(args, '--seconds', 5);
+  const profileDir = stringOption(args, '--profile');
   const v4 = remoteHosts(n, '0a:00:04:00');
   const v6 = remoteHostsV6(n);
   const entries = leaseEntries(v4, v6);
@@ -197,7 +198,9 @@ export async function runIpv6(args: string[]): Promise<void> {
     const start = async (i: number): Promise<TestAgent> => {
       const hostDir = join(dir, `host${i}`);
       mkdirSync(hostDir, { recursive: true });
-      const agent = await startAgent(cluster.hosts[i]!, { etcd: etcd.clientUrl, dir: hostDir, args: ['--iface', 'eth0', '--log-level', process.env.BENCH_AGENT_LOG ?? 'info'] });
+      // --profile DIR: V8 CPU profiles of the agents, as the IPv4 bench writes them.
+      const nodeArgs = profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [];
+      const agent = await startAgent(cluster.hosts[i]!, { etcd: etcd.clientUrl, dir: hostDir, args: ['--iface', 'eth0', '--log-level', process.env.BENCH_AGENT_LOG ?? 'info'], nodeArgs });
       agents[i] = agent;
       return agent;
     };

@@ -47,6 +47,87 @@ export function parseIpv4Value(text: string, start = 0, end = text.length): numb
   return value * 256 + octet;
 }
 
+/** The value of a hex digit's char code, or -1. */
+function hexValue(c: number): number {
+  if (c >= 48 && c <= 57) return c - 48;
+  if (c >= 97 && c <= 102) return c - 87;
+  if (c >= 65 && c <= 70) return c - 55;
+  return -1;
+}
+
+/**
+ * The 8 groups of an IPv6 address without an embedded dotted quad or a zone, in one pass, or
+ * undefined when the text is not one (then parseIp's general path decides). Lease syncs parse
+ * tens of thousands of these; the general path (a regex, splits, arrays) cost a dual-stack sync of
+ * 5,000 leases about a third of its time.
+ */
+function fastIpv6Groups(text: string): Uint16Array | undefined {
+  const n = text.length;
+  if (n < 2) return undefined;
+  const groups = new Uint16Array(8);
+  let count = 0;
+  let gap = -1; // where "::" stands, as a group index
+  let i = 0;
+  if (text.charCodeAt(0) === 58) {
+    if (text.charCodeAt(1) !== 58) return undefined;
+    gap = 0;
+    i = 2;
+  }
+  while (i < n) {
+    let value = 0;
+    let digits = 0;
+    for (; i < n; i++) {
+      const h = hexValue(text.charCodeAt(i));
+      if (h < 0) break;
+      value = value * 16 + h;
+      if (++digits > 4) return undefined;
+    }
+    if (digits === 0 || count === 8) return undefined;
+    groups[count++] = value;
+    if (i === n) break;
+    if (text.charCodeAt(i) !== 58) return undefined;
+    i++;
+    if (i < n && text.charCodeAt(i) === 58) {
+      if (gap >= 0) return undefined;
+      gap = count;
+      i++;
+    } else if (i === n) {
+      return undefined; // a trailing single ":"
+    }
+  }
+  if (gap < 0) return count === 8 ? groups : undefined;
+  if (count > 7) return undefined;
+  // Move the groups after "::" to the end; zeros fill the gap.
+  const tail = count - gap;
+  for (let k = 0; k < tail; k++) groups[7 - k] = groups[count - 1 - k]!;
+  for (let k = gap; k < 8 - tail; k++) groups[k] = 0;
+  return groups;
+}
+
+/** RFC 5952 text of 8 groups: lower case, the longest run of two or more zero groups compressed (the first on a tie). */
+function formatIpv6Groups(groups: ArrayLike<number>): string {
+  let bestStart = -1;
+  let bestLen = 1;
+  for (let i = 0; i < 8; ) {
+    if (groups[i] !== 0) { i++; continue; }
+    let j = i;
+    while (j < 8 && groups[j] === 0) j++;
+    if (j - i > bestLen) { bestStart = i; bestLen = j - i; }
+    i = j;
+  }
+  let out = '';
+  for (let i = 0; i < 8; i++) {
+    if (i === bestStart) {
+      out += '::';
+      i += bestLen - 1;
+      continue;
+    }
+    if (out !== '' && !out.endsWith(':')) out += ':';
+    out += groups[i]!.toString(16);
+  }
+  return out;
+}
+
 function ipv6Bytes(text: string): Buffer {
   // Expand an embedded dotted quad ("::ffff:1.2.3.4") into two hex groups first.
   let s = text;
@@ -71,21 +152,10 @@ function ipv6Bytes(text: string): Buffer {
 export function formatIp(bytes: Uint8Array): string {
   if (bytes.length === 4) return `${bytes[0]!}.${bytes[1]!}.${bytes[2]!}.${bytes[3]!}`;
   if (bytes.length !== 16) throw new InvalidArgumentError('IP address bytes', bytes.length, 'need 4 or 16 bytes');
-  const groups: number[] = [];
-  for (let i = 0; i < 16; i += 2) groups.push((bytes[i]! << 8) | bytes[i + 1]!);
+  const groups = new Uint16Array(8);
+  for (let i = 0; i < 8; i++) groups[i] = (bytes[2 * i]! << 8) | bytes[2 * i + 1]!;
   // RFC 5952 §4.2: compress the longest run of two or more zero groups, the first on a tie.
-  let bestStart = -1;
-  let bestLen = 1;
-  for (let i = 0; i < 8; ) {
-    if (groups[i] !== 0) { i++; continue; }
-    let j = i;
-    while (j < 8 && groups[j] === 0) j++;
-    if (j - i > bestLen) { bestStart = i; bestLen = j - i; }
-    i = j;
-  }
-  const hex = groups.map((g) => g.toString(16));
-  if (bestStart < 0) return hex.join(':');
-  return `${hex.slice(0, bestStart).join(':')}::${hex.slice(bestStart + bestLen).join(':')}`;
+  return formatIpv6Groups(groups);
 }
 
 /** Parses an IPv4 or IPv6 address; throws InvalidArgumentError naming the value otherwise. */
@@ -97,6 +167,12 @@ export function parseIp(text: string, what = 'IP address'): IpAddress {
     const bytes = Buffer.allocUnsafe(4);
     bytes.writeUInt32BE(v4);
     return { family: 4, bytes, text };
+  }
+  const groups = fastIpv6Groups(text);
+  if (groups !== undefined) {
+    const bytes = Buffer.allocUnsafe(16);
+    for (let i = 0; i < 8; i++) bytes.writeUInt16BE(groups[i]!, 2 * i);
+    return { family: 6, bytes, text: formatIpv6Groups(groups) };
   }
   if (isIPv6(text) && !text.includes('%')) {
     const bytes = ipv6Bytes(text);
