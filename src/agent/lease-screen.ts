@@ -127,15 +127,15 @@ export class LeaseScreen {
     // The oldest lease of each subnet; a younger one is refused (same length, aligned: overlapping means equal).
     const holders = new Map<number | string, SubnetLease>();
     const outranked: { readonly lease: SubnetLease; readonly base: number | string }[] = [];
-    const ownBase = own?.subnet === undefined ? undefined : baseKey(own.subnet.base);
+    const ownHeld = own?.subnet === undefined ? undefined : { key: own.key, base: baseKey(own.subnet.base) };
     for (const lease of leases) {
       if (lease.key === own?.key) continue;
       const verdict = this.verdictOf(lease);
       if (verdict.base === undefined) continue; // no subnet of this family: nothing to route over it
       if (verdict.key) {
         reject(lease, verdict.key);
-      } else if (ownBase !== undefined && verdict.base === ownBase) {
-        reject(lease, { reason: 'overlaps_own_subnet', detail: `${subnetOf(lease)} is this host's own subnet` }, own.key);
+      } else if (ownHeld !== undefined && verdict.base === ownHeld.base) {
+        reject(lease, { reason: 'overlaps_own_subnet', detail: `${subnetOf(lease)} is this host's own subnet` }, ownHeld.key);
       } else {
         const holder = holders.get(verdict.base);
         if (holder === undefined) {
