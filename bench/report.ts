@@ -73,3 +73,38 @@ export function remoteHosts(n: number, macPrefix = '02:00:00:00'): RemoteHost[] 
     };
   });
 }
+
+/** The timings of a lease burst's rounds (bench/vxlan.ts, bench/vxlan-ipv6.ts), each beside iproute2. */
+export interface BurstRounds {
+  /** The etcd transaction. */
+  readonly put: number[];
+  /** From the put until every kernel entry exists. */
+  readonly total: number[];
+  /** The same from etcd's commit (the transaction's answer). */
+  readonly afterCommit: number[];
+  /** iproute2 writing the same entries, plain routes; and with nexthop objects as Twill writes them. */
+  readonly ref: number[];
+  readonly refNh: number[];
+}
+
+export function newBurst(): BurstRounds {
+  return { put: [], total: [], afterCommit: [], ref: [], refNh: [] };
+}
+
+/** The burst figures both vxlan benchmarks print: medians of the rounds and their ratios to iproute2. */
+export function reportBurst(bench: string, burst: BurstRounds): void {
+  const [burstMs, commitMs, refMs, refNh] = [median(burst.total), median(burst.afterCommit), median(burst.ref), median(burst.refNh)];
+  report({ bench, metric: 'burst_rounds', value: burst.total.length, unit: 'count' });
+  report({ bench, metric: 'burst_etcd_txn_ms', value: round(median(burst.put), 1), unit: 'ms' });
+  report({ bench, metric: 'burst_put_to_entries_ms', value: round(burstMs, 1), unit: 'ms' });
+  report({ bench, metric: 'burst_iproute2_batch_ms', value: round(refMs, 1), unit: 'ms' });
+  report({ bench, metric: 'burst_ratio_vs_iproute2', value: round(burstMs / refMs), unit: 'x', target: '<=1.0' });
+  report({ bench, metric: 'burst_first_round_ratio_vs_iproute2', value: round(burst.total[0]! / burst.ref[0]!), unit: 'x' });
+  // From etcd's commit (the txn's answer): etcd's own raft write and fsync are left out, which
+  // neither Twill nor the reference can change; the watch delivers after the commit.
+  report({ bench, metric: 'burst_commit_to_entries_ms', value: round(commitMs, 1), unit: 'ms' });
+  report({ bench, metric: 'burst_commit_ratio_vs_iproute2', value: round(commitMs / refMs), unit: 'x' });
+  // Against iproute2 writing exactly Twill's objects (nexthops included).
+  report({ bench, metric: 'burst_iproute2_nexthops_batch_ms', value: round(refNh, 1), unit: 'ms' });
+  report({ bench, metric: 'burst_commit_ratio_vs_iproute2_nexthops', value: round(commitMs / refNh), unit: 'x' });
+}

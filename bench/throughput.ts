@@ -30,7 +30,7 @@ const TARGETS: Record<string, string> = { vxlan: '>=0.75', 'host-gw': '>=0.95' }
 
 
 /** One iperf3 TCP run from `client` to `serverIp` (served from `server`): Gbit/s received. */
-async function iperf(server: TestNetns, client: TestNetns, serverIp: string, seconds: number): Promise<number> {
+export async function iperf(server: TestNetns, client: TestNetns, serverIp: string, seconds: number): Promise<number> {
   const daemon = await server.spawn('iperf3', ['-s', '-1', '-B', serverIp]);
   try {
     await new Promise((r) => setTimeout(r, 300));

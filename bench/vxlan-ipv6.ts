@@ -13,7 +13,8 @@ import { exec } from '../test/helpers/exec.js';
 import type { TestNetns } from '../test/helpers/netns.js';
 import { startAgent, type TestAgent } from '../test/helpers/twilld.js';
 import { waitFor } from '../test/helpers/wait.js';
-import { median, numberOption, remoteHosts, report, round, stringOption, type RemoteHost } from './report.js';
+import { median, newBurst, numberOption, remoteHosts, report, reportBurst, round, stringOption, type RemoteHost } from './report.js';
+import { iperf } from './throughput.js';
 
 /**
  * `npm run bench -- vxlan --ipv6 [--leases N] [--burst-rounds R] [--rounds R] [--seconds S]`
@@ -141,19 +142,6 @@ async function iproute2Reference(ns: Host, v4: readonly RemoteHost[], v6: readon
   return elapsed;
 }
 
-/** One iperf3 TCP run from `client` to `serverIp` (served from `server`): Gbit/s received. */
-async function iperf(server: TestNetns, client: TestNetns, serverIp: string, seconds: number): Promise<number> {
-  const daemon = await server.spawn('iperf3', ['-s', '-1', '-B', serverIp]);
-  try {
-    await new Promise((r) => setTimeout(r, 300));
-    const out = JSON.parse(await exec('ip', ['netns', 'exec', client.name, 'iperf3', '-c', serverIp, '-t', String(seconds), '-J'])) as {
-      end: { sum_received: { bits_per_second: number } };
-    };
-    return out.end.sum_received.bits_per_second / 1e9;
-  } finally {
-    await daemon.stop();
-  }
-}
 
 /** A pod on the agent's host, on a bridge cni0 holding the first address of each of the agent's subnets. */
 async function addPod(cluster: Cluster, host: Host, agent: TestAgent): Promise<{ pod: TestNetns; ip: string; ipv6: string }> {
@@ -234,7 +222,7 @@ export async function runIpv6(args: string[]): Promise<void> {
     cleanup.defer('close the bulk etcd client', () => bulk.close());
     await bulk.warmUp('/bench-warm-up/', n);
     const routeCount = async (family: 4 | 6): Promise<number> => (await nlB.listRoutes({ family, protocol: RTPROT_TWILL })).length;
-    const burst = { put: [] as number[], total: [] as number[], afterCommit: [] as number[], ref: [] as number[], refNh: [] as number[] };
+    const burst = newBurst();
     for (let r = 0; r < burstRounds; r++) {
       const burstStart = performance.now();
       await bulk.putAll(entries);
@@ -258,21 +246,11 @@ export async function runIpv6(args: string[]): Promise<void> {
       await bulk.deleteAll(entries.map(([key]) => key));
       await waitFor(async () => (await routeCount(4)) <= 1 && (await routeCount(6)) <= 1, { timeoutMs: 120_000, intervalMs: 25, what: 'the burst\'s routes gone' });
     }
-    const [burstMs, commitMs, refMs, refNh] = [median(burst.total), median(burst.afterCommit), median(burst.ref), median(burst.refNh)];
+    const refMs = median(burst.ref);
+    const refNh = median(burst.refNh);
     report({ bench: 'vxlan-ipv6', metric: 'dual_stack_leases', value: n, unit: 'count' });
     report({ bench: 'vxlan-ipv6', metric: 'kernel_entries', value: 6 * n, unit: 'count' });
-    report({ bench: 'vxlan-ipv6', metric: 'burst_rounds', value: burstRounds, unit: 'count' });
-    report({ bench: 'vxlan-ipv6', metric: 'burst_etcd_txn_ms', value: round(median(burst.put), 1), unit: 'ms' });
-    report({ bench: 'vxlan-ipv6', metric: 'burst_put_to_entries_ms', value: round(burstMs, 1), unit: 'ms' });
-    report({ bench: 'vxlan-ipv6', metric: 'burst_iproute2_batch_ms', value: round(refMs, 1), unit: 'ms' });
-    report({ bench: 'vxlan-ipv6', metric: 'burst_ratio_vs_iproute2', value: round(burstMs / refMs), unit: 'x', target: '<=1.0' });
-    report({ bench: 'vxlan-ipv6', metric: 'burst_first_round_ratio_vs_iproute2', value: round(burst.total[0]! / burst.ref[0]!), unit: 'x' });
-    // From etcd's commit (the txn's answer): etcd's raft write and fsync left out.
-    report({ bench: 'vxlan-ipv6', metric: 'burst_commit_to_entries_ms', value: round(commitMs, 1), unit: 'ms' });
-    report({ bench: 'vxlan-ipv6', metric: 'burst_commit_ratio_vs_iproute2', value: round(commitMs / refMs), unit: 'x' });
-    // Against iproute2 writing exactly Twill's objects (nexthops included).
-    report({ bench: 'vxlan-ipv6', metric: 'burst_iproute2_nexthops_batch_ms', value: round(refNh, 1), unit: 'ms' });
-    report({ bench: 'vxlan-ipv6', metric: 'burst_commit_ratio_vs_iproute2_nexthops', value: round(commitMs / refNh), unit: 'x' });
+    reportBurst('vxlan-ipv6', burst);
 
     // (a') the backend's sync() alone, in a fresh namespace, against the same iproute2 medians.
     const network = await startNetwork(syncHost);

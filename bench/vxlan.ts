@@ -10,7 +10,7 @@ import { exec } from '../test/helpers/exec.js';
 import { startAgent, type TestAgent } from '../test/helpers/twilld.js';
 import { waitFor } from '../test/helpers/wait.js';
 import { runIpv6 } from './vxlan-ipv6.js';
-import { median, numberOption, percentile, processRssMiB, remoteHosts, report, round, stringOption, type RemoteHost } from './report.js';
+import { median, newBurst, numberOption, percentile, processRssMiB, remoteHosts, report, reportBurst, round, stringOption, type RemoteHost } from './report.js';
 
 /**
  * `npm run bench -- vxlan [--leases N] [--joins N] [--burst-rounds N]`
@@ -145,7 +145,7 @@ export async function run(args: string[]): Promise<void> {
     await bulk.warmUp('/bench-warm-up/', n);
     const entries = leaseEntries(leases);
     const twillRoutes = async (): Promise<number> => (await nlB.listRoutes({ family: 4, protocol: RTPROT_TWILL })).length;
-    const burst = { put: [] as number[], total: [] as number[], afterCommit: [] as number[], ref: [] as number[], refNh: [] as number[] };
+    const burst = newBurst();
     for (let r = 0; r < burstRounds; r++) {
       const burstStart = performance.now();
       await bulk.putAll(entries);
@@ -165,24 +165,8 @@ export async function run(args: string[]): Promise<void> {
       // Only host A's lease is left (its agent is stopped, its lease stays until its TTL).
       await waitFor(async () => (await twillRoutes()) <= 1, { timeoutMs: 120_000, intervalMs: 25, what: 'the burst\'s routes gone' });
     }
-    const burstMs = median(burst.total);
-    const burstRef = median(burst.ref);
-    const commitMs = median(burst.afterCommit);
-    const burstRefNh = median(burst.refNh);
     report({ bench: 'vxlan', metric: 'leases', value: n, unit: 'count' });
-    report({ bench: 'vxlan', metric: 'burst_rounds', value: burstRounds, unit: 'count' });
-    report({ bench: 'vxlan', metric: 'burst_etcd_txn_ms', value: round(median(burst.put), 1), unit: 'ms' });
-    report({ bench: 'vxlan', metric: 'burst_put_to_entries_ms', value: round(burstMs, 1), unit: 'ms' });
-    report({ bench: 'vxlan', metric: 'burst_iproute2_batch_ms', value: round(burstRef, 1), unit: 'ms' });
-    report({ bench: 'vxlan', metric: 'burst_ratio_vs_iproute2', value: round(burstMs / burstRef), unit: 'x', target: '<=1.0' });
-    report({ bench: 'vxlan', metric: 'burst_first_round_ratio_vs_iproute2', value: round(burst.total[0]! / burst.ref[0]!), unit: 'x' });
-    // The same from etcd's commit (the txn's answer): etcd's own raft write and fsync are left
-    // out, which neither Twill nor the reference can change; the watch delivers after the commit.
-    report({ bench: 'vxlan', metric: 'burst_commit_to_entries_ms', value: round(commitMs, 1), unit: 'ms' });
-    report({ bench: 'vxlan', metric: 'burst_commit_ratio_vs_iproute2', value: round(commitMs / burstRef), unit: 'x' });
-    // Against iproute2 writing exactly Twill's objects (nexthops included).
-    report({ bench: 'vxlan', metric: 'burst_iproute2_nexthops_batch_ms', value: round(burstRefNh, 1), unit: 'ms' });
-    report({ bench: 'vxlan', metric: 'burst_commit_ratio_vs_iproute2_nexthops', value: round(commitMs / burstRefNh), unit: 'x' });
+    reportBurst('vxlan', burst);
 
     // The N leases back in etcd, for what follows.
     await bulk.putAll(entries);

@@ -6,8 +6,8 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { readConfig } from '../../src/cni/config.js';
 import { CniError } from '../../src/cni/spec/errors.js';
 import { InvalidArgumentError } from '../../src/core/errors.js';
-import { PodIpamError } from '../../src/ipam/pod-ipam-errors.js';
 import { allocationIps, PodIpam, type PodIpamOptions } from '../../src/ipam/pod-ipam.js';
+import { expectIpamError } from '../helpers/ipam.js';
 
 const NET = 'twill-test';
 const V6 = 'fc00:0:0:3::/64';
@@ -27,17 +27,6 @@ describe('PodIpam, dual-stack and IPv6-only', () => {
   const v4Files = () => files((n) => isIPv4(n));
   const v6Files = () => files((n) => isIPv6(n));
   const attachments = () => (existsSync(join(netDir(), 'attachments')) ? readdirSync(join(netDir(), 'attachments')) : []);
-  const expectIpamError = (fn: () => unknown, code: string, message?: RegExp) => {
-    let caught: unknown;
-    try {
-      fn();
-    } catch (err) {
-      caught = err;
-    }
-    expect(caught).toBeInstanceOf(PodIpamError);
-    expect((caught as PodIpamError).code).toBe(code);
-    if (message) expect((caught as PodIpamError).message).toMatch(message);
-  };
 
   it('gives one address of each family, IPv4 first, skipping the network address and the gateway ::1', () => {
     const ipam = make();

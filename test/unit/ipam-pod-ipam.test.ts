@@ -7,6 +7,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { InvalidArgumentError } from '../../src/core/errors.js';
 import { PodIpamError } from '../../src/ipam/pod-ipam-errors.js';
 import { PodIpam, type PodIpamOptions } from '../../src/ipam/pod-ipam.js';
+import { expectIpamError } from '../helpers/ipam.js';
 
 const NET = 'twill-test';
 
@@ -33,17 +34,6 @@ describe('PodIpam', () => {
       if (e.isFile()) out[join(e.parentPath, e.name).slice(dir.length)] = readFileSync(join(e.parentPath, e.name), 'utf8');
     }
     return out;
-  };
-  const expectIpamError = (fn: () => unknown, code: string, message?: RegExp) => {
-    let caught: unknown;
-    try {
-      fn();
-    } catch (err) {
-      caught = err;
-    }
-    expect(caught).toBeInstanceOf(PodIpamError);
-    expect((caught as PodIpamError).code).toBe(code);
-    if (message) expect((caught as PodIpamError).message).toMatch(message);
   };
 
   describe('allocation', () => {
