@@ -1,4 +1,4 @@
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import type { BackendContext, Network, RemoteLease } from '../src/backends/backend.js';
@@ -11,7 +11,8 @@ import { startEtcd } from '../test/helpers/etcd.js';
 import { etcdBulk } from '../test/helpers/etcd-bulk.js';
 import { exec } from '../test/helpers/exec.js';
 import type { TestNetns } from '../test/helpers/netns.js';
-import { startAgent, type TestAgent } from '../test/helpers/twilld.js';
+import type { TestAgent } from '../test/helpers/twilld.js';
+import { agentStarter } from './agents.js';
 import { waitFor } from '../test/helpers/wait.js';
 import { median, newBurst, numberOption, remoteHosts, report, reportBurst, round, stringOption, type RemoteHost } from './report.js';
 import { iperf } from './throughput.js';
@@ -183,15 +184,7 @@ export async function runIpv6(args: string[]): Promise<void> {
     // etcd listens on the underlay; this process's bulk etcd client must live there too.
     const leave = enterNetns(cluster.underlay.netnsPath);
     cleanup.defer('leave the underlay namespace', leave);
-    const start = async (i: number): Promise<TestAgent> => {
-      const hostDir = join(dir, `host${i}`);
-      mkdirSync(hostDir, { recursive: true });
-      // --profile DIR: V8 CPU profiles of the agents, as the IPv4 bench writes them.
-      const nodeArgs = profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [];
-      const agent = await startAgent(cluster.hosts[i]!, { etcd: etcd.clientUrl, dir: hostDir, args: ['--iface', 'eth0', '--log-level', process.env.BENCH_AGENT_LOG ?? 'info'], nodeArgs });
-      agents[i] = agent;
-      return agent;
-    };
+    const start = agentStarter(cluster, etcd.clientUrl, dir, agents, profileDir);
     await Promise.all([start(0), start(1)].map(async (a) => (await a).waitReady()));
     const [h0, h1] = cluster.hosts as [Host, Host];
     const nlB = Netlink.open(h1.netnsPath);

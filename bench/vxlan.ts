@@ -1,4 +1,4 @@
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { EtcdSubnetStore, encodeLease, keyLayout, subnetToKeyName } from '../src/store/index.js';
 import { enterNetns, Netlink, RTPROT_TWILL } from '../src/netlink/index.js';
@@ -7,7 +7,8 @@ import { createCluster, type Cluster } from '../test/helpers/cluster.js';
 import { startEtcd, type Etcd } from '../test/helpers/etcd.js';
 import { etcdBulk } from '../test/helpers/etcd-bulk.js';
 import { exec } from '../test/helpers/exec.js';
-import { startAgent, type TestAgent } from '../test/helpers/twilld.js';
+import type { TestAgent } from '../test/helpers/twilld.js';
+import { agentStarter } from './agents.js';
 import { waitFor } from '../test/helpers/wait.js';
 import { runIpv6 } from './vxlan-ipv6.js';
 import { median, newBurst, numberOption, percentile, processRssMiB, remoteHosts, report, reportBurst, round, stringOption, type RemoteHost } from './report.js';
@@ -107,15 +108,7 @@ export async function run(args: string[]): Promise<void> {
     cleanup.defer('leave the underlay namespace', leave);
     const store = EtcdSubnetStore.connect({ endpoints: [etcd.clientUrl], prefix: PREFIX });
     cleanup.defer('close store', () => store.close());
-    const start = async (i: number): Promise<TestAgent> => {
-      const hostDir = join(dir, `host${i}`);
-      mkdirSync(hostDir, { recursive: true });
-      // --profile DIR: V8 CPU profiles of the agents (open them in Chrome DevTools).
-      const nodeArgs = profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [];
-      const agent = await startAgent(cluster.hosts[i]!, { etcd: etcd.clientUrl, dir: hostDir, args: ['--iface', 'eth0', '--log-level', process.env.BENCH_AGENT_LOG ?? 'info'], nodeArgs });
-      agents[i] = agent;
-      return agent;
-    };
+    const start = agentStarter(cluster, etcd.clientUrl, dir, agents, profileDir);
 
     // (b) join latency, with both agents up and few leases.
     await Promise.all([start(0), start(1)].map(async (a) => (await a).waitReady()));
