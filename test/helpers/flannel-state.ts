@@ -9,11 +9,12 @@
  *   await etcd.etcdctl(['put', flannelLeaseKey(prefix, '10.244.21.0/24'), flannelLeaseRecord(host.underlayIp, mac)]);
  */
 import { randomBytes } from 'node:crypto';
-import { copyFileSync } from 'node:fs';
+import { copyFileSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { formatMac } from '../../src/core/mac.js';
 import type { Daemon } from './daemon.js';
 import type { TestNetns } from './netns.js';
+import { waitFor } from './wait.js';
 
 export const FLANNEL_VNI = 1;
 /** Port 0 in flannel's config means the kernel's default, 8472. */
@@ -114,8 +115,18 @@ export function flannelLeaseRecord(publicIp: string, vtepMac: string): string {
  * A process that looks like a running flanneld to /proc (its comm is "flanneld"): a copy of
  * sleep under that name in `dir`, running inside `ns` until stopped (with the namespace at the latest).
  */
-export function startFakeFlanneld(ns: TestNetns, dir: string): Promise<Daemon> {
+export async function startFakeFlanneld(ns: TestNetns, dir: string): Promise<Daemon> {
   const binary = join(dir, 'flanneld');
   copyFileSync('/bin/sleep', binary);
-  return ns.spawn(binary, ['600'], { label: `fake-flanneld-${ns.name}` });
+  const daemon = await ns.spawn(binary, ['600'], { label: `fake-flanneld-${ns.name}` });
+  // It starts as `ip netns exec` and becomes "flanneld" only once that execs it: a check of
+  // /proc before then finds no flanneld (a flaky takeover test).
+  await waitFor(() => {
+    try {
+      return readFileSync(`/proc/${daemon.pid}/comm`, 'utf8').trim() === 'flanneld';
+    } catch {
+      return false;
+    }
+  }, { timeoutMs: 5000, intervalMs: 5, what: 'the fake flanneld to run under its name' });
+  return daemon;
 }
