@@ -59,6 +59,8 @@ export interface AgentDeps {
 
 /** How often to look for the network config while there is none (flannel: 1 s). */
 const CONFIG_POLL_MS = 1000;
+/** The longest the masquerading table goes unchecked, whatever the resync interval. */
+const MASQUERADE_CHECK_MS = 10_000;
 
 /**
  * twilld's main loop, the composition of the parts: the external interface, config from the
@@ -216,11 +218,14 @@ export class Agent {
     }
   }
 
-  /** Re-applies the masquerading table every resync interval, repairing drift. */
+  /**
+   * Re-applies the masquerading table every resync interval, but at least every 10 s (Twill does
+   * not watch nftables' notifications, and checking its two small tables is cheap), repairing drift.
+   */
   private async keepMasquerade(signal: AbortSignal, config: NetworkConfig, keeper: LeaseKeeper): Promise<void> {
     if (!this.deps.settings.ipMasq) return;
     while (!signal.aborted) {
-      await sleep(this.deps.settings.resyncIntervalMs, signal);
+      await sleep(Math.min(this.deps.settings.resyncIntervalMs, MASQUERADE_CHECK_MS), signal);
       const lease = keeper.lease;
       if (lease !== undefined && !signal.aborted) await this.syncMasquerade(config, lease);
     }

@@ -77,7 +77,7 @@ export const AGENT_FLAGS: readonly FlagSpec[] = [
   { name: 'bgp-listen', kind: 'string', arg: 'ADDR:PORT', help: 'bgp backend: where the speaker accepts sessions, ADDR:PORT or [IPv6]:PORT (default: the public IP, or the public IPv6 in an IPv6-only network, port 179).' },
   { name: 'bgp-speaker', kind: 'string', arg: 'builtin|gobgp', help: 'bgp backend: this host\'s BGP speaker, Twill\'s own or a gobgpd beside the agent (see --gobgp-api); default the network config\'s Speaker. Hosts of one cluster may differ.' },
   { name: 'gobgp-api', kind: 'string', arg: 'HOST:PORT|unix:///PATH', help: 'bgp backend with Speaker "gobgp": the gRPC API of the gobgpd that runs beside the agent (its --api-hosts), e.g. 127.0.0.1:50051 or unix:///run/gobgpd.sock.' },
-  { name: 'resync-interval', kind: 'string', arg: 'DURATION', default: '10s', help: 'how often the backend compares the kernel with the leases and repairs drift; at least 100ms.' },
+  { name: 'resync-interval', kind: 'string', arg: 'DURATION', default: '5m', help: 'how often the backend compares the whole kernel state with the leases and repairs drift, as a safety net: an entry of Twill\'s deleted by hand is written again at once (kernel notifications), and the masquerading rules are checked at least every 10s; at least 100ms.' },
 ];
 
 const MIN_LEASE_TTL_MS = 2000;

@@ -1,8 +1,9 @@
 import type { Logger } from 'pino';
-import type { LinkEvent, LinkWatch } from '../netlink/index.js';
+import type { KernelDeletion, LinkEvent, LinkWatch, NetlinkHandle, WatchOptions } from '../netlink/index.js';
 import type { RemoteLease, SyncReport } from './backend.js';
 import { runRepairLoop } from './repair-loop.js';
 import { WriteQueue } from './write-queue.js';
+import { repairDeletions, WrittenState } from './written-state.js';
 
 /** A backend's own steps; the Reconciler decides when they run. */
 export interface ReconcileSteps {
@@ -16,7 +17,12 @@ export interface ReconcileSteps {
 }
 
 export interface ReconcileLoopOptions {
-  readonly watchLinks: () => LinkWatch;
+  readonly watchLinks: (options?: WatchOptions) => LinkWatch;
+  /**
+   * Where `written` was written: with it, an entry somebody deletes is written again at once on
+   * its own; without it, at the next full repair.
+   */
+  readonly netlink?: NetlinkHandle | undefined;
   readonly extIndex: number;
   readonly intervalMs: number;
   /** The backend's own reason to repair at once on a link event, if any (see repair-loop.ts). */
@@ -32,6 +38,8 @@ export interface ReconcileLoopOptions {
 export class Reconciler {
   #desired: readonly RemoteLease[] | undefined;
   readonly #queue = new WriteQueue();
+  /** What the backend's last apply wrote: its apply step records it (syncRoutes, applyPlan). */
+  readonly written = new WrittenState();
 
   constructor(private readonly steps: ReconcileSteps, private readonly log: Logger, private readonly what: string) {}
 
@@ -68,9 +76,25 @@ export class Reconciler {
     });
   }
 
+  /**
+   * Writes again, in the queue, the deleted entries that the last apply wrote; a write the
+   * kernel refuses makes a full resync follow.
+   */
+  async repairDeleted(nl: NetlinkHandle, deletions: readonly KernelDeletion[]): Promise<void> {
+    const result = await this.serial(async () => (this.#desired === undefined ? undefined : repairDeletions(nl, this.written, deletions)));
+    if (result === undefined) return;
+    if (result.written > 0) this.log.info({ entries: result.entries.slice(0, 10), count: result.written }, `${this.what} entries deleted outside Twill written again`);
+    if (result.failed > 0) await this.resync(`${result.failed} deleted entries could not be written again`);
+  }
+
   /** The repair loop until `signal` aborts; then waits for writes in progress. Leaves the kernel as it is. */
   async run(signal: AbortSignal, opts: ReconcileLoopOptions): Promise<void> {
-    await runRepairLoop(signal, { ...opts, repair: (why) => this.resync(why), log: this.log });
+    const nl = opts.netlink;
+    await runRepairLoop(signal, {
+      ...opts, repair: (why) => this.resync(why), log: this.log,
+      repairDeleted: nl === undefined ? undefined : (deletions) => this.repairDeleted(nl, deletions),
+      ownsDeleted: (entry) => this.written.holds(entry),
+    });
     await this.#queue.drained();
   }
 }

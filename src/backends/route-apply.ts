@@ -2,6 +2,7 @@ import { TwillError } from '../core/errors.js';
 import type { NetlinkHandle, RouteSpec } from '../netlink/index.js';
 import type { SkippedLease, SyncReport } from './backend.js';
 import { splitRouteFailures, syncRoutes } from './route-sync.js';
+import type { WrittenState } from './written-state.js';
 
 /**
  * Removing some stale routes failed (everything else was applied). The agent logs it and retries
@@ -26,9 +27,9 @@ export class StaleRouteRemovalError extends TwillError {
  */
 export async function applyRoutes(
   nl: NetlinkHandle, backend: string, owned: string | readonly string[],
-  plan: { readonly routes: readonly RouteSpec[]; readonly skipped: readonly SkippedLease[] }, extraChanges = 0,
+  plan: { readonly routes: readonly RouteSpec[]; readonly skipped: readonly SkippedLease[] }, extraChanges = 0, written?: WrittenState,
 ): Promise<SyncReport> {
-  const result = await syncRoutes(nl, owned, plan.routes);
+  const result = await syncRoutes(nl, owned, plan.routes, written);
   const changes = extraChanges + result.replaced + result.deleted;
   const { writeFailed, removeFailed } = splitRouteFailures(result);
   if (removeFailed.length > 0) throw new StaleRouteRemovalError(backend, removeFailed, changes);

@@ -1,5 +1,6 @@
 import { parseCidr, prefixContains } from '../core/ip.js';
 import type { SkippedLease } from './backend.js';
+import { nexthopSpecOf, type WrittenState } from './written-state.js';
 import {
   isNetlinkError, listNexthopsIfSupported, RTPROT_TWILL, type ListedRouteHop, type NetlinkHandle, type Nexthop, type NexthopSpec, type Route, type RouteHop,
   type RouteSpec,
@@ -31,6 +32,9 @@ import {
  *
  * Writes are pipelined: all nexthops (members before groups), all writes, then all deletions
  * (routes, then groups, then single nexthops), each batch in one go.
+ *
+ * `written`, when given, keeps the routes as written and the nexthops they name, so that one
+ * deleted by somebody else can be written again on its own (written-state.ts).
  */
 export interface RouteSyncResult {
   readonly replaced: number;
@@ -71,7 +75,9 @@ export const NEXTHOP_ID_BASE = 0x74770000;
  * "fc00::/48"): Twill owns its routes inside them, and its nexthops of their families. Every
  * route a backend wants goes through one call, so one family's sync never drops the other's.
  */
-export async function syncRoutes(nl: NetlinkHandle, owned: string | readonly string[], wantedRoutes: readonly RouteSpec[]): Promise<RouteSyncResult> {
+export async function syncRoutes(
+  nl: NetlinkHandle, owned: string | readonly string[], wantedRoutes: readonly RouteSpec[], written?: WrittenState,
+): Promise<RouteSyncResult> {
   const networks = typeof owned === 'string' ? [owned] : owned;
   const inCluster = anyCidrMatcher(networks);
   const families = new Set(networks.map((n) => (n.includes(':') ? 6 : 4)));
@@ -159,9 +165,29 @@ export async function syncRoutes(nl: NetlinkHandle, owned: string | readonly str
     for (const r of kernel) if (r.nexthopId !== undefined && !moved.has(r.dst)) used.add(r.nexthopId);
     nexthopChanges += await dropStaleNexthops(nl, nexthops, created, used, failed);
   }
+  written?.recordRoutes(routes, namedNexthops(routes, created, nexthops ?? []));
   return {
     replaced: toReplace.length - writeFailures.length, deleted: toDelete.length - removeFailures.length, nexthops: nexthopChanges, failed, refused,
   };
+}
+
+/** The nexthops `routes` name, as specs: groups and their members, new (`created`) or reused (`existing`). */
+function namedNexthops(routes: readonly RouteSpec[], created: readonly NexthopSpec[], existing: readonly Nexthop[]): Map<number, NexthopSpec> {
+  const known = new Map<number, NexthopSpec>();
+  for (const n of existing) {
+    const spec = nexthopSpecOf(n);
+    if (spec !== undefined) known.set(n.id, spec);
+  }
+  for (const spec of created) known.set(spec.id, spec);
+  const named = new Map<number, NexthopSpec>();
+  const name = (id: number): void => {
+    const spec = known.get(id);
+    if (spec === undefined || named.has(id)) return;
+    named.set(id, spec);
+    for (const m of spec.group ?? []) name(m.id);
+  };
+  for (const r of routes) if (r.nexthopId !== undefined) name(r.nexthopId);
+  return named;
 }
 
 /** Names the route in the way, for the log: its protocol (rtnetlink's numbers, rtnetlink.h) and next hop. */

@@ -34,6 +34,7 @@ export class NetlinkBatch<T> implements MutationBatch<T> {
   addRoute(spec: RouteSpec, token: T): this { return this.add(() => routes.addRouteRequest(spec), token); }
   deleteRoute(spec: RouteSpec, token: T): this { return this.add(() => routes.deleteRouteRequest(spec), token); }
   addNexthop(spec: NexthopSpec, token: T): this { return this.add(() => nexthops.addNexthopRequest(spec), token); }
+  replaceNexthop(spec: NexthopSpec, token: T): this { return this.add(() => nexthops.replaceNexthopRequest(spec), token); }
   deleteNexthop(id: number, token: T): this { return this.add(() => nexthops.deleteNexthopRequest(id), token); }
 
   /** Sends everything added; resolves, once the kernel has answered all, with the failures. */

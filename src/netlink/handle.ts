@@ -39,6 +39,7 @@ export interface MutationBatch<T> {
   addRoute(spec: RouteSpec, token: T): this;
   deleteRoute(spec: RouteSpec, token: T): this;
   addNexthop(spec: NexthopSpec, token: T): this;
+  replaceNexthop(spec: NexthopSpec, token: T): this;
   deleteNexthop(id: number, token: T): this;
   /** Sends everything added; resolves, once the kernel has answered all, with the failures. */
   commit(): Promise<BatchFailure<T>[]>;
@@ -50,8 +51,27 @@ export interface LinkEvent {
   readonly link: Link;
 }
 
+/**
+ * An entry the kernel reports deleted (RTM_DELROUTE, RTM_DELNEIGH, RTM_DELNEXTHOP), whoever
+ * deleted it. Only a watch opened with `deletions` reports them.
+ */
+export type KernelDeletion =
+  | { readonly kind: 'route'; readonly route: Route }
+  | { readonly kind: 'neighbour'; readonly neighbour: Neighbour }
+  | { readonly kind: 'fdb'; readonly entry: FdbEntry }
+  | { readonly kind: 'nexthop'; readonly id: number };
+
+export interface WatchOptions {
+  /**
+   * Also report deleted routes (main table, both families), neighbours, FDB entries and nexthops:
+   * what lets a backend repair an entry deleted by hand at once instead of at the next resync.
+   */
+  readonly deletions?: boolean;
+}
+
 export interface LinkWatchEvents {
   link: [event: LinkEvent];
+  deleted: [entry: KernelDeletion];
   /** The socket failed (ENOBUFS after a burst: events were lost; resync from scratch). */
   error: [err: Error];
 }
@@ -115,8 +135,8 @@ export interface NetlinkHandle {
 
   /** Neighbour, FDB, route and nexthop changes to send at once, with one promise for all. */
   batch<T>(): MutationBatch<T>;
-  /** Link notifications of this handle's namespace (creation, change, deletion). */
-  watchLinks(): LinkWatch;
+  /** Link notifications of this handle's namespace (creation, change, deletion), and with `deletions` deleted entries. */
+  watchLinks(options?: WatchOptions): LinkWatch;
 
   // ---- sysctls of this handle's namespace ----
   readSysctl(key: string): string;

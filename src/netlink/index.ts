@@ -3,7 +3,7 @@
  * `netlink` or `koffi`; everything else uses what this file exports.
  */
 export { Netlink, withNetns } from './netlink.js';
-export type { NetlinkHandle, MutationBatch, BatchFailure, LinkWatch, LinkWatchEvents, LinkEvent, LinkRef } from './handle.js';
+export type { NetlinkHandle, MutationBatch, BatchFailure, LinkWatch, LinkWatchEvents, LinkEvent, LinkRef, KernelDeletion, WatchOptions } from './handle.js';
 export type { NetlinkBatch } from './batch.js';
 export { createNetns, deleteNetns, enterNetns, listNetns, netnsPath, runInNetns, currentNetnsId, NETNS_RUN_DIR } from './netns.js';
 export { NetlinkError, UnsupportedByKernelError, isNetlinkError } from './errors.js';

@@ -2,28 +2,42 @@ import { EventEmitter } from 'node:events';
 import netlinkPkg from 'netlink';
 import * as C from './constants.js';
 import { parseLink } from './links.js';
-import type { LinkWatch, LinkWatchEvents } from './handle.js';
+import { parseFdb, parseNeighbour } from './neighbours.js';
+import { parseNexthop } from './nexthops.js';
+import { parseRoute } from './routes.js';
+import type { KernelDeletion, LinkWatch, LinkWatchEvents, WatchOptions } from './handle.js';
 
 const { RawNetlinkSocket } = netlinkPkg;
 const NETLINK_ROUTE = 0;
-/** RTNLGRP_LINK (include/uapi/linux/rtnetlink.h): notifications of link changes. */
+/** rtnetlink multicast groups (enum rtnetlink_groups, include/uapi/linux/rtnetlink.h). */
 const RTNLGRP_LINK = 1;
+const RTNLGRP_NEIGH = 3;
+const RTNLGRP_IPV4_ROUTE = 7;
+const RTNLGRP_IPV6_ROUTE = 11;
+const RTNLGRP_NEXTHOP = 32;
+const NLMSG_HDRLEN = 16;
 
 export type { LinkEvent } from './handle.js';
 
 /**
- * Kernel notifications of link changes in one namespace, from a socket subscribed to the
- * RTNLGRP_LINK multicast group. Lets a backend notice at once that its device was deleted or
- * went down, instead of at the next periodic resync. Emits events; never logs.
+ * Kernel notifications of one namespace, from a socket subscribed to rtnetlink multicast groups:
+ * link changes always (RTNLGRP_LINK), and with `deletions` deleted routes, neighbours, FDB entries
+ * and nexthops too. Lets a backend notice at once that its device went away or down, or that an
+ * entry of its was deleted, instead of at the next periodic resync (Calico's Felix works the same
+ * way). Only deletions are parsed: the notifications of new entries (every ARP state change, every
+ * route Twill writes itself) are skipped by their header type. Emits events; never logs.
  */
 export class LinkMonitor extends EventEmitter<LinkWatchEvents> implements LinkWatch {
   private readonly raw: InstanceType<typeof RawNetlinkSocket>;
 
   /** Construct inside the target namespace (Netlink.watchLinks does that). */
-  constructor() {
+  constructor(options: WatchOptions = {}) {
     super();
-    this.raw = new RawNetlinkSocket(NETLINK_ROUTE, { recvBufferSize: 1 << 20, sendBufferSize: 1 << 16 });
+    // A burst of Twill's own writes can overflow even a large buffer: the socket then fails with
+    // ENOBUFS and the owner resyncs in full ('error').
+    this.raw = new RawNetlinkSocket(NETLINK_ROUTE, { recvBufferSize: options.deletions ? 4 << 20 : 1 << 20, sendBufferSize: 1 << 16 });
     this.raw.addMembership(RTNLGRP_LINK);
+    if (options.deletions) for (const group of [RTNLGRP_NEIGH, RTNLGRP_IPV4_ROUTE, RTNLGRP_IPV6_ROUTE, RTNLGRP_NEXTHOP]) this.raw.addMembership(group);
     this.raw.on('message', (buf: Buffer) => this.receive(buf));
     this.raw.on('error', (err: Error) => this.emit('error', err));
     this.raw.unref();
@@ -34,15 +48,35 @@ export class LinkMonitor extends EventEmitter<LinkWatchEvents> implements LinkWa
   }
 
   private receive(buf: Buffer): void {
-    for (let off = 0; off + 16 <= buf.length; ) {
+    for (let off = 0; off + NLMSG_HDRLEN <= buf.length; ) {
       const len = buf.readUInt32LE(off);
-      if (len < 16 || off + len > buf.length) break;
+      if (len < NLMSG_HDRLEN || off + len > buf.length) break;
       const type = buf.readUInt16LE(off + 4);
       if (type === C.RTM_NEWLINK || type === C.RTM_DELLINK) {
-        const link = parseLink(Buffer.from(buf.subarray(off + 16, off + len)));
+        const link = parseLink(Buffer.from(buf.subarray(off + NLMSG_HDRLEN, off + len)));
         this.emit('link', { type: type === C.RTM_NEWLINK ? 'new' : 'deleted', link });
+      } else if (type === C.RTM_DELROUTE || type === C.RTM_DELNEIGH || type === C.RTM_DELNEXTHOP) {
+        const deletion = parseDeletion(type, buf.subarray(off + NLMSG_HDRLEN, off + len));
+        if (deletion !== undefined) this.emit('deleted', deletion);
       }
       off += (len + 3) & ~3;
     }
+  }
+}
+
+/** The deleted entry a notification names, or undefined for one of no interest (another table, a malformed message). */
+function parseDeletion(type: number, data: Buffer): KernelDeletion | undefined {
+  try {
+    if (type === C.RTM_DELROUTE) {
+      const route = parseRoute(data);
+      return route.table === C.RT_TABLE_MAIN ? { kind: 'route', route } : undefined;
+    }
+    if (type === C.RTM_DELNEIGH) {
+      return data.readUInt8(0) === C.AF_BRIDGE ? { kind: 'fdb', entry: parseFdb(data) } : { kind: 'neighbour', neighbour: parseNeighbour(data) };
+    }
+    const id = parseNexthop(data).id;
+    return id === 0 ? undefined : { kind: 'nexthop', id };
+  } catch {
+    return undefined; // a truncated message: the periodic resync still covers what it named
   }
 }

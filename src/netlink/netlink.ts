@@ -1,7 +1,7 @@
 import { RtnlChannel, type MutationRequest } from './channel.js';
 import { NetlinkBatch } from './batch.js';
 import { NetlinkError } from './errors.js';
-import type { LinkRef, NetlinkHandle } from './handle.js';
+import type { LinkRef, NetlinkHandle, WatchOptions } from './handle.js';
 import * as addresses from './addresses.js';
 import * as links from './links.js';
 import { LinkMonitor } from './link-monitor.js';
@@ -125,8 +125,8 @@ export class Netlink implements NetlinkHandle {
    * Link notifications of this handle's namespace (creation, change, deletion). Close the
    * returned monitor when done.
    */
-  watchLinks(): LinkMonitor {
-    return this.netnsPath === undefined ? new LinkMonitor() : runInNetns(this.netnsPath, () => new LinkMonitor());
+  watchLinks(options: WatchOptions = {}): LinkMonitor {
+    return this.netnsPath === undefined ? new LinkMonitor(options) : runInNetns(this.netnsPath, () => new LinkMonitor(options));
   }
 
   // ---- sysctls of this handle's namespace ----

@@ -28,6 +28,7 @@ export class FakeBatch<T> implements MutationBatch<T> {
   addRoute(spec: RouteSpec, token: T): this { return this.add('route.add', spec, token); }
   deleteRoute(spec: RouteSpec, token: T): this { return this.add('route.delete', spec, token); }
   addNexthop(spec: NexthopSpec, token: T): this { return this.add('nexthop.add', spec, token); }
+  replaceNexthop(spec: NexthopSpec, token: T): this { return this.add('nexthop.replace', spec, token); }
   deleteNexthop(id: number, token: T): this { return this.add('nexthop.delete', { id }, token); }
 
   async commit(): Promise<BatchFailure<T>[]> {

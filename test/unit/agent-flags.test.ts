@@ -45,7 +45,7 @@ describe('twilld flags', () => {
       healthzAddr: '127.0.0.1:9101',
       metrics: true,
       logLevel: 'info',
-      resyncIntervalMs: 10_000,
+      resyncIntervalMs: 300_000, // issue 18: drift repair is event-driven; the full resync is the rare safety net
       cniSocket: '/run/twill/cni.sock',
       cniDataDir: '/run/twill/ipam',
       cniWorkers: 8,
@@ -263,7 +263,7 @@ describe('twilld flags', () => {
       expect(help).toContain(envName(name));
     }
     expect(envName('subnet-lease-ttl')).toBe('TWILLD_SUBNET_LEASE_TTL');
-    for (const dflt of ['http://127.0.0.1:2379', '/coreos.com/network', '/run/twill/subnet.env', '24h', '127.0.0.1:9101', '10s']) {
+    for (const dflt of ['http://127.0.0.1:2379', '/coreos.com/network', '/run/twill/subnet.env', '24h', '127.0.0.1:9101', '5m']) {
       expect(help).toContain(`default ${dflt}`);
     }
     expect(help).toContain('--no-metrics');

@@ -131,7 +131,7 @@ export class BgpNetwork implements Network {
 
   run(signal: AbortSignal): Promise<void> {
     const { netlink, extIface, resyncIntervalMs } = this.ctx;
-    return this.#reconciler.run(signal, { watchLinks: () => netlink.watchLinks(), extIndex: extIface.index, intervalMs: resyncIntervalMs })
+    return this.#reconciler.run(signal, { watchLinks: (o) => netlink.watchLinks(o), netlink, extIndex: extIface.index, intervalMs: resyncIntervalMs })
       .finally(async () => {
         clearTimeout(this.#convergeTimer);
         // SIGTERM is a planned restart: no Cease, so the peers keep our route (RFC 4724 §4).
@@ -284,7 +284,7 @@ export class BgpNetwork implements Network {
     this.#onLink = onLinkMatcher(connected);
     const plan = planBgpRoutes(this.planInput(), false);
     // Both families' routes in one sync: a sync of one family alone would drop the other's.
-    const report = await applyRoutes(netlink, TYPE, this.#owned, { routes: plan.routes, skipped: [] });
+    const report = await applyRoutes(netlink, TYPE, this.#owned, { routes: plan.routes, skipped: [] }, 0, this.#reconciler.written);
     this.#writeFailed = new Map(report.skipped.map((s) => [s.subnet, s.reason]));
     return report;
   }

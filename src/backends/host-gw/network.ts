@@ -32,13 +32,13 @@ export class HostGwNetwork implements Network {
 
   run(signal: AbortSignal): Promise<void> {
     const { netlink, extIface, resyncIntervalMs } = this.ctx;
-    return this.reconciler.run(signal, { watchLinks: () => netlink.watchLinks(), extIndex: extIface.index, intervalMs: resyncIntervalMs });
+    return this.reconciler.run(signal, { watchLinks: (o) => netlink.watchLinks(o), netlink, extIndex: extIface.index, intervalMs: resyncIntervalMs });
   }
 
   private async apply(leases: readonly RemoteLease[]): Promise<SyncReport> {
     const { netlink, extIface, clusterNetwork, clusterNetworkV6 } = this.ctx;
     // Read each time: the interface's addresses (so its connected networks) can change.
     const connected = await connectedNetworks(netlink, extIface.index);
-    return applyRoutes(netlink, HOST_GW_TYPE, ownedNetworks(this.ctx), planRoutes({ leases, ext: extIface, connected, clusterNetwork, clusterNetworkV6 }));
+    return applyRoutes(netlink, HOST_GW_TYPE, ownedNetworks(this.ctx), planRoutes({ leases, ext: extIface, connected, clusterNetwork, clusterNetworkV6 }), 0, this.reconciler.written);
   }
 }

@@ -79,7 +79,7 @@ export class IpipNetwork implements Network {
   run(signal: AbortSignal): Promise<void> {
     const { netlink, extIface, resyncIntervalMs } = this.ctx;
     return this.reconciler.run(signal, {
-      watchLinks: () => netlink.watchLinks(), extIndex: extIface.index, intervalMs: resyncIntervalMs, linkNeedsRepair: deviceNeedsRepair(DEVICE_NAME),
+      watchLinks: (o) => netlink.watchLinks(o), netlink, extIndex: extIface.index, intervalMs: resyncIntervalMs, linkNeedsRepair: deviceNeedsRepair(DEVICE_NAME),
     });
   }
 
@@ -102,7 +102,7 @@ export class IpipNetwork implements Network {
       leases: desired, clusterNetwork, localPublicIp: ipv4Underlay(extIface, TYPE).publicIp, directRouting: this.options.directRouting, onLink,
       deviceIndex: device.index, extIndex: extIface.index,
     });
-    return applyRoutes(netlink, TYPE, clusterNetwork, plan, device.changes.length);
+    return applyRoutes(netlink, TYPE, clusterNetwork, plan, device.changes.length, this.reconciler.written);
   }
 
   /** Before the first desired set only the device is repaired: an empty set would remove every route in place. */

@@ -1,6 +1,7 @@
 import { TwillError } from '../../core/errors.js';
 import { isNetlinkError, type FdbSpec, type NeighbourSpec, type NetlinkHandle } from '../../netlink/index.js';
 import { splitRouteFailures, syncRoutes } from '../route-sync.js';
+import { fdbKey, neighbourKey, type WrittenState } from '../written-state.js';
 import { clearOnlinkBlockers } from './onlink-blockers.js';
 import type { PeerPlan, Skipped } from './plan.js';
 
@@ -48,22 +49,25 @@ export interface VtepDevice {
   readonly family: 4 | 6;
 }
 
-const fdbKey = (e: { index: number; mac: string; dst?: string | undefined }): string => `${e.index} ${e.mac}>${e.dst ?? ''}`;
-const neighKey = (e: { index: number; ip: string }): string => `${e.index} ${e.ip}`;
 
 /** Errors that mean the entry is already gone (removed by hand, with its device, or by a replace). */
 export function alreadyGone(err: unknown): boolean {
   return isNetlinkError(err, 'ENOENT') || isNetlinkError(err, 'ESRCH');
 }
 
-/** `owned`: the cluster networks (route-sync.ts); `devices`: every VXLAN device of the network. */
-export async function applyPlan(nl: NetlinkHandle, owned: readonly string[], devices: readonly VtepDevice[], peers: readonly PeerPlan[]): Promise<ApplyResult> {
+/**
+ * `owned`: the cluster networks (route-sync.ts); `devices`: every VXLAN device of the network;
+ * `written` keeps what was written, for the repair of single deleted entries (written-state.ts).
+ */
+export async function applyPlan(
+  nl: NetlinkHandle, owned: readonly string[], devices: readonly VtepDevice[], peers: readonly PeerPlan[], written?: WrittenState,
+): Promise<ApplyResult> {
   const haveNeigh = new Map<string, { index: number; ip: string; mac: string | undefined }>();
   const haveFdb = new Map<string, FdbSpec>();
   await Promise.all(devices.map(async ({ index, family }) => {
     const [neighbours, fdb] = await Promise.all([nl.listNeighbours(index), nl.listFdb(index)]);
     for (const n of neighbours) {
-      if (n.permanent && n.ip.includes(':') === (family === 6)) haveNeigh.set(neighKey({ index, ip: n.ip }), { index, ip: n.ip, mac: n.mac });
+      if (n.permanent && n.ip.includes(':') === (family === 6)) haveNeigh.set(neighbourKey({ index, ip: n.ip }), { index, ip: n.ip, mac: n.mac });
     }
     // Entries without a destination are not remote VTEPs (none exist with learning off); leave them.
     for (const e of fdb) if (e.dst !== undefined) haveFdb.set(fdbKey({ index, mac: e.mac, dst: e.dst }), { index, mac: e.mac, dst: e.dst });
@@ -78,7 +82,7 @@ export async function applyPlan(nl: NetlinkHandle, owned: readonly string[], dev
     else subnetsOf.set(key, [subnet]);
   };
   for (const p of peers) {
-    if (p.neighbour) { wantNeigh.set(neighKey(p.neighbour), p.neighbour); need(`n ${neighKey(p.neighbour)}`, p.subnet); }
+    if (p.neighbour) { wantNeigh.set(neighbourKey(p.neighbour), p.neighbour); need(`n ${neighbourKey(p.neighbour)}`, p.subnet); }
     // Two leases of one node (a stale lease beside the current one) share one FDB entry.
     if (p.fdb) { wantFdb.set(fdbKey(p.fdb), p.fdb); need(`f ${fdbKey(p.fdb)}`, p.subnet); }
   }
@@ -102,11 +106,11 @@ export async function applyPlan(nl: NetlinkHandle, owned: readonly string[], dev
   // Phase 2: routes (replacements, then removals). A peer whose neighbour or FDB entry is missing
   // gets no route: traffic to it must not be sent into an overlay that cannot deliver it.
   const routes = peers.filter((p) => !refused.has(p.subnet)).map((p) => p.route);
-  let result = await syncRoutes(nl, owned, routes);
+  let result = await syncRoutes(nl, owned, routes, written);
   changes += result.replaced + result.deleted;
   // An IPv6 route that moves from the external interface to twill-v6.N must go first (onlink-blockers.ts).
   if (await clearOnlinkBlockers(nl, result, routes) > 0) {
-    result = await syncRoutes(nl, owned, routes);
+    result = await syncRoutes(nl, owned, routes, written);
     changes += result.replaced + result.deleted;
   }
   const { writeFailed, removeFailed } = splitRouteFailures(result);
@@ -120,6 +124,7 @@ export async function applyPlan(nl: NetlinkHandle, owned: readonly string[], dev
   changes += remove.size - removeFailures.length;
   for (const { error } of removeFailures) if (!alreadyGone(error)) removalErrors.push(error);
 
+  written?.recordOverlay(wantNeigh.values(), wantFdb.values());
   if (removalErrors.length > 0) throw new VxlanApplyError(removalErrors);
   return { changes, failed: [...[...refused].map(([subnet, reason]) => ({ subnet, reason, code: 'write_failed' as const })), ...writeFailed, ...result.refused] };
 }

@@ -106,7 +106,7 @@ export class VxlanNetwork implements Network {
     const { netlink, extIface, resyncIntervalMs } = this.ctx;
     const checks = this.vteps.map((v) => deviceNeedsRepair(v.device.name));
     return this.reconciler.run(signal, {
-      watchLinks: () => netlink.watchLinks(), extIndex: extIface.index, intervalMs: resyncIntervalMs,
+      watchLinks: (o) => netlink.watchLinks(o), netlink, extIndex: extIface.index, intervalMs: resyncIntervalMs,
       linkNeedsRepair: (event) => checks.reduce<string | undefined>((why, check) => why ?? check(event), undefined),
     });
   }
@@ -165,7 +165,7 @@ export class VxlanNetwork implements Network {
       vxlanIndexV6: indexOf(6),
       extIndex: extIface.index,
     });
-    const applied = await applyPlan(nl, ownedNetworks(this.ctx), devices, plan.peers);
+    const applied = await applyPlan(nl, ownedNetworks(this.ctx), devices, plan.peers, this.reconciler.written);
     return { changes: changes.length + applied.changes, skipped: [...plan.skipped, ...applied.failed] };
   }
 
