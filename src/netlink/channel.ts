@@ -416,7 +416,7 @@ function parseExtack(msg: RawMessage): string | undefined {
  * The kernel lists every netlink socket of the current namespace with its port id and inode in
  * /proc/thread-self/net/netlink; our descriptor is the one whose /proc/self/fd link names that inode.
  */
-function findNetlinkSocketFd(port: number): number {
+export function findNetlinkSocketFd(port: number): number {
   const lines = readFileSync('/proc/thread-self/net/netlink', 'utf8').split('\n').slice(1);
   let inode: string | undefined;
   for (const line of lines) {

@@ -35,6 +35,12 @@ export const SOL_NETLINK = 270;
 export const NETLINK_EXT_ACK = 11;
 export const NETLINK_GET_STRICT_CHK = 12;
 export const NETLINK_CAP_ACK = 10;
+/** linux/netlink.h: overruns are counted, not reported as ENOBUFS on the next recvmsg. */
+export const NETLINK_NO_ENOBUFS = 5;
+/** asm-generic/socket.h and linux/sock_diag.h: the socket's memory counters, drops at index 8. */
+export const SO_MEMINFO = 55;
+export const SK_MEMINFO_VARS = 9;
+export const SK_MEMINFO_DROPS = 8;
 export const SOL_SOCKET = 1;
 export const SO_RCVBUF = 8;
 export const SO_RCVBUFFORCE = 33;

@@ -1,6 +1,10 @@
 import { EventEmitter } from 'node:events';
 import netlinkPkg from 'netlink';
 import * as C from './constants.js';
+import { findNetlinkSocketFd } from './channel.js';
+import {
+  getsockoptBuffer, NETLINK_NO_ENOBUFS, setsockoptInt, SK_MEMINFO_DROPS, SK_MEMINFO_VARS, SO_MEMINFO, SO_RCVBUFFORCE, SOL_NETLINK, SOL_SOCKET,
+} from './libc.js';
 import { parseLink } from './links.js';
 import { parseFdb, parseNeighbour } from './neighbours.js';
 import { parseNexthop } from './nexthops.js';
@@ -16,6 +20,7 @@ const RTNLGRP_IPV4_ROUTE = 7;
 const RTNLGRP_IPV6_ROUTE = 11;
 const RTNLGRP_NEXTHOP = 32;
 const NLMSG_HDRLEN = 16;
+const RECEIVE_BUFFER = 8 * 1024 * 1024;
 
 export type { LinkEvent } from './handle.js';
 
@@ -29,13 +34,27 @@ export type { LinkEvent } from './handle.js';
  */
 export class LinkMonitor extends EventEmitter<LinkWatchEvents> implements LinkWatch {
   private readonly raw: InstanceType<typeof RawNetlinkSocket>;
+  private readonly fd: number;
+  private drops = 0;
+  private dropCheck: NodeJS.Immediate | undefined;
 
   /** Construct inside the target namespace (Netlink.watchLinks does that). */
   constructor(options: WatchOptions = {}) {
     super();
-    // A burst of Twill's own writes can overflow even a large buffer: the socket then fails with
-    // ENOBUFS and the owner resyncs in full ('error').
-    this.raw = new RawNetlinkSocket(NETLINK_ROUTE, { recvBufferSize: options.deletions ? 4 << 20 : 1 << 20, sendBufferSize: 1 << 16 });
+    this.raw = new RawNetlinkSocket(NETLINK_ROUTE, { recvBufferSize: 1 << 20, sendBufferSize: 1 << 16 });
+    try {
+      this.fd = findNetlinkSocketFd(this.raw.address().port);
+      // A burst of Twill's own writes (15,000 notifications for 5,000 leases) can overflow even a
+      // large buffer. The kernel would then fail the next recvmsg with ENOBUFS, and the netlink
+      // library aborts the process on that error (its ErrnoException throws in the poll
+      // handler). So overruns are only counted (NETLINK_NO_ENOBUFS) and read from the socket's
+      // drop counter after each read: a drop is reported as 'error', and the owner resyncs.
+      setsockoptInt(this.fd, SOL_NETLINK, NETLINK_NO_ENOBUFS, 1);
+      try { setsockoptInt(this.fd, SOL_SOCKET, SO_RCVBUFFORCE, RECEIVE_BUFFER); } catch { /* keep 1 MiB (no CAP_NET_ADMIN) */ }
+    } catch (err) {
+      this.raw.close();
+      throw err;
+    }
     this.raw.addMembership(RTNLGRP_LINK);
     if (options.deletions) for (const group of [RTNLGRP_NEIGH, RTNLGRP_IPV4_ROUTE, RTNLGRP_IPV6_ROUTE, RTNLGRP_NEXTHOP]) this.raw.addMembership(group);
     this.raw.on('message', (buf: Buffer) => this.receive(buf));
@@ -44,10 +63,35 @@ export class LinkMonitor extends EventEmitter<LinkWatchEvents> implements LinkWa
   }
 
   close(): void {
+    if (this.dropCheck) clearImmediate(this.dropCheck);
+    this.dropCheck = undefined;
     this.raw.close();
   }
 
+  /** Notifications the kernel dropped on this socket since it was opened (its buffer was full). */
+  droppedSoFar(): number {
+    return getsockoptBuffer(this.fd, SOL_SOCKET, SO_MEMINFO, 4 * SK_MEMINFO_VARS).readUInt32LE(4 * SK_MEMINFO_DROPS);
+  }
+
+  /** Once per turn of the event loop with reads: did the kernel drop any since the last look? */
+  private scheduleDropCheck(): void {
+    this.dropCheck ??= setImmediate(() => {
+      this.dropCheck = undefined;
+      let drops: number;
+      try {
+        drops = this.droppedSoFar();
+      } catch {
+        return; // closed meanwhile
+      }
+      if (drops === this.drops) return;
+      const lost = drops - this.drops;
+      this.drops = drops;
+      this.emit('error', Object.assign(new Error(`${lost} kernel notifications dropped (receive buffer full)`), { code: 'ENOBUFS' }));
+    });
+  }
+
   private receive(buf: Buffer): void {
+    this.scheduleDropCheck();
     for (let off = 0; off + NLMSG_HDRLEN <= buf.length; ) {
       const len = buf.readUInt32LE(off);
       if (len < NLMSG_HDRLEN || off + len > buf.length) break;
