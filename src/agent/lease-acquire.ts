@@ -1,6 +1,6 @@
 import type { NetworkConfig } from '../ipam/network-config.js';
 import { compareRevisions, describeSubnets } from '../store/index.js';
-import type { LeaseRecord, SubnetLease } from '../store/types.js';
+import type { LeaseListing, LeaseRecord, SubnetLease } from '../store/types.js';
 import type { SubnetStore } from '../store/subnet-store.js';
 import { carriedAddress, describeRanges, fits, holds, pickFree, previousSubnets, takenSubnets } from './lease-choice.js';
 import { LeaseWriteBlockedError } from './lease-errors.js';
@@ -29,6 +29,8 @@ export type AcquireOutcome = {
    * a reservation): said loudly, since a key can carry this host's PublicIP because anyone wrote it.
    */
   readonly notice?: string | undefined;
+  /** The listing the choice was made from: the lease watch starts from it (no second read of every lease). */
+  readonly listing: LeaseListing;
 };
 
 /**
@@ -75,13 +77,13 @@ export async function acquireLease(req: AcquireRequest): Promise<AcquireOutcome>
         : `the subnet file names ${describeSubnets(previous)}; ${others.join(', ')} also carr${others.length === 1 ? 'ies' : 'y'} this host's PublicIP and ${others.length === 1 ? 'is' : 'are'} left alone`;
       if (ours) {
         const lease = await req.store.refreshLease(ours, req.record, req.ttlSeconds);
-        if (lease) return { lease, how: 'previous', notice };
+        if (lease) return { lease, how: 'previous', notice, listing };
         lost = { revision: listing.revision, what: `refreshing ${ours.key}` };
         continue; // changed meanwhile: look again
       }
       if (holders.length === 0 && !garbled) {
         const lease = await req.store.createLease(previous.subnet, req.record, req.ttlSeconds, { ipv6Subnet: previous.ipv6Subnet, freeAsOf: listing.revision });
-        if (lease) return { lease, how: 'previous', notice };
+        if (lease) return { lease, how: 'previous', notice, listing };
         lost = { revision: listing.revision, what: `creating ${describeSubnets(previous)}` };
         continue;
       }
@@ -97,12 +99,12 @@ export async function acquireLease(req: AcquireRequest): Promise<AcquireOutcome>
       const what = own.etcdLeaseId === undefined ? 'a reservation (a key without an etcd lease)' : 'a lease';
       const file = previous === undefined ? 'no subnet file names a subnet'
         : `the subnet file names ${describeSubnets(previous)}, which ${fits(config, previous) ? 'another host holds' : 'does not fit the network config'}`;
-      return { lease, how: 'reused', notice: `took over ${own.key}: ${what} that carries this host's ${carriedAddress(own, req.record)}; ${file}` };
+      return { lease, how: 'reused', listing, notice: `took over ${own.key}: ${what} that carries this host's ${carriedAddress(own, req.record)}; ${file}` };
     }
 
     const subnets = pickFree(config, taken, req.random);
     const lease = await req.store.createLease(subnets.subnet, req.record, req.ttlSeconds, { ipv6Subnet: subnets.ipv6Subnet, freeAsOf: listing.revision });
-    if (lease) return { lease, how: 'new' };
+    if (lease) return { lease, how: 'new', listing };
     lost = { revision: listing.revision, what: `creating ${describeSubnets(subnets)}` };
   }
 }

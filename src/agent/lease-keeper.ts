@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import { Backoff, sleep } from '../core/backoff.js';
 import type { NetworkConfig } from '../ipam/network-config.js';
 import { compareRevisions, sameRecord } from '../store/index.js';
-import type { LeaseRecord, SubnetLease } from '../store/types.js';
+import type { LeaseListing, LeaseRecord, SubnetLease } from '../store/types.js';
 import type { SubnetStore } from '../store/subnet-store.js';
 import { acquireLease, LeaseWriteBlockedError, SubnetExhaustedError } from './lease-acquire.js';
 import type { AgentMetrics } from './metrics.js';
@@ -34,6 +34,8 @@ interface LeaseKeeperEvents {
  */
 export class LeaseKeeper extends EventEmitter<LeaseKeeperEvents> {
   private current: SubnetLease | undefined;
+  /** The listing of the last acquisition, until the lease watch takes it (takeListing). */
+  private listing: LeaseListing | undefined;
   /** The acquisition in progress, shared by the renewal loop and the watch (never two at once). */
   private acquiring: Promise<SubnetLease | undefined> | undefined;
   /**
@@ -78,6 +80,7 @@ export class LeaseKeeper extends EventEmitter<LeaseKeeperEvents> {
         const { notice } = outcome;
         if (notice !== undefined) this.opts.log.warn({ subnet: lease.subnet, ipv6Subnet: lease.ipv6Subnet, key: lease.key, how, notice }, `lease acquired: ${notice}`);
         else this.opts.log.info({ subnet: lease.subnet, ipv6Subnet: lease.ipv6Subnet, how, expiresAt: lease.expiresAt, reservation: lease.etcdLeaseId === undefined }, 'lease acquired');
+        this.listing = outcome.listing;
         this.hold(lease);
         this.emit('lease', lease);
         return lease;
@@ -96,6 +99,16 @@ export class LeaseKeeper extends EventEmitter<LeaseKeeperEvents> {
       }
     }
     return undefined;
+  }
+
+  /**
+   * The listing the last acquisition read, once: the lease watch's first snapshot, so that a
+   * start reads every lease once, not twice. Undefined after the first call.
+   */
+  takeListing(): LeaseListing | undefined {
+    const listing = this.listing;
+    this.listing = undefined;
+    return listing;
   }
 
   /** Renews until `signal` aborts. Never revokes: on shutdown the lease stays (and so do routes). */

@@ -76,7 +76,7 @@ export class LeaseSync {
   /** Watches and syncs until `signal` aborts. */
   async run(signal: AbortSignal): Promise<void> {
     const { log, metrics } = this.deps;
-    const watcher = this.deps.store.watchLeases();
+    const watcher = this.deps.store.watchLeases(this.deps.keeper.takeListing());
     watcher.on('change', (change: LeaseSetChange) => {
       metrics.setLeasesKnown(change.leases.size);
       if (!signal.aborted) this.watchOwnKey(change, signal);

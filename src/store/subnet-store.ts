@@ -50,8 +50,12 @@ export interface SubnetStore {
   renewLease(lease: SubnetLease): Promise<SubnetLease>;
   /** Deletes the key of these subnets (flannel's deleteSubnet). */
   deleteLease(subnet: string, ipv6Subnet?: string): Promise<void>;
-  /** A watcher keeping the full lease set (see LeaseWatcher). */
-  watchLeases(): LeaseWatcher;
+  /**
+   * A watcher keeping the full lease set (see LeaseWatcher). `seed`: a listing the caller just
+   * read (the lease acquisition's), taken as the first snapshot instead of reading every lease a
+   * second time; the watch starts right after its revision, so nothing written since is missed.
+   */
+  watchLeases(seed?: LeaseListing): LeaseWatcher;
   /** Closes watchers and the connection; later calls fail with ESTORE_CLOSED. */
   close(): Promise<void>;
 }
@@ -195,11 +199,16 @@ export class EtcdSubnetStore implements SubnetStore {
     await this.call(`deleteLease ${describeSubnets({ subnet: canonical, ipv6Subnet })}`, (o) => this.client.delete().key(key).options(o).exec());
   }
 
-  watchLeases(): LeaseWatcher {
+  watchLeases(seed?: LeaseListing): LeaseWatcher {
     if (this.closed) throw this.closedError('watchLeases');
+    let first = seed;
     const watcher: LeaseWatcher = new LeaseWatcher({
       layout: this.layout,
-      list: () => this.list('watchLeases', false),
+      list: () => {
+        const listing = first;
+        first = undefined; // a resync (the watch failed, etcd compacted) reads afresh
+        return listing !== undefined ? Promise.resolve(listing) : this.list('watchLeases', false);
+      },
       watch: (fromRevision, handlers) => openEtcdWatch({
         client: this.client,
         prefix: this.layout.subnetsPrefix,
