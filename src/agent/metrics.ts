@@ -14,6 +14,8 @@ export type HealthProblem = (typeof HEALTH_PROBLEMS)[number];
 /** twill_backend_entries_skipped_total's reasons: SkippedLease codes (backend.ts), and 'invalid' for a lease without one. */
 const ENTRY_SKIP_REASONS = ['foreign_route', 'write_failed', 'invalid'] as const satisfies readonly (NonNullable<SkippedLease['code']> | 'invalid')[];
 const OWN_LEASE_ACTIONS = ['restored', 'reacquired', 'contested'] as const;
+/** How often the event-loop lag is sampled (prom-client's eventLoopMonitoringPrecision). */
+const EVENT_LOOP_SAMPLE_MS = 1000;
 type OwnLeaseAction = (typeof OWN_LEASE_ACTIONS)[number];
 
 /** How long one reading of the bgp backend serves the collectors of a scrape. */
@@ -122,8 +124,10 @@ export class AgentMetrics {
     for (const reason of ENTRY_SKIP_REASONS) this.#entriesSkipped.inc({ reason }, 0);
     for (const action of OWN_LEASE_ACTIONS) this.#ownLeaseConflicts.inc({ action }, 0);
     // process_* and nodejs_* (CPU, memory, file descriptors, event-loop lag, GC), unprefixed as
-    // every Node exporter names them, so stock dashboards work.
-    collectDefaultMetrics({ register: this.registry });
+    // every Node exporter names them, so stock dashboards work. The event-loop lag is sampled
+    // once a second, not every 10 ms (prom-client's default): that timer alone kept an idle
+    // agent at about 1 % of a core.
+    collectDefaultMetrics({ register: this.registry, eventLoopMonitoringPrecision: EVENT_LOOP_SAMPLE_MS });
   }
 
   setLeasesKnown(n: number): void {
