@@ -1,8 +1,7 @@
 import { InvalidArgumentError } from '../../core/errors.js';
 import type { Backend } from '../backend.js';
-import { startBuiltinDriver } from './builtin-driver.js';
 import { parseBgpOptions, TYPE, type BgpOptions } from './config.js';
-import { BgpNetwork, type DriverFactory } from './network.js';
+import type { DriverFactory } from './network.js';
 
 /**
  * The bgp backend: pod subnets routed over BGP with no encapsulation (Calico's model). Each
@@ -11,7 +10,12 @@ import { BgpNetwork, type DriverFactory } from './network.js';
  * the agent driven over its gRPC API (Speaker "gobgp", --gobgp-api).
  */
 export const startDriver: DriverFactory = async (options, driverOptions, host) => {
-  if ((host?.speaker ?? options.speaker) === 'builtin') return startBuiltinDriver(driverOptions);
+  // The speaker and the network's code are loaded only on a host that runs this backend: an
+  // agent of another backend starts faster without them (issue 18, cold start).
+  if ((host?.speaker ?? options.speaker) === 'builtin') {
+    const { startBuiltinDriver } = await import('./builtin-driver.js');
+    return startBuiltinDriver(driverOptions);
+  }
   const api = host?.gobgpApi;
   if (api === undefined) throw new InvalidArgumentError('--gobgp-api', '', 'is required with Speaker "gobgp": the address of the gobgpd gRPC API beside the agent, e.g. 127.0.0.1:50051');
   // Loaded only in this mode: the gRPC client is the agent's biggest dependency.
@@ -26,8 +30,9 @@ export function bgpBackend(factory: DriverFactory = startDriver): Backend<BgpOpt
     // IPv6 sessions in an IPv6-only one.
     supportsIpv6: true,
     parseOptions: parseBgpOptions,
-    register(ctx, options) {
-      return Promise.resolve(new BgpNetwork(ctx, options, factory));
+    async register(ctx, options) {
+      const { BgpNetwork } = await import('./network.js');
+      return new BgpNetwork(ctx, options, factory);
     },
   };
 }
