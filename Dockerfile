@@ -12,7 +12,7 @@ FROM ${NODE_IMAGE} AS builder
 RUN apt-get update \
  && apt-get install -y --no-install-recommends gcc libc6-dev \
  && rm -rf /var/lib/apt/lists/*
-# The shim has its fallback (bin/node + dist/src/cni/main.js) compiled in as absolute paths, so
+# The shim has its fallback (bin/node + dist/cni/twill-plugin.cjs) compiled in as absolute paths, so
 # the build runs where the code lives at run time: /opt/twill/current, which is the release
 # directory on a node (scripts/install-cni.sh) and a symlink to /opt/twill in the image (below).
 WORKDIR /opt/twill/current
@@ -44,12 +44,14 @@ COPY --from=builder /opt/twill/current/proto ./proto
 # package.json, dist/, node_modules/ and bin/ (this node binary included) as a release under
 # /opt/twill/current on the node. It is the C shim (dist/cni/twill): it hands each call to twilld
 # over /run/twill/cni.sock and, when the agent is not reachable, runs
-# `/opt/twill/current/bin/node /opt/twill/current/dist/src/cni/main.js`, so the node needs no
-# Node.js of its own (only a glibc as recent as this image's Debian). The `current` symlink makes
-# the same compiled-in paths valid inside this image.
+# `/opt/twill/current/bin/node /opt/twill/current/dist/cni/twill-plugin.cjs` (the bundled
+# plugin, scripts/bundle-plugin.mjs; koffi, netlink and pino stay in node_modules/), so the node
+# needs no Node.js of its own (only a glibc as recent as this image's Debian). The `current`
+# symlink makes the same compiled-in paths valid inside this image.
 COPY --from=builder /opt/twill/current/scripts/install-cni.sh ./bin/install-cni
 RUN ln -s . /opt/twill/current \
- && test -f /opt/twill/current/dist/src/cni/main.js \
+ && test -f /opt/twill/current/dist/cni/twill-plugin.cjs \
+ && test -f /opt/twill/current/dist/cni/twill-plugin.bundle.cjs \
  && mkdir -p /opt/twill/bin \
  && cp "$(command -v node)" /opt/twill/bin/node \
  && test -x /opt/twill/current/bin/node \

@@ -66,6 +66,12 @@ export default defineConfig(
   { files: ['**/*.cjs'], languageOptions: { sourceType: 'commonjs' } },
   // Node scripts run by npm (scripts/*.mjs).
   { files: ['scripts/**/*.mjs'], languageOptions: { globals: { console: 'readonly', process: 'readonly' } } },
+  // The CNI fallback's loader, which node runs as a CommonJS script (require() is how it imports).
+  {
+    files: ['src/cni/shim/*.cjs'],
+    languageOptions: { globals: { __dirname: 'readonly', Buffer: 'readonly' } },
+    rules: { '@typescript-eslint/no-require-imports': 'off' },
+  },
 
   // Package ownership. One config object per owner, because a later `no-restricted-imports`
   // replaces an earlier one rather than merging with it.

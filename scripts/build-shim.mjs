@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 // Compiles the CNI shim (src/cni/shim/twill-cni.c) to dist/cni/twill: the executable runtimes run
 // as the `twill` plugin. It forwards each call to twilld and, when the agent is not reachable,
-// runs the Node plugin, whose paths are compiled in here: <root>/dist/src/cni/main.js, run by
-// <root>/bin/node when that exists (a node host usually has no Node.js of its own; the installer,
+// runs the Node plugin, whose paths are compiled in here: <root>/dist/cni/twill-plugin.cjs (which
+// runs the bundle scripts/bundle-plugin.mjs makes of dist/src/cni/main.js), run by <root>/bin/node
+// when that exists (a node host usually has no Node.js of its own; the installer,
 // scripts/install-cni.sh, puts one there), else by the node building the shim, else by `node`
 // on the PATH. So build it for where it will run: the Dockerfile builds it in /opt/twill/current,
 // which the installer makes the same path on every node.
@@ -21,7 +22,7 @@ const cc = process.env.CC || 'cc';
 const source = 'src/cni/shim/twill-cni.c';
 const output = values.output ?? 'dist/cni/twill';
 const root = path.resolve(values.root ?? '.');
-const nodeMain = path.join(root, 'dist/src/cni/main.js');
+const nodeMain = path.join(root, 'dist/cni/twill-plugin.cjs');
 const bundledNode = path.join(root, 'bin/node');
 
 mkdirSync(path.dirname(output), { recursive: true });

@@ -3,11 +3,13 @@
 # container (the image holds it as /opt/twill/bin/install-cni).
 #
 # The plugin is the C shim (/opt/cni/bin/twill). It hands each call to twilld and, while twilld is
-# down, runs the Node plugin in-process: /opt/twill/current/dist/src/cni/main.js, run by
-# /opt/twill/current/bin/node, paths compiled into the shim (scripts/build-shim.mjs). A node
-# usually has no Node.js of its own, so the release carries everything that fallback needs: the
-# node binary, dist/ and the production node_modules/ (with their native parts, built for the
-# image's platform). Then ADD and DEL work on a node without Node.js while twilld is down.
+# down, runs the Node plugin in-process: /opt/twill/current/dist/cni/twill-plugin.cjs (the
+# bundled plugin's loader, scripts/bundle-plugin.mjs), run by /opt/twill/current/bin/node, paths
+# compiled into the shim (scripts/build-shim.mjs). A node usually has no Node.js of its own, so
+# the release carries everything that fallback needs: the node binary, dist/ and the production
+# node_modules/ (the bundle leaves koffi, netlink and pino there: native parts, built for the
+# image's platform, and a logger loaded only to log). Then ADD and DEL work on a node without
+# Node.js while twilld is down. The plugin writes its code cache into the release's dist/cni/.
 #
 # Atomic for a runtime calling the plugin at any moment: the release goes into a fresh directory
 # under /opt/twill/releases and /opt/twill/current is switched to it by renaming a symlink, so a
@@ -29,7 +31,7 @@ base=$host/opt/twill
 cni_bin=$host/opt/cni/bin
 cni_conf_dir=$host/etc/cni/net.d
 
-for part in package.json dist/src/cni/main.js node_modules bin/node bin/twill-cni; do
+for part in package.json dist/cni/twill-plugin.cjs dist/cni/twill-plugin.bundle.cjs node_modules bin/node bin/twill-cni; do
   if [ ! -e "$src/$part" ]; then
     echo "install-cni: $src/$part is missing: $src is not a complete twill release" >&2
     exit 1

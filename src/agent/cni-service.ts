@@ -74,13 +74,15 @@ async function unmasquerade(masquerade: PodMasquerade, cidrs: readonly string[],
 
 /**
  * Serves CNI calls on `socketPath`; the shim forwards to it. The calls run on up to `workers`
- * threads with warm netlink and nft state (cni/plugin-pool.ts says why threads, and how many).
+ * threads with warm netlink and nft state (cni/plugin-pool.ts says why threads, and how many),
+ * started by the first call.
  */
 export async function startCniService(opts: CniServiceOptions): Promise<CniService> {
   const { log } = opts;
   const dataDirs = cniDataDirs(opts.dataDir, opts.confDir, (file, err) => log.warn({ file, err }, 'CNI configuration skipped while looking for twill dataDirs'));
   await reconcileCniAddresses(dataDirs, log);
-  const pool = await PluginPool.start({ maxThreads: opts.workers, callTimeoutMs: opts.timeoutMs }, {
+  // No thread until the first call: each costs about 17 MiB, and many nodes create pods rarely.
+  const pool = PluginPool.lazy({ maxThreads: opts.workers, callTimeoutMs: opts.timeoutMs }, {
     onWorkerExit: (err) => log.error({ err }, 'CNI worker thread died; its calls failed and it is being replaced'),
     onWorkerStuck: (err) => log.error({ err }, 'CNI worker thread stuck; its calls failed (ADDs rolled back) and it is being replaced'),
   });
@@ -100,7 +102,7 @@ export async function startCniService(opts: CniServiceOptions): Promise<CniServi
   server.on('call', (ev) => log.debug(ev, 'CNI call'));
   server.on('error', (err) => log.warn({ err }, 'CNI socket'));
   server.on('refused', (caller) => log.warn({ ...caller, refusals: server.refusals }, 'CNI socket: refused a caller that is neither root nor in the trusted group'));
-  log.info({ socket: opts.socketPath, dataDirs, warmThreads: pool.size, maxThreads: pool.maxSize }, 'serving CNI calls');
+  log.info({ socket: opts.socketPath, dataDirs, warmThreads: pool.warmSize, maxThreads: pool.maxSize }, 'serving CNI calls (threads start with the first call)');
   return {
     get stuckThreads() {
       return pool.stuckThreads;

@@ -13,8 +13,10 @@ import { DEFAULT_TIMEOUT_MS, undoMs } from './timeouts.js';
 // that thread. Those waits are sleeps, not CPU, so what parallel pods need is one thread per call
 // in progress, not one per core: the pool keeps a few threads warm and starts more (up to a
 // maximum) when calls overlap, then lets the extra ones go after a quiet spell, since each
-// thread costs about 17 MiB. Each worker runs the same runPlugin() as the standalone plugin, on
-// its own warm context, with the call's deadline (deadline.ts).
+// thread costs about 17 MiB. The agent's pool (PluginPool.lazy) starts even its warm threads
+// only with the first call: a node that creates no pods holds none. Each worker runs the same
+// runPlugin() as the standalone plugin, on its own warm context, with the call's deadline
+// (deadline.ts).
 //
 // A thread stuck in a system call (a file system that hangs) never gets back to its deadline.
 // When a call has no answer well past it, the pool gives up on the thread: it answers the
@@ -31,7 +33,10 @@ export { DEFAULT_DATA_DIR } from './config.js';
 export interface PluginPoolOptions {
   /** Most threads at once; default {@link DEFAULT_MAX_THREADS}. */
   readonly maxThreads?: number | undefined;
-  /** Threads kept running even when idle (started before start() resolves); default min(2, maxThreads). */
+  /**
+   * Threads kept running even when idle (started before start() resolves, or by a lazy pool's
+   * first call); default min(2, maxThreads).
+   */
   readonly warmThreads?: number | undefined;
   /** How long a thread beyond the warm ones may sit idle before it is stopped; default 5 min. */
   readonly idleMs?: number | undefined;
@@ -110,6 +115,9 @@ export class PluginPool {
   private readonly slots: Slot[] = [];
   private readonly workerUrl: URL;
   private readonly maxThreads: number;
+  private readonly warmThreads: number;
+  /** The warm threads have been started (they are replaced when they die, never stopped for idling). */
+  private warmStarted = false;
   private readonly idleMs: number;
   private readonly callTimeoutMs: number;
   private readonly graceMs: number;
@@ -127,6 +135,8 @@ export class PluginPool {
   private constructor(opts: PluginPoolOptions, private readonly events: PluginPoolEvents) {
     this.workerUrl = opts.workerUrl ?? new URL('./plugin-worker.js', import.meta.url);
     this.maxThreads = threadCount('CNI worker count', opts.maxThreads ?? DEFAULT_MAX_THREADS);
+    this.warmThreads = threadCount('CNI warm worker count', opts.warmThreads ?? Math.min(2, this.maxThreads));
+    if (this.warmThreads > this.maxThreads) throw new InvalidArgumentError('CNI warm worker count', this.warmThreads, `must not exceed the maximum of ${this.maxThreads}`);
     this.idleMs = opts.idleMs ?? DEFAULT_IDLE_MS;
     this.callTimeoutMs = opts.callTimeoutMs ?? DEFAULT_TIMEOUT_MS;
     if (!Number.isFinite(this.callTimeoutMs) || this.callTimeoutMs <= 0) throw new InvalidArgumentError('CNI call timeout (ms)', this.callTimeoutMs, 'must be positive');
@@ -139,12 +149,8 @@ export class PluginPool {
    */
   static async start(opts: PluginPoolOptions = {}, events: PluginPoolEvents = {}): Promise<PluginPool> {
     const pool = new PluginPool(opts, events);
-    const warm = threadCount('CNI warm worker count', opts.warmThreads ?? Math.min(2, pool.maxThreads));
-    if (warm > pool.maxThreads) throw new InvalidArgumentError('CNI warm worker count', warm, `must not exceed the maximum of ${pool.maxThreads}`);
-    const started: Promise<void>[] = [];
-    for (let i = 0; i < warm; i++) started.push(pool.addThread(true));
     try {
-      await Promise.all(started);
+      await Promise.all(pool.startWarm());
     } catch (err) {
       await pool.close();
       throw err;
@@ -152,13 +158,38 @@ export class PluginPool {
     return pool;
   }
 
-  /** Threads running now (the warm ones plus any extra ones still busy or not yet idle long enough). */
+  /**
+   * A pool with no thread yet: its first call starts the warm threads and goes to one of them,
+   * which answers once it has loaded its modules (that call takes a few tenths of a second
+   * longer), and from then on it behaves as a started pool. A worker that cannot load fails that call instead of the caller's start-up
+   * (reported through onWorkerExit, and retried with a growing delay). Throws on bad options.
+   */
+  static lazy(opts: PluginPoolOptions = {}, events: PluginPoolEvents = {}): PluginPool {
+    return new PluginPool(opts, events);
+  }
+
+  /** Starts the warm threads, once; each promise resolves when its thread is ready. */
+  private startWarm(): Promise<void>[] {
+    if (this.warmStarted) return [];
+    this.warmStarted = true;
+    return Array.from({ length: this.warmThreads }, () => this.addThread(true));
+  }
+
+  /**
+   * Threads running now (the warm ones, once started, plus any extra ones still busy or not yet
+   * idle long enough).
+   */
   get size(): number {
     return this.slots.length;
   }
 
   get maxSize(): number {
     return this.maxThreads;
+  }
+
+  /** Threads kept running once started, even when idle. */
+  get warmSize(): number {
+    return this.warmThreads;
   }
 
   /** Threads the pool gave up on that are still stuck: the process cannot exit normally while any is. */
@@ -169,6 +200,8 @@ export class PluginPool {
   /** Never rejects: a worker that dies or gets stuck mid-call yields the CNI error JSON, as any failure does. */
   run(call: PluginCall): Promise<PluginReply> {
     if (this.closed) return Promise.resolve(failure(call, 'the agent is shutting down'));
+    // A lazy pool's first call; a thread that cannot start fails its calls and is reported.
+    for (const started of this.startWarm()) started.catch(() => { /* reported through onWorkerExit */ });
     return this.dispatch(call, undefined);
   }
 

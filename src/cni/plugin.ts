@@ -1,8 +1,3 @@
-import { add } from './commands/add.js';
-import { check } from './commands/check.js';
-import { del } from './commands/del.js';
-import { gc } from './commands/gc.js';
-import { status } from './commands/status.js';
 import { decodeConfig, readConfig } from './config.js';
 import type { PluginContext } from './context.js';
 import { requireSameDataDir } from './data-dir-view.js';
@@ -44,8 +39,16 @@ function versionReply(stdin: Buffer | string): string {
   return `${JSON.stringify({ cniVersion: replyVersion(stdin), supportedVersions: SUPPORTED_VERSIONS })}\n`;
 }
 
-/** Commands that read or write the data directory (the caller must see the same one). */
+/**
+ * Commands that read or write the data directory (the caller must see the same one), and the
+ * only ones that use the PluginContext: VERSION and STATUS never touch the kernel.
+ */
 const USES_DATA_DIR = new Set(['ADD', 'DEL', 'CHECK', 'GC']);
+
+/** Whether a call with this CNI_COMMAND needs a PluginContext (its netlink sockets, nft, IPAM). */
+export function needsContext(command: string | undefined): boolean {
+  return command !== undefined && USES_DATA_DIR.has(command);
+}
 
 /**
  * Runs one CNI operation and renders its outcome the way the spec wants it on stdout. The same
@@ -64,12 +67,14 @@ export async function runPlugin(ctx: PluginContext, call: PluginCall, signal?: A
     if (call.callerPid !== undefined && USES_DATA_DIR.has(command)) requireSameDataDir(conf.dataDir, call.callerPid);
     const req = { env, conf, signal, warn: (message: string) => warnings.add(message) };
     let stdout = '';
+    // Each command's code is loaded when it is first called: the in-process plugin runs one
+    // command per process and so never loads the others (the agent's threads keep them loaded).
     switch (env.command) {
-      case 'ADD': stdout = `${JSON.stringify(convertResult(await add(ctx, req), conf.cniVersion))}\n`; break;
-      case 'DEL': await del(ctx, req); break;
-      case 'CHECK': await check(ctx, req); break;
-      case 'STATUS': status(req); break;
-      case 'GC': await gc(ctx, req); break;
+      case 'ADD': stdout = `${JSON.stringify(convertResult(await (await import('./commands/add.js')).add(ctx, req), conf.cniVersion))}\n`; break;
+      case 'DEL': await (await import('./commands/del.js')).del(ctx, req); break;
+      case 'CHECK': await (await import('./commands/check.js')).check(ctx, req); break;
+      case 'STATUS': (await import('./commands/status.js')).status(req); break;
+      case 'GC': await (await import('./commands/gc.js')).gc(ctx, req); break;
     }
     return { exitCode: 0, stdout, command, error: undefined, warnings: [...warnings] };
   } catch (err) {

@@ -10,6 +10,8 @@ export const DEFAULT_TIMEOUT_MS = 60_000;
  * longer than a call, its undo, a rollback DEL and the pool's grace can take together.
  */
 export const MAX_TIMEOUT_MS = 120_000;
+/** The longest TWILL_CNI_TIMEOUT of the in-process plugin, in seconds; the shim allows the same (src/cni/shim/twill-cni.c). */
+export const MAX_FALLBACK_TIMEOUT_S = 600;
 /** How long a timed-out call may take to undo its steps, and then a rollback DEL. */
 export const ROLLBACK_MS = 5_000;
 

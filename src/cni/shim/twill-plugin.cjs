@@ -1,0 +1,81 @@
+'use strict';
+// What the shim (twill-cni.c) runs with node when twilld does not answer: the bundled plugin,
+// twill-plugin.bundle.cjs beside this file (scripts/bundle-plugin.mjs copies this file there as
+// twill-plugin.cjs, with BUNDLE_ID filled in), compiled with V8's code cache. Each fallback call
+// is a new process, which would otherwise compile the bundle, and every function the call runs,
+// from source again; Node 20 keeps no compile cache of its own (module.enableCompileCache() came
+// in Node 22). The cache saves a call about a tenth of its time (docs/design/cni-shim-and-socket.md,
+// "The fallback's start-up").
+//
+// The calls write the cache themselves, as twill-plugin.bundle.v8cache: V8 caches only functions
+// that were compiled, so a call that succeeds with a command the cache does not cover yet writes it
+// anew (its first line names the bundle and the commands it covers: at most one write per
+// command per release). V8 itself refuses a cache made by another node version or with other
+// flags; the bundle's id guards against another bundle of the same length, which V8 would take.
+// A refused or foreign cache is compiled around and replaced. The cache is written only where
+// the release is writable (root's, as the plugin runs as root), by rename, so a concurrent call
+// never reads half of one.
+const fs = require('node:fs');
+const { createRequire } = require('node:module');
+const path = require('node:path');
+const process = require('node:process');
+const { Script } = require('node:vm');
+
+/** A digest of the bundle's contents, filled in by scripts/bundle-plugin.mjs. */
+const BUNDLE_ID = '__TWILL_BUNDLE_ID__';
+const BUNDLE = path.join(__dirname, 'twill-plugin.bundle.cjs');
+const CACHE = path.join(__dirname, 'twill-plugin.bundle.v8cache');
+/** CNI commands are upper-case words: nothing that could break the cache's first line. */
+const COMMAND = /^[A-Z]{1,16}$/;
+
+/** The cache's commands and V8 data; undefined when there is none, or it is another bundle's. */
+function readCache() {
+  let data;
+  try {
+    data = fs.readFileSync(CACHE);
+  } catch {
+    return undefined;
+  }
+  const end = data.indexOf(10);
+  const [id, commands = ''] = data.subarray(0, Math.max(end, 0)).toString('latin1').split(' ');
+  if (end < 0 || id !== BUNDLE_ID) return undefined;
+  return { commands: commands.split(',').filter((c) => COMMAND.test(c)), v8: data.subarray(end + 1) };
+}
+
+function writeCache(commands, v8) {
+  const tmp = `${CACHE}.${process.pid}.tmp`;
+  try {
+    fs.writeFileSync(tmp, Buffer.concat([Buffer.from(`${BUNDLE_ID} ${commands.join(',')}\n`, 'latin1'), v8]), { mode: 0o644 });
+    fs.renameSync(tmp, CACHE);
+  } catch {
+    fs.rmSync(tmp, { force: true });
+  }
+}
+
+function writable(dir) {
+  try {
+    fs.accessSync(dir, fs.constants.W_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+const cache = readCache();
+// The bundle runs as a CommonJS module would; its hashbang line would be a syntax error inside
+// the wrapper, so it becomes a comment (line numbers stay).
+const source = fs.readFileSync(BUNDLE, 'utf8').replace(/^#!/, '//');
+const script = new Script(`(function (exports, require, module, __filename, __dirname) {${source}\n})`, {
+  filename: BUNDLE,
+  cachedData: cache?.v8,
+});
+const covered = cache !== undefined && !script.cachedDataRejected ? cache.commands : [];
+const command = process.env.CNI_COMMAND ?? '';
+// Only a CNI call (the command line, --help or --version, runs little of the plugin) that succeeded.
+if (process.argv.length === 2 && COMMAND.test(command) && !covered.includes(command) && writable(__dirname)) {
+  process.on('exit', (code) => {
+    if (code === 0) writeCache([...covered, command], script.createCachedData());
+  });
+}
+const bundleModule = { exports: {} };
+script.runInThisContext()(bundleModule.exports, createRequire(BUNDLE), bundleModule, BUNDLE, __dirname);
