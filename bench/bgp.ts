@@ -1,5 +1,5 @@
 /**
- * `npm run bench -- bgp [--counts 100000,1000000] [--rounds N] [--profile DIR]`: a BIRD "sender" sends N IPv4 /32s
+ * `npm run bench -- bgp [--counts 100000,1000000] [--rounds N] [--rounds-1m N] [--profile DIR]`: a BIRD "sender" sends N IPv4 /32s
  * over eBGP to Twill's speaker (`twillctl bgp serve`) and to a BIRD receiver, in the same run,
  * rounds alternating. For each measurement a fresh sender peers with the receiver alone; once the
  * session is Established the sender is given the N routes (`birdc configure` with a static
@@ -16,7 +16,10 @@
  * The same table into gobgpd as a receiver is reported beside them (`gobgp neighbor`, polled
  * every 20 ms), to place Twill between a C and a Go daemon.
  *
- * Target for 100,000: ratio Twill / BIRD <= 1.0 and RSS < 300 MiB; 1,000,000 is reported only.
+ * Targets (issue 18), each figure the median of its rounds: 100,000 prefixes in at most BIRD's
+ * time (ratio <= 1.0) with RSS < 300 MiB; 1,000,000 in at most 1.2 times BIRD's with RSS < 250 MiB.
+ * Counts of 1,000,000 and more run `--rounds-1m` rounds (default 1: gobgpd alone takes 20 to 70 s
+ * per round there); the others `--rounds` (default 3).
  */
 import { join } from 'node:path';
 import { startPeerDaemon, type PeerDaemon } from '../test/helpers/bgp-peers.js';
@@ -31,6 +34,12 @@ const SENDER = { asn: 65002, toTwill: '198.18.5.1', toRecv: '198.18.6.1' };
 const TWILL = { asn: 65001, ip: '198.18.5.2' };
 const RECV = { asn: 65003, ip: '198.18.6.2' };
 const GOBGP = { asn: 65004, ip: '198.18.8.2', sender: '198.18.8.1' };
+
+/** Targets per table size: Twill's time over BIRD's (median of the rounds), Twill's peak RSS. */
+const TARGETS: Readonly<Record<number, { readonly ratio: string; readonly rssMiB: string }>> = {
+  100_000: { ratio: '<=1.0', rssMiB: '<300' },
+  1_000_000: { ratio: '<=1.2', rssMiB: '<250' },
+};
 
 function log(text: string): void {
   process.stderr.write(`bgp: ${text}\n`);
@@ -118,6 +127,7 @@ export async function run(args: string[]): Promise<void> {
   const countsArg = stringOption(args, '--counts', '100000,1000000')!;
   const counts = countsArg.split(',').map(Number);
   const rounds = numberOption(args, '--rounds', 3);
+  const bigRounds = numberOption(args, '--rounds-1m', 1);
   // V8 CPU profiles of Twill's speaker, one file per measurement (open them in Chrome DevTools).
   const profileDir = stringOption(args, '--profile');
   try {
@@ -132,7 +142,7 @@ export async function run(args: string[]): Promise<void> {
       const bird: number[] = [];
       const gobgp: number[] = [];
       let rss = 0;
-      const n = count >= 1_000_000 ? 1 : rounds;
+      const n = count >= 1_000_000 ? bigRounds : rounds;
       for (let r = 0; r < n; r++) {
         // Alternate the order: the machine is shared, and what runs second meets a warmer cache.
         const order = r % 2 === 0 ? ['twill', 'bird', 'gobgp'] : ['gobgp', 'bird', 'twill'];
@@ -151,14 +161,15 @@ export async function run(args: string[]): Promise<void> {
         log(`${count} round ${r + 1}/${n}: twill ${round(twill.at(-1)!, 0)} ms (99 % at ${round(twill99.at(-1)!, 0)} ms), bird ${round(bird.at(-1)!, 0)} ms, gobgpd ${round(gobgp.at(-1)!, 0)} ms, twill peak RSS ${round(rss, 0)} MiB`);
       }
       const label = count >= 1_000_000 ? `${count / 1_000_000}m` : `${count / 1000}k`;
-      const primary = count === 100_000;
+      // The issue's targets for the two standard table sizes; other counts are reported only.
+      const target = TARGETS[count];
       report({ bench: 'bgp', metric: `twill_receive_${label}_ms`, value: round(median(twill), 0), unit: 'ms' });
       report({ bench: 'bgp', metric: `twill_receive_99pct_${label}_ms`, value: round(median(twill99), 0), unit: 'ms' });
       report({ bench: 'bgp', metric: `bird_receive_${label}_ms`, value: round(median(bird), 0), unit: 'ms' });
-      report({ bench: 'bgp', metric: `ratio_vs_bird_${label}`, value: round(median(twill) / median(bird), 3), unit: 'x', ...(primary && { target: '<=1.0' }) });
+      report({ bench: 'bgp', metric: `ratio_vs_bird_${label}`, value: round(median(twill) / median(bird), 3), unit: 'x', ...(target && { target: target.ratio }) });
       report({ bench: 'bgp', metric: `gobgpd_receive_${label}_ms`, value: round(median(gobgp), 0), unit: 'ms' });
       report({ bench: 'bgp', metric: `ratio_vs_gobgpd_${label}`, value: round(median(twill) / median(gobgp), 3), unit: 'x' });
-      report({ bench: 'bgp', metric: `twill_peak_rss_${label}_mib`, value: round(rss, 1), unit: 'MiB', ...(primary && { target: '<300' }) });
+      report({ bench: 'bgp', metric: `twill_peak_rss_${label}_mib`, value: round(rss, 1), unit: 'MiB', ...(target && { target: target.rssMiB }) });
     }
   } finally {
     await cleanup.runAll();

@@ -1,22 +1,104 @@
-import type { ReceivedUpdate } from './rib/rib.js';
-import type { Family, Prefix, Route, UpdateMessage } from './types.js';
+// Between the codec's packed UPDATE and the RIB and the speaker's 'routes' event.
+//
+// The RIB takes the prefixes as numbers with one path per family (toReceivedBatch); the event
+// gives them as Route objects, which cost a string and an object per prefix. They are made when
+// a listener first reads them (routesEvent): twillctl bgp serve without --print-routes only
+// counts, and then a table transfer makes none at all.
+
+import type { PrefixList } from './prefix/prefix-list.js';
+import type { BatchResult, ReceivedBatch, Rejection } from './rib/rib.js';
+import type { Family, Prefix, Route } from './types.js';
+import type { PackedUpdate } from './wire/index.js';
+
+/** Routes one UPDATE (or a session loss, or a stale sweep) changed in one peer's Adj-RIB-In. */
+export interface PeerRoutesEvent {
+  readonly peer: string;
+  readonly announced: readonly Route[];
+  readonly withdrawn: readonly { readonly family: Family; readonly prefix: Prefix }[];
+  readonly rejected: readonly Rejection[];
+}
 
 /**
  * A decoded UPDATE as the RIB takes it: classic IPv4 NLRI and withdrawals plus the MP_REACH /
- * MP_UNREACH ones (RFC 4760), each route sharing the message's one attributes object.
+ * MP_UNREACH ones (RFC 4760), each family's prefixes sharing one path made from the message's
+ * one attributes object.
  */
-export function toReceivedUpdate(update: UpdateMessage): ReceivedUpdate {
-  const announced: Route[] = [];
-  const withdrawn: { family: Family; prefix: Prefix }[] = [];
-  for (const prefix of update.withdrawn) withdrawn.push({ family: 'ipv4-unicast', prefix });
-  if (update.mpUnreach) for (const prefix of update.mpUnreach.withdrawn) withdrawn.push({ family: update.mpUnreach.family, prefix });
+export function toReceivedBatch(update: PackedUpdate): ReceivedBatch {
+  const withdrawn = [update.withdrawn];
+  if (update.mpUnreach) withdrawn.push(update.mpUnreach.withdrawn);
+  const announced = [];
   const attributes = update.attributes;
   if (attributes) {
-    const v4NextHop = attributes.nextHop ?? '';
-    for (const prefix of update.nlri) announced.push({ family: 'ipv4-unicast', prefix, nextHop: v4NextHop, attributes });
+    if (update.nlri.count > 0) announced.push({ prefixes: update.nlri, path: { family: 'ipv4-unicast' as const, nextHop: attributes.nextHop ?? '', attributes } });
     const mp = update.mpReach;
     // RFC 2545 §3: the first next hop is the global one; a link-local second one is not installable off-link.
-    if (mp) for (const prefix of mp.nlri) announced.push({ family: mp.family, prefix, nextHop: mp.nextHops[0] ?? '', attributes });
+    if (mp && mp.nlri.count > 0) announced.push({ prefixes: mp.nlri, path: { family: mp.family, nextHop: mp.nextHops[0] ?? '', attributes } });
   }
-  return { announced, withdrawn };
+  return { withdrawn, announced };
+}
+
+/**
+ * The 'routes' event of one applied UPDATE: the announcements import policy let through (a
+ * refused one is in `rejected` instead), the withdrawals, then the accepted routes a refused
+ * re-announcement withdrew. Each list is made on first read.
+ */
+export function routesEvent(peer: string, batch: ReceivedBatch, result: BatchResult): PeerRoutesEvent {
+  const event = { peer } as PeerRoutesEvent;
+  lazy(event, 'announced', () => announcedRoutes(batch, result));
+  lazy(event, 'withdrawn', () => [...withdrawals(batch.withdrawn), ...result.replacedByRejected]);
+  lazy(event, 'rejected', () => result.rejected.map((r) => ({ route: routeAt(batch, r.group, r.index), reason: r.reason })));
+  return event;
+}
+
+/** The 'routes' event of prefixes withdrawn by our side (a session gone for good). */
+export function withdrawnEvent(peer: string, withdrawn: readonly PrefixList[]): PeerRoutesEvent {
+  const event = { peer, announced: [], rejected: [] } as unknown as PeerRoutesEvent;
+  lazy(event, 'withdrawn', () => withdrawals(withdrawn));
+  return event;
+}
+
+function withdrawals(lists: readonly PrefixList[]): { family: Family; prefix: Prefix }[] {
+  const out: { family: Family; prefix: Prefix }[] = [];
+  for (const list of lists) for (let i = 0; i < list.count; i++) out.push({ family: list.family, prefix: list.text(i) });
+  return out;
+}
+
+function announcedRoutes(batch: ReceivedBatch, result: BatchResult): Route[] {
+  const out: Route[] = [];
+  // Rejections are in the order the prefixes were decided: group by group, index by index.
+  const rejected = result.rejected;
+  let r = 0;
+  for (let g = 0; g < batch.announced.length; g++) {
+    const count = batch.announced[g]!.prefixes.count;
+    for (let i = 0; i < count; i++) {
+      const next = rejected[r];
+      if (next !== undefined && next.group === g && next.index === i) {
+        r++;
+        continue;
+      }
+      out.push(routeAt(batch, g, i));
+    }
+  }
+  return out;
+}
+
+function routeAt(batch: ReceivedBatch, group: number, index: number): Route {
+  const { prefixes, path } = batch.announced[group]!;
+  return { family: path.family, prefix: prefixes.text(index), nextHop: path.nextHop, attributes: path.attributes };
+}
+
+/**
+ * Defines `key` on `target` as an enumerable property computed by `make` on first read and then
+ * kept (so JSON.stringify, spreading and deep equality see it like a plain property).
+ */
+function lazy(target: object, key: string, make: () => unknown): void {
+  Object.defineProperty(target, key, {
+    enumerable: true,
+    configurable: true,
+    get() {
+      const value = make();
+      Object.defineProperty(target, key, { value, enumerable: true, configurable: false, writable: false });
+      return value;
+    },
+  });
 }

@@ -4,16 +4,18 @@ import { InvalidArgumentError } from '../core/errors.js';
 import { parseIp } from '../core/ip.js';
 import { ExportPolicy, type ExportPolicyConfig } from './policy/export-policy.js';
 import { ImportPolicy, type ImportPolicyConfig } from './policy/import-policy.js';
-import { Rib, type BestChange, type LocalAdvertisement, type Rejection } from './rib/rib.js';
+import { Rib, type BestChange, type LocalAdvertisement } from './rib/rib.js';
 import { resolvePeerConfig, validateLocal, type LocalConfig, type PeerConfig } from './session/config.js';
 import { normaliseAddress } from './session/connection.js';
 import type { Negotiated } from './session/open.js';
 import { Session, type CollisionEvent, type SessionDown, type SessionState } from './session/session.js';
 import { nodeTransport, type BgpListener, type BgpTransport } from './session/transport.js';
 import { DEFAULT_SELECTION_DEFERRAL_TIME, SelectionDeferral } from './speaker-deferral.js';
-import { toReceivedUpdate } from './speaker-updates.js';
-import type { Family, Prefix, Route, UpdateMessage } from './types.js';
-import { CeaseSubcode, encodeAnnouncements, encodeEndOfRib, encodeWithdrawals, NotificationCode } from './wire/index.js';
+import { routesEvent, toReceivedBatch, withdrawnEvent, type PeerRoutesEvent } from './speaker-updates.js';
+import type { Family, Route } from './types.js';
+import { CeaseSubcode, encodeAnnouncements, encodeEndOfRib, encodeWithdrawals, NotificationCode, type PackedUpdate } from './wire/index.js';
+
+export type { PeerRoutesEvent } from './speaker-updates.js';
 
 // The speaker: sessions (session/), the tables (rib/) and the glue between them. One Speaker per
 // process or agent; peers are added and removed at run time, local routes are set declaratively.
@@ -75,14 +77,6 @@ export interface SessionEvent {
   readonly reason?: string | undefined;
   readonly negotiated?: Negotiated | undefined;
   readonly down?: SessionDown | undefined;
-}
-
-/** Routes one UPDATE (or a session loss, or a stale sweep) changed in one peer's Adj-RIB-In. */
-export interface PeerRoutesEvent {
-  readonly peer: string;
-  readonly announced: readonly Route[];
-  readonly withdrawn: readonly { readonly family: Family; readonly prefix: Prefix }[];
-  readonly rejected: readonly Rejection[];
 }
 
 interface SpeakerEvents {
@@ -333,16 +327,14 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
     }
   }
 
-  private received(address: string, entry: PeerEntry, update: UpdateMessage): void {
+  private received(address: string, entry: PeerEntry, update: PackedUpdate): void {
     if (!this.rib.hasPeer(address)) return;
-    const received = toReceivedUpdate(update);
-    const result = this.rib.applyUpdate(address, received);
-    const rejectedSet = result.rejected.length > 0 ? new Set(result.rejected.map((r) => r.route)) : undefined;
-    const announced = rejectedSet ? received.announced.filter((r) => !rejectedSet.has(r)) : received.announced;
-    const withdrawn = result.replacedByRejected.length > 0 ? [...received.withdrawn, ...result.replacedByRejected] : received.withdrawn;
-    this.emit('routes', { peer: address, announced, withdrawn, rejected: result.rejected });
-    if (result.bestChanges.length > 0) {
-      this.emit('best', result.bestChanges);
+    const batch = toReceivedBatch(update);
+    // BestChange objects only for someone who listens: a table transfer needs none otherwise.
+    const result = this.rib.applyBatch(address, batch, this.listenerCount('best') > 0);
+    this.emit('routes', routesEvent(address, batch, result));
+    if (result.bestChangeCount > 0) {
+      if (result.bestChanges) this.emit('best', result.bestChanges.changes());
       this.scheduleFlush();
     }
     if (result.maxPrefixExceeded) {
@@ -397,11 +389,10 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
     // in the RIB (or for the routes of a later session).
     stopRestartTimer(entry);
     if (!this.rib.hasPeer(address)) return;
-    const withdrawn = [...this.rib.peerRoutes(address)].map((r) => ({ family: r.family, prefix: r.prefix }));
-    const changes = this.rib.removePeer(address);
-    if (withdrawn.length > 0) this.emit('routes', { peer: address, announced: [], withdrawn, rejected: [] });
-    if (changes.length > 0) {
-      this.emit('best', changes);
+    const { result, withdrawn } = this.rib.dropPeer(address, this.listenerCount('best') > 0);
+    if (withdrawn.some((list) => list.count > 0)) this.emit('routes', withdrawnEvent(address, withdrawn));
+    if (result.bestChangeCount > 0) {
+      if (result.bestChanges) this.emit('best', result.bestChanges.changes());
       this.scheduleFlush();
     }
   }

@@ -63,13 +63,20 @@ export interface PathAttributes {
   readonly unknown?: readonly UnknownAttribute[] | undefined;
 }
 
-/** One route as the RIB holds it. */
-export interface Route {
+/**
+ * What a route says besides its prefix. All the prefixes of one received UPDATE share one (as
+ * BIRD's routes share an rta), and the RIB keeps a reference to it per prefix.
+ */
+export interface RoutePath {
   readonly family: Family;
-  readonly prefix: Prefix;
   /** For IPv4: NEXT_HOP; for IPv6: the MP_REACH global next hop (a link-local second one is dropped). */
   readonly nextHop: string;
   readonly attributes: PathAttributes;
+}
+
+/** One route: a prefix and its path. */
+export interface Route extends RoutePath {
+  readonly prefix: Prefix;
 }
 
 // --- Capabilities (RFC 5492) -------------------------------------------------------------------

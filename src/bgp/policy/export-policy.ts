@@ -12,7 +12,8 @@
 
 import { InvalidArgumentError } from '../../core/errors.js';
 import { parseIp } from '../../core/ip.js';
-import type { Family, PathAttributes, Prefix, Route, UnknownAttribute } from '../types.js';
+import { strideOf } from '../prefix/prefix-list.js';
+import type { Family, PathAttributes, Prefix, RoutePath, UnknownAttribute } from '../types.js';
 import { asPathKey, prependAs } from './as-path.js';
 import { PrefixSet, type PrefixRangeInput } from './prefix-set.js';
 
@@ -97,15 +98,25 @@ export interface OutboundAttributes {
 
 /** The per-prefix half of export: false when `prefix` must not go to `target` at all. */
 export function exportAllowed(family: Family, prefix: Prefix, source: ExportSource, target: ExportTarget): boolean {
+  const announce = target.policy.announce;
+  return peerAllowed(family, source, target) && (announce === undefined || announce.matches(prefix));
+}
+
+/** exportAllowed() for the prefix at `words[at..]`/`len` (numeric, as the RIB keys it). */
+export function exportAllowedKey(family: Family, words: Uint32Array, at: number, len: number, source: ExportSource, target: ExportTarget): boolean {
+  const announce = target.policy.announce;
+  return peerAllowed(family, source, target) && (announce === undefined || announce.matcher.matches(strideOf(family), words, at, len));
+}
+
+/** The rules of exportAllowed() that do not look at the prefix. */
+function peerAllowed(family: Family, source: ExportSource, target: ExportTarget): boolean {
   // Never back to where it came from (the RIB passes the source peer's own object as target).
   if (source === target) return false;
   // RFC 4271 §9.2: iBGP-learned routes are not advertised to iBGP peers, except by a route
   // reflector (RFC 4456 §6): a client's routes go to every iBGP peer, a non-client's to the
   // clients only. Without clients nothing is reflected.
   if (source.ibgp && target.ibgp && !isReflected(source, target)) return false;
-  if (!target.families.includes(family)) return false;
-  const announce = target.policy.announce;
-  return announce === undefined || announce.matches(prefix);
+  return target.families.includes(family);
 }
 
 /** RFC 4456 §6: an iBGP-learned route going to an iBGP peer is reflected when either is a client. */
@@ -117,7 +128,7 @@ function isReflected(source: ExportSource, target: ExportSource): boolean {
  * The prefix-independent half of export: the attributes `route` goes out with, or undefined when
  * its communities forbid it or there is no next hop to give.
  */
-export function exportAttributes(route: Route, source: ExportSource, target: ExportTarget): OutboundAttributes | undefined {
+export function exportAttributes(route: RoutePath, source: ExportSource, target: ExportTarget): OutboundAttributes | undefined {
   const a = route.attributes;
   const communities = a.communities;
   if (communities !== undefined && communities.length > 0) {
@@ -158,7 +169,7 @@ export function exportAttributes(route: Route, source: ExportSource, target: Exp
  * RFC 4271 §5.1.3: next hop self towards external peers; towards internal peers a learned route
  * keeps its next hop. A local advertisement uses the next hop it names, else self.
  */
-function chooseNextHop(route: Route, source: ExportSource, target: ExportTarget): string | undefined {
+function chooseNextHop(route: RoutePath, source: ExportSource, target: ExportTarget): string | undefined {
   if (source.local && route.nextHop !== NEXT_HOP_SELF) return route.nextHop;
   if (target.ibgp && !source.local) return route.nextHop;
   const configured = target.policy.nextHopSelf[route.family];

@@ -15,6 +15,7 @@ import { InvalidArgumentError } from '../../core/errors.js';
 import { formatCidr, parsePrefix } from '../../core/ip.js';
 import type { Family, Prefix } from '../types.js';
 import { PrefixBits, readPrefix, wordMask } from './prefix-bits.js';
+import { RangeMatcher } from './range-matcher.js';
 
 /** One prefix with a window of accepted lengths. Build with {@link parsePrefixRange} or {@link prefixRange}. */
 export class PrefixRange {
@@ -121,9 +122,12 @@ export type PrefixRangeInput = PrefixRange | string;
 /** An ordered list of ranges; a prefix matches the set when it matches any range. */
 export class PrefixSet {
   readonly ranges: readonly PrefixRange[];
+  /** The same ranges compiled for numeric prefixes (the RIB's keys). */
+  readonly matcher: RangeMatcher;
 
   constructor(ranges: readonly PrefixRangeInput[], what = 'prefix range') {
     this.ranges = ranges.map((r) => (typeof r === 'string' ? parsePrefixRange(r, what) : r));
+    this.matcher = new RangeMatcher(this.ranges);
   }
 
   get size(): number {

@@ -4,10 +4,13 @@
 // calls stay pending for the next round.
 //
 // Per prefix we keep a reference to the shared OutboundAttributes it was sent with, so a diff is
-// one Map lookup and, usually, one identity comparison. The diff groups prefixes by identical
-// outgoing attributes (the key), so the codec can pack hundreds into one UPDATE.
+// one lookup and, usually, one identity comparison. The diff groups prefixes by identical
+// outgoing attributes (the key), so the codec can pack hundreds into one UPDATE. The tables are
+// keyed by numeric prefix (../prefix/prefix-table.ts); prefix text is made only for what is sent.
 
 import type { OutboundAttributes } from '../policy/export-policy.js';
+import { PrefixList } from '../prefix/prefix-list.js';
+import { PrefixTable } from '../prefix/prefix-table.js';
 import type { Family, PathAttributes, Prefix } from '../types.js';
 
 /** Prefixes that go out with the same attributes and next hops. */
@@ -15,7 +18,6 @@ export interface AnnounceGroup {
   readonly family: Family;
   readonly attributes: PathAttributes;
   readonly nextHops: readonly string[];
-  /** Read-only: markSent() reads these very arrays back. */
   readonly prefixes: readonly Prefix[];
 }
 
@@ -25,48 +27,62 @@ export interface PendingUpdate {
   readonly withdraw: ReadonlyMap<Family, readonly Prefix[]>;
 }
 
-/** The Loc-RIB through one peer's export policy. */
+/** The Loc-RIB through one peer's export policy. Prefixes are given as entry `e` of `table`. */
 export interface ExportView {
-  /** The outgoing form of the best route for `prefix`; undefined when nothing should be sent. */
-  exportOne(family: Family, prefix: Prefix): OutboundAttributes | undefined;
-  /** exportOne() for every prefix in the Loc-RIB, walking it once. */
-  exportAll(family: Family, visit: (prefix: Prefix, out: OutboundAttributes | undefined) => void): void;
-  /** Whether the Loc-RIB holds `prefix`. */
-  has(family: Family, prefix: Prefix): boolean;
+  /** The outgoing form of the best route for the prefix; undefined when nothing should be sent. */
+  exportOne(table: PrefixTable<unknown>, e: number): OutboundAttributes | undefined;
+  /** exportOne() for every prefix in the Loc-RIB of `family`, walking it once. */
+  exportAll(family: Family, visit: (table: PrefixTable<unknown>, e: number, out: OutboundAttributes | undefined) => void): void;
+  /** Whether the Loc-RIB holds the prefix. */
+  has(table: PrefixTable<unknown>, e: number): boolean;
 }
 
-/** The groups of the last pendingFor(), kept for markSent(). */
+/** A group of the last pendingFor(), with the keys of its prefixes, kept for markSent(). */
 interface Computed {
   readonly out: OutboundAttributes;
   readonly group: AnnounceGroup & { readonly prefixes: Prefix[] };
+  readonly keys: PrefixList;
+}
+
+/** One family's withdrawals of the last pendingFor(): the text sent and the keys for markSent(). */
+interface Withdrawals {
+  readonly prefixes: Prefix[];
+  readonly keys: PrefixList;
 }
 
 class FamilyOut {
-  readonly sent = new Map<Prefix, OutboundAttributes>();
+  readonly sent: PrefixTable<OutboundAttributes>;
   /** Changed since the last pendingFor(). */
-  dirty = new Set<Prefix>();
+  dirty: PrefixTable<true>;
   /** Covered by the last pendingFor() and not yet marked sent. */
-  claimed = new Set<Prefix>();
+  claimed: PrefixTable<true>;
   /** Compare the whole Loc-RIB and everything sent (new session, refresh, policy change). */
   fullNeeded = false;
   fullClaimed = false;
+
+  constructor(readonly family: Family) {
+    this.sent = new PrefixTable(family);
+    this.dirty = new PrefixTable(family);
+    this.claimed = new PrefixTable(family);
+  }
 }
 
 export class AdjRibOut {
   private readonly byFamily: ReadonlyMap<Family, FamilyOut>;
   /** The difference the last pendingFor() returned, committed by markSent(). */
-  private computed: { announce: Computed[]; withdraw: Map<Family, Prefix[]> } | undefined;
+  private computed: { announce: Computed[]; withdraw: Map<Family, Withdrawals> } | undefined;
 
   constructor(families: readonly Family[]) {
-    this.byFamily = new Map(families.map((f) => [f, new FamilyOut()]));
+    this.byFamily = new Map(families.map((f) => [f, new FamilyOut(f)]));
     // A new session: the peer has nothing from us yet.
     for (const out of this.byFamily.values()) out.fullNeeded = true;
   }
 
-  /** The best route for `prefix` changed. */
-  touch(family: Family, prefix: Prefix): void {
+  /** The best route for the prefix at `words[at..]`/`len` (`h` its hash) changed. */
+  touch(family: Family, words: Uint32Array, at: number, len: number, h: number): void {
     const out = this.byFamily.get(family);
-    if (out !== undefined && !out.fullNeeded) out.dirty.add(prefix);
+    if (out === undefined || out.fullNeeded) return;
+    if (out.dirty.find(words, at, len, h) < 0) out.dirty.insert(words, at, len, true, h);
   }
 
   /**
@@ -107,18 +123,22 @@ export class AdjRibOut {
       } else if (out.claimed.size === 0) {
         [out.claimed, out.dirty] = [out.dirty, out.claimed];
       } else {
-        for (const p of out.dirty) out.claimed.add(p);
-        out.dirty.clear();
+        const { dirty, claimed } = out;
+        for (let e = dirty.next(0); e >= 0; e = dirty.next(e + 1)) {
+          if (claimed.findEntryOf(dirty, e) < 0) claimed.insert(dirty.keyWords, dirty.keyOffset(e), dirty.lengthAt(e), true);
+        }
+        dirty.clear();
       }
       const { sent } = out;
       if (out.fullClaimed) {
-        view.exportAll(family, (prefix, next) => diff.add(family, prefix, sent.get(prefix), next));
-        for (const [prefix, prev] of sent) if (!view.has(family, prefix)) diff.add(family, prefix, prev, undefined);
+        view.exportAll(family, (table, e, next) => diff.add(table, e, sentAt(sent, table, e), next));
+        for (let e = sent.next(0); e >= 0; e = sent.next(e + 1)) if (!view.has(sent, e)) diff.add(sent, e, sent.valueAt(e), undefined);
       } else {
-        for (const prefix of out.claimed) diff.add(family, prefix, sent.get(prefix), view.exportOne(family, prefix));
+        const { claimed } = out;
+        for (let e = claimed.next(0); e >= 0; e = claimed.next(e + 1)) diff.add(claimed, e, sentAt(sent, claimed, e), view.exportOne(claimed, e));
       }
     }
-    this.computed = { announce: diff.computed, withdraw: diff.withdraw };
+    this.computed = { announce: diff.computed, withdraw: diff.withdrawals };
     return { announce: diff.announce, withdraw: diff.withdraw };
   }
 
@@ -131,14 +151,15 @@ export class AdjRibOut {
       out.fullClaimed = false;
     }
     if (computed === undefined) return;
-    for (const { out, group } of computed.announce) {
+    for (const { out, group, keys } of computed.announce) {
       const sent = this.byFamily.get(group.family)!.sent;
-      for (const prefix of group.prefixes) sent.set(prefix, out);
+      for (let i = 0; i < keys.count; i++) sent.set(keys.words, i * keys.stride, keys.lens[i]!, out);
     }
-    for (const [family, prefixes] of computed.withdraw) {
+    for (const [family, { keys }] of computed.withdraw) {
       const sent = this.byFamily.get(family)!.sent;
-      for (const prefix of prefixes) sent.delete(prefix);
+      for (let i = 0; i < keys.count; i++) sent.delete(keys.words, i * keys.stride, keys.lens[i]!);
     }
+    for (const out of this.byFamily.values()) out.sent.compact();
   }
 
   /** How many prefixes the peer holds from us. */
@@ -159,21 +180,34 @@ export class AdjRibOut {
   }
 }
 
+/** What was sent for entry `e` of `table` (a table of the same family). */
+function sentAt(sent: PrefixTable<OutboundAttributes>, table: PrefixTable<unknown>, e: number): OutboundAttributes | undefined {
+  const s = sent.findEntryOf(table, e);
+  return s < 0 ? undefined : sent.valueAt(s);
+}
+
 /** Builds one PendingUpdate. */
 class Diff {
   readonly announce = new Map<string, AnnounceGroup>();
   readonly withdraw = new Map<Family, Prefix[]>();
+  readonly withdrawals = new Map<Family, Withdrawals>();
   readonly computed: Computed[] = [];
   private readonly byKey = new Map<string, Computed>();
   // The prefixes of one received UPDATE arrive in a row with one OutboundAttributes.
   private last: Computed | undefined;
 
-  add(family: Family, prefix: Prefix, prev: OutboundAttributes | undefined, next: OutboundAttributes | undefined): void {
+  add(table: PrefixTable<unknown>, e: number, prev: OutboundAttributes | undefined, next: OutboundAttributes | undefined): void {
+    const family = table.family;
     if (next === undefined) {
       if (prev === undefined) return;
-      const list = this.withdraw.get(family);
-      if (list !== undefined) list.push(prefix);
-      else this.withdraw.set(family, [prefix]);
+      let w = this.withdrawals.get(family);
+      if (w === undefined) {
+        w = { prefixes: [], keys: new PrefixList(family) };
+        this.withdrawals.set(family, w);
+        this.withdraw.set(family, w.prefixes);
+      }
+      w.prefixes.push(table.text(e));
+      table.copyKey(e, w.keys);
       return;
     }
     // Identity first: prefixes from one received UPDATE share one OutboundAttributes.
@@ -182,13 +216,14 @@ class Diff {
     if (c === undefined || c.out.key !== next.key) {
       c = this.byKey.get(next.key);
       if (c === undefined) {
-        c = { out: next, group: { family, attributes: next.attributes, nextHops: next.nextHops, prefixes: [] } };
+        c = { out: next, group: { family, attributes: next.attributes, nextHops: next.nextHops, prefixes: [] }, keys: new PrefixList(family) };
         this.byKey.set(next.key, c);
         this.announce.set(next.key, c.group);
         this.computed.push(c);
       }
       this.last = c;
     }
-    c.group.prefixes.push(prefix);
+    c.group.prefixes.push(table.text(e));
+    table.copyKey(e, c.keys);
   }
 }

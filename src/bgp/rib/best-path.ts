@@ -9,7 +9,7 @@
 import { parseIpv4Value } from '../../core/ip.js';
 import { asPathLength, neighbourAs } from '../policy/as-path.js';
 import { DEFAULT_LOCAL_PREF } from '../policy/export-policy.js';
-import type { Family, Prefix, Route } from '../types.js';
+import type { RoutePath } from '../types.js';
 import type { AdjRibIn } from './adj-rib-in.js';
 
 /** A holder of routes that best-path can rank: a peer, or the local advertisements. */
@@ -31,18 +31,18 @@ export function addressSortKey(family: 4 | 6, bytes: Uint8Array): string {
 }
 
 /** RFC 4271 §5.1.5 / §9.1.1: LOCAL_PREF counts only from internal peers; external routes get the default. */
-function localPrefOf(source: PathSource, route: Route): number {
+function localPrefOf(source: PathSource, route: RoutePath): number {
   return source.ibgp ? (route.attributes.localPref ?? DEFAULT_LOCAL_PREF) : DEFAULT_LOCAL_PREF;
 }
 
 /** RFC 4456 §9: a reflected route is ranked by its ORIGINATOR_ID instead of the peer's identifier. */
-function identifierOf(source: PathSource, route: Route): number {
+function identifierOf(source: PathSource, route: RoutePath): number {
   const originator = route.attributes.originatorId;
   return originator !== undefined ? parseIpv4Value(originator) : source.routerIdNumber;
 }
 
 /** RFC 4456 §9: the CLUSTER_LIST length, 0 without one. */
-function clusterListLength(route: Route): number {
+function clusterListLength(route: RoutePath): number {
   return route.attributes.clusterList?.length ?? 0;
 }
 
@@ -57,20 +57,18 @@ function keepBest(live: number[], score: (i: number) => number, lowest: boolean)
 }
 
 /**
- * The index in `sources` of the best route for `prefix`. Each source must hold a route for it.
- * Steps (RFC 4271 §9.1.2.2 unless noted): a local advertisement first; highest LOCAL_PREF
- * (§9.1.1); shortest AS_PATH; lowest ORIGIN; lowest MED among routes from the same neighbour AS
- * (c: a missing MED counts as 0); eBGP over iBGP (d); lowest BGP identifier (f, the ORIGINATOR_ID
- * of a reflected route); shortest CLUSTER_LIST (RFC 4456 §9, between f and g); lowest peer
- * address (g). Step e (IGP cost to the next hop) does not apply: next hops are on-link.
+ * The index of the best route among `routes`, one per source, all for one prefix. Steps (RFC 4271
+ * §9.1.2.2 unless noted): a local advertisement first; highest LOCAL_PREF (§9.1.1); shortest
+ * AS_PATH; lowest ORIGIN; lowest MED among routes from the same neighbour AS (c: a missing MED
+ * counts as 0); eBGP over iBGP (d); lowest BGP identifier (f, the ORIGINATOR_ID of a reflected
+ * route); shortest CLUSTER_LIST (RFC 4456 §9, between f and g); lowest peer address (g). Step e
+ * (IGP cost to the next hop) does not apply: next hops are on-link.
  */
-export function selectBest(family: Family, prefix: Prefix, sources: readonly PathSource[], localAsn: number): number {
+export function selectBest(sources: readonly PathSource[], routes: readonly RoutePath[], localAsn: number): number {
   if (sources.length === 2) {
     // With two candidates the elimination is a plain comparison: no arrays, no closures.
-    const [a, b] = sources as [PathSource, PathSource];
-    return firstIsBetter(a, a.routes.get(family, prefix)!, b, b.routes.get(family, prefix)!, localAsn) ? 0 : 1;
+    return firstIsBetter(sources[0]!, routes[0]!, sources[1]!, routes[1]!, localAsn) ? 0 : 1;
   }
-  const routes = sources.map((s) => s.routes.get(family, prefix)!);
   let live = sources.map((_, i) => i);
   const steps: ((live: number[]) => number[])[] = [
     (l) => (l.some((i) => sources[i]!.local) ? l.filter((i) => sources[i]!.local) : l),
@@ -91,7 +89,7 @@ export function selectBest(family: Family, prefix: Prefix, sources: readonly Pat
 }
 
 /** RFC 4271 §9.1.2.2 c: drop a route when another from the same neighbour AS has a lower MED. */
-function eliminateByMed(live: number[], routes: readonly Route[], localAsn: number): number[] {
+function eliminateByMed(live: number[], routes: readonly RoutePath[], localAsn: number): number[] {
   const lowest = new Map<number, number>();
   for (const i of live) {
     const a = routes[i]!.attributes;
@@ -107,7 +105,7 @@ function eliminateByMed(live: number[], routes: readonly Route[], localAsn: numb
 }
 
 /** The same steps as {@link selectBest} for exactly two candidates. */
-function firstIsBetter(sa: PathSource, ra: Route, sb: PathSource, rb: Route, localAsn: number): boolean {
+function firstIsBetter(sa: PathSource, ra: RoutePath, sb: PathSource, rb: RoutePath, localAsn: number): boolean {
   if (sa.local !== sb.local) return sa.local;
   const lpA = localPrefOf(sa, ra);
   const lpB = localPrefOf(sb, rb);

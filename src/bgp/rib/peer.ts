@@ -7,7 +7,8 @@ import { InvalidArgumentError } from '../../core/errors.js';
 import { parseIp, parseIpv4Value } from '../../core/ip.js';
 import { exportAttributes, type ExportPolicy, type ExportTarget, type OutboundAttributes } from '../policy/export-policy.js';
 import type { ImportContext, ImportPolicy } from '../policy/import-policy.js';
-import type { Family, PathAttributes, Route } from '../types.js';
+import type { PeerImport } from '../policy/peer-import.js';
+import type { Family, PathAttributes, RoutePath } from '../types.js';
 import { AdjRibIn } from './adj-rib-in.js';
 import { AdjRibOut } from './adj-rib-out.js';
 import { addressSortKey, type PathSource } from './best-path.js';
@@ -79,6 +80,8 @@ export class PeerState implements PathSource, ExportTarget {
   readonly families: readonly Family[];
   readonly importContext: ImportContext;
   readonly importPolicy: ImportPolicy;
+  /** The import policy compiled for this peer, once, when its session came up. */
+  readonly importer: PeerImport;
   policy: ExportPolicy;
   /** Announcements import policy refused (RibStats). */
   rejected = 0;
@@ -118,6 +121,7 @@ export class PeerState implements PathSource, ExportTarget {
       localAddress: this.localAddress,
       ownAddresses: identity.ownAddresses ?? NO_ADDRESSES,
     });
+    this.importer = info.importPolicy.forPeer(this.importContext);
     this.out = new AdjRibOut(this.families);
   }
 
@@ -132,7 +136,7 @@ export class PeerState implements PathSource, ExportTarget {
    * exportAttributes() for `route`, remembered per attributes object: every prefix of one
    * received UPDATE shares it, so a 100k-route table costs a few hundred computations per peer.
    */
-  outboundFor(route: Route, source: PathSource): OutboundAttributes | undefined {
+  outboundFor(route: RoutePath, source: PathSource): OutboundAttributes | undefined {
     const hit = this.exportCache.get(route.attributes);
     if (hit !== undefined && hit.source === source && hit.family === route.family && hit.nextHop === route.nextHop) return hit.out;
     const out = exportAttributes(route, source, this);

@@ -2,7 +2,8 @@
 // for the agent (which kernel routes to install or remove).
 
 import type { RejectReason } from '../policy/import-policy.js';
-import type { Family, Prefix, Route } from '../types.js';
+import type { PrefixList } from '../prefix/prefix-list.js';
+import type { Family, Prefix, Route, RoutePath } from '../types.js';
 
 /** The best route for a prefix changed. `route` undefined: no route left (remove it from the kernel). */
 export interface BestChange {
@@ -31,6 +32,44 @@ export interface MaxPrefixExceeded {
 export interface ReceivedUpdate {
   readonly announced: readonly Route[];
   readonly withdrawn: readonly { readonly family: Family; readonly prefix: Prefix }[];
+}
+
+/** Best-route changes recorded as numbers (best-changes.ts), made into objects on demand. */
+export interface RecordedChanges {
+  readonly count: number;
+  changes(): BestChange[];
+}
+
+/** Prefixes announced with one path (all the prefixes of one family in one UPDATE). */
+export interface AnnouncedGroup {
+  readonly prefixes: PrefixList;
+  readonly path: RoutePath;
+}
+
+/** One received UPDATE with its prefixes as numbers (speaker-updates.ts builds it from the codec's). */
+export interface ReceivedBatch {
+  /** Applied first, so a prefix both withdrawn and announced ends up announced. */
+  readonly withdrawn: readonly PrefixList[];
+  readonly announced: readonly AnnouncedGroup[];
+}
+
+/** An announcement import policy refused: prefix `index` of announced group `group`. */
+export interface BatchRejection {
+  readonly group: number;
+  readonly index: number;
+  readonly reason: RejectReason;
+}
+
+/** What applying a ReceivedBatch (or a peer's removal) did. */
+export interface BatchResult {
+  /** How many prefixes' best route changed. */
+  readonly bestChangeCount: number;
+  /** Those changes, when they were asked for (the speaker asks while someone listens to 'best'). */
+  readonly bestChanges: RecordedChanges | undefined;
+  readonly rejected: readonly BatchRejection[];
+  /** Accepted routes that a refused announcement replaced, and so withdrew (RFC 4271 §3.1: implicit withdraw). */
+  readonly replacedByRejected: readonly { readonly family: Family; readonly prefix: Prefix }[];
+  readonly maxPrefixExceeded: MaxPrefixExceeded | undefined;
 }
 
 export interface UpdateResult {

@@ -2,7 +2,7 @@
 // or answers a ROUTE-REFRESH sends its whole table again, in freshly decoded objects; treating
 // each as a change would push the whole table through best-path, the kernel and every other peer.
 
-import type { AsPathSegment, PathAttributes, Route } from '../types.js';
+import type { AsPathSegment, PathAttributes, RoutePath } from '../types.js';
 
 // One-entry memo: the prefixes of one UPDATE share one attributes object, and so did the
 // prefixes of the UPDATE it repeats.
@@ -11,7 +11,7 @@ let memoB: PathAttributes | undefined;
 let memoEqual = false;
 
 /** Same prefix assumed; true when next hop and every attribute are equal. */
-export function sameRoute(a: Route, b: Route): boolean {
+export function sameRoute(a: RoutePath, b: RoutePath): boolean {
   if (a.nextHop !== b.nextHop) return false;
   const x = a.attributes;
   const y = b.attributes;

@@ -1,11 +1,11 @@
 import { EventEmitter } from 'node:events';
 import type net from 'node:net';
-import type { Message } from '../types.js';
-import { BgpMessageError, decodeMessage, MessageReader, type CodecOptions } from '../wire/index.js';
+import { BgpMessageError, decodeReceived, MessageReader, type CodecOptions, type ReceivedMessage } from '../wire/index.js';
 
 /** What a Connection reports; a connection never logs. */
 interface ConnectionEvents {
-  message: [message: Message, warnings: readonly BgpMessageError[]];
+  /** An UPDATE comes with its prefixes as numbers (wire/packed-update.ts). */
+  message: [message: ReceivedMessage, warnings: readonly BgpMessageError[]];
   /** A message that could not be decoded: the session answers with its NOTIFICATION. */
   'protocol-error': [err: BgpMessageError];
   /** A message the codec dropped without ending the session (RFC 2918 §4: a ROUTE-REFRESH for an unknown family). */
@@ -114,7 +114,7 @@ export class Connection extends EventEmitter<ConnectionEvents> {
       if (this.ended) return;
       let decoded;
       try {
-        decoded = decodeMessage(raw, this.codec);
+        decoded = decodeReceived(raw, this.codec);
       } catch (err) {
         if (err instanceof BgpMessageError && err.action !== 'session-reset') {
           this.emit('ignored', err);

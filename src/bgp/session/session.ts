@@ -1,10 +1,11 @@
 import { EventEmitter } from 'node:events';
 import type net from 'node:net';
 import { Backoff } from '../../core/backoff.js';
-import type { Family, Message, NotificationMessage, UpdateMessage } from '../types.js';
+import type { Family, NotificationMessage } from '../types.js';
 import { MessageType } from '../types.js';
 import {
-  BgpMessageError, CeaseSubcode, encodeKeepalive, encodeNotification, encodeOpen, FsmErrorSubcode, isEndOfRib, NotificationCode,
+  BgpMessageError, CeaseSubcode, encodeKeepalive, encodeNotification, encodeOpen, FsmErrorSubcode, NotificationCode, packedEndOfRib,
+  type PackedUpdate, type ReceivedMessage,
 } from '../wire/index.js';
 import type { LocalConfig, ResolvedPeerConfig } from './config.js';
 import { collisionBetween, incomingToReplace, MAX_PENDING_INCOMING } from './collision.js';
@@ -51,7 +52,8 @@ interface SessionEvents {
   state: [event: SessionStateEvent];
   established: [negotiated: Negotiated];
   down: [down: SessionDown];
-  update: [update: UpdateMessage, warnings: readonly BgpMessageError[]];
+  /** Prefixes as numbers (wire/packed-update.ts). */
+  update: [update: PackedUpdate, warnings: readonly BgpMessageError[]];
   'end-of-rib': [family: Family];
   'route-refresh': [family: Family];
   /**
@@ -278,7 +280,7 @@ export class Session extends EventEmitter<SessionEvents> {
     this.refreshState('OPEN sent');
   }
 
-  private receive(a: Attempt, m: Message, warnings: readonly BgpMessageError[]): void {
+  private receive(a: Attempt, m: ReceivedMessage, warnings: readonly BgpMessageError[]): void {
     if (!this.attempts.has(a)) return;
     if (m.type === MessageType.NOTIFICATION) return this.notified(a, m);
     switch (a.state) {
@@ -288,7 +290,7 @@ export class Session extends EventEmitter<SessionEvents> {
     }
   }
 
-  private inOpenSent(a: Attempt, m: Message): void {
+  private inOpenSent(a: Attempt, m: ReceivedMessage): void {
     if (m.type !== MessageType.OPEN) return this.fsmError(a, FsmErrorSubcode.UNEXPECTED_MESSAGE_IN_OPENSENT, m);
     let negotiated: Negotiated;
     try {
@@ -329,7 +331,7 @@ export class Session extends EventEmitter<SessionEvents> {
     return false;
   }
 
-  private inOpenConfirm(a: Attempt, m: Message): void {
+  private inOpenConfirm(a: Attempt, m: ReceivedMessage): void {
     if (m.type !== MessageType.KEEPALIVE) return this.fsmError(a, FsmErrorSubcode.UNEXPECTED_MESSAGE_IN_OPENCONFIRM, m);
     a.state = 'established';
     this.establishedBefore = true;
@@ -344,14 +346,14 @@ export class Session extends EventEmitter<SessionEvents> {
     this.emit('established', a.negotiated!);
   }
 
-  private inEstablished(a: Attempt, m: Message, warnings: readonly BgpMessageError[]): void {
+  private inEstablished(a: Attempt, m: ReceivedMessage, warnings: readonly BgpMessageError[]): void {
     this.armHold(a, a.negotiated!.holdTime);
     switch (m.type) {
       case MessageType.KEEPALIVE: return;
       case MessageType.UPDATE: {
-        const eor = isEndOfRib(m);
+        const eor = packedEndOfRib(m.update);
         if (eor) this.emit('end-of-rib', eor);
-        else this.emit('update', m, warnings);
+        else this.emit('update', m.update, warnings);
         return;
       }
       case MessageType.ROUTE_REFRESH:
@@ -363,7 +365,7 @@ export class Session extends EventEmitter<SessionEvents> {
     }
   }
 
-  private fsmError(a: Attempt, subcode: number, m: Message): void {
+  private fsmError(a: Attempt, subcode: number, m: ReceivedMessage): void {
     // RFC 6608 §3: the subcode names the state the unexpected message arrived in.
     this.closeWith(a, NotificationCode.FSM_ERROR, subcode, `unexpected message type ${m.type} in ${a.state}`, `unexpected message type ${m.type} in ${a.state}`);
   }

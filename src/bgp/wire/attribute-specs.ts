@@ -1,11 +1,12 @@
 // What each recognised path attribute must look like and what a malformed one costs: the flag
 // bits (RFC 4271 §5), the value checks (RFC 7606 §7) and the RFC 7606 approach per attribute.
-import type { AsPathSegment, LargeCommunity, MpReach, MpUnreach, Origin, UnknownAttribute } from '../types.js';
+import type { AsPathSegment, LargeCommunity, Origin, UnknownAttribute } from '../types.js';
 import { formatIpv4 } from './address.js';
 import { decodeAsPath } from './as-path.js';
 import { AttrFlag, AttrType } from './constants.js';
 import type { BgpMessageError, ErrorAction } from './errors.js';
 import { decodeMpReach, decodeMpUnreach } from './mp.js';
+import type { PackedMpReach, PackedMpUnreach } from './packed-update.js';
 import { UpdateErrorSubcode as Sub } from './notification-codes.js';
 
 /** The attributes of one UPDATE as they are read, before AS4 merging and RFC 7606 rewriting. */
@@ -25,8 +26,8 @@ export interface AttrState {
   unknown?: UnknownAttribute[];
   as4Path?: AsPathSegment[];
   as4Aggregator?: { asn: number; address: string };
-  mpReach?: MpReach;
-  mpUnreach?: MpUnreach;
+  mpReach?: PackedMpReach;
+  mpUnreach?: PackedMpUnreach;
   /** Attribute types present, well-formed or not (a malformed one is not also "missing"). */
   readonly seen: Uint8Array;
   readonly warnings: BgpMessageError[];

@@ -2,7 +2,8 @@
 // decoding and RFC 7606 outcomes, packing.ts for bulk UPDATEs.
 export { HEADER_LENGTH, MAX_MESSAGE, AS_TRANS } from './constants.js';
 export { MessageReader } from './reader.js';
-export { decodeMessage, type CodecOptions, type Decoded } from './decode.js';
+export { decodeMessage, decodeReceived, type CodecOptions, type Decoded, type DecodedReceived, type PackedUpdateMessage, type ReceivedMessage } from './decode.js';
+export { packedEndOfRib, toUpdateMessage, type PackedMpReach, type PackedMpUnreach, type PackedUpdate } from './packed-update.js';
 export { encodeOpen } from './open.js';
 export { encodeKeepalive, encodeNotification, encodeRouteRefresh } from './simple-messages.js';
 export { encodeUpdate, encodeEndOfRib, isEndOfRib } from './update-encode.js';

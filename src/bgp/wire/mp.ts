@@ -1,11 +1,12 @@
 // MP_REACH_NLRI and MP_UNREACH_NLRI (RFC 4760 §3, §4), IPv6 next hops per RFC 2545 §3.
 import { InvalidArgumentError } from '../../core/errors.js';
-import type { Family, MpReach, MpUnreach } from '../types.js';
+import type { Family } from '../types.js';
 import { parseIpv4Value } from '../../core/ip.js';
 import { formatIpv4, formatIpv6, parseIpv6Into } from './address.js';
 import { afiSafiOf, familyOf } from './constants.js';
 import { updateError } from './errors.js';
 import { UpdateErrorSubcode } from './notification-codes.js';
+import type { PackedMpReach, PackedMpUnreach } from './packed-update.js';
 import { readPrefixes, writePrefix, MAX_PREFIX_WIRE } from './prefix.js';
 import type { ByteWriter } from './writer.js';
 
@@ -24,7 +25,7 @@ function mpError(what: string): never {
  * of the wrong length is returned as `nextHopFault`, since the NLRI after it can still be read
  * and withdrawn (RFC 7606 §7.11 "treat-as-withdraw").
  */
-export function decodeMpReach(v: Buffer): MpResult<MpReach> {
+export function decodeMpReach(v: Buffer): MpResult<PackedMpReach> {
   if (v.length < 5) mpError(`MP_REACH_NLRI of ${v.length} octets is too short`);
   const afi = v.readUInt16BE(0);
   const safi = v[2]!;
@@ -34,8 +35,7 @@ export function decodeMpReach(v: Buffer): MpResult<MpReach> {
   if (family === undefined) return { unsupported: `AFI ${afi} SAFI ${safi}` };
   const nextHops = decodeNextHops(family, v, 4, nhLen);
   // Octet 4 + nhLen is Reserved (formerly the SNPA count, RFC 4760 §3): ignored.
-  const nlri: string[] = [];
-  readPrefixes(family, v, 5 + nhLen, v.length, nlri);
+  const nlri = readPrefixes(family, v, 5 + nhLen, v.length);
   const ok = { family, nextHops: nextHops ?? [], nlri };
   return nextHops ? { ok } : { ok, nextHopFault: `next hop length ${nhLen} is wrong for ${family}` };
 }
@@ -49,13 +49,12 @@ function decodeNextHops(family: Family, v: Buffer, at: number, len: number): str
 }
 
 /** Decodes an MP_UNREACH_NLRI value (AFI, SAFI, withdrawn routes). */
-export function decodeMpUnreach(v: Buffer): MpResult<MpUnreach> {
+export function decodeMpUnreach(v: Buffer): MpResult<PackedMpUnreach> {
   if (v.length < 3) mpError(`MP_UNREACH_NLRI of ${v.length} octets is too short`);
   const afi = v.readUInt16BE(0);
   const family = familyOf(afi, v[2]!);
   if (family === undefined) return { unsupported: `AFI ${afi} SAFI ${v[2]!}` };
-  const withdrawn: string[] = [];
-  readPrefixes(family, v, 3, v.length, withdrawn);
+  const withdrawn = readPrefixes(family, v, 3, v.length);
   return { ok: { family, withdrawn } };
 }
 

@@ -1,13 +1,14 @@
-// Prefixes in text (canonical, see Prefix in ../types.ts) and in NLRI encoding (RFC 4271 §4.3:
-// a length octet, then just enough octets to hold that many bits).
+// Prefixes in NLRI encoding (RFC 4271 §4.3: a length octet, then just enough octets to hold that
+// many bits), read into numbers (../prefix/prefix-list.ts), and in text (canonical, see Prefix in
+// ../types.ts) for the encoder and the public decoder.
 import { InvalidArgumentError } from '../../core/errors.js';
 import type { Family, Prefix } from '../types.js';
 import { parseIpv4Value } from '../../core/ip.js';
-import { formatIpv6, parseIpv6Into } from './address.js';
+import { PrefixList } from '../prefix/prefix-list.js';
+import { parseIpv6Into } from './address.js';
 import { UpdateErrorSubcode } from './notification-codes.js';
 import { updateError } from './errors.js';
 
-const SLASH_LEN: readonly string[] = Array.from({ length: 129 }, (_, i) => `/${i}`);
 /** Network masks by prefix length as int32 (MASK[0] = 0, MASK[32] = all ones). */
 const MASK = Int32Array.from({ length: 33 }, (_, i) => (i === 0 ? 0 : -1 << (32 - i)));
 
@@ -18,49 +19,39 @@ function maxPrefixLength(family: Family): number {
   return family === 'ipv4-unicast' ? 32 : 128;
 }
 
-/** Reads the prefixes in buf[start, end) into `out`. A bad length or an overrun is an invalid network field (RFC 4271 §6.3). */
-export function readPrefixes(family: Family, buf: Uint8Array, start: number, end: number, out: Prefix[]): void {
-  if (family === 'ipv4-unicast') readIpv4Prefixes(buf, start, end, out);
-  else readIpv6Prefixes(buf, start, end, out);
-}
-
 function badNlri(what: string): never {
   throw updateError(UpdateErrorSubcode.INVALID_NETWORK_FIELD, `UPDATE: ${what} (RFC 4271 §6.3)`);
 }
 
-/** ASCII digits of 0..255: DIGITS[4v] is the count, then up to three char codes. */
-const DIGITS = new Uint8Array(256 * 4);
-for (let v = 0; v < 256; v++) {
-  const text = String(v);
-  DIGITS[4 * v] = text.length;
-  for (let k = 0; k < text.length; k++) DIGITS[4 * v + 1 + k] = text.charCodeAt(k);
-}
-/** Char code arrays for String.fromCharCode, one per text length ("0.0.0.0/0" is 9, "255.255.255.255/32" 18). */
-const CODES: number[][] = Array.from({ length: 19 }, (_, n) => new Array<number>(n).fill(0));
-
-/** Writes the decimal digits of `v` (0..255) and then `sep` at codes[w..]; returns the new end. */
-function putOctet(codes: number[], v: number, w: number, sep: number): number {
-  const o = 4 * v;
-  const n = DIGITS[o]!;
-  codes[w] = DIGITS[o + 1]!;
-  if (n > 1) {
-    codes[w + 1] = DIGITS[o + 2]!;
-    if (n > 2) codes[w + 2] = DIGITS[o + 3]!;
-  }
-  if (w + n < codes.length) codes[w + n] = sep;
-  return w + n + 1;
-}
-
-function readIpv4Prefixes(buf: Uint8Array, start: number, end: number, out: Prefix[]): void {
-  // The hot loop of a table transfer: no Buffer or number formatting per prefix. The text is
-  // built from char codes in one call, giving a flat string: a chain of concatenations would
-  // leave a rope that takes a third more memory in a RIB and is flattened again when hashed.
-  let p = start;
-  while (p < end) {
+/**
+ * Reads the prefixes in buf[start, end) straight into numbers (a PrefixList sized exactly: one
+ * pass checks and counts, a second fills). A bad length or an overrun is an invalid network
+ * field (RFC 4271 §6.3). Host bits beyond the length are cleared, so equal prefixes are equal keys.
+ */
+export function readPrefixes(family: Family, buf: Uint8Array, start: number, end: number): PrefixList {
+  const max = maxPrefixLength(family);
+  const name = family === 'ipv4-unicast' ? 'IPv4' : 'IPv6';
+  let count = 0;
+  for (let p = start; p < end; count++) {
     const len = buf[p++]!;
-    if (len > 32) badNlri(`IPv4 prefix length ${len} is more than 32`);
+    if (len > max) badNlri(`${name} prefix length ${len} is more than ${max}`);
+    p += (len + 7) >> 3;
+    if (p > end) badNlri(`${name} prefix /${len} runs past its field`);
+  }
+  const list = new PrefixList(family, count);
+  if (family === 'ipv4-unicast') readIpv4(buf, start, end, list);
+  else readIpv6(buf, start, end, list);
+  return list;
+}
+
+function readIpv4(buf: Uint8Array, start: number, end: number, list: PrefixList): void {
+  // The hot loop of a table transfer: a few loads and shifts per prefix, nothing allocated.
+  const words = list.words;
+  const lens = list.lens;
+  let i = 0;
+  for (let p = start; p < end; i++) {
+    const len = buf[p++]!;
     const n = (len + 7) >> 3;
-    if (p + n > end) badNlri(`IPv4 prefix /${len} runs past its field`);
     let v = 0;
     if (n > 0) {
       v = buf[p]! << 24;
@@ -70,34 +61,30 @@ function readIpv4Prefixes(buf: Uint8Array, start: number, end: number, out: Pref
       }
     }
     p += n;
-    // Clear host bits beyond the length so equal prefixes are equal strings.
-    v &= MASK[len]!;
-    const a = v >>> 24;
-    const b = (v >>> 16) & 255;
-    const c = (v >>> 8) & 255;
-    const d = v & 255;
-    const codes = CODES[DIGITS[4 * a]! + DIGITS[4 * b]! + DIGITS[4 * c]! + DIGITS[4 * d]! + DIGITS[4 * len]! + 4]!;
-    putOctet(codes, len, putOctet(codes, d, putOctet(codes, c, putOctet(codes, b, putOctet(codes, a, 0, 46), 46), 46), 47), 0);
-    out.push(String.fromCharCode.apply(null, codes));
+    words[i] = v & MASK[len]!;
+    lens[i] = len;
   }
+  list.count = i;
 }
 
-const v6Scratch = new Uint8Array(16);
-
-function readIpv6Prefixes(buf: Uint8Array, start: number, end: number, out: Prefix[]): void {
-  const a = v6Scratch;
-  let p = start;
-  while (p < end) {
+function readIpv6(buf: Uint8Array, start: number, end: number, list: PrefixList): void {
+  const words = list.words;
+  const lens = list.lens;
+  let i = 0;
+  for (let p = start; p < end; i++) {
     const len = buf[p++]!;
-    if (len > 128) badNlri(`IPv6 prefix length ${len} is more than 128`);
     const n = (len + 7) >> 3;
-    if (p + n > end) badNlri(`IPv6 prefix /${len} runs past its field`);
-    a.fill(0);
-    for (let k = 0; k < n; k++) a[k] = buf[p + k]!;
+    for (let k = 0; k < 4; k++) {
+      // Word k holds bytes 4k..4k+3; those beyond the encoded n are zero.
+      let w = 0;
+      for (let j = 0; j < 4; j++) w = (w << 8) | (4 * k + j < n ? buf[p + 4 * k + j]! : 0);
+      const bits = len - 32 * k;
+      words[4 * i + k] = bits >= 32 ? w >>> 0 : bits <= 0 ? 0 : (w & MASK[bits]!) >>> 0;
+    }
     p += n;
-    if (len & 7) a[n - 1]! &= (0xff00 >> (len & 7)) & 0xff;
-    out.push(formatIpv6(a) + SLASH_LEN[len]!);
+    lens[i] = len;
   }
+  list.count = i;
 }
 
 export interface ParsedPrefix {
@@ -147,13 +134,11 @@ function clearHostBits(bytes: Uint8Array, length: number): void {
 
 /** Canonical text of a prefix given its network bytes (at least ceil(length/8) of them). */
 export function formatPrefix(family: Family, bytes: Uint8Array, length: number): Prefix {
-  const out: Prefix[] = [];
   const n = (length + 7) >> 3;
   const wire = new Uint8Array(1 + n);
   wire[0] = length;
   wire.set(bytes.subarray(0, n), 1);
-  readPrefixes(family, wire, 0, wire.length, out);
-  return out[0]!;
+  return readPrefixes(family, wire, 0, wire.length).text(0);
 }
 
 /**
