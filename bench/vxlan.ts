@@ -15,7 +15,7 @@ import { runIpv6 } from './vxlan-ipv6.js';
 import { median, newBurst, numberOption, percentile, processRssMiB, remoteHosts, report, reportBurst, round, stringOption, type RemoteHost } from './report.js';
 
 /**
- * `npm run bench -- vxlan [--leases N] [--joins N] [--burst-rounds N] [--idle-seconds S] [--repairs N]`
+ * `npm run bench -- vxlan [--leases N] [--joins N] [--burst-rounds N] [--idle-seconds S] [--settle-seconds S] [--repairs N]`
  * (`--ipv6`: the dual-stack figures, see vxlan-ipv6.ts)
  *
  * (a) N remote leases (default 5,000) put into etcd in one transaction (over gRPC, see
@@ -27,8 +27,9 @@ import { median, newBurst, numberOption, percentile, processRssMiB, remoteHosts,
  *     an agent *starting* with the N leases in etcd, whose time includes Node's start, loading
  *     the etcd client and reading the N leases (no target).
  * (b) a lease put on host A -> the route present on host B: p50/p99 over `--joins` joins.
- * (d) the agent's RSS and idle CPU (averaged over `--idle-seconds`, default 60) while it holds
- *     N leases, with its default resync interval; flannel's figure is not measurable here (no
+ * (d) the agent's RSS and idle CPU (averaged over `--idle-seconds`, default 60, after
+ *     `--settle-seconds`, default 30, from its start) while it holds N leases, with its default
+ *     resync interval; flannel's figure is not measurable here (no
  *     flanneld build), so the reference is zero: target < 0.5 % of a core, RSS < 120 MiB.
  * (e) a route, a neighbour and an FDB entry deleted by hand, `--repairs` times each (default
  *     50): time until the agent has written it again (drift-repair.ts; target p99 < 1 s).
@@ -99,6 +100,7 @@ export async function run(args: string[]): Promise<void> {
   const joins = numberOption(args, '--joins', 100);
   const burstRounds = numberOption(args, '--burst-rounds', 3);
   const idleSeconds = numberOption(args, '--idle-seconds', 60);
+  const settleSeconds = numberOption(args, '--settle-seconds', 30);
   const repairs = numberOption(args, '--repairs', 50);
   const profileDir = stringOption(args, '--profile');
   const leases = remoteHosts(n, '0a:00:00:00');
@@ -203,6 +205,9 @@ export async function run(args: string[]): Promise<void> {
     await agent.waitReady(60_000);
     await waitFor(async () => (await countEntries(nlB, 'twill.1'))[0] >= n + 1, { timeoutMs: 60_000, what: 'entries' });
     const pid = agent.daemon.pid;
+    // Idle means steady state: the start's own garbage collection and V8's heap shrinking
+    // (its memory reducer) settle first.
+    await new Promise((r) => setTimeout(r, settleSeconds * 1000));
     const before = cpuTicks(pid);
     await new Promise((r) => setTimeout(r, idleSeconds * 1000));
     const idle = (cpuTicks(pid) - before) / 100 / idleSeconds;
