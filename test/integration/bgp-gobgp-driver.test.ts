@@ -334,7 +334,9 @@ describe.skipIf(!isRoot || !avail.gobgp || !avail.bird)('gobgp driver against a 
   });
 
   it('resets and holds down a peer past the prefix limit, reports it, and lets it back later', async () => {
-    const { d, rec } = await driver({ maxPrefixes: 3 });
+    // A fixed 5 s hold-down (no jitter): the peer below needs a moment to fix its export, and a
+    // retry sooner than that (the default's jitter allows 0.5 s) would find it still over the limit.
+    const { d, rec } = await driver({ maxPrefixes: 3, prefixLimitRetry: { initialMs: 5_000, maxMs: 5_000, random: () => 1 } });
     await d.setPeers([session]); // a new limit: a new session
     await d.announce([{ prefix: OWN, nextHop: IP.twill }]);
     await established(d);
@@ -343,8 +345,7 @@ describe.skipIf(!isRoot || !avail.gobgp || !avail.bird)('gobgp driver against a 
     const extra = ['10.244.3.0/24', '10.244.4.0/24', '10.244.5.0/24'];
     for (const p of extra) await bird.announce(p);
     await waitFor(() => rec.maxPrefix.length > 0, { timeoutMs: 15_000, what: "'max-prefix'" });
-    // The peer fixes its export at once: the driver's first EnablePeer may come after as little as
-    // a tenth of its 5 s backoff (jitter), and a peer still sending too many would trip it again.
+    // The peer fixes its export at once, well inside the hold-down.
     for (const p of extra) await bird.withdraw(p);
     expect(rec.maxPrefix[0]).toEqual({ peer: IP.peer, limit: 3 });
     await waitFor(() => d.peers()[0]?.state !== 'established', { timeoutMs: 10_000, what: 'the session down' });

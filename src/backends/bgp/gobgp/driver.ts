@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
 import { status, type ClientReadableStream } from '@grpc/grpc-js';
-import { Backoff } from '../../../core/backoff.js';
+import { Backoff, type BackoffOptions } from '../../../core/backoff.js';
 import { ownSubnetsOf, routedFamilies, type BgpDriver, type DriverEvents, type DriverOptions, type DriverPeer, type LearnedPath, type PeerStatus, type RoutedFamily } from '../driver.js';
 import { gobgpFamily, type Path, type Peer, type PolicyPrefix, type WatchEventResponse } from './api.js';
 import { GobgpApiError, GobgpClient } from './client.js';
@@ -14,6 +14,8 @@ import { observe, PeerStatusTable, type Observation } from './status.js';
 export interface GobgpDriverOptions extends DriverOptions {
   /** gobgpd's gRPC API: "127.0.0.1:50051" or "unix:///path/to/sock" (client.ts). */
   readonly api: string;
+  /** How long a peer past its prefix limit stays held down before EnablePeer (default 5 s doubling to 120 s, jittered). */
+  readonly prefixLimitRetry?: BackoffOptions;
 }
 
 /** ListPeer and GetTable: counters, uptime and End-of-RIB, and a check that nothing was missed. */
@@ -532,7 +534,7 @@ class GobgpDriver extends EventEmitter<DriverEvents> implements BgpDriver {
 
   #retryAfterPrefixLimit(peer: string): void {
     let retry = this.#prefixLimit.get(peer);
-    if (!retry) this.#prefixLimit.set(peer, (retry = { backoff: new Backoff(PREFIX_LIMIT_RETRY), timer: undefined, lastHit: 0 }));
+    if (!retry) this.#prefixLimit.set(peer, (retry = { backoff: new Backoff(this.opts.prefixLimitRetry ?? PREFIX_LIMIT_RETRY), timer: undefined, lastHit: 0 }));
     const now = Date.now();
     if (now - retry.lastHit > PREFIX_LIMIT_QUIET_MS) retry.backoff.reset();
     retry.lastHit = now;
