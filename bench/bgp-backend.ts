@@ -35,7 +35,8 @@
  *
  * BENCH_BGP_DEBUG=1 prints per join when each host got the route (and the sessions' log lines of
  * a slow join); with BENCH_AGENT_LOG=debug too, the agent's kernel syncs of each install round.
- * BENCH_AGENT_PROF=DIR writes the install agent's CPU profile (node --cpu-prof) into DIR.
+ * BENCH_AGENT_PROF=DIR writes the install agent's CPU profile (node --cpu-prof) into DIR;
+ * BENCH_AGENT_NODE_ARGS adds Node flags to it (V8 heap settings, say).
  */
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -186,7 +187,10 @@ async function startInstallBed(registry: CleanupRegistry, count: number): Promis
   mkdirSync(join(dir, 'agent'));
   const agent = await startAgent(agentNs, {
     etcd: etcd.clientUrl, dir: join(dir, 'agent'),
-    ...(process.env.BENCH_AGENT_PROF !== undefined && { nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_AGENT_PROF}`] }),
+    nodeArgs: [
+      ...(process.env.BENCH_AGENT_PROF !== undefined ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_AGENT_PROF}`] : []),
+      ...(process.env.BENCH_AGENT_NODE_ARGS ?? '').split(' ').filter((a) => a !== ''),
+    ],
     args: ['--iface', 'eth0', '--bgp-asn', String(AGENT.asn), '--bgp-peer', `${TOR.ip},asn=${TOR.asn}`, '--log-level', process.env.BENCH_AGENT_LOG ?? 'info'],
   });
   await agent.waitReady(60_000);

@@ -40,6 +40,11 @@ export class Reconciler {
   readonly #queue = new WriteQueue();
   /** What the backend's last apply wrote: its apply step records it (syncRoutes, applyPlan). */
   readonly written = new WrittenState();
+  /** Kernel deletion notifications are being watched. */
+  #watching = false;
+  /** Counts losses of notifications (and the watch's starts), so an apply knows if one came during it. */
+  #watchEpoch = 0;
+  #trusted = false;
 
   constructor(private readonly steps: ReconcileSteps, private readonly log: Logger, private readonly what: string) {}
 
@@ -60,7 +65,37 @@ export class Reconciler {
    */
   sync(desired: readonly RemoteLease[]): Promise<SyncReport> {
     this.#desired = desired;
-    return this.serial(() => this.steps.apply(desired));
+    return this.serial(() => this.applyAll(desired));
+  }
+
+  /**
+   * Whether `written` is what the kernel holds of the backend's: a full apply completed while the
+   * kernel's notifications were watched, and none were lost since. Then a few changes may be
+   * written against it alone (route-changes.ts) instead of a dump of the whole table.
+   */
+  get writtenTrusted(): boolean {
+    return this.#trusted;
+  }
+
+  private applyAll(desired: readonly RemoteLease[]): Promise<SyncReport> {
+    return this.asFullApply(() => this.steps.apply(desired));
+  }
+
+  /**
+   * Runs `apply`, a sync of everything the backend owns (called in the queue), and trusts
+   * `written` after it if no notification was lost meanwhile.
+   */
+  async asFullApply<T>(apply: () => Promise<T>): Promise<T> {
+    const epoch = this.#watchEpoch;
+    const result = await apply();
+    if (this.#watching && epoch === this.#watchEpoch) this.#trusted = true;
+    return result;
+  }
+
+  private watchChanged(state: 'open' | 'lost' | 'closed'): void {
+    this.#watchEpoch += 1;
+    this.#watching = state !== 'closed';
+    this.#trusted = false;
   }
 
   /** Re-applies the newest desired set (or, before the first, beforeFirstSet). */
@@ -71,7 +106,7 @@ export class Reconciler {
         await this.steps.beforeFirstSet?.(why);
         return;
       }
-      const report = await this.steps.apply(desired);
+      const report = await this.applyAll(desired);
       if (report.changes > 0) this.log.info({ why, changes: report.changes }, `${this.what} kernel state repaired`);
     });
   }
@@ -84,7 +119,7 @@ export class Reconciler {
     const result = await this.serial(async () => (this.#desired === undefined ? undefined : repairDeletions(nl, this.written, deletions)));
     if (result === undefined) return;
     if (result.written > 0) this.log.info({ entries: result.entries.slice(0, 10), count: result.written }, `${this.what} entries deleted outside Twill written again`);
-    if (result.failed > 0) await this.resync(`${result.failed} deleted entries could not be written again`);
+    if (result.failed > 0) await this.resync(`${result.failed} deleted or taken entries could not be written again`);
   }
 
   /** The repair loop until `signal` aborts; then waits for writes in progress. Leaves the kernel as it is. */
@@ -94,6 +129,7 @@ export class Reconciler {
       ...opts, repair: (why) => this.resync(why), log: this.log,
       repairDeleted: nl === undefined ? undefined : (deletions) => this.repairDeleted(nl, deletions),
       ownsDeleted: (entry) => this.written.holds(entry),
+      onWatch: (state) => this.watchChanged(state),
     });
     await this.#queue.drained();
   }

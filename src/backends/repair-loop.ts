@@ -25,6 +25,12 @@ export interface RepairLoopOptions {
    * undefined for an event that does not concern it.
    */
   readonly linkNeedsRepair?: ((event: LinkEvent) => string | undefined) | undefined;
+  /**
+   * Told when the kernel's deletion notifications start being watched ('open'), when some were
+   * lost ('lost'), and when the watch ends ('closed'): while open and none lost, what the backend
+   * wrote is what the kernel holds.
+   */
+  readonly onWatch?: ((state: 'open' | 'lost' | 'closed') => void) | undefined;
   readonly log: Logger;
 }
 
@@ -90,7 +96,11 @@ export async function runRepairLoop(signal: AbortSignal, opts: RepairLoopOptions
     }
   });
   const watched = opts.repairDeleted ? 'kernel' : 'link';
-  monitor?.on('error', (err: Error) => kick(`${watched} notifications lost (${err.message})`));
+  monitor?.on('error', (err: Error) => {
+    opts.onWatch?.('lost');
+    kick(`${watched} notifications lost (${err.message})`);
+  });
+  if (opts.repairDeleted && monitor) opts.onWatch?.('open');
   if (opts.repairDeleted) {
     monitor?.on('deleted', (entry: KernelDeletion) => {
       if (opts.ownsDeleted?.(entry) === false) return;
@@ -104,6 +114,7 @@ export async function runRepairLoop(signal: AbortSignal, opts: RepairLoopOptions
   } finally {
     clearInterval(timer);
     monitor?.close();
+    if (opts.repairDeleted && monitor) opts.onWatch?.('closed');
     await running;
   }
 }

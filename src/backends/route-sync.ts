@@ -1,5 +1,6 @@
 import { parseCidr, prefixContains } from '../core/ip.js';
 import type { SkippedLease } from './backend.js';
+import { groupKey, hopKey, nexthopKey, viaNexthops } from './nexthop-form.js';
 import { nexthopSpecOf, type WrittenState } from './written-state.js';
 import {
   isNetlinkError, listNexthopsIfSupported, RTPROT_TWILL, type ListedRouteHop, type NetlinkHandle, type Nexthop, type NexthopSpec, type Route, type RouteHop,
@@ -165,7 +166,12 @@ export async function syncRoutes(
     for (const r of kernel) if (r.nexthopId !== undefined && !moved.has(r.dst)) used.add(r.nexthopId);
     nexthopChanges += await dropStaleNexthops(nl, nexthops, created, used, failed);
   }
-  written?.recordRoutes(routes, namedNexthops(routes, created, nexthops ?? []));
+  if (written) {
+    // What is in the kernel now: a write that failed left either nothing or an older route there.
+    const unwritten = new Set(writeFailures.map((f) => f.token));
+    const inKernel = unwritten.size === 0 ? routes : routes.filter((r) => !unwritten.has(r.dst));
+    written.recordRoutes(inKernel, namedNexthops(inKernel, created, nexthops ?? []), nexthops !== undefined);
+  }
   return {
     replaced: toReplace.length - writeFailures.length, deleted: toDelete.length - removeFailures.length, nexthops: nexthopChanges, failed, refused,
   };
@@ -259,11 +265,6 @@ function isTwillGroup(n: Nexthop): boolean {
   return n.protocol === RTPROT_TWILL && n.group;
 }
 
-const nexthopKey = (gateway: string, oif: number, onlink: boolean): string => `${gateway}|${oif}|${onlink ? 1 : 0}`;
-const hopKey = (hop: { readonly gateway: string | undefined; readonly oif: number; readonly onlink?: boolean | undefined }): string =>
-  nexthopKey(hop.gateway ?? '', hop.oif, hop.onlink ?? false);
-/** A group is its set of members: their ids, sorted. */
-const groupKey = (members: readonly number[]): string => [...members].sort((a, b) => a - b).join('/');
 
 export interface NexthopPlan {
   /** The desired routes, each that nexthops can express rewritten to name one (RTA_NH_ID). */
@@ -282,27 +283,8 @@ export interface NexthopPlan {
  */
 export function planNexthops(existing: readonly Nexthop[], desired: readonly RouteSpec[], taken: readonly Nexthop[] = existing): NexthopPlan {
   const ids = new NexthopIds(existing, taken);
-  const routes = desired.map((d): RouteSpec => {
-    const hops = hopsOf(d);
-    if (hops === undefined) return d;
-    const members = [...new Set(hops.map((hop) => ids.single(hop)))].sort((a, b) => a - b);
-    return {
-      dst: d.dst, nexthopId: members.length === 1 ? members[0]! : ids.group(members),
-      ...(d.table !== undefined && { table: d.table }), ...(d.metric !== undefined && { metric: d.metric }), ...(d.protocol !== undefined && { protocol: d.protocol }),
-    };
-  });
+  const routes = desired.map((d): RouteSpec => viaNexthops(d, (hop) => ids.single(hop), (members) => ids.group(members))!);
   return { routes, create: ids.created() };
-}
-
-/**
- * The next hops of a desired route if nexthop objects can express it: gateways on devices, with
- * no scope or preferred source of the route's own (a nexthop has neither). Else undefined, and
- * the route is written as given (and an invalid one refused as such).
- */
-function hopsOf(d: RouteSpec): readonly RouteHop[] | undefined {
-  if (d.scope !== undefined || d.prefsrc !== undefined || d.nexthopId !== undefined) return undefined;
-  if (d.multipath !== undefined) return d.multipath.length > 0 && d.gateway === undefined && d.oif === undefined && !d.onlink ? d.multipath : undefined;
-  return d.gateway !== undefined && d.oif !== undefined ? [{ gateway: d.gateway, oif: d.oif, onlink: d.onlink ?? false }] : undefined;
 }
 
 /** planNexthops' ids: Twill's existing nexthops by what they are, and new ones on free ids. */

@@ -1,3 +1,4 @@
+import { groupKey, nexthopKey, viaNexthops } from './nexthop-form.js';
 import {
   RT_TABLE_MAIN, RTPROT_TWILL, type FdbSpec, type KernelDeletion, type NeighbourSpec, type NetlinkHandle, type Nexthop, type NexthopSpec, type RouteSpec,
 } from '../netlink/index.js';
@@ -14,11 +15,49 @@ export class WrittenState {
   #nexthops = new Map<number, NexthopSpec>();
   #neighbours = new Map<string, NeighbourSpec>();
   #fdb = new Map<string, FdbSpec>();
+  /** Whether the last route sync had nexthop objects (false: a kernel before 5.3, plain routes). */
+  #viaNexthops = true;
+  /** The recorded single nexthops by what they are (nexthopKey), and the groups by member set. */
+  #singleIds = new Map<string, number>();
+  #groupIds = new Map<string, number>();
 
-  /** The routes of the last route sync and the nexthops they name (groups' members included). */
-  recordRoutes(routes: readonly RouteSpec[], nexthops: ReadonlyMap<number, NexthopSpec>): void {
+  /**
+   * The routes of the last route sync that are in the kernel (written, or found as wanted) and
+   * the nexthops they name (groups' members included); `viaNexthops` false when the kernel has
+   * no nexthop objects.
+   */
+  recordRoutes(routes: readonly RouteSpec[], nexthops: ReadonlyMap<number, NexthopSpec>, viaNexthops = true): void {
     this.#routes = new Map(routes.map((r) => [r.dst, r]));
     this.#nexthops = new Map(nexthops);
+    this.#viaNexthops = viaNexthops;
+    this.#singleIds = new Map();
+    this.#groupIds = new Map();
+    for (const n of nexthops.values()) {
+      if (n.group !== undefined) this.#groupIds.set(groupKey(n.group.map((m) => m.id)), n.id);
+      else if (n.gateway !== undefined && n.oif !== undefined) this.#singleIds.set(nexthopKey(n.gateway, n.oif, n.onlink ?? false), n.id);
+    }
+  }
+
+  /**
+   * `want` as the last sync would have written it: through the recorded nexthop (or group) of its
+   * next hops, or plain where the kernel has no nexthop objects or they cannot express it.
+   * Undefined when it needs a nexthop that sync did not write: only a full sync, which lists the
+   * ids in use, makes new ones.
+   */
+  expressed(want: RouteSpec): RouteSpec | undefined {
+    if (!this.#viaNexthops) return want;
+    return viaNexthops(want, (hop) => this.#singleIds.get(nexthopKey(hop.gateway ?? '', hop.oif, hop.onlink ?? false)),
+      (members) => this.#groupIds.get(groupKey(members)));
+  }
+
+  /** After a write of `route` alone (route-changes.ts). */
+  setRoute(route: RouteSpec): void {
+    this.#routes.set(route.dst, route);
+  }
+
+  /** After `dst`'s route was removed, or stopped being Twill's. */
+  forgetRoute(dst: string): void {
+    this.#routes.delete(dst);
   }
 
   /** vxlan's permanent neighbours and FDB entries of the last sync. */
@@ -46,7 +85,15 @@ export class WrittenState {
       case 'fdb': return this.fdbEntry(d.entry) !== undefined;
       case 'nexthop': return this.nexthop(d.id) !== undefined;
       case 'route': return d.route.protocol === RTPROT_TWILL && d.route.table === RT_TABLE_MAIN && this.route(d.route.dst) !== undefined;
+      case 'foreign-route': return d.route.table === RT_TABLE_MAIN && this.route(d.route.dst) !== undefined;
     }
+  }
+
+  /** Whether a recorded route names nexthop `id`, itself or through a group that holds it. */
+  namesNexthop(id: number): boolean {
+    const groups = new Set(this.groupsOf(id).map((g) => g.id));
+    for (const r of this.#routes.values()) if (r.nexthopId !== undefined && (r.nexthopId === id || groups.has(r.nexthopId))) return true;
+    return false;
   }
 
   /** The groups that hold nexthop `id`. */
@@ -92,8 +139,17 @@ export async function repairDeletions(nl: NetlinkHandle, state: WrittenState, de
   const fdb = new Map<string, FdbSpec>();
   const lostNexthops = new Set<number>();
   const routes = new Map<string, RouteSpec>();
+  let taken = 0;
   for (const d of deletions) {
     if (!state.holds(d)) continue;
+    if (d.kind === 'foreign-route') {
+      // Somebody else's route now: never written over. The full sync that the failure brings
+      // on refuses the destination with its reason.
+      state.forgetRoute(d.route.dst);
+      routes.delete(d.route.dst);
+      taken += 1;
+      continue;
+    }
     if (d.kind === 'neighbour') neighbours.set(neighbourKey(d.neighbour), state.neighbour(d.neighbour)!);
     else if (d.kind === 'fdb') fdb.set(fdbKey(d.entry), state.fdbEntry(d.entry)!);
     else if (d.kind === 'nexthop') lostNexthops.add(d.id);
@@ -116,11 +172,11 @@ export async function repairDeletions(nl: NetlinkHandle, state: WrittenState, de
   for (const n of singles) batch.addNexthop(n, `nexthop ${n.id}`);
   for (const g of groups.values()) batch.replaceNexthop(g, `nexthop group ${g.id}`);
   for (const r of routes.values()) batch.addRoute(r, `route ${r.dst}`);
-  if (batch.size === 0) return { written: 0, failed: 0, entries: [] };
+  if (batch.size === 0) return { written: 0, failed: taken, entries: [] };
   const entries = [...neighbours.values()].map((n) => `neighbour ${n.ip} on ${n.index}`)
     .concat([...fdb.values()].map((f) => `fdb ${f.mac}>${f.dst ?? ''} on ${f.index}`), singles.map((n) => `nexthop ${n.id}`),
       [...groups.keys()].map((id) => `nexthop group ${id}`), [...routes.keys()].map((dst) => `route ${dst}`));
   const failures = await batch.commit();
   const failed = new Set(failures.map((f) => f.token));
-  return { written: batch.size - failures.length, failed: failures.length, entries: entries.filter((e) => !failed.has(e)) };
+  return { written: batch.size - failures.length, failed: failures.length + taken, entries: entries.filter((e) => !failed.has(e)) };
 }

@@ -73,6 +73,7 @@ export const RTA_TABLE = 15;
 export const RTA_NH_ID = 30;
 export const RTN_UNICAST = 1;
 export const RTNH_F_ONLINK = 4;
+export const RT_TABLE_UNSPEC = 0;
 export const RT_TABLE_MAIN = 254;
 
 // include/uapi/linux/nexthop.h

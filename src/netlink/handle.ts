@@ -53,13 +53,20 @@ export interface LinkEvent {
 
 /**
  * An entry the kernel reports deleted (RTM_DELROUTE, RTM_DELNEIGH, RTM_DELNEXTHOP), whoever
- * deleted it. Only a watch opened with `deletions` reports them.
+ * deleted it, or a route somebody else added (possibly over one of Twill's). Only a watch opened
+ * with `deletions` reports them.
  */
 export type KernelDeletion =
   | { readonly kind: 'route'; readonly route: Route }
   | { readonly kind: 'neighbour'; readonly neighbour: Neighbour }
   | { readonly kind: 'fdb'; readonly entry: FdbEntry }
-  | { readonly kind: 'nexthop'; readonly id: number };
+  | { readonly kind: 'nexthop'; readonly id: number }
+  /**
+   * A route of another protocol added or put in place of one (RTM_NEWROUTE, main table): where
+   * Twill had its own route, the destination is somebody else's now. The kernel sends no
+   * RTM_DELROUTE for a route it replaced.
+   */
+  | { readonly kind: 'foreign-route'; readonly route: Route };
 
 export interface WatchOptions {
   /**

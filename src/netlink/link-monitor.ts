@@ -10,6 +10,7 @@ import { parseFdb, parseNeighbour } from './neighbours.js';
 import { parseNexthop } from './nexthops.js';
 import { parseRoute } from './routes.js';
 import type { KernelDeletion, LinkWatch, LinkWatchEvents, WatchOptions } from './handle.js';
+import type { Route } from './types.js';
 
 const { RawNetlinkSocket } = netlinkPkg;
 const NETLINK_ROUTE = 0;
@@ -29,8 +30,9 @@ export type { LinkEvent } from './handle.js';
  * link changes always (RTNLGRP_LINK), and with `deletions` deleted routes, neighbours, FDB entries
  * and nexthops too. Lets a backend notice at once that its device went away or down, or that an
  * entry of its was deleted, instead of at the next periodic resync (Calico's Felix works the same
- * way). Only deletions are parsed: the notifications of new entries (every ARP state change, every
- * route Twill writes itself) are skipped by their header type. Emits events; never logs.
+ * way). Only deletions, and new routes of other protocols, are parsed: the notifications of new
+ * entries (every ARP state change, every route Twill writes itself) are skipped by their header.
+ * Emits events; never logs.
  */
 export class LinkMonitor extends EventEmitter<LinkWatchEvents> implements LinkWatch {
   private readonly raw: InstanceType<typeof RawNetlinkSocket>;
@@ -102,9 +104,33 @@ export class LinkMonitor extends EventEmitter<LinkWatchEvents> implements LinkWa
       } else if (type === C.RTM_DELROUTE || type === C.RTM_DELNEIGH || type === C.RTM_DELNEXTHOP) {
         const deletion = parseDeletion(type, buf.subarray(off + NLMSG_HDRLEN, off + len));
         if (deletion !== undefined) this.emit('deleted', deletion);
+      } else if (type === C.RTM_NEWROUTE && len >= NLMSG_HDRLEN + RTMSG_LEN && isForeignMainRoute(buf, off + NLMSG_HDRLEN)) {
+        const route = parseQuietly(buf.subarray(off + NLMSG_HDRLEN, off + len));
+        if (route !== undefined && route.table === C.RT_TABLE_MAIN) this.emit('deleted', { kind: 'foreign-route', route });
       }
       off += (len + 3) & ~3;
     }
+  }
+}
+
+/** struct rtmsg: family, dst_len, src_len, tos, table, protocol, scope, type, flags (u32). */
+const RTMSG_LEN = 12;
+
+/**
+ * From the header alone: a new route of a protocol other than Twill's, in the main table (a
+ * table id above 255 says RT_TABLE_UNSPEC here and the real one in RTA_TABLE). Twill's own
+ * writes, thousands in a burst, are skipped without parsing.
+ */
+function isForeignMainRoute(buf: Buffer, at: number): boolean {
+  const table = buf.readUInt8(at + 4);
+  return buf.readUInt8(at + 5) !== C.RTPROT_TWILL && (table === C.RT_TABLE_MAIN || table === C.RT_TABLE_UNSPEC);
+}
+
+function parseQuietly(data: Buffer): Route | undefined {
+  try {
+    return parseRoute(data);
+  } catch {
+    return undefined;
   }
 }
 

@@ -3,7 +3,7 @@
  * behaviour over the in-memory kernel.
  */
 import { EventEmitter } from 'node:events';
-import type { BatchFailure, FdbSpec, LinkWatch, LinkWatchEvents, MutationBatch, NeighbourSpec, NexthopSpec, RouteSpec } from '../../src/netlink/index.js';
+import type { BatchFailure, FdbSpec, KernelDeletion, LinkWatch, LinkWatchEvents, MutationBatch, NeighbourSpec, NexthopSpec, RouteSpec } from '../../src/netlink/index.js';
 import { kernelError } from './netlink-errors.js';
 import type { FakeKernel } from './netlink-kernel.js';
 import type { FakeOp, FakeOps } from './netlink-ops.js';
@@ -52,6 +52,10 @@ export class FakeLinkWatch extends EventEmitter<LinkWatchEvents> implements Link
   constructor(kernel: FakeKernel, private readonly onClose: () => void) {
     super();
     this.unsubscribe = kernel.links.subscribe((event) => queueMicrotask(() => { if (this.open) this.emit('link', event); }));
+  }
+
+  report(entry: KernelDeletion): void {
+    queueMicrotask(() => { if (this.open) this.emit('deleted', entry); });
   }
 
   lose(): void {

@@ -12,6 +12,7 @@
  *   - `before(op, fn)`: runs `fn` right before a request is answered, e.g. another owner's route
  *     appearing between route-sync's listing and its write (a real race, answered by the kernel);
  *   - `loseNotifications()`: open link watches report ENOBUFS, as after a burst;
+ *   - `notify(entry)`: open watches report a deleted entry or a foreign route;
  *   - `new FakeNetlink({ nexthops: false })`: a kernel without nexthop objects.
  *
  * Requests are applied in call order, each when it is made; the promise settles afterwards, as
@@ -19,7 +20,7 @@
  * the real encoder's InvalidArgumentError for a spec it cannot encode).
  */
 import type {
-  Address, BridgeSpec, FdbEntry, FdbSpec, IpipSpec, Link, LinkChanges, LinkRef, LinkWatch, MutationBatch, Neighbour, NeighbourSpec,
+  Address, BridgeSpec, FdbEntry, FdbSpec, IpipSpec, KernelDeletion, Link, LinkChanges, LinkRef, LinkWatch, MutationBatch, Neighbour, NeighbourSpec,
   NetlinkHandle, Nexthop, NexthopSpec, Route, RouteFilter, RouteSpec, VethSpec, VxlanSpec,
 } from '../../src/netlink/index.js';
 import { FakeBatch, FakeLinkWatch } from './netlink-batch.js';
@@ -78,6 +79,11 @@ export class FakeNetlink implements NetlinkHandle {
   /** Every open link watch reports lost notifications (ENOBUFS), as the socket does after a burst. */
   loseNotifications(): void {
     for (const w of this.watches) w.lose();
+  }
+
+  /** Open watches report `entry` (the fake kernel sends no route notifications of its own). */
+  notify(entry: KernelDeletion): void {
+    for (const w of this.watches) w.report(entry);
   }
 
   /** Link watches opened and not yet closed. */

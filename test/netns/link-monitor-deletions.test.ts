@@ -17,6 +17,7 @@ const describeDeletion = (d: KernelDeletion): string => {
     case 'neighbour': return `neighbour ${d.neighbour.ip}`;
     case 'fdb': return `fdb ${d.entry.mac} dst ${d.entry.dst ?? '-'}`;
     case 'nexthop': return `nexthop ${d.id}`;
+    case 'foreign-route': return `foreign ${d.route.dst} proto ${d.route.protocol}`;
   }
 };
 
@@ -47,6 +48,28 @@ describe.skipIf(!canUseNetns)('kernel deletion notifications', () => {
       const want = ['route 10.244.2.0/24 proto 84', 'route fd10:0:0:2::/64 proto 84', 'neighbour 10.244.2.0', 'fdb 0a:00:00:00:00:03 dst 198.18.0.3', 'nexthop 7'];
       await waitFor(() => want.every((w) => seen.includes(w)), { timeoutMs: 3000, what: `all five deletions (seen: ${seen.join('; ')})` });
       expect(seen.filter((e) => e.includes('10.244.2.0/24'))).toEqual(['route 10.244.2.0/24 proto 84']); // its addition was not reported
+    } finally {
+      monitor.close();
+    }
+  });
+
+  it('reports a route of another protocol added or put in place of Twill\'s, and none of Twill\'s own', async () => {
+    const s = await scratch('frn');
+    await s.ip('link', 'add', 'd0', 'type', 'veth', 'peer', 'name', 'd1');
+    await s.ip('link', 'set', 'd0', 'up');
+    await s.ip('addr', 'add', '198.18.0.1/24', 'dev', 'd0');
+    const monitor = s.nl.watchLinks({ deletions: true });
+    const seen: string[] = [];
+    monitor.on('deleted', (d) => seen.push(describeDeletion(d)));
+    try {
+      await s.ip('route', 'add', '10.244.2.0/24', 'via', '198.18.0.2', 'proto', '84');
+      await s.ip('route', 'replace', '10.244.2.0/24', 'via', '198.18.0.3', 'proto', 'static');
+      await s.ip('route', 'add', '10.244.3.0/24', 'via', '198.18.0.3', 'table', '100');
+      await s.ip('route', 'add', '10.244.4.0/24', 'via', '198.18.0.4');
+      await waitFor(() => seen.includes('foreign 10.244.4.0/24 proto 3'), { timeoutMs: 3000, what: `the boot-protocol route (seen: ${seen.join('; ')})` });
+      // Replaced in place: one RTM_NEWROUTE of protocol static, no RTM_DELROUTE of Twill's route.
+      // Another table's route is of no interest.
+      expect(seen).toEqual(['foreign 10.244.2.0/24 proto 4', 'foreign 10.244.4.0/24 proto 3']);
     } finally {
       monitor.close();
     }

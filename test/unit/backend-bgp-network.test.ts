@@ -129,6 +129,33 @@ describe('bgp network', () => {
     expect(await twillRoutes(host.nl)).toEqual(['10.244.2.0/24 via 198.18.0.2']);
   });
 
+  it('once a full sync ran under the kernel\'s notifications, a burst writes only its own prefixes, with no listing; a route another owner takes is left alone', async () => {
+    const { network, driver, nl, eth0 } = await started();
+    running(network);
+    await network.sync([lease(2), lease(3), lease(4), lease(5)]);
+    driver.give('198.18.0.254', [path('10.244.2.0/24', '198.18.0.254'), path('10.244.3.0/24', '198.18.0.254')]);
+    await waitFor(async () => (await twillRoutes(nl)).length === 2, { what: 'the first burst' });
+    nl.clearWrites();
+    const lift = [nl.fail('route.list', 'EIO'), nl.fail('nexthop.list', 'EIO')];
+    driver.give('198.18.0.254', [path('10.244.4.0/24', '198.18.0.254')], ['10.244.3.0/24']);
+    await waitFor(() => nl.writeLog().length === 2, { what: 'the second burst written' });
+    expect(nl.writeLog().map((l) => l.split(' ').slice(0, 2).join(' '))).toEqual(['route.add 10.244.4.0/24', 'route.delete 10.244.3.0/24']);
+    lift.forEach((l) => l());
+    expect(await twillRoutes(nl)).toEqual(['10.244.2.0/24 via 198.18.0.254', '10.244.4.0/24 via 198.18.0.254']);
+
+    // `ip route replace 10.244.2.0/24 via 198.18.0.9 proto static`: the kernel says so, and
+    // Twill's record lets go of the destination; a later path for it is refused, not written over.
+    await nl.deleteRoute({ dst: '10.244.2.0/24' });
+    nl.kernel.routes.add({ dst: '10.244.2.0/24', gateway: '198.18.0.9', oif: eth0.index, protocol: 4 });
+    nl.notify({ kind: 'foreign-route', route: (await nl.listRoutes({ family: 4 })).find((r) => r.dst === '10.244.2.0/24')! });
+    await waitFor(() => network.routing().routes.find((r) => r.prefix === '10.244.2.0/24')?.installed === false, { what: 'the destination refused' });
+    driver.give('198.18.0.254', [path('10.244.2.0/24', '198.18.0.254', { med: 5 }), path('10.244.5.0/24', '198.18.0.254')]);
+    await waitFor(async () => (await twillRoutes(nl)).includes('10.244.5.0/24 via 198.18.0.254'), { what: 'the third burst' });
+    const routes = await nl.listRoutes({ family: 4 });
+    expect(routes.find((r) => r.dst === '10.244.2.0/24')).toMatchObject({ gateway: '198.18.0.9', protocol: 4 });
+    expect(network.routing().routes.find((r) => r.prefix === '10.244.2.0/24')).toMatchObject({ installed: false, reason: expect.stringContaining('another owner') as string });
+  });
+
   it('max-prefix is logged and counted; run() ends with a graceful close (no Cease: peers keep our route)', async () => {
     const { network, driver } = await started();
     await network.sync([lease(2)]);

@@ -3,13 +3,14 @@ import { leaseFamily, type BackendContext, type HostBgpSettings, type LocalLease
 import { ownedNetworks, screenRemoteLeases } from '../lease-checks.js';
 import { connectedNetworks, onLinkMatcher } from '../on-link.js';
 import { Reconciler } from '../reconciler.js';
-import { applyRoutes } from '../route-apply.js';
+import { applyRoutes, StaleRouteRemovalError } from '../route-apply.js';
+import { applyRouteChanges } from '../route-changes.js';
 import { BGP_PORT, RESTART_TIME_S, TYPE, type BgpOptions } from './config.js';
 import { DEFAULT_MAX_PREFIXES_PER_PEER, type BgpDriver, type DriverOptions, type PathsEvent, type PeerStatus } from './driver.js';
 import { bgpUnderlay, type BgpUnderlay } from './families.js';
 import { importFilter, type ImportDecision } from './import-filter.js';
 import { PathTable } from './path-table.js';
-import { planBgpRoutes, type BgpPlanInput } from './plan.js';
+import { planBgpChanges, planBgpRoutes, type BgpPlanInput } from './plan.js';
 import { kernelRoutesToKeep } from './preserved.js';
 import { markRunning, restartedSinceBoot } from './restart-marker.js';
 import { planSessions } from './sessions.js';
@@ -24,8 +25,8 @@ export type DriverFactory = (options: BgpOptions, driverOptions: DriverOptions, 
 export const CONVERGE_TIMEOUT_MS = 30_000;
 
 /**
- * How long the first update of a burst waits for the rest before the kernel sync: a table comes in
- * many UPDATEs, and each sync lists the kernel's routes again.
+ * How long the first update of a burst waits for the rest before it is written: a table comes in
+ * many UPDATEs, and each write is one netlink batch.
  */
 const APPLY_GATHER_MS = 20;
 
@@ -61,6 +62,11 @@ export class BgpNetwork implements Network {
   #writeFailed = new Map<string, string>();
   /** The external interface's connected networks as the last sync read them. */
   #onLink: (ip: string) => boolean = () => false;
+  #connected = '';
+  /** Prefixes whose paths changed since the last write: what the next write plans again. */
+  #dirty = new Set<string>();
+  /** The next write plans and syncs the whole table (start, converged, a nexthop to drop, a failure). */
+  #fullWanted = true;
   #applyRunning = false;
   #applyAgain = false;
   #marked = false;
@@ -212,7 +218,7 @@ export class BgpNetwork implements Network {
   }
 
   private paths(ev: PathsEvent): void {
-    this.#table.apply(ev);
+    for (const prefix of this.#table.apply(ev)) this.#dirty.add(prefix);
     const filter = this.filter();
     for (const r of ev.rejected ?? []) this.refused(ev.peer, r.prefix, r.reason, 'refused by the speaker');
     for (const p of ev.announced) {
@@ -243,12 +249,13 @@ export class BgpNetwork implements Network {
     if (this.#preserved.size === 0) return;
     this.ctx.log.info({ why, kept: this.#preserved.size }, 'bgp routes re-learned after the restart; kept routes no peer sent again go now');
     this.#preserved = new Map();
+    this.#fullWanted = true;
     this.scheduleApply();
   }
 
   /**
-   * One kernel sync for a burst of updates (a table of 10,000 prefixes arrives in many UPDATEs):
-   * updates that come while a sync runs are taken by one more sync after it, never one each.
+   * One kernel write for a burst of updates (a table of 10,000 prefixes arrives in many UPDATEs):
+   * updates that come while a write runs are taken by one more write after it, never one each.
    */
   private scheduleApply(): void {
     if (!this.#reconciler.hasDesiredSet) return;
@@ -266,7 +273,7 @@ export class BgpNetwork implements Network {
         this.#applyAgain = false;
         try {
           const began = performance.now();
-          const report = await this.#reconciler.serial(() => this.apply());
+          const report = await this.#reconciler.serial(() => this.applyChanged());
           if (report.changes > 0) this.ctx.log.debug({ changes: report.changes, prefixes: this.#table.size, ms: Math.round(performance.now() - began) }, 'bgp routes installed');
         } catch (err) {
           this.ctx.log.error({ err }, 'installing bgp routes failed; the next resync retries');
@@ -277,16 +284,59 @@ export class BgpNetwork implements Network {
     }
   }
 
-  private async apply(): Promise<SyncReport> {
+  /**
+   * The routes of the prefixes whose paths changed since the last write, written on their own
+   * (route-changes.ts) against what the last sync wrote: a burst costs what it changes. The whole
+   * table is planned and synced instead when the record cannot be trusted (no sync yet, kernel
+   * notifications lost), when the connected networks changed (every next hop's usability may
+   * have), or when a route needs a nexthop or leaves one unused.
+   */
+  private async applyChanged(): Promise<SyncReport> {
+    const { netlink, extIface } = this.ctx;
+    const reconciler = this.#reconciler;
+    const full = (connected?: string[]): Promise<SyncReport> => reconciler.asFullApply(() => this.apply(connected));
+    if (this.#fullWanted || !reconciler.writtenTrusted) return full();
+    const connected = await connectedNetworks(netlink, extIface.index);
+    if (connected.join(' ') !== this.#connected) return full(connected);
+    const dirty = this.#dirty;
+    this.#dirty = new Set();
+    const result = await applyRouteChanges(netlink, reconciler.written, planBgpChanges(this.planInput(), dirty));
+    if (result === undefined) {
+      for (const prefix of dirty) this.#dirty.add(prefix);
+      return full(connected);
+    }
+    for (const prefix of dirty) this.#writeFailed.delete(prefix);
+    for (const f of result.failed) if (f.write) this.#writeFailed.set(f.dst, `the kernel refused the route: ${f.error.message}`);
+    for (const r of result.refused) this.#writeFailed.set(r.subnet, r.reason);
+    const changes = result.replaced + result.deleted;
+    if (result.nexthopsUnused || result.failed.length > 0 || result.refused.length > 0) {
+      // The full sync deletes what no route names any more, retries, and reports refusals with their reason.
+      this.#fullWanted = true;
+      this.#applyAgain = true;
+    }
+    const removeFailed = result.failed.filter((f) => !f.write);
+    if (removeFailed.length > 0) throw new StaleRouteRemovalError(TYPE, removeFailed, changes);
+    return { changes, skipped: [] };
+  }
+
+  private async apply(connectedNow?: string[]): Promise<SyncReport> {
     const { netlink, extIface } = this.ctx;
     // Read each time: the interface's addresses (so its connected networks) can change.
-    const connected = await connectedNetworks(netlink, extIface.index);
+    const connected = connectedNow ?? await connectedNetworks(netlink, extIface.index);
     this.#onLink = onLinkMatcher(connected);
+    this.#connected = connected.join(' ');
+    this.#fullWanted = false;
+    this.#dirty = new Set();
     const plan = planBgpRoutes(this.planInput(), false);
-    // Both families' routes in one sync: a sync of one family alone would drop the other's.
-    const report = await applyRoutes(netlink, TYPE, this.#owned, { routes: plan.routes, skipped: [] }, 0, this.#reconciler.written);
-    this.#writeFailed = new Map(report.skipped.map((s) => [s.subnet, s.reason]));
-    return report;
+    try {
+      // Both families' routes in one sync: a sync of one family alone would drop the other's.
+      const report = await applyRoutes(netlink, TYPE, this.#owned, { routes: plan.routes, skipped: [] }, 0, this.#reconciler.written);
+      this.#writeFailed = new Map(report.skipped.map((s) => [s.subnet, s.reason]));
+      return report;
+    } catch (err) {
+      this.#fullWanted = true;
+      throw err;
+    }
   }
 
   private planInput(): BgpPlanInput {
