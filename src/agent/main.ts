@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import { tuneHeap } from './heap-tuning.js';
 import { registerBuiltins } from '../backends/builtins.js';
 import { HostRequirementError, InvalidArgumentError } from '../core/errors.js';
 import { createLogger } from '../core/logger.js';
@@ -109,6 +110,7 @@ async function main(): Promise<number> {
     process.stdout.write(command.text.endsWith('\n') ? command.text : `${command.text}\n`);
     return 0;
   }
+  tuneHeap();
   return runAgent(command.flags);
 }
 

@@ -36,6 +36,11 @@ export function viaNexthops(
 ): RouteSpec | undefined {
   const hops = hopsOf(d);
   if (hops === undefined) return d;
+  if (hops.length === 1) {
+    // The common route: one gateway, one nexthop (and nothing to deduplicate or sort).
+    const id = single(hops[0]!);
+    return id === undefined ? undefined : nexthopRoute(d, id);
+  }
   const ids = new Set<number>();
   for (const hop of hops) {
     const id = single(hop);
@@ -44,7 +49,11 @@ export function viaNexthops(
   }
   const members = [...ids].sort((a, b) => a - b);
   const nexthopId = members.length === 1 ? members[0] : group(members);
-  if (nexthopId === undefined) return undefined;
+  return nexthopId === undefined ? undefined : nexthopRoute(d, nexthopId);
+}
+
+function nexthopRoute(d: RouteSpec, nexthopId: number): RouteSpec {
+  if (d.table === undefined && d.metric === undefined && d.protocol === undefined) return { dst: d.dst, nexthopId };
   return {
     dst: d.dst, nexthopId,
     ...(d.table !== undefined && { table: d.table }), ...(d.metric !== undefined && { metric: d.metric }), ...(d.protocol !== undefined && { protocol: d.protocol }),

@@ -36,6 +36,8 @@ export async function applyRouteChanges(
   nl: NetlinkHandle, written: WrittenState, changes: ReadonlyMap<string, RouteSpec | undefined>,
 ): Promise<RouteChangesResult | undefined> {
   const writes: RouteSpec[] = [];
+  /** Of `writes`, those over a route of Twill's (replaced; the others are added exclusively). */
+  const over = new Set<RouteSpec>();
   const removals: RouteSpec[] = [];
   for (const [dst, want] of changes) {
     const had = written.route(dst);
@@ -45,20 +47,23 @@ export async function applyRouteChanges(
     }
     const spec = written.expressed(want);
     if (spec === undefined) return undefined;
-    if (had === undefined || !sameRoute(had, spec)) writes.push(spec);
+    if (had !== undefined && sameRoute(had, spec)) continue;
+    writes.push(spec);
+    if (had !== undefined) over.add(spec);
   }
 
   const failed: RouteFailure[] = [];
   const refused: SkippedLease[] = [];
   const write = nl.batch<string>();
   for (const r of writes) {
-    if (written.route(r.dst) !== undefined) write.replaceRoute(r, r.dst);
+    if (over.has(r)) write.replaceRoute(r, r.dst);
     else write.addRoute(r, r.dst);
   }
-  const writeFailures = new Map((await write.commit()).map((f) => [f.token, f.error]));
+  const failures = await write.commit();
+  const writeFailures = failures.length === 0 ? undefined : new Map(failures.map((f) => [f.token, f.error]));
   for (const r of writes) {
-    const error = writeFailures.get(r.dst);
-    const wasTwills = written.route(r.dst) !== undefined;
+    const error = writeFailures?.get(r.dst);
+    const wasTwills = over.has(r);
     if (error === undefined) {
       written.setRoute(r);
     } else if (!wasTwills && isNetlinkError(error, 'EEXIST')) {
@@ -88,7 +93,7 @@ export async function applyRouteChanges(
     if (r.nexthopId !== undefined) dropped.add(r.nexthopId);
   }
   return {
-    replaced: writes.length - writeFailures.size, deleted, failed, refused,
+    replaced: writes.length - failures.length, deleted, failed, refused,
     nexthopsUnused: [...dropped].some((id) => !written.namesNexthop(id)),
   };
 }

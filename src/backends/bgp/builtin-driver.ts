@@ -81,9 +81,20 @@ class BuiltinDriver extends EventEmitter<DriverEvents> implements BgpDriver {
       entry.maxPrefixTripped = true;
       this.emit('max-prefix', { peer: ev.peer, limit: this.opts.maxPrefixes });
     }
+    // The routes of one UPDATE share their attributes object: AS_PATH is measured once for them.
+    let shared: Route['attributes'] | undefined;
+    let template: LearnedPath | undefined;
+    const announced = ev.announced.map((r): LearnedPath => {
+      if (r.attributes !== shared || template === undefined || template.nextHop !== r.nextHop) {
+        shared = r.attributes;
+        template = learnedPath(r, ebgp);
+        return template;
+      }
+      return { ...template, prefix: r.prefix };
+    });
     this.emit('paths', {
       peer: ev.peer,
-      announced: ev.announced.map((r) => learnedPath(r, ebgp)),
+      announced,
       withdrawn: ev.withdrawn.map((w) => w.prefix),
       ...(rejected.length > 0 && { rejected }),
     });

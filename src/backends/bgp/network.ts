@@ -67,6 +67,8 @@ export class BgpNetwork implements Network {
   #dirty = new Set<string>();
   /** The next write plans and syncs the whole table (start, converged, a nexthop to drop, a failure). */
   #fullWanted = true;
+  /** Whether the last write was a full sync (for the debug log). */
+  #lastWasFull = false;
   #applyRunning = false;
   #applyAgain = false;
   #marked = false;
@@ -218,7 +220,7 @@ export class BgpNetwork implements Network {
   }
 
   private paths(ev: PathsEvent): void {
-    for (const prefix of this.#table.apply(ev)) this.#dirty.add(prefix);
+    this.#table.apply(ev, this.#dirty);
     const filter = this.filter();
     for (const r of ev.rejected ?? []) this.refused(ev.peer, r.prefix, r.reason, 'refused by the speaker');
     for (const p of ev.announced) {
@@ -274,7 +276,7 @@ export class BgpNetwork implements Network {
         try {
           const began = performance.now();
           const report = await this.#reconciler.serial(() => this.applyChanged());
-          if (report.changes > 0) this.ctx.log.debug({ changes: report.changes, prefixes: this.#table.size, ms: Math.round(performance.now() - began) }, 'bgp routes installed');
+          if (report.changes > 0) this.ctx.log.debug({ changes: report.changes, prefixes: this.#table.size, ms: Math.round(performance.now() - began), full: this.#lastWasFull }, 'bgp routes installed');
         } catch (err) {
           this.ctx.log.error({ err }, 'installing bgp routes failed; the next resync retries');
         }
@@ -300,6 +302,7 @@ export class BgpNetwork implements Network {
     if (connected.join(' ') !== this.#connected) return full(connected);
     const dirty = this.#dirty;
     this.#dirty = new Set();
+    this.#lastWasFull = false;
     const result = await applyRouteChanges(netlink, reconciler.written, planBgpChanges(this.planInput(), dirty));
     if (result === undefined) {
       for (const prefix of dirty) this.#dirty.add(prefix);
@@ -326,6 +329,7 @@ export class BgpNetwork implements Network {
     this.#onLink = onLinkMatcher(connected);
     this.#connected = connected.join(' ');
     this.#fullWanted = false;
+    this.#lastWasFull = true;
     this.#dirty = new Set();
     const plan = planBgpRoutes(this.planInput(), false);
     try {
