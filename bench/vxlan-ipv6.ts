@@ -13,6 +13,7 @@ import { exec } from '../test/helpers/exec.js';
 import type { TestNetns } from '../test/helpers/netns.js';
 import type { TestAgent } from '../test/helpers/twilld.js';
 import { agentStarter } from './agents.js';
+import { waitEntriesGone } from './entries-left.js';
 import { waitFor } from '../test/helpers/wait.js';
 import { median, newBurst, numberOption, remoteHosts, report, reportBurst, round, stringOption, type RemoteHost } from './report.js';
 import { iperf } from './throughput.js';
@@ -237,7 +238,7 @@ export async function runIpv6(args: string[]): Promise<void> {
       process.stderr.write(`burst round ${r + 1}: etcd txn ${Math.round(burst.put[r]!)} ms, all ${6 * n} entries after ${Math.round(burst.total[r]!)} ms ` +
         `(${Math.round(burst.afterCommit[r]!)} ms after the commit); iproute2 ${Math.round(burst.ref[r]!)} ms, with nexthops ${Math.round(burst.refNh[r]!)} ms\n`);
       await bulk.deleteAll(entries.map(([key]) => key));
-      await waitFor(async () => (await routeCount(4)) <= 1 && (await routeCount(6)) <= 1, { timeoutMs: 120_000, intervalMs: 25, what: 'the burst\'s routes gone' });
+      await waitEntriesGone(nlB, ['twill.1', 'twill-v6.1'], [4, 6], 1);
     }
     const refMs = median(burst.ref);
     const refNh = median(burst.refNh);

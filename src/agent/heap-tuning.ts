@@ -12,9 +12,12 @@ import { setFlagsFromString } from 'node:v8';
  */
 export const HEAP_GROWING_PERCENT = 50;
 
-/** Sets it unless the operator chose a value of their own (node --heap-growing-percent, NODE_OPTIONS). */
-export function tuneHeap(execArgv: readonly string[] = process.execArgv, nodeOptions: string = process.env['NODE_OPTIONS'] ?? ''): boolean {
-  const chosen = [...execArgv, nodeOptions].some((a) => /--heap[-_]growing[-_]percent/.test(a));
+/**
+ * Sets it unless the operator chose a value of their own (`node --heap-growing-percent=N`; Node
+ * does not accept this flag in NODE_OPTIONS).
+ */
+export function tuneHeap(execArgv: readonly string[] = process.execArgv): boolean {
+  const chosen = execArgv.some((a) => /^--heap[-_]growing[-_]percent\b/.test(a));
   if (chosen) return false;
   setFlagsFromString(`--heap-growing-percent=${HEAP_GROWING_PERCENT}`);
   return true;
