@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events';
-import netlinkPkg from 'netlink';
+import rawNetlink from 'netlink/dist/raw.js'; // the raw socket alone, as channel.ts says
 import * as C from './constants.js';
 import { findNetlinkSocketFd } from './channel.js';
 import {
@@ -12,7 +12,7 @@ import { parseRoute } from './routes.js';
 import type { KernelDeletion, LinkWatch, LinkWatchEvents, WatchOptions } from './handle.js';
 import type { Route } from './types.js';
 
-const { RawNetlinkSocket } = netlinkPkg;
+const { RawNetlinkSocket } = rawNetlink;
 const NETLINK_ROUTE = 0;
 /** rtnetlink multicast groups (enum rtnetlink_groups, include/uapi/linux/rtnetlink.h). */
 const RTNLGRP_LINK = 1;
