@@ -10,7 +10,7 @@ import { etcdBulk } from '../test/helpers/etcd-bulk.js';
 import { kernelHasIpip } from '../test/helpers/kernel-features.js';
 import { startAgent, type TestAgent } from '../test/helpers/twilld.js';
 import { waitFor } from '../test/helpers/wait.js';
-import { waitEntriesGone } from './entries-left.js';
+import { waitEntriesGone } from './twill-entries.js';
 import { median, numberOption, remoteHosts, report, round, stringOption, type RemoteHost } from './report.js';
 import { measureThroughput } from './throughput.js';
 
@@ -115,7 +115,7 @@ async function burst(n: number, rounds: number): Promise<void> {
       process.stderr.write(`ipip burst round ${r + 1}: ${n} routes ${Math.round(total[r]!)} ms after the put (${Math.round(afterCommit[r]!)} ms after the commit); ip -batch ${Math.round(ref[r]!)} ms, with nexthops ${Math.round(refNh[r]!)} ms\n`);
       await bulk.deleteAll(entries.map(([key]) => key));
       // The nexthops go after the routes: the next round begins once they are gone too.
-      await waitEntriesGone(nl, [], [4], 0);
+      await waitEntriesGone(nl, [{ device: 'twill.ipip', family: 4 }], 0);
     }
     report({ bench: 'ipip', metric: 'leases', value: n, unit: 'count' });
     report({ bench: 'ipip', metric: 'burst_put_to_routes_ms', value: round(median(total), 1), unit: 'ms' });

@@ -13,7 +13,7 @@ import { exec } from '../test/helpers/exec.js';
 import type { TestNetns } from '../test/helpers/netns.js';
 import type { TestAgent } from '../test/helpers/twilld.js';
 import { agentStarter } from './agents.js';
-import { waitEntriesGone } from './entries-left.js';
+import { countEntries, waitEntriesGone } from './twill-entries.js';
 import { waitFor } from '../test/helpers/wait.js';
 import { median, newBurst, numberOption, remoteHosts, report, reportBurst, round, stringOption, type RemoteHost } from './report.js';
 import { iperf } from './throughput.js';
@@ -97,20 +97,10 @@ async function startNetwork(host: Host): Promise<Network> {
   return network;
 }
 
-/** [routes, permanent neighbours, FDB entries with a dst] of one family: routes proto 84, the rest on `device`. */
-async function countFamily(nl: Netlink, family: 4 | 6, device: string): Promise<[number, number, number]> {
-  const link = await nl.getLink(device);
-  if (!link) return [0, 0, 0];
-  const [routes, neigh, fdb] = await Promise.all([
-    nl.listRoutes({ family, protocol: RTPROT_TWILL }), nl.listNeighbours(link.index), nl.listFdb(link.index),
-  ]);
-  return [routes.length, neigh.filter((x) => x.permanent).length, fdb.filter((x) => x.dst !== undefined).length];
-}
-
 /** Throws unless each family holds at least `want` routes, neighbours and FDB entries. */
 async function checkEntries(nl: Netlink, want: number, when: string): Promise<void> {
-  const v4 = await countFamily(nl, 4, 'twill.1');
-  const v6 = await countFamily(nl, 6, 'twill-v6.1');
+  const v4 = await countEntries(nl, 'twill.1', 4);
+  const v6 = await countEntries(nl, 'twill-v6.1', 6);
   if ([...v4, ...v6].some((c) => c < want)) {
     throw new Error(`${when}: IPv4 ${v4[0]} routes, ${v4[1]} neighbours, ${v4[2]} FDB entries; IPv6 ${v6[0]} routes, ${v6[1]} neighbours, ${v6[2]} FDB entries (want ${want} each)`);
   }
@@ -191,7 +181,7 @@ export async function runIpv6(args: string[]): Promise<void> {
     const nlB = Netlink.open(h1.netnsPath);
     cleanup.defer('close netlink', () => nlB.close());
     // Each agent routes the other's subnets (one of each family) before the pods talk.
-    await waitFor(async () => (await countFamily(nlB, 4, 'twill.1'))[0] >= 1 && (await countFamily(nlB, 6, 'twill-v6.1'))[0] >= 1,
+    await waitFor(async () => (await countEntries(nlB, 'twill.1', 4))[0] >= 1 && (await countEntries(nlB, 'twill-v6.1', 6))[0] >= 1,
       { timeoutMs: 20_000, intervalMs: 50, what: 'host A\'s routes on host B' });
 
     // (b) throughput, pod -> pod through both agents, over each family.
@@ -238,7 +228,7 @@ export async function runIpv6(args: string[]): Promise<void> {
       process.stderr.write(`burst round ${r + 1}: etcd txn ${Math.round(burst.put[r]!)} ms, all ${6 * n} entries after ${Math.round(burst.total[r]!)} ms ` +
         `(${Math.round(burst.afterCommit[r]!)} ms after the commit); iproute2 ${Math.round(burst.ref[r]!)} ms, with nexthops ${Math.round(burst.refNh[r]!)} ms\n`);
       await bulk.deleteAll(entries.map(([key]) => key));
-      await waitEntriesGone(nlB, ['twill.1', 'twill-v6.1'], [4, 6], 1);
+      await waitEntriesGone(nlB, [{ device: 'twill.1', family: 4 }, { device: 'twill-v6.1', family: 6 }], 1);
     }
     const refMs = median(burst.ref);
     const refNh = median(burst.refNh);

@@ -5,7 +5,7 @@ import { enterNetns, Netlink, RTPROT_TWILL } from '../src/netlink/index.js';
 import { cleanup, tempDir } from '../test/helpers/cleanup.js';
 import { createCluster, type Cluster } from '../test/helpers/cluster.js';
 import { startEtcd, type Etcd } from '../test/helpers/etcd.js';
-import { waitEntriesGone } from './entries-left.js';
+import { countEntries, waitEntriesGone } from './twill-entries.js';
 import { etcdBulk } from '../test/helpers/etcd-bulk.js';
 import { exec } from '../test/helpers/exec.js';
 import type { TestAgent } from '../test/helpers/twilld.js';
@@ -44,16 +44,6 @@ const ETCD_IP = '198.18.0.254';
 const NETWORK = '10.0.0.0/8';
 
 type FakeLease = RemoteHost;
-
-/** How many of Twill's entries the namespace holds: [routes, permanent neighbours, FDB with a dst]. */
-async function countEntries(nl: Netlink, device: string): Promise<[number, number, number]> {
-  const dev = await nl.getLink(device);
-  if (!dev) return [0, 0, 0];
-  const [routes, neigh, fdb] = await Promise.all([
-    nl.listRoutes({ family: 4, protocol: RTPROT_TWILL }), nl.listNeighbours(dev.index), nl.listFdb(dev.index),
-  ]);
-  return [routes.length, neigh.filter((x) => x.permanent).length, fdb.filter((x) => x.dst !== undefined).length];
-}
 
 /** The keys and values flannel and Twill write for `leases` (no TTL). */
 function leaseEntries(leases: readonly FakeLease[]): [string, string][] {
@@ -166,7 +156,7 @@ export async function run(args: string[]): Promise<void> {
       process.stderr.write(`burst round ${r + 1}: etcd txn ${Math.round(burst.put[r]!)} ms, all ${3 * n} entries after ${Math.round(burst.total[r]!)} ms (${Math.round(burst.afterCommit[r]!)} ms after the commit); iproute2 ${Math.round(burst.ref[r]!)} ms, with nexthops ${Math.round(burst.refNh[r]!)} ms\n`);
       await bulk.deleteAll(entries.map(([key]) => key));
       // Only host A's lease is left (its agent is stopped, its lease stays until its TTL).
-      await waitEntriesGone(nlB, ['twill.1'], [4], 1);
+      await waitEntriesGone(nlB, [{ device: 'twill.1', family: 4 }], 1);
     }
     report({ bench: 'vxlan', metric: 'leases', value: n, unit: 'count' });
     reportBurst('vxlan', burst);
