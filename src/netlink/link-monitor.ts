@@ -10,7 +10,6 @@ import { parseFdb, parseNeighbour } from './neighbours.js';
 import { parseNexthop } from './nexthops.js';
 import { parseRoute } from './routes.js';
 import type { KernelDeletion, LinkWatch, LinkWatchEvents, WatchOptions } from './handle.js';
-import type { Route } from './types.js';
 
 const { RawNetlinkSocket } = rawNetlink;
 const NETLINK_ROUTE = 0;
@@ -101,12 +100,10 @@ export class LinkMonitor extends EventEmitter<LinkWatchEvents> implements LinkWa
       if (type === C.RTM_NEWLINK || type === C.RTM_DELLINK) {
         const link = parseLink(Buffer.from(buf.subarray(off + NLMSG_HDRLEN, off + len)));
         this.emit('link', { type: type === C.RTM_NEWLINK ? 'new' : 'deleted', link });
-      } else if (type === C.RTM_DELROUTE || type === C.RTM_DELNEIGH || type === C.RTM_DELNEXTHOP) {
+      } else if (type === C.RTM_DELROUTE || type === C.RTM_DELNEIGH || type === C.RTM_DELNEXTHOP
+        || (type === C.RTM_NEWROUTE && len >= NLMSG_HDRLEN + RTMSG_LEN && isForeignMainRoute(buf, off + NLMSG_HDRLEN))) {
         const deletion = parseDeletion(type, buf.subarray(off + NLMSG_HDRLEN, off + len));
         if (deletion !== undefined) this.emit('deleted', deletion);
-      } else if (type === C.RTM_NEWROUTE && len >= NLMSG_HDRLEN + RTMSG_LEN && isForeignMainRoute(buf, off + NLMSG_HDRLEN)) {
-        const route = parseQuietly(buf.subarray(off + NLMSG_HDRLEN, off + len));
-        if (route !== undefined && route.table === C.RT_TABLE_MAIN) this.emit('deleted', { kind: 'foreign-route', route });
       }
       off += (len + 3) & ~3;
     }
@@ -126,20 +123,16 @@ function isForeignMainRoute(buf: Buffer, at: number): boolean {
   return buf.readUInt8(at + 5) !== C.RTPROT_TWILL && (table === C.RT_TABLE_MAIN || table === C.RT_TABLE_UNSPEC);
 }
 
-function parseQuietly(data: Buffer): Route | undefined {
-  try {
-    return parseRoute(data);
-  } catch {
-    return undefined;
-  }
-}
-
-/** The deleted entry a notification names, or undefined for one of no interest (another table, a malformed message). */
+/**
+ * The deleted entry (or, for RTM_NEWROUTE, the foreign route) a notification names, or undefined
+ * for one of no interest (another table, a malformed message).
+ */
 function parseDeletion(type: number, data: Buffer): KernelDeletion | undefined {
   try {
-    if (type === C.RTM_DELROUTE) {
+    if (type === C.RTM_DELROUTE || type === C.RTM_NEWROUTE) {
       const route = parseRoute(data);
-      return route.table === C.RT_TABLE_MAIN ? { kind: 'route', route } : undefined;
+      if (route.table !== C.RT_TABLE_MAIN) return undefined;
+      return type === C.RTM_DELROUTE ? { kind: 'route', route } : { kind: 'foreign-route', route };
     }
     if (type === C.RTM_DELNEIGH) {
       return data.readUInt8(0) === C.AF_BRIDGE ? { kind: 'fdb', entry: parseFdb(data) } : { kind: 'neighbour', neighbour: parseNeighbour(data) };
