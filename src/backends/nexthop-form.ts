@@ -12,6 +12,15 @@ export const nexthopKey = (gateway: string, oif: number, onlink: boolean): strin
 export const hopKey = (hop: { readonly gateway: string | undefined; readonly oif: number; readonly onlink?: boolean | undefined }): string =>
   nexthopKey(hop.gateway ?? '', hop.oif, hop.onlink ?? false);
 
+type Hop = Parameters<typeof hopKey>[0];
+
+/** The same next hops, in any order (ECMP has none). */
+export function sameHopSet(a: readonly Hop[], b: readonly Hop[]): boolean {
+  if (a.length !== b.length) return false;
+  const wanted = b.map(hopKey).sort();
+  return a.map(hopKey).sort().every((key, i) => key === wanted[i]);
+}
+
 /** A group is its set of members: their ids, sorted. */
 export const groupKey = (members: readonly number[]): string => [...members].sort((a, b) => a - b).join('/');
 
@@ -58,4 +67,12 @@ function nexthopRoute(d: RouteSpec, nexthopId: number): RouteSpec {
     dst: d.dst, nexthopId,
     ...(d.table !== undefined && { table: d.table }), ...(d.metric !== undefined && { metric: d.metric }), ...(d.protocol !== undefined && { protocol: d.protocol }),
   };
+}
+
+/**
+ * What names `r` in a deletion: a route through a nexthop object by its id (with a device or
+ * gateway the kernel finds none, fib_nh_match()), a plain one by its device.
+ */
+export function deletionSpec(r: { readonly dst: string; readonly nexthopId?: number | undefined; readonly oif?: number | undefined; readonly table?: number | undefined }): RouteSpec {
+  return r.nexthopId !== undefined ? { dst: r.dst, nexthopId: r.nexthopId, table: r.table } : { dst: r.dst, oif: r.oif, table: r.table };
 }

@@ -1,6 +1,6 @@
 import { isNetlinkError, type NetlinkHandle, type RouteSpec } from '../netlink/index.js';
 import type { SkippedLease } from './backend.js';
-import { hopKey } from './nexthop-form.js';
+import { deletionSpec, sameHopSet } from './nexthop-form.js';
 import type { RouteFailure } from './route-sync.js';
 import type { WrittenState } from './written-state.js';
 
@@ -75,9 +75,8 @@ export async function applyRouteChanges(
     }
   }
 
-  // A route through a nexthop object is named by it (as in route-sync.ts).
   const remove = nl.batch<string>();
-  for (const r of removals) remove.deleteRoute(r.nexthopId !== undefined ? { dst: r.dst, nexthopId: r.nexthopId, table: r.table } : { dst: r.dst, oif: r.oif, table: r.table }, r.dst);
+  for (const r of removals) remove.deleteRoute(deletionSpec(r), r.dst);
   const removeFailures = new Map((await remove.commit()).map((f) => [f.token, f.error]));
   let deleted = 0;
   const dropped = new Set<number>();
@@ -102,12 +101,6 @@ export async function applyRouteChanges(
 function sameRoute(a: RouteSpec, b: RouteSpec): boolean {
   if (a.table !== b.table || a.metric !== b.metric || a.protocol !== b.protocol || a.scope !== b.scope || a.prefsrc !== b.prefsrc) return false;
   if (a.nexthopId !== undefined || b.nexthopId !== undefined) return a.nexthopId === b.nexthopId;
-  return a.gateway === b.gateway && a.oif === b.oif && (a.onlink ?? false) === (b.onlink ?? false) && sameHops(a.multipath, b.multipath);
-}
-
-function sameHops(a: RouteSpec['multipath'], b: RouteSpec['multipath']): boolean {
-  if (a === undefined || b === undefined) return a === b;
-  if (a.length !== b.length) return false;
-  const wanted = b.map(hopKey).sort();
-  return a.map(hopKey).sort().every((k, i) => k === wanted[i]);
+  if (a.gateway !== b.gateway || a.oif !== b.oif || (a.onlink ?? false) !== (b.onlink ?? false)) return false;
+  return a.multipath === undefined || b.multipath === undefined ? a.multipath === b.multipath : sameHopSet(a.multipath, b.multipath);
 }

@@ -1,6 +1,6 @@
 import { parseCidr, prefixContains } from '../core/ip.js';
 import type { SkippedLease } from './backend.js';
-import { groupKey, hopKey, nexthopKey, viaNexthops } from './nexthop-form.js';
+import { deletionSpec, groupKey, hopKey, nexthopKey, sameHopSet, viaNexthops } from './nexthop-form.js';
 import { nexthopSpecOf, type WrittenState } from './written-state.js';
 import {
   isNetlinkError, listNexthopsIfSupported, RTPROT_TWILL, type ListedRouteHop, type NetlinkHandle, type Nexthop, type NexthopSpec, type Route, type RouteHop,
@@ -61,7 +61,7 @@ export interface RouteFailure {
  * The failed-entry contract of backend.ts for routes: each desired route the kernel refused, as
  * its lease skipped (code write_failed); and the failed removals, which fail the sync.
  */
-export function splitRouteFailures(result: RouteSyncResult): { readonly writeFailed: SkippedLease[]; readonly removeFailed: RouteFailure[] } {
+export function splitRouteFailures(result: Pick<RouteSyncResult, 'failed'>): { readonly writeFailed: SkippedLease[]; readonly removeFailed: RouteFailure[] } {
   return {
     writeFailed: result.failed.filter((f) => f.write).map((f) => ({ subnet: f.dst, reason: `the kernel refused the route: ${f.error.message}`, code: 'write_failed' })),
     removeFailed: result.failed.filter((f) => !f.write),
@@ -146,11 +146,8 @@ export async function syncRoutes(
     if (!byDst.has(f.token) && isNetlinkError(f.error, 'EEXIST')) refuse(f.token, 'a route of another owner appeared at this destination; Twill does not replace it');
     else replaceFailures.push(f);
   }
-  // A route through a nexthop object is named by it: with a device or gateway the kernel finds none (fib_nh_match()).
   const remove = nl.batch<string>();
-  for (const r of toDelete) {
-    remove.deleteRoute(r.nexthopId !== undefined ? { dst: r.dst, nexthopId: r.nexthopId, table: r.table } : { dst: r.dst, oif: r.oif, table: r.table }, r.dst);
-  }
+  for (const r of toDelete) remove.deleteRoute(deletionSpec(r), r.dst);
   const removeFailures = await remove.commit();
   const routeFailures = [...replaceFailures, ...removeFailures];
   for (const f of replaceFailures) failed.push({ dst: f.token, error: f.error, write: true });
@@ -359,9 +356,8 @@ export function matches(have: Route | undefined, want: RouteSpec): boolean {
 
 /** The same next hops, in any order (ECMP has none), each of weight 1 as Twill writes them. */
 function sameHops(have: readonly ListedRouteHop[] | undefined, want: readonly RouteHop[] | undefined): boolean {
-  if (have === undefined || want === undefined || have.length !== want.length || have.some((h) => h.weight !== 1)) return false;
-  const wanted = want.map(hopKey).sort();
-  return have.map(hopKey).sort().every((key, i) => key === wanted[i]);
+  if (have === undefined || want === undefined || have.some((h) => h.weight !== 1)) return false;
+  return sameHopSet(have, want);
 }
 
 /** A predicate "is this prefix inside one of `networks`". */

@@ -1,4 +1,4 @@
-import { groupKey, nexthopKey, viaNexthops } from './nexthop-form.js';
+import { groupKey, hopKey, viaNexthops } from './nexthop-form.js';
 import {
   RT_TABLE_MAIN, RTPROT_TWILL, type FdbSpec, type KernelDeletion, type NeighbourSpec, type NetlinkHandle, type Nexthop, type NexthopSpec, type RouteSpec,
 } from '../netlink/index.js';
@@ -17,7 +17,7 @@ export class WrittenState {
   #fdb = new Map<string, FdbSpec>();
   /** Whether the last route sync had nexthop objects (false: a kernel before 5.3, plain routes). */
   #viaNexthops = true;
-  /** The recorded single nexthops by what they are (nexthopKey), and the groups by member set. */
+  /** The recorded single nexthops by what they are (hopKey), and the groups by member set. */
   #singleIds = new Map<string, number>();
   #groupIds = new Map<string, number>();
 
@@ -34,7 +34,7 @@ export class WrittenState {
     this.#groupIds = new Map();
     for (const n of nexthops.values()) {
       if (n.group !== undefined) this.#groupIds.set(groupKey(n.group.map((m) => m.id)), n.id);
-      else if (n.gateway !== undefined && n.oif !== undefined) this.#singleIds.set(nexthopKey(n.gateway, n.oif, n.onlink ?? false), n.id);
+      else if (n.gateway !== undefined && n.oif !== undefined) this.#singleIds.set(hopKey({ gateway: n.gateway, oif: n.oif, onlink: n.onlink }), n.id);
     }
   }
 
@@ -46,7 +46,7 @@ export class WrittenState {
    */
   expressed(want: RouteSpec): RouteSpec | undefined {
     if (!this.#viaNexthops) return want;
-    return viaNexthops(want, (hop) => this.#singleIds.get(nexthopKey(hop.gateway ?? '', hop.oif, hop.onlink ?? false)),
+    return viaNexthops(want, (hop) => this.#singleIds.get(hopKey(hop)),
       (members) => this.#groupIds.get(groupKey(members)));
   }
 

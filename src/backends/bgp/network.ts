@@ -5,6 +5,7 @@ import { connectedNetworks, onLinkMatcher } from '../on-link.js';
 import { Reconciler } from '../reconciler.js';
 import { applyRoutes, StaleRouteRemovalError } from '../route-apply.js';
 import { applyRouteChanges } from '../route-changes.js';
+import { splitRouteFailures } from '../route-sync.js';
 import { BGP_PORT, RESTART_TIME_S, TYPE, type BgpOptions } from './config.js';
 import { DEFAULT_MAX_PREFIXES_PER_PEER, type BgpDriver, type DriverOptions, type PathsEvent, type PeerStatus } from './driver.js';
 import { bgpUnderlay, type BgpUnderlay } from './families.js';
@@ -304,20 +305,17 @@ export class BgpNetwork implements Network {
     this.#dirty = new Set();
     this.#lastWasFull = false;
     const result = await applyRouteChanges(netlink, reconciler.written, planBgpChanges(this.planInput(), dirty));
-    if (result === undefined) {
-      for (const prefix of dirty) this.#dirty.add(prefix);
-      return full(connected);
-    }
+    // Nothing written: the full sync plans every prefix, these too.
+    if (result === undefined) return full(connected);
+    const { writeFailed, removeFailed } = splitRouteFailures(result);
     for (const prefix of dirty) this.#writeFailed.delete(prefix);
-    for (const f of result.failed) if (f.write) this.#writeFailed.set(f.dst, `the kernel refused the route: ${f.error.message}`);
-    for (const r of result.refused) this.#writeFailed.set(r.subnet, r.reason);
+    for (const s of [...writeFailed, ...result.refused]) this.#writeFailed.set(s.subnet, s.reason);
     const changes = result.replaced + result.deleted;
     if (result.nexthopsUnused || result.failed.length > 0 || result.refused.length > 0) {
       // The full sync deletes what no route names any more, retries, and reports refusals with their reason.
       this.#fullWanted = true;
       this.#applyAgain = true;
     }
-    const removeFailed = result.failed.filter((f) => !f.write);
     if (removeFailed.length > 0) throw new StaleRouteRemovalError(TYPE, removeFailed, changes);
     return { changes, skipped: [] };
   }

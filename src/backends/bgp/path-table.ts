@@ -1,5 +1,12 @@
 import type { LearnedPath, PathsEvent } from './driver.js';
 
+/** One peer's path for a prefix; a prefix's paths are a short list (one per peer that gave it). */
+interface PeerPath {
+  readonly peer: string;
+  path: LearnedPath;
+  next: PeerPath | undefined;
+}
+
 /**
  * Every path the peers gave this host, by prefix and peer (an Adj-RIB-In per peer, after the
  * speaker's own checks), and the equal-cost best paths per prefix that become one kernel route.
@@ -12,13 +19,6 @@ import type { LearnedPath, PathsEvent } from './driver.js';
  * kernel can use all. MED is compared across neighbouring ASes too (`always-compare-med`): in a
  * cluster the only MEDs are the operator's own.
  */
-/** One peer's path for a prefix; a prefix's paths are a short list (one per peer that gave it). */
-interface PeerPath {
-  readonly peer: string;
-  path: LearnedPath;
-  next: PeerPath | undefined;
-}
-
 export class PathTable {
   // One small node per prefix and peer rather than a Map per prefix: a table of 10,000 prefixes
   // from one ToR is 10,000 nodes, and a burst of UPDATEs allocates nothing else here.

@@ -55,8 +55,9 @@ function prefixPlanner(input: BgpPlanInput): (prefix: string) => PrefixPlan | un
     if (!decision.ok) return { route: undefined, reason: `${decision.reason}: ${decision.detail}` };
     const best = input.table.best(prefix, usable);
     if (best.length === 0) {
-      if (input.table.best(prefix).length === 0) return undefined; // no path at all (withdrawn)
-      return { route: undefined, reason: `no usable next hop: ${uniqueNextHops(input.table.best(prefix)).join(', ')} is not on a network connected to the external interface, or is this host` };
+      const all = input.table.best(prefix);
+      if (all.length === 0) return undefined; // no path at all (withdrawn)
+      return { route: undefined, reason: `no usable next hop: ${uniqueNextHops(all).join(', ')} is not on a network connected to the external interface, or is this host` };
     }
     const nextHops = best.length === 1 ? [best[0]!.path.nextHop] : uniqueNextHops(best);
     const route: RouteSpec = nextHops.length === 1
