@@ -1,4 +1,4 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { PluginPool } from '../../src/cni/plugin-pool.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -11,6 +11,7 @@ const BROKEN_WORKER = new URL('../helpers/fixtures/pool-worker-broken.mjs', impo
 
 const pools: PluginPool[] = [];
 afterEach(async () => {
+  vi.useRealTimers();
   await Promise.all(pools.splice(0).map((p) => p.close()));
 });
 
@@ -20,16 +21,17 @@ function lazyPool(...args: Parameters<typeof PluginPool.lazy>): PluginPool {
   return pool;
 }
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
 function threadOf(reply: { stdout: string }): number {
   return (JSON.parse(reply.stdout) as { threadId: number }).threadId;
 }
 
 describe('PluginPool.lazy', () => {
   it('starts no thread until the first call, then the warm ones, which stay when idle', async () => {
+    // The pool's timers (idle stops, respawns) run on a fake clock: what they would do over a
+    // stretch of time is run at once, with no waiting, while the threads answer for real.
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'setImmediate', 'clearImmediate'] });
     const pool = lazyPool({ maxThreads: 4, warmThreads: 2, idleMs: 100, workerUrl: CRASH_WORKER });
-    await sleep(300); // time itself is the condition: a started pool would have spawned by now
+    await vi.advanceTimersByTimeAsync(300); // whatever a timer of the pool would start, it has started now
     expect(pool.size).toBe(0);
     expect(pool.warmSize).toBe(2);
 
@@ -39,7 +41,7 @@ describe('PluginPool.lazy', () => {
     expect(pool.size).toBe(2);
 
     // Well past idleMs: warm threads are never stopped for idling, and the first one still answers.
-    await sleep(400);
+    await vi.advanceTimersByTimeAsync(400);
     expect(pool.size).toBe(2);
     expect(threadOf(await pool.run({ env: { CNI_COMMAND: 'ADD' }, stdin: '' }))).toBe(threadOf(first));
   });
