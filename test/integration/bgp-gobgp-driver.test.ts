@@ -334,9 +334,10 @@ describe.skipIf(!isRoot || !avail.gobgp || !avail.bird)('gobgp driver against a 
   });
 
   it('resets and holds down a peer past the prefix limit, reports it, and lets it back later', async () => {
-    // A fixed 5 s hold-down (no jitter): the peer below needs a moment to fix its export, and a
-    // retry sooner than that (the default's jitter allows 0.5 s) would find it still over the limit.
-    const { d, rec } = await driver({ maxPrefixes: 3, prefixLimitRetry: { initialMs: 5_000, maxMs: 5_000, random: () => 1 } });
+    // A fixed 10 s hold-down (no jitter): the peer below needs a moment to fix its export (three
+    // BIRD reconfigurations, slow on a loaded machine), and a retry sooner than that (the default's
+    // jitter allows 0.5 s) would find it still over the limit and trip it again.
+    const { d, rec } = await driver({ maxPrefixes: 3, prefixLimitRetry: { initialMs: 10_000, maxMs: 10_000, random: () => 1 } });
     await d.setPeers([session]); // a new limit: a new session
     await d.announce([{ prefix: OWN, nextHop: IP.twill }]);
     await established(d);

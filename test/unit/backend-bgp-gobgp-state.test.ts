@@ -59,6 +59,15 @@ describe('gobgp driver: session states', () => {
     expect(table.list([PEER, '198.18.0.99'])).toHaveLength(1);
   });
 
+  it('after EnablePeer, a peer held down again is a new trip, even with no observation between', () => {
+    const table = new PeerStatusTable(500);
+    table.describe(PEER, 64512, 'mesh');
+    expect(table.update(observe(peer('IDLE', 'PFX_CT'))!)).toMatchObject({ prefixLimitHit: true });
+    table.enabled(PEER);
+    // The peer came back still over its limit: gobgpd reset and held it down before we looked.
+    expect(table.update(observe(peer('IDLE', 'PFX_CT', { accepted: 0, eor: false }), 1)!)).toMatchObject({ prefixLimitHit: true });
+  });
+
   it('gobgpd out of reach: every session idle with the reason, once', () => {
     const table = new PeerStatusTable(500);
     table.describe(PEER, 64512, 'mesh');

@@ -543,7 +543,7 @@ class GobgpDriver extends EventEmitter<DriverEvents> implements BgpDriver {
       if (retry.timer === undefined) return;
       retry.timer = undefined;
       if (this.#closed || !this.#configured.has(peer)) return;
-      this.client.enablePeer(peer).catch((err: Error) => this.emit('warning', err));
+      this.client.enablePeer(peer).then(() => this.#status.enabled(peer), (err: Error) => this.emit('warning', err));
     }, retry.backoff.next());
     retry.timer.unref();
   }

@@ -115,6 +115,15 @@ export class PeerStatusTable {
     return changed;
   }
 
+  /**
+   * After EnablePeer: gobgpd no longer holds the peer down, so the next PFX_CT it reports is a new
+   * trip (the peer still over its limit) even if no observation of the state between came.
+   */
+  enabled(address: string): void {
+    const e = this.#peers.get(address);
+    if (e !== undefined && e.admin === 'PFX_CT') e.admin = 'UP';
+  }
+
   /** Applies an observation of a described peer; undefined for a peer not described. */
   update(o: Observation): StatusChange | undefined {
     const e = this.#peers.get(o.address);
