@@ -53,6 +53,17 @@ export function hashPrefix(words: Uint32Array, at: number, stride: Stride, len: 
   return fmix(h);
 }
 
+/**
+ * A copy of the first `used` values in an array with room for `capacity`: appending to a JS array
+ * one element at a time regrows and copies its backing store every half again, and while a table
+ * is learned that was the largest cost of an insertion. The holes past `used` read as undefined.
+ */
+function valuesWithRoom<V>(vals: readonly (V | undefined)[], used: number, capacity: number): (V | undefined)[] {
+  const room = new Array<V | undefined>(capacity);
+  for (let e = 0; e < used; e++) room[e] = vals[e];
+  return room;
+}
+
 function powerOfTwoAtLeast(n: number): number {
   let c = MIN_CAPACITY;
   while (c < n) c *= 2;
@@ -259,14 +270,14 @@ export class PrefixTable<V> {
       renumber = new Int32Array(used);
       const keptWords = new Uint32Array(capacity * stride);
       const keptLens = new Uint8Array(capacity);
-      const kept: (V | undefined)[] = [];
+      const kept: (V | undefined)[] = new Array<V | undefined>(capacity);
+      let n = 0;
       for (let e = 0; e < used; e++) {
         if (lens[e] === GONE) continue;
-        const n = kept.length;
         renumber[e] = n;
         for (let k = 0; k < stride; k++) keptWords[n * stride + k] = words[e * stride + k]!;
         keptLens[n] = lens[e]!;
-        kept.push(vals[e]);
+        kept[n++] = vals[e];
       }
       this.words = keptWords;
       this.lens = keptLens;
@@ -276,6 +287,7 @@ export class PrefixTable<V> {
       this.words.set(words.subarray(0, used * stride));
       this.lens = new Uint8Array(capacity);
       this.lens.set(lens.subarray(0, used));
+      this.vals = valuesWithRoom(vals, used, capacity);
     }
     this.used = this.live = live;
     // The index, walked in slot order (see the file comment).
