@@ -1,75 +1,111 @@
 #!/usr/bin/env node
-// Bundles twilld's own code into one ES module, in place of tsc's dist/src/agent/main.js (so every
-// way of starting it, the bin link, the image's entrypoint, the tests, stays the same path).
-// `npm run build` runs this after tsc (postbuild).
+// Bundles twilld (tsc's dist/src/agent/main.js and everything it imports) into one CommonJS
+// script, dist/src/agent/twilld.bundle.cjs, and puts the loader src/agent/twilld-entry.mjs in
+// place of dist/src/agent/main.js: so every way of starting twilld, the bin link, the image's
+// entrypoint, the tests, stays the same path. `npm run build` runs this after tsc (postbuild).
 //
-// Why: loading twilld's ~215 modules one by one through the ES module loader (resolve, read,
-// parse, link each) took about 40 ms of every start, and a start with 5,000 leases is a figure
-// users compare (docs/benchmarks.md, vxlan cold start). npm packages stay outside (node_modules/
-// ships with a release; etcd3 and the native parts find their files relative to themselves).
+// Why: a start with 5,000 leases is a figure users compare (docs/benchmarks.md, vxlan cold start),
+// and loading modules one by one was a large part of it: twilld's own ~215 modules through the ES
+// module loader took about 40 ms, and the ~300 files of its npm packages (etcd3, gRPC, protobufjs,
+// prom-client, pino) about 100 ms more on this machine's slow file reads (resolve each path, stat,
+// read, and for each CommonJS package a pre-parse of its exports). So they are bundled too, except
+// the packages with native code (koffi, netlink), which find their binaries relative to themselves.
+// A script rather than an ES module because only a script can be compiled with V8's code cache on
+// Node 20 (the loader does that).
 //
 // A module's import.meta.url stays its own: Twill finds files relative to its modules (the CNI
 // worker beside plugin-pool.js, package.json and proto/ above them), so each bundled module's
 // import.meta.url is rewritten to its original file's URL, derived from the bundle's at run time.
-// Those files stay in dist/src, which a release ships whole.
+// Those files stay in dist/src, which a release ships whole. The same for the npm packages'
+// __dirname and __filename (etcd3 reads its rpc.proto beside itself when it loads), which stay in
+// node_modules/, shipped with a release.
 //
 //   node scripts/bundle-agent.mjs
 import { build } from 'esbuild';
-import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 
 const ENTRY = 'dist/src/agent/main.js';
-const TMP = 'dist/src/agent/main.bundle.tmp.mjs';
+const OUTPUT = 'dist/src/agent/twilld.bundle.cjs';
+const LOADER_SOURCE = 'src/agent/twilld-entry.mjs';
+/** The loader's copy: twilld's entry point (package.json's bin). */
+const LOADER = ENTRY;
+/** Written by the agent (see the loader); a new bundle starts without. */
+const CODE_CACHE = 'dist/src/agent/twilld.bundle.v8cache';
+/** The packages left outside the bundle: native code, loaded relative to their own files. */
+const EXTERNAL = ['koffi', 'netlink', 'netlink/*'];
 
 function fail(message) {
   console.error(`bundle-agent: ${message}`);
   process.exit(1);
 }
 
+/** `file`'s location relative to the bundle's folder, as a JS string literal. */
+function fromBundle(file) {
+  return JSON.stringify(path.relative(path.dirname(path.resolve(OUTPUT)), file).split(path.sep).join('/'));
+}
+
 /** @type {import('esbuild').Plugin} */
-const ownImportMetaUrl = {
-  name: 'own-import-meta-url',
+const ownLocation = {
+  name: 'own-location',
   setup(b) {
-    b.onLoad({ filter: /\.js$/ }, (args) => {
+    b.onLoad({ filter: /\.[cm]?js$/ }, (args) => {
       const source = readFileSync(args.path, 'utf8');
+      if (args.path.includes(`${path.sep}node_modules${path.sep}`)) {
+        if (!/\b__(dirname|filename)\b/.test(source)) return undefined;
+        // Declared inside the module's own wrapper function, so each module sees its own.
+        const prologue = `var __dirname = __twillFrom(${fromBundle(path.dirname(args.path))}), __filename = __twillFrom(${fromBundle(args.path)});\n`;
+        return { contents: prologue + source, loader: 'js' };
+      }
       if (!source.includes('import.meta.url')) return undefined;
-      const relative = path.relative(path.dirname(path.resolve(ENTRY)), args.path).split(path.sep).join('/');
-      return { contents: source.replaceAll('import.meta.url', `new URL(${JSON.stringify(relative)}, import.meta.url).href`), loader: 'js' };
+      // `import.meta.url` itself is the bundle's URL (define, below).
+      return { contents: source.replaceAll('import.meta.url', `new URL(${fromBundle(args.path)}, import.meta.url).href`), loader: 'js' };
     });
   },
 };
 
+/** What the bundled modules expect of the script's scope (require, __dirname: the loader's wrapper). */
+const BANNER = [
+  "// twilld, bundled by scripts/bundle-agent.mjs from tsc's dist/src and its npm packages (see there for each module); run by main.js.",
+  "const __twillBundleUrl = require('node:url').pathToFileURL(__filename).href;",
+  "const __twillFrom = (relative) => require('node:path').resolve(__dirname, relative);",
+].join('\n');
+
 const source = readFileSync(ENTRY, 'utf8');
 if (!source.startsWith('#!/usr/bin/env node\n')) fail(`${ENTRY} is not tsc's output (no hashbang): run tsc first (npm run build does)`);
-if (source.includes('bundled by scripts/bundle-agent.mjs')) fail(`${ENTRY} is a bundle already: run tsc first (npm run build does)`);
+if (source.includes('twilld.bundle.cjs')) fail(`${ENTRY} is the loader already: run tsc first (npm run build does)`);
 
 let result;
 try {
   result = await build({
     entryPoints: [ENTRY],
-    outfile: TMP,
+    outfile: OUTPUT,
     bundle: true,
     platform: 'node',
     target: 'node20',
-    format: 'esm',
-    packages: 'external',
-    plugins: [ownImportMetaUrl],
-    banner: { js: '// twilld, bundled by scripts/bundle-agent.mjs from tsc\'s dist/src (see there for each module).' },
+    format: 'cjs',
+    external: EXTERNAL,
+    plugins: [ownLocation],
+    define: { 'import.meta.url': '__twillBundleUrl' },
+    banner: { js: BANNER },
     sourcemap: 'linked',
     metafile: true,
     logLevel: 'silent',
   });
 } catch (err) {
-  rmSync(TMP, { force: true });
   fail(`esbuild failed on ${ENTRY}:\n${err.message}`);
 }
 if (result.warnings.length > 0) fail(`esbuild warnings:\n${result.warnings.map((w) => `  ${w.text} (${w.location?.file ?? '?'})`).join('\n')}`);
 const bundled = Object.keys(result.metafile.inputs);
-if (bundled.some((input) => input.includes('node_modules/'))) fail(`npm packages would be bundled: ${bundled.filter((i) => i.includes('node_modules/')).join(', ')}`);
-// The bundle names its source map by the temporary name it was written under.
-const out = readFileSync(TMP, 'utf8').replace(`sourceMappingURL=${path.basename(TMP)}.map`, `sourceMappingURL=${path.basename(ENTRY)}.map`);
-if (!out.startsWith('#!/usr/bin/env node\n')) fail('the bundle lost the hashbang line');
-writeFileSync(ENTRY, out, { mode: 0o755 });
-rmSync(TMP);
-renameSync(`${TMP}.map`, `${ENTRY}.map`);
-console.log(`bundle-agent: ${ENTRY} (${Math.round(readFileSync(ENTRY).length / 1024)} KiB, ${bundled.length} modules)`);
+const native = bundled.filter((input) => /node_modules\/(koffi|netlink|@koromix)\//.test(input));
+if (native.length > 0) fail(`packages with native code would be bundled: ${native.join(', ')}`);
+
+const bundle = readFileSync(OUTPUT);
+const id = createHash('sha256').update(bundle).digest('hex').slice(0, 16);
+const loader = readFileSync(LOADER_SOURCE, 'utf8');
+if (!loader.includes("'__TWILL_BUNDLE_ID__'")) fail(`${LOADER_SOURCE} lacks the BUNDLE_ID placeholder`);
+writeFileSync(LOADER, loader.replace("'__TWILL_BUNDLE_ID__'", `'${id}'`), { mode: 0o755 });
+rmSync(`${ENTRY}.map`, { force: true }); // tsc's map of the module the bundle replaced
+rmSync(CODE_CACHE, { force: true });
+console.log(`bundle-agent: ${OUTPUT} (${Math.round(bundle.length / 1024)} KiB, ${bundled.length} modules, id ${id}), run by ${LOADER}`);

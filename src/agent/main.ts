@@ -114,5 +114,6 @@ async function main(): Promise<number> {
   return runAgent(command.flags);
 }
 
-// Exit explicitly: gRPC channels to etcd may hold the event loop open after close().
-process.exit(await main());
+// Exit explicitly: gRPC channels to etcd may hold the event loop open after close(). (No top-level
+// await: the bundle that runs this is a CommonJS script, see scripts/bundle-agent.mjs.)
+void main().then((code) => process.exit(code));

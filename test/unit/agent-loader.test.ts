@@ -1,0 +1,92 @@
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+
+// twilld's entry point (src/agent/twilld-entry.mjs, dist/src/agent/main.js once built): it runs the
+// bundle beside it and keeps V8's code cache of it, written once the agent has run for a while
+// and only when there is no usable cache. Made here from the source as it is now
+// (scripts/bundle-agent.mjs does the same with the real bundle's id), beside a stand-in bundle
+// and a stand-in heap-tuning.js that sets a V8 flag as the real one does.
+
+const SOURCE = new URL('../../src/agent/twilld-entry.mjs', import.meta.url);
+const ID = '0123456789abcdef';
+
+/** Stands in for twilld.bundle.cjs: reports how it was run, lives $FAKE_LIVE_MS, exits $FAKE_EXIT. */
+const FAKE_BUNDLE = `#!/usr/bin/env node
+const path = require('node:path');
+process.stdout.write(JSON.stringify({ args: process.argv.slice(2), file: path.basename(__filename), dirOk: __dirname === path.dirname(__filename), tuned: globalThis.fakeTuned === true }));
+setTimeout(() => process.exit(Number(process.env.FAKE_EXIT ?? 0)), Number(process.env.FAKE_LIVE_MS ?? 0));
+`;
+
+/** Stands in for heap-tuning.js: a V8 flag is part of what a cache must match. */
+const FAKE_TUNING = `import { setFlagsFromString } from 'node:v8';
+export function tuneHeap() { setFlagsFromString('--heap-growing-percent=50'); globalThis.fakeTuned = true; return true; }
+`;
+
+let dir: string;
+let cacheFile: string;
+
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'twilld-loader-'));
+  cacheFile = join(dir, 'twilld.bundle.v8cache');
+  writeFileSync(join(dir, 'main.js'), readFileSync(SOURCE, 'utf8').replace("'__TWILL_BUNDLE_ID__'", `'${ID}'`));
+  writeFileSync(join(dir, 'twilld.bundle.cjs'), FAKE_BUNDLE);
+  writeFileSync(join(dir, 'heap-tuning.js'), FAKE_TUNING);
+  // As in dist/: the loader is an ES module.
+  writeFileSync(join(dir, 'package.json'), '{"type":"module"}');
+});
+afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+/** Runs the loader; with `liveMs` the bundle stays that long, past the cache's 100 ms. */
+function runLoader(liveMs = 0, args: string[] = []): { code: number | null; out: { args: string[]; file: string; dirOk: boolean; tuned: boolean } } {
+  const env = { PATH: process.env.PATH, TWILL_CODE_CACHE_AFTER_MS: '100', FAKE_LIVE_MS: String(liveMs) };
+  const r = spawnSync(process.execPath, [join(dir, 'main.js'), ...args], { env, encoding: 'utf8' });
+  expect(r.stderr).toBe('');
+  return { code: r.status, out: JSON.parse(r.stdout) as { args: string[]; file: string; dirOk: boolean; tuned: boolean } };
+}
+
+function cacheHeader(): string {
+  const data = readFileSync(cacheFile);
+  return data.subarray(0, data.indexOf(10)).toString();
+}
+
+describe("twilld's loader (main.js)", () => {
+  it('runs the bundle beside it as a CommonJS script, with the command line, after tuning the heap', () => {
+    const { code, out } = runLoader(0, ['--version']);
+    expect(code).toBe(0);
+    expect(out).toEqual({ args: ['--version'], file: 'twilld.bundle.cjs', dirOk: true, tuned: true });
+    // Gone before the cache was due: none written.
+    expect(() => statSync(cacheFile)).toThrow();
+  });
+
+  it('writes the cache once the agent has run a while, and then uses it without writing it again', () => {
+    expect(runLoader(600).code).toBe(0);
+    expect(cacheHeader()).toBe(ID);
+    const written = statSync(cacheFile, { bigint: true });
+
+    // V8 took the cache (same flags, the heap's included): nothing rewritten.
+    expect(runLoader(600).code).toBe(0);
+    const after = statSync(cacheFile, { bigint: true });
+    expect([after.ino, after.mtimeNs]).toEqual([written.ino, written.mtimeNs]);
+  });
+
+  it.each([
+    ["another bundle's cache", Buffer.from('fedcba9876543210\nnot V8 data')],
+    ['a cache V8 refuses', Buffer.from(`${ID}\nnot V8 data`)],
+    ['a cache without its first line', Buffer.from('garbage')],
+  ])('runs without %s and replaces it', (_what, cache) => {
+    writeFileSync(cacheFile, cache);
+    const { code, out } = runLoader(600);
+    expect(code).toBe(0);
+    expect(out.file).toBe('twilld.bundle.cjs');
+    expect(cacheHeader()).toBe(ID);
+    expect(readFileSync(cacheFile).length).toBeGreaterThan(cache.length);
+  });
+
+  it("passes the agent's exit code through", () => {
+    const r = spawnSync(process.execPath, [join(dir, 'main.js')], { env: { PATH: process.env.PATH, FAKE_EXIT: '2' }, encoding: 'utf8' });
+    expect(r.status).toBe(2);
+  });
+});
