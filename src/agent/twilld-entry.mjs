@@ -6,9 +6,10 @@
 // first called, the functions of the first sync; with the cache, V8 reads their bytecode instead
 // (docs/benchmarks.md, vxlan cold start).
 //
-// The agent writes the cache itself, as twilld.bundle.v8cache, once it has run for a while
-// (CACHE_AFTER_MS: its first sync is done, so the cache holds the code of a start), and only when
-// there is no usable one: at most once per release, Node version and set of V8 flags. V8 refuses a
+// The agent writes the cache itself, as twilld.bundle.v8cache, when it stops cleanly (exit code 0,
+// after SIGTERM) having run for at least MIN_RUN_MS, and had no usable one: by then the cache
+// holds the code of a start and of the steady state (not only of `--version`), and the running
+// agent never pays for making it (the serializer's buffers would stay in its RSS). So at most once per release, Node version and set of V8 flags. V8 refuses a
 // cache made by another Node version or with other V8 flags; the bundle's id guards against
 // another bundle of the same length, which V8 would take. A refused or foreign cache is compiled
 // around and replaced. The cache is written only where the release is writable (twilld runs as
@@ -18,7 +19,6 @@ import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import process from 'node:process';
-import { setTimeout } from 'node:timers';
 import { fileURLToPath } from 'node:url';
 import { Script } from 'node:vm';
 // V8's flags are part of what a cache must match, so the heap flag twilld sets at start is set
@@ -30,8 +30,8 @@ const BUNDLE_ID = '__TWILL_BUNDLE_ID__';
 const DIR = path.dirname(fileURLToPath(import.meta.url));
 const BUNDLE = path.join(DIR, 'twilld.bundle.cjs');
 const CACHE = path.join(DIR, 'twilld.bundle.v8cache');
-/** How long after start the cache is made; TWILL_CODE_CACHE_AFTER_MS for tests. */
-const CACHE_AFTER_MS = Number(process.env.TWILL_CODE_CACHE_AFTER_MS ?? 20_000);
+/** How long the agent must have run for its exit to write the cache; TWILL_CODE_CACHE_MIN_RUN_MS for tests. */
+const MIN_RUN_MS = Number(process.env.TWILL_CODE_CACHE_MIN_RUN_MS ?? 3_000);
 
 /** The cache's V8 data; undefined when there is none or it is another bundle's. */
 function readCache() {
@@ -65,17 +65,23 @@ function writable(dir) {
   }
 }
 
+/**
+ * The bundle compiled, and whether the cache is to be written at exit. The bundle is one function
+ * of CommonJS's module arguments (scripts/bundle-agent.mjs wraps it), so its text is compiled as
+ * read. A function, so that the cache's bytes are not kept once compiled.
+ */
+function compile() {
+  const cached = readCache();
+  const script = new Script(fs.readFileSync(BUNDLE, 'utf8'), { filename: BUNDLE, cachedData: cached });
+  return { script, writeCacheAtExit: cached === undefined || script.cachedDataRejected === true };
+}
+
 tuneHeap();
-const cached = readCache();
-// The bundle runs as a CommonJS module would; its hashbang line would be a syntax error inside
-// the wrapper, so it becomes a comment (line numbers stay).
-const source = fs.readFileSync(BUNDLE, 'utf8').replace(/^#!/, '//');
-const script = new Script(`(function (exports, require, module, __filename, __dirname) {${source}\n})`, {
-  filename: BUNDLE,
-  cachedData: cached,
-});
-if ((cached === undefined || script.cachedDataRejected === true) && writable(DIR)) {
-  setTimeout(() => writeCache(script.createCachedData()), CACHE_AFTER_MS).unref();
+const { script, writeCacheAtExit } = compile();
+if (writeCacheAtExit && writable(DIR)) {
+  process.on('exit', (code) => {
+    if (code === 0 && process.uptime() * 1000 >= MIN_RUN_MS) writeCache(script.createCachedData());
+  });
 }
 const bundleModule = { exports: {} };
 script.runInThisContext()(bundleModule.exports, createRequire(BUNDLE), bundleModule, BUNDLE, DIR);

@@ -5,20 +5,23 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 
 // twilld's entry point (src/agent/twilld-entry.mjs, dist/src/agent/main.js once built): it runs the
-// bundle beside it and keeps V8's code cache of it, written once the agent has run for a while
-// and only when there is no usable cache. Made here from the source as it is now
+// bundle beside it and keeps V8's code cache of it, written when the agent exits cleanly after
+// running for a while, and only when there is no usable cache. Made here from the source as it is now
 // (scripts/bundle-agent.mjs does the same with the real bundle's id), beside a stand-in bundle
 // and a stand-in heap-tuning.js that sets a V8 flag as the real one does.
 
 const SOURCE = new URL('../../src/agent/twilld-entry.mjs', import.meta.url);
 const ID = '0123456789abcdef';
 
-/** Stands in for twilld.bundle.cjs: reports how it was run, lives $FAKE_LIVE_MS, exits $FAKE_EXIT. */
-const FAKE_BUNDLE = `#!/usr/bin/env node
+/**
+ * Stands in for twilld.bundle.cjs, wrapped as scripts/bundle-agent.mjs wraps it: reports how it
+ * was run, lives $FAKE_LIVE_MS, exits $FAKE_EXIT.
+ */
+const FAKE_BUNDLE = `(function (exports, require, module, __filename, __dirname) {//!/usr/bin/env node
 const path = require('node:path');
 process.stdout.write(JSON.stringify({ args: process.argv.slice(2), file: path.basename(__filename), dirOk: __dirname === path.dirname(__filename), tuned: globalThis.fakeTuned === true }));
 setTimeout(() => process.exit(Number(process.env.FAKE_EXIT ?? 0)), Number(process.env.FAKE_LIVE_MS ?? 0));
-`;
+\n})`;
 
 /** Stands in for heap-tuning.js: a V8 flag is part of what a cache must match. */
 const FAKE_TUNING = `import { setFlagsFromString } from 'node:v8';
@@ -39,9 +42,9 @@ beforeEach(() => {
 });
 afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
-/** Runs the loader; with `liveMs` the bundle stays that long, past the cache's 100 ms. */
-function runLoader(liveMs = 0, args: string[] = []): { code: number | null; out: { args: string[]; file: string; dirOk: boolean; tuned: boolean } } {
-  const env = { PATH: process.env.PATH, TWILL_CODE_CACHE_AFTER_MS: '100', FAKE_LIVE_MS: String(liveMs) };
+/** Runs the loader; with `liveMs` the bundle runs that long (a cache needs 300 ms here), then exits with `exit`. */
+function runLoader(liveMs = 0, args: string[] = [], exit = 0): { code: number | null; out: { args: string[]; file: string; dirOk: boolean; tuned: boolean } } {
+  const env = { PATH: process.env.PATH, TWILL_CODE_CACHE_MIN_RUN_MS: '300', FAKE_LIVE_MS: String(liveMs), FAKE_EXIT: String(exit) };
   const r = spawnSync(process.execPath, [join(dir, 'main.js'), ...args], { env, encoding: 'utf8' });
   expect(r.stderr).toBe('');
   return { code: r.status, out: JSON.parse(r.stdout) as { args: string[]; file: string; dirOk: boolean; tuned: boolean } };
@@ -53,15 +56,20 @@ function cacheHeader(): string {
 }
 
 describe("twilld's loader (main.js)", () => {
-  it('runs the bundle beside it as a CommonJS script, with the command line, after tuning the heap', () => {
+  it('runs the bundle beside it with CommonJS arguments and the command line, after tuning the heap', () => {
     const { code, out } = runLoader(0, ['--version']);
     expect(code).toBe(0);
     expect(out).toEqual({ args: ['--version'], file: 'twilld.bundle.cjs', dirOk: true, tuned: true });
-    // Gone before the cache was due: none written.
+    // A short run (twilld --version) writes no cache: it would cover too little of the agent.
     expect(() => statSync(cacheFile)).toThrow();
   });
 
-  it('writes the cache once the agent has run a while, and then uses it without writing it again', () => {
+  it('writes no cache when the agent fails', () => {
+    expect(runLoader(600, [], 1).code).toBe(1);
+    expect(() => statSync(cacheFile)).toThrow();
+  });
+
+  it('writes the cache when the agent stops cleanly after running a while, and then uses it without writing it again', () => {
     expect(runLoader(600).code).toBe(0);
     expect(cacheHeader()).toBe(ID);
     const written = statSync(cacheFile, { bigint: true });
@@ -86,7 +94,6 @@ describe("twilld's loader (main.js)", () => {
   });
 
   it("passes the agent's exit code through", () => {
-    const r = spawnSync(process.execPath, [join(dir, 'main.js')], { env: { PATH: process.env.PATH, FAKE_EXIT: '2' }, encoding: 'utf8' });
-    expect(r.status).toBe(2);
+    expect(runLoader(0, [], 2).code).toBe(2);
   });
 });
