@@ -66,9 +66,10 @@ export default defineConfig(
   { files: ['**/*.cjs'], languageOptions: { sourceType: 'commonjs' } },
   // Node scripts run by npm (scripts/*.mjs).
   { files: ['scripts/**/*.mjs'], languageOptions: { globals: { console: 'readonly', process: 'readonly' } } },
-  // The CNI fallback's loader, which node runs as a CommonJS script (require() is how it imports).
+  // The CNI fallback's loader, which node runs as a CommonJS script (require() is how it imports),
+  // and the code cache helper it shares with twilld's entry point.
   {
-    files: ['src/cni/shim/*.cjs'],
+    files: ['src/cni/shim/*.cjs', 'src/core/*.cjs'],
     languageOptions: { globals: { __dirname: 'readonly', Buffer: 'readonly' } },
     rules: { '@typescript-eslint/no-require-imports': 'off' },
   },

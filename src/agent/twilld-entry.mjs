@@ -14,7 +14,6 @@
 // another bundle of the same length, which V8 would take. A refused or foreign cache is compiled
 // around and replaced. The cache is written only where the release is writable (twilld runs as
 // root), by rename, so a start never reads half of one.
-import { Buffer } from 'node:buffer';
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
@@ -24,6 +23,7 @@ import { Script } from 'node:vm';
 // V8's flags are part of what a cache must match, so the heap flag twilld sets at start is set
 // before the bundle is compiled, the same way every time (the agent sets it again: same value).
 import { tuneHeap } from './heap-tuning.js';
+import { readCodeCache, writableDir, writeCodeCache } from '../core/code-cache-file.cjs';
 
 /** A digest of the bundle's contents, filled in by scripts/bundle-agent.mjs. */
 const BUNDLE_ID = '__TWILL_BUNDLE_ID__';
@@ -35,34 +35,8 @@ const MIN_RUN_MS = Number(process.env.TWILL_CODE_CACHE_MIN_RUN_MS ?? 3_000);
 
 /** The cache's V8 data; undefined when there is none or it is another bundle's. */
 function readCache() {
-  let data;
-  try {
-    data = fs.readFileSync(CACHE);
-  } catch {
-    return undefined;
-  }
-  const end = data.indexOf(10);
-  if (end < 0 || data.subarray(0, end).toString('latin1') !== BUNDLE_ID) return undefined;
-  return data.subarray(end + 1);
-}
-
-function writeCache(v8) {
-  const tmp = `${CACHE}.${process.pid}.tmp`;
-  try {
-    fs.writeFileSync(tmp, Buffer.concat([Buffer.from(`${BUNDLE_ID}\n`, 'latin1'), v8]), { mode: 0o644 });
-    fs.renameSync(tmp, CACHE);
-  } catch {
-    fs.rmSync(tmp, { force: true });
-  }
-}
-
-function writable(dir) {
-  try {
-    fs.accessSync(dir, fs.constants.W_OK);
-    return true;
-  } catch {
-    return false;
-  }
+  const cache = readCodeCache(CACHE);
+  return cache?.header === BUNDLE_ID ? cache.v8 : undefined;
 }
 
 /**
@@ -78,9 +52,9 @@ function compile() {
 
 tuneHeap();
 const { script, writeCacheAtExit } = compile();
-if (writeCacheAtExit && writable(DIR)) {
+if (writeCacheAtExit && writableDir(DIR)) {
   process.on('exit', (code) => {
-    if (code === 0 && process.uptime() * 1000 >= MIN_RUN_MS) writeCache(script.createCachedData());
+    if (code === 0 && process.uptime() * 1000 >= MIN_RUN_MS) writeCodeCache(CACHE, BUNDLE_ID, script.createCachedData());
   });
 }
 const bundleModule = { exports: {} };

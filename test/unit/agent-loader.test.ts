@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -11,6 +11,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 // and a stand-in heap-tuning.js that sets a V8 flag as the real one does.
 
 const SOURCE = new URL('../../src/agent/twilld-entry.mjs', import.meta.url);
+const HELPER = new URL('../../src/core/code-cache-file.cjs', import.meta.url);
 const ID = '0123456789abcdef';
 
 /**
@@ -28,19 +29,25 @@ const FAKE_TUNING = `import { setFlagsFromString } from 'node:v8';
 export function tuneHeap() { setFlagsFromString('--heap-growing-percent=50'); globalThis.fakeTuned = true; return true; }
 `;
 
+let root: string;
+/** As dist/src/agent/: the loader, the bundle, the cache; the helper is in ../core/. */
 let dir: string;
 let cacheFile: string;
 
 beforeEach(() => {
-  dir = mkdtempSync(join(tmpdir(), 'twilld-loader-'));
+  root = mkdtempSync(join(tmpdir(), 'twilld-loader-'));
+  dir = join(root, 'agent');
+  mkdirSync(dir);
+  mkdirSync(join(root, 'core'));
   cacheFile = join(dir, 'twilld.bundle.v8cache');
   writeFileSync(join(dir, 'main.js'), readFileSync(SOURCE, 'utf8').replace("'__TWILL_BUNDLE_ID__'", `'${ID}'`));
   writeFileSync(join(dir, 'twilld.bundle.cjs'), FAKE_BUNDLE);
   writeFileSync(join(dir, 'heap-tuning.js'), FAKE_TUNING);
+  writeFileSync(join(root, 'core', 'code-cache-file.cjs'), readFileSync(HELPER));
   // As in dist/: the loader is an ES module.
-  writeFileSync(join(dir, 'package.json'), '{"type":"module"}');
+  writeFileSync(join(root, 'package.json'), '{"type":"module"}');
 });
-afterEach(() => rmSync(dir, { recursive: true, force: true }));
+afterEach(() => rmSync(root, { recursive: true, force: true }));
 
 /** Runs the loader; with `liveMs` the bundle runs that long (a cache needs 300 ms here), then exits with `exit`. */
 function runLoader(liveMs = 0, args: string[] = [], exit = 0): { code: number | null; out: { args: string[]; file: string; dirOk: boolean; tuned: boolean } } {

@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -10,6 +10,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 // bundle's id), beside a stand-in bundle.
 
 const SOURCE = new URL('../../src/cni/shim/twill-plugin.cjs', import.meta.url);
+const HELPER = new URL('../../src/core/code-cache-file.cjs', import.meta.url);
 const ID = '0123456789abcdef';
 
 /** Stands in for twill-plugin.bundle.cjs: reports how it was run, exits $FAKE_EXIT. */
@@ -19,16 +20,22 @@ process.stdout.write(JSON.stringify({ args: process.argv.slice(2), file: path.ba
 process.exit(Number(process.env.FAKE_EXIT ?? 0));
 `;
 
+let root: string;
+/** As dist/cni/: the loader, the bundle, the cache; the helper is in ../src/core/. */
 let dir: string;
 let cacheFile: string;
 
 beforeEach(() => {
-  dir = mkdtempSync(join(tmpdir(), 'twill-loader-'));
+  root = mkdtempSync(join(tmpdir(), 'twill-loader-'));
+  dir = join(root, 'cni');
+  mkdirSync(dir);
+  mkdirSync(join(root, 'src', 'core'), { recursive: true });
   cacheFile = join(dir, 'twill-plugin.bundle.v8cache');
   writeFileSync(join(dir, 'twill-plugin.cjs'), readFileSync(SOURCE, 'utf8').replace("'__TWILL_BUNDLE_ID__'", `'${ID}'`));
   writeFileSync(join(dir, 'twill-plugin.bundle.cjs'), FAKE_BUNDLE);
+  writeFileSync(join(root, 'src', 'core', 'code-cache-file.cjs'), readFileSync(HELPER));
 });
-afterEach(() => rmSync(dir, { recursive: true, force: true }));
+afterEach(() => rmSync(root, { recursive: true, force: true }));
 
 function runLoader(env: Record<string, string>, args: string[] = []): { code: number | null; out: { args: string[]; file: string; dirOk: boolean } } {
   const r = spawnSync(process.execPath, [join(dir, 'twill-plugin.cjs'), ...args], { env: { PATH: process.env.PATH, ...env }, encoding: 'utf8' });

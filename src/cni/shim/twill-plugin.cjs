@@ -20,6 +20,8 @@ const { createRequire } = require('node:module');
 const path = require('node:path');
 const process = require('node:process');
 const { Script } = require('node:vm');
+// Where this file runs, dist/cni/, the helper is dist/src/core/code-cache-file.cjs.
+const { readCodeCache, writableDir, writeCodeCache } = require(path.join(__dirname, '..', 'src', 'core', 'code-cache-file.cjs'));
 
 /** A digest of the bundle's contents, filled in by scripts/bundle-plugin.mjs. */
 const BUNDLE_ID = '__TWILL_BUNDLE_ID__';
@@ -30,35 +32,10 @@ const COMMAND = /^[A-Z]{1,16}$/;
 
 /** The cache's commands and V8 data; undefined when there is none, or it is another bundle's. */
 function readCache() {
-  let data;
-  try {
-    data = fs.readFileSync(CACHE);
-  } catch {
-    return undefined;
-  }
-  const end = data.indexOf(10);
-  const [id, commands = ''] = data.subarray(0, Math.max(end, 0)).toString('latin1').split(' ');
-  if (end < 0 || id !== BUNDLE_ID) return undefined;
-  return { commands: commands.split(',').filter((c) => COMMAND.test(c)), v8: data.subarray(end + 1) };
-}
-
-function writeCache(commands, v8) {
-  const tmp = `${CACHE}.${process.pid}.tmp`;
-  try {
-    fs.writeFileSync(tmp, Buffer.concat([Buffer.from(`${BUNDLE_ID} ${commands.join(',')}\n`, 'latin1'), v8]), { mode: 0o644 });
-    fs.renameSync(tmp, CACHE);
-  } catch {
-    fs.rmSync(tmp, { force: true });
-  }
-}
-
-function writable(dir) {
-  try {
-    fs.accessSync(dir, fs.constants.W_OK);
-    return true;
-  } catch {
-    return false;
-  }
+  const cache = readCodeCache(CACHE);
+  const [id, commands = ''] = cache?.header.split(' ') ?? [];
+  if (cache === undefined || id !== BUNDLE_ID) return undefined;
+  return { commands: commands.split(',').filter((c) => COMMAND.test(c)), v8: cache.v8 };
 }
 
 const cache = readCache();
@@ -72,9 +49,9 @@ const script = new Script(`(function (exports, require, module, __filename, __di
 const covered = cache !== undefined && !script.cachedDataRejected ? cache.commands : [];
 const command = process.env.CNI_COMMAND ?? '';
 // Only a CNI call (the command line, --help or --version, runs little of the plugin) that succeeded.
-if (process.argv.length === 2 && COMMAND.test(command) && !covered.includes(command) && writable(__dirname)) {
+if (process.argv.length === 2 && COMMAND.test(command) && !covered.includes(command) && writableDir(__dirname)) {
   process.on('exit', (code) => {
-    if (code === 0) writeCache([...covered, command], script.createCachedData());
+    if (code === 0) writeCodeCache(CACHE, `${BUNDLE_ID} ${[...covered, command].join(',')}`, script.createCachedData());
   });
 }
 const bundleModule = { exports: {} };
