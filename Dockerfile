@@ -52,6 +52,7 @@ COPY --from=builder /opt/twill/current/scripts/install-cni.sh ./bin/install-cni
 RUN ln -s . /opt/twill/current \
  && test -f /opt/twill/current/dist/cni/twill-plugin.cjs \
  && test -f /opt/twill/current/dist/cni/twill-plugin.bundle.cjs \
+ && test -f /opt/twill/current/dist/src/core/code-cache-file.cjs \
  && mkdir -p /opt/twill/bin \
  && cp "$(command -v node)" /opt/twill/bin/node \
  && test -x /opt/twill/current/bin/node \

@@ -31,7 +31,7 @@ base=$host/opt/twill
 cni_bin=$host/opt/cni/bin
 cni_conf_dir=$host/etc/cni/net.d
 
-for part in package.json dist/cni/twill-plugin.cjs dist/cni/twill-plugin.bundle.cjs node_modules bin/node bin/twill-cni; do
+for part in package.json dist/cni/twill-plugin.cjs dist/cni/twill-plugin.bundle.cjs dist/src/core/code-cache-file.cjs node_modules bin/node bin/twill-cni; do
   if [ ! -e "$src/$part" ]; then
     echo "install-cni: $src/$part is missing: $src is not a complete twill release" >&2
     exit 1
