@@ -22,9 +22,9 @@
 //
 //   node scripts/bundle-agent.mjs
 import { build } from 'esbuild';
-import { createHash } from 'node:crypto';
-import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
+import { finishLoadedBundle } from './bundle-loaded.mjs';
 
 const ENTRY = 'dist/src/agent/main.js';
 const OUTPUT = 'dist/src/agent/twilld.bundle.cjs';
@@ -65,7 +65,7 @@ const ownLocation = {
   },
 };
 
-/** What the bundled modules expect of the script's scope (require, __dirname: the wrapper's arguments, below). */
+/** What the bundled modules expect of the script's scope (require, __dirname: the wrapper's arguments, bundle-loaded.mjs). */
 const BANNER = [
   "// twilld, bundled by scripts/bundle-agent.mjs from tsc's dist/src and its npm packages (see there for each module); run by main.js.",
   "const __twillBundleUrl = require('node:url').pathToFileURL(__filename).href;",
@@ -101,17 +101,6 @@ const bundled = Object.keys(result.metafile.inputs);
 const native = bundled.filter((input) => /node_modules\/(koffi|netlink|@koromix)\//.test(input));
 if (native.length > 0) fail(`packages with native code would be bundled: ${native.join(', ')}`);
 
-// The loader compiles the file as it is, as one function of CommonJS's module arguments: wrapped
-// here, not at each start, which would copy its 2 MiB of text twice. The hashbang line becomes a
-// comment (a syntax error inside the wrapper), so line numbers, and the source map, stay.
-const text = readFileSync(OUTPUT, 'utf8');
-if (!text.startsWith('#!')) fail(`${OUTPUT} does not start with the entry's hashbang line`);
-writeFileSync(OUTPUT, `(function (exports, require, module, __filename, __dirname) {//${text.slice(2)}\n})`);
-const bundle = readFileSync(OUTPUT);
-const id = createHash('sha256').update(bundle).digest('hex').slice(0, 16);
-const loader = readFileSync(LOADER_SOURCE, 'utf8');
-if (!loader.includes("'__TWILL_BUNDLE_ID__'")) fail(`${LOADER_SOURCE} lacks the BUNDLE_ID placeholder`);
-writeFileSync(LOADER, loader.replace("'__TWILL_BUNDLE_ID__'", `'${id}'`), { mode: 0o755 });
 rmSync(`${ENTRY}.map`, { force: true }); // tsc's map of the module the bundle replaced
-rmSync(CODE_CACHE, { force: true });
-console.log(`bundle-agent: ${OUTPUT} (${Math.round(bundle.length / 1024)} KiB, ${bundled.length} modules, id ${id}), run by ${LOADER}`);
+const { id, bytes } = finishLoadedBundle({ output: OUTPUT, loaderSource: LOADER_SOURCE, loader: LOADER, codeCache: CODE_CACHE, fail });
+console.log(`bundle-agent: ${OUTPUT} (${Math.round(bytes / 1024)} KiB, ${bundled.length} modules, id ${id}), run by ${LOADER}`);

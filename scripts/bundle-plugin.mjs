@@ -22,10 +22,9 @@
 //
 //   node scripts/bundle-plugin.mjs
 import { build } from 'esbuild';
-import { createHash } from 'node:crypto';
-import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
+import { finishLoadedBundle } from './bundle-loaded.mjs';
 
 const ENTRY = 'dist/src/cni/main.js';
 const OUTPUT = 'dist/cni/twill-plugin.bundle.cjs';
@@ -100,10 +99,5 @@ for (const name of [...EXTERNAL, 'netlink']) {
 if (typeof requireFromBundle(NETLINK_RAW).RawNetlinkSocket !== 'function') {
   fail(`${NETLINK_RAW} does not export RawNetlinkSocket: the netlink package changed its layout; update NETLINK_RAW`);
 }
-const bundle = readFileSync(OUTPUT);
-const id = createHash('sha256').update(bundle).digest('hex').slice(0, 16);
-const loader = readFileSync(LOADER_SOURCE, 'utf8');
-if (!loader.includes("'__TWILL_BUNDLE_ID__'")) fail(`${LOADER_SOURCE} lacks the BUNDLE_ID placeholder`);
-writeFileSync(LOADER, loader.replace("'__TWILL_BUNDLE_ID__'", `'${id}'`));
-rmSync(CODE_CACHE, { force: true });
-console.log(`bundle-plugin: ${OUTPUT} (${Math.round(bundle.length / 1024)} KiB, ${Object.keys(result.metafile.inputs).length} modules, id ${id}), run by ${LOADER}`);
+const { id, bytes } = finishLoadedBundle({ output: OUTPUT, loaderSource: LOADER_SOURCE, loader: LOADER, codeCache: CODE_CACHE, fail });
+console.log(`bundle-plugin: ${OUTPUT} (${Math.round(bytes / 1024)} KiB, ${Object.keys(result.metafile.inputs).length} modules, id ${id}), run by ${LOADER}`);

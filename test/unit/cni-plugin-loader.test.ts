@@ -13,12 +13,15 @@ const SOURCE = new URL('../../src/cni/shim/twill-plugin.cjs', import.meta.url);
 const HELPER = new URL('../../src/core/code-cache-file.cjs', import.meta.url);
 const ID = '0123456789abcdef';
 
-/** Stands in for twill-plugin.bundle.cjs: reports how it was run, exits $FAKE_EXIT. */
-const FAKE_BUNDLE = `#!/usr/bin/env node
+/**
+ * Stands in for twill-plugin.bundle.cjs, wrapped as scripts/bundle-loaded.mjs wraps it: reports
+ * how it was run, exits $FAKE_EXIT.
+ */
+const FAKE_BUNDLE = `(function (exports, require, module, __filename, __dirname) {//!/usr/bin/env node
 const path = require('node:path');
 process.stdout.write(JSON.stringify({ args: process.argv.slice(2), file: path.basename(__filename), dirOk: __dirname === path.dirname(__filename) }));
 process.exit(Number(process.env.FAKE_EXIT ?? 0));
-`;
+\n})`;
 
 let root: string;
 /** As dist/cni/: the loader, the bundle, the cache; the helper is in ../src/core/. */
@@ -50,7 +53,7 @@ function cacheHeader(): string {
 }
 
 describe('the fallback\'s loader (twill-plugin.cjs)', () => {
-  it('runs the bundle beside it as a CommonJS module, with the command line, its hashbang line and all', () => {
+  it('runs the bundle beside it with CommonJS arguments and the command line', () => {
     const { code, out } = runLoader({}, ['--version']);
     expect(code).toBe(0);
     expect(out).toEqual({ args: ['--version'], file: 'twill-plugin.bundle.cjs', dirOk: true });

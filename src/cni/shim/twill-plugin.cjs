@@ -39,13 +39,9 @@ function readCache() {
 }
 
 const cache = readCache();
-// The bundle runs as a CommonJS module would; its hashbang line would be a syntax error inside
-// the wrapper, so it becomes a comment (line numbers stay).
-const source = fs.readFileSync(BUNDLE, 'utf8').replace(/^#!/, '//');
-const script = new Script(`(function (exports, require, module, __filename, __dirname) {${source}\n})`, {
-  filename: BUNDLE,
-  cachedData: cache?.v8,
-});
+// The bundle is one function of CommonJS's module arguments (scripts/bundle-loaded.mjs wraps it),
+// so its text is compiled as read.
+const script = new Script(fs.readFileSync(BUNDLE, 'utf8'), { filename: BUNDLE, cachedData: cache?.v8 });
 const covered = cache !== undefined && !script.cachedDataRejected ? cache.commands : [];
 const command = process.env.CNI_COMMAND ?? '';
 // Only a CNI call (the command line, --help or --version, runs little of the plugin) that succeeded.
