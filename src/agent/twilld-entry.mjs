@@ -9,11 +9,12 @@
 // The agent writes the cache itself, as twilld.bundle.v8cache, when it stops cleanly (exit code 0,
 // after SIGTERM) having run for at least MIN_RUN_MS, and had no usable one: by then the cache
 // holds the code of a start and of the steady state (not only of `--version`), and the running
-// agent never pays for making it (the serializer's buffers would stay in its RSS). So at most once per release, Node version and set of V8 flags. V8 refuses a
-// cache made by another Node version or with other V8 flags; the bundle's id guards against
-// another bundle of the same length, which V8 would take. A refused or foreign cache is compiled
-// around and replaced. The cache is written only where the release is writable (twilld runs as
-// root), by rename, so a start never reads half of one.
+// agent never pays for making it (the serializer's buffers would stay in its RSS). So at most once
+// per release, Node version and set of V8 flags. V8 refuses a cache made by another Node version
+// or with other V8 flags; the bundle's id guards against another bundle of the same length, which
+// V8 would take. A refused or foreign cache is compiled around and replaced. The cache is written
+// only where the release is writable (twilld runs as root), by rename, so a start never reads half
+// of one.
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
@@ -41,7 +42,7 @@ function readCache() {
 
 /**
  * The bundle compiled, and whether the cache is to be written at exit. The bundle is one function
- * of CommonJS's module arguments (scripts/bundle-agent.mjs wraps it), so its text is compiled as
+ * of CommonJS's module arguments (scripts/bundle-loaded.mjs wraps it), so its text is compiled as
  * read. A function, so that the cache's bytes are not kept once compiled.
  */
 function compile() {
