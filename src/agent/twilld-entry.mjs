@@ -21,8 +21,8 @@ import path from 'node:path';
 import process from 'node:process';
 import { fileURLToPath } from 'node:url';
 import { Script } from 'node:vm';
-// V8's flags are part of what a cache must match, so the heap flag twilld sets at start is set
-// before the bundle is compiled, the same way every time (the agent sets it again: same value).
+// V8's flags are part of what a cache must match, so the heap flags twilld sets at start are set
+// before the bundle is compiled, the same way every time (the agent sets them again: same values).
 import { tuneHeap } from './heap-tuning.js';
 import { readCodeCache, writableDir, writeCodeCache } from '../core/code-cache-file.cjs';
 
@@ -43,11 +43,12 @@ function readCache() {
 /**
  * The bundle compiled, and whether the cache is to be written at exit. The bundle is one function
  * of CommonJS's module arguments (scripts/bundle-loaded.mjs wraps it), so its text is compiled as
- * read. A function, so that the cache's bytes are not kept once compiled.
+ * read, and it is ASCII (the same file), so it is read as latin1, the cheaper decoding. A function,
+ * so that the cache's bytes are not kept once compiled.
  */
 function compile() {
   const cached = readCache();
-  const script = new Script(fs.readFileSync(BUNDLE, 'utf8'), { filename: BUNDLE, cachedData: cached });
+  const script = new Script(fs.readFileSync(BUNDLE, 'latin1'), { filename: BUNDLE, cachedData: cached });
   return { script, writeCacheAtExit: cached === undefined || script.cachedDataRejected === true };
 }
 
