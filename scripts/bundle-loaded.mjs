@@ -7,18 +7,30 @@ import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 const ID_PLACEHOLDER = "'__TWILL_BUNDLE_ID__'";
 
 /**
+ * `text` with every non-ASCII character written as a \uXXXX escape. esbuild escapes them in
+ * code (its default charset is ASCII) but copies comments as they are, and a single section sign
+ * (U+00A7) in a comment made V8 hold the whole 2 MiB bundle as a two-byte string: twice the
+ * memory, and a read (UTF-8 decoding) twice as slow as an ASCII file's. Inside a comment an
+ * escape is plain text; inside a string or a regular expression it is the same character. The
+ * loaders rely on it: they read the bundle as latin1.
+ */
+export function asciiOnly(text) {
+  return text.replace(/[\u0080-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
+/**
  * Wraps `output` (esbuild's CommonJS bundle of an entry with a hashbang line) as one function of
  * CommonJS's module arguments, which the loader compiles as read: wrapping at each start would copy
  * the text twice. The hashbang line becomes a comment (a syntax error inside the wrapper), so line
- * numbers, and the source map, stay. Then writes `loader` from `loaderSource` with the bundle's id
- * filled in (V8 checks a cache against the source's length only) and removes the last bundle's
- * code cache. Calls `fail` (which exits) on a bundle or loader source it cannot use; returns the
+ * numbers, and the source map, stay; the text is made ASCII (asciiOnly). Then writes `loader`
+ * from `loaderSource` with the bundle's id filled in (V8 checks a cache against the source's
+ * length only) and removes the last bundle's code cache. Calls `fail` (which exits) on a bundle or loader source it cannot use; returns the
  * id and the bundle's size.
  */
 export function finishLoadedBundle({ output, loaderSource, loader, codeCache, fail }) {
   const text = readFileSync(output, 'utf8');
   if (!text.startsWith('#!')) fail(`${output} does not start with the entry's hashbang line`);
-  writeFileSync(output, `(function (exports, require, module, __filename, __dirname) {//${text.slice(2)}\n})`);
+  writeFileSync(output, asciiOnly(`(function (exports, require, module, __filename, __dirname) {//${text.slice(2)}\n})`));
   const bundle = readFileSync(output);
   const id = createHash('sha256').update(bundle).digest('hex').slice(0, 16);
   const source = readFileSync(loaderSource, 'utf8');
