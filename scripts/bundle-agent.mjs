@@ -9,7 +9,9 @@
 // module loader took about 40 ms, and the ~300 files of its npm packages (etcd3, gRPC, protobufjs,
 // prom-client, pino) about 100 ms more on this machine's slow file reads (resolve each path, stat,
 // read, and for each CommonJS package a pre-parse of its exports). So they are bundled too, except
-// the packages with native code (koffi, netlink), which find their binaries relative to themselves.
+// koffi, whose loader picks one of several binary packages at run time. netlink's JavaScript (its
+// raw socket, all src/netlink imports) is bundled: it finds its binary through node-gyp-build in
+// its own folder, from the __dirname it keeps (below).
 // A script rather than an ES module because only a script can be compiled with V8's code cache on
 // Node 20 (the loader does that).
 //
@@ -33,8 +35,8 @@ const LOADER_SOURCE = 'src/agent/twilld-entry.mjs';
 const LOADER = ENTRY;
 /** Written by the agent (see the loader); a new bundle starts without. */
 const CODE_CACHE = 'dist/src/agent/twilld.bundle.v8cache';
-/** The packages left outside the bundle: native code, loaded relative to their own files. */
-const EXTERNAL = ['koffi', 'netlink', 'netlink/*'];
+/** The packages left outside the bundle: native code with a loader of its own, run from its own files. */
+const EXTERNAL = ['koffi'];
 
 function fail(message) {
   console.error(`bundle-agent: ${message}`);
@@ -98,7 +100,7 @@ try {
 }
 if (result.warnings.length > 0) fail(`esbuild warnings:\n${result.warnings.map((w) => `  ${w.text} (${w.location?.file ?? '?'})`).join('\n')}`);
 const bundled = Object.keys(result.metafile.inputs);
-const native = bundled.filter((input) => /node_modules\/(koffi|netlink|@koromix)\//.test(input));
+const native = bundled.filter((input) => /node_modules\/(koffi|@koromix)\//.test(input) || input.endsWith('.node'));
 if (native.length > 0) fail(`packages with native code would be bundled: ${native.join(', ')}`);
 
 rmSync(`${ENTRY}.map`, { force: true }); // tsc's map of the module the bundle replaced
