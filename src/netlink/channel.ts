@@ -103,9 +103,22 @@ function fail(p: Pending, err: Error): void {
   answered(p.bulk);
 }
 
+/**
+ * A request waiting to be sent, not yet framed: flush() writes its header and body straight into
+ * the datagram, so a message is copied once (a framed copy per request, then the datagram made of
+ * them, cost a sync of 15,000 entries two allocations and two copies each).
+ */
 interface Outgoing {
   readonly seq: number;
-  readonly bytes: Buffer;
+  readonly type: number;
+  /** NLM_F_REQUEST included. */
+  readonly flags: number;
+  readonly body: Buffer;
+}
+
+/** The bytes `o` takes in a datagram: header and body, padded to 4 (NLMSG_ALIGN). */
+function framedLength(o: Outgoing): number {
+  return (HEADER + o.body.length + 3) & ~3;
 }
 
 /**
@@ -176,7 +189,7 @@ export class RtnlChannel {
         const r = requests[i]!;
         const seq = this.nextSeq();
         this.pending.set(seq, { label: r.label, expect: 'ack', resolve: ignore, reject: ignore, parts: NO_PARTS, bulk, index: i, sent: false });
-        this.outbox.push({ seq, bytes: frame(r.type, NLM_F_REQUEST | r.flags, seq, r.body) });
+        this.outbox.push({ seq, type: r.type, flags: NLM_F_REQUEST | r.flags, body: r.body });
       }
       this.scheduleFlush();
     });
@@ -212,10 +225,10 @@ export class RtnlChannel {
   private enqueue(type: number, flags: number, body: Buffer, label: RequestLabel, expect: Expect): Promise<RawMessage[]> {
     if (this.closed) return Promise.reject(new Error(`${label.op}: netlink channel is closed`));
     const seq = this.nextSeq();
-    const bytes = frame(type, NLM_F_REQUEST | flags, seq, body);
+    const outgoing: Outgoing = { seq, type, flags: NLM_F_REQUEST | flags, body };
     return new Promise<RawMessage[]>((resolve, reject) => {
       this.pending.set(seq, { label, expect, resolve, reject, parts: expect === 'dump' ? [] : NO_PARTS, bulk: undefined, index: 0, sent: false });
-      (expect === 'dump' ? this.dumpQueue : this.outbox).push({ seq, bytes });
+      (expect === 'dump' ? this.dumpQueue : this.outbox).push(outgoing);
       this.scheduleFlush();
     });
   }
@@ -243,27 +256,33 @@ export class RtnlChannel {
         this.dumpRunning = true;
         this.markSent(dumpReq.seq);
         this.raw.ref();
-        this.raw.send(dumpReq.bytes, undefined, (err) => err && this.failOne(dumpReq.seq, err));
+        const bytes = Buffer.allocUnsafe(framedLength(dumpReq));
+        writeFramed(bytes, 0, dumpReq);
+        this.raw.send(bytes, undefined, (err) => err && this.failOne(dumpReq.seq, err));
       }
     }
     while (this.outbox.length > 0 && this.inFlight < MAX_IN_FLIGHT) {
-      const chunk: Buffer[] = [];
+      const chunk: Outgoing[] = [];
       const seqs: number[] = [];
       let size = HEADER;
       const barrier = this.nextSeq();
       while (this.outbox.length > 0 && this.inFlight < MAX_IN_FLIGHT) {
         const next = this.outbox.peek()!;
-        if (chunk.length > 0 && size + next.bytes.length > MAX_DATAGRAM) break;
+        const length = framedLength(next);
+        if (chunk.length > 0 && size + length > MAX_DATAGRAM) break;
         this.outbox.shift();
-        chunk.push(next.bytes);
-        size += next.bytes.length;
+        chunk.push(next);
+        size += length;
         seqs.push(next.seq);
         this.markSent(next.seq);
       }
       this.batches.set(barrier, seqs);
-      chunk.push(frame(NLMSG_NOOP, NLM_F_REQUEST | NLM_F_ACK, barrier, EMPTY));
+      const datagram = Buffer.allocUnsafe(size);
+      let off = 0;
+      for (const o of chunk) off = writeFramed(datagram, off, o);
+      writeFramed(datagram, off, { seq: barrier, type: NLMSG_NOOP, flags: NLM_F_REQUEST | NLM_F_ACK, body: EMPTY });
       this.raw.ref();
-      this.raw.send(Buffer.concat(chunk, size), undefined, (err) => {
+      this.raw.send(datagram, undefined, (err) => {
         if (err) this.failBarrier(barrier, err);
       });
     }
@@ -382,17 +401,18 @@ function toNetlinkError(err: Error & { errno?: number }, label: RequestLabel): E
   return err;
 }
 
-function frame(type: number, flags: number, seq: number, body: Buffer): Buffer {
-  const len = HEADER + body.length;
-  const out = Buffer.allocUnsafe((len + 3) & ~3);
-  out.writeUInt32LE(len, 0);
-  out.writeUInt16LE(type, 4);
-  out.writeUInt16LE(flags, 6);
-  out.writeUInt32LE(seq, 8);
-  out.writeUInt32LE(0, 12);
-  body.copy(out, HEADER);
-  out.fill(0, len);
-  return out;
+/** Writes `o` framed (struct nlmsghdr, then its body, zero-padded) at `buf[off..]`; returns the offset after it. */
+function writeFramed(buf: Buffer, off: number, o: Outgoing): number {
+  const len = HEADER + o.body.length;
+  buf.writeUInt32LE(len, off);
+  buf.writeUInt16LE(o.type, off + 4);
+  buf.writeUInt16LE(o.flags, off + 6);
+  buf.writeUInt32LE(o.seq, off + 8);
+  buf.writeUInt32LE(0, off + 12); // nlmsg_pid: the kernel fills in the sender
+  o.body.copy(buf, off + HEADER);
+  const end = (off + len + 3) & ~3;
+  buf.fill(0, off + len, end);
+  return end;
 }
 
 /** The kernel's human-readable reason in an NLMSG_ERROR (RFC 3549 framing, extack TLVs). */
