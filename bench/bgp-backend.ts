@@ -38,7 +38,7 @@
  * BENCH_AGENT_PROF=DIR writes the install agent's CPU profile (node --cpu-prof) into DIR;
  * BENCH_AGENT_NODE_ARGS adds Node flags to it (V8 heap settings, say).
  */
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DEFAULT_MAX_PREFIXES_PER_PEER } from '../src/backends/bgp/driver.js';
 import { formatSubnetEnv } from '../src/core/subnet-env.js';
@@ -54,6 +54,7 @@ import { groupId } from '../test/helpers/names.js';
 import { createTestNetns, type TestNetns } from '../test/helpers/netns.js';
 import { startAgent, type TestAgent } from '../test/helpers/twilld.js';
 import { waitFor } from '../test/helpers/wait.js';
+import { fibPrefixes } from './fib-count.js';
 import { median, numberOption, percentile, processRssMiB, report, round, stringOption, type Figure } from './report.js';
 
 const BENCH = 'bgp-backend';
@@ -83,18 +84,6 @@ function log(text: string): void {
 function reportWithSamples(figure: Figure, samples: readonly number[], digits = 0): void {
   const line: Figure & { samples: number[] } = { ...figure, samples: samples.map((s) => round(s, digits)) };
   report(line);
-}
-
-/**
- * The main FIB's prefix count of the namespace `pid` lives in (the "Main:" block of
- * fib_triestat). Every route of the main table counts, connected ones too: callers compare with
- * a baseline taken before.
- */
-function fibPrefixes(pid: number): number {
-  const text = readFileSync(`/proc/${pid}/net/fib_triestat`, 'utf8');
-  const m = /^Main:\n(?:\t.*\n)*?\tPrefixes:\s+(\d+)/m.exec(text);
-  if (!m) throw new Error(`no "Main: ... Prefixes:" in /proc/${pid}/net/fib_triestat:\n${text}`);
-  return Number(m[1]);
 }
 
 async function routesOfProtocol(ns: TestNetns, protocol: number): Promise<number> {
