@@ -3,26 +3,14 @@
 // changes, refusals (max-prefix included), implicit withdrawals and tables.
 
 import { describe, expect, it } from 'vitest';
-import { PrefixList } from '../../src/bgp/prefix/prefix-list.js';
-import { IPV6_FLAG, readPrefixWords } from '../../src/bgp/prefix/prefix-text.js';
 import type { BatchResult, Rib, UpdateResult } from '../../src/bgp/rib/rib.js';
-import type { Family, Route, RoutePath } from '../../src/bgp/types.js';
-import { LOCAL_ASN, addPeer, attrs, importPolicy, newRib } from './bgp-rib-fixtures.js';
+import type { Route, RoutePath } from '../../src/bgp/types.js';
+import { LOCAL_ASN, addPeer, attrs, importPolicy, newRib, prefixList } from './bgp-rib-fixtures.js';
 import { prng } from './bgp-prng.js';
 
 const V4 = Array.from({ length: 12 }, (_, i) => `10.244.${i}.0/24`).concat('0.0.0.0/0', '192.168.1.0/24');
 const V6 = Array.from({ length: 6 }, (_, i) => `fd00:${i + 1}::/64`);
 
-function list(family: Family, prefixes: readonly string[]): PrefixList {
-  const out = new PrefixList(family);
-  const words = new Uint32Array(4);
-  for (const p of prefixes) {
-    const read = readPrefixWords(p, words);
-    if (((read & IPV6_FLAG) !== 0) !== (family === 'ipv6-unicast')) throw new Error(p);
-    out.push(words, 0, read & 0xff);
-  }
-  return out;
-}
 
 /** The comparable content of either result. */
 function summary(r: UpdateResult): unknown {
@@ -85,7 +73,7 @@ describe('Rib.applyBatch', () => {
       if (reference.replacedByRejected.length > 0) seen.add('replaced by a refused announcement');
       const expected = summary(reference);
       const got = batchSummary(
-        batch.applyBatch(peer, { withdrawn: [list('ipv4-unicast', withdrawn4), list('ipv6-unicast', withdrawn6)], announced: groups.map((g) => ({ prefixes: list(g.path.family, g.prefixes), path: g.path })) }, true),
+        batch.applyBatch(peer, { withdrawn: [prefixList('ipv4-unicast', withdrawn4), prefixList('ipv6-unicast', withdrawn6)], announced: groups.map((g) => ({ prefixes: prefixList(g.path.family, g.prefixes), path: g.path })) }, true),
         groups,
       );
       expect(got, `step ${step}`).toEqual(expected);
@@ -106,7 +94,7 @@ describe('Rib.applyBatch', () => {
     const rib = newRib();
     addPeer(rib, 'a', 65001, 1);
     const path: RoutePath = { family: 'ipv4-unicast', nextHop: '192.168.0.1', attributes: attrs([65001]) };
-    const result = rib.applyBatch('a', { withdrawn: [], announced: [{ prefixes: list('ipv4-unicast', ['10.244.1.0/24', '10.244.2.0/24']), path }] }, false);
+    const result = rib.applyBatch('a', { withdrawn: [], announced: [{ prefixes: prefixList('ipv4-unicast', ['10.244.1.0/24', '10.244.2.0/24']), path }] }, false);
     expect([result.bestChangeCount, result.bestChanges]).toEqual([2, undefined]);
     // The route objects made on demand are kept: asking twice gives the same object.
     const [first] = [...rib.peerRoutes('a')];

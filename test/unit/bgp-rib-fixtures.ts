@@ -1,6 +1,8 @@
 // Small builders shared by the bgp-rib-*.test.ts files.
 
 import { ExportPolicy } from '../../src/bgp/policy/export-policy.js';
+import { PrefixList } from '../../src/bgp/prefix/prefix-list.js';
+import { IPV6_FLAG, readPrefixWords } from '../../src/bgp/prefix/prefix-text.js';
 import { ImportPolicy, type ImportPolicyConfig } from '../../src/bgp/policy/import-policy.js';
 import { Rib, type PeerInfo, type PendingUpdate } from '../../src/bgp/rib/rib.js';
 import type { AsPathSegment, Family, PathAttributes, Route } from '../../src/bgp/types.js';
@@ -59,4 +61,16 @@ export function summary(p: PendingUpdate): { announce: Record<string, string>; w
     for (const prefix of g.prefixes) announced[prefix] = `${g.nextHops.join(',')} ${g.attributes.asPath.map((s) => s.asns.join(' ')).join(' ')}`.trim();
   }
   return { announce: announced, withdraw: [...p.withdraw.values()].flat() };
+}
+
+/** The prefixes as the speaker's numeric list (all of `family`; a prefix of the other family throws). */
+export function prefixList(family: Family, prefixes: readonly string[]): PrefixList {
+  const out = new PrefixList(family);
+  const words = new Uint32Array(4);
+  for (const p of prefixes) {
+    const read = readPrefixWords(p, words);
+    if (((read & IPV6_FLAG) !== 0) !== (family === 'ipv6-unicast')) throw new Error(p);
+    out.push(words, 0, read & 0xff);
+  }
+  return out;
 }

@@ -3,28 +3,14 @@
 // the same array.
 
 import { describe, expect, it } from 'vitest';
-import { PrefixList } from '../../src/bgp/prefix/prefix-list.js';
-import { IPV6_FLAG, readPrefixWords } from '../../src/bgp/prefix/prefix-text.js';
 import type { BatchResult, ReceivedBatch } from '../../src/bgp/rib/rib.js';
 import { routesEvent, withdrawnEvent } from '../../src/bgp/speaker-updates.js';
-import type { Family } from '../../src/bgp/types.js';
-import { attrs } from './bgp-rib-fixtures.js';
-
-function list(family: Family, prefixes: readonly string[]): PrefixList {
-  const out = new PrefixList(family);
-  const words = new Uint32Array(4);
-  for (const p of prefixes) {
-    const read = readPrefixWords(p, words);
-    if (((read & IPV6_FLAG) !== 0) !== (family === 'ipv6-unicast')) throw new Error(p);
-    out.push(words, 0, read & 0xff);
-  }
-  return out;
-}
+import { attrs, prefixList } from './bgp-rib-fixtures.js';
 
 const attributes = attrs([65000]);
 const batch: ReceivedBatch = {
-  withdrawn: [list('ipv4-unicast', ['10.244.9.0/24'])],
-  announced: [{ prefixes: list('ipv4-unicast', ['10.244.1.0/24', '0.0.0.0/0', '10.244.2.0/24']), path: { family: 'ipv4-unicast', nextHop: '198.18.0.1', attributes } }],
+  withdrawn: [prefixList('ipv4-unicast', ['10.244.9.0/24'])],
+  announced: [{ prefixes: prefixList('ipv4-unicast', ['10.244.1.0/24', '0.0.0.0/0', '10.244.2.0/24']), path: { family: 'ipv4-unicast', nextHop: '198.18.0.1', attributes } }],
 };
 const result: BatchResult = {
   bestChangeCount: 2, bestChanges: undefined, maxPrefixExceeded: undefined,
@@ -60,7 +46,7 @@ describe('routesEvent', () => {
 
 describe('withdrawnEvent', () => {
   it('lists every prefix of the lists as withdrawn', () => {
-    const event = withdrawnEvent('198.18.0.1', [list('ipv4-unicast', ['10.244.1.0/24']), list('ipv6-unicast', ['fd00:1::/64'])]);
+    const event = withdrawnEvent('198.18.0.1', [prefixList('ipv4-unicast', ['10.244.1.0/24']), prefixList('ipv6-unicast', ['fd00:1::/64'])]);
     expect(event).toEqual({
       peer: '198.18.0.1', announced: [], rejected: [],
       withdrawn: [{ family: 'ipv4-unicast', prefix: '10.244.1.0/24' }, { family: 'ipv6-unicast', prefix: 'fd00:1::/64' }],
