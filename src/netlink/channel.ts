@@ -167,7 +167,11 @@ export class RtnlChannel {
     this.raw.unref();
   }
 
-  /** A mutation: resolves when the kernel has applied it, rejects with its NetlinkError. */
+  /**
+   * A mutation: resolves when the kernel has applied it, rejects with its NetlinkError. `body` is
+   * copied into a datagram when the request is sent, later: it must not change after the call
+   * (every encoder makes a new buffer per request). The same holds for every method below.
+   */
   mutate(type: number, flags: number, body: Buffer, label: RequestLabel): Promise<void> {
     // The ack's value (no messages) is never read: hand out enqueue's promise itself rather than
     // chain one more per request, thousands of which a big sync issues at once.
