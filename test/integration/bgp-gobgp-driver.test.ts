@@ -241,9 +241,21 @@ describe.skipIf(!isRoot || !avail.gobgp || !avail.bird)('gobgp driver against a 
     return (await bird.learned()).some((r) => r.prefix === prefix && r.nextHop === IP.twill);
   }
 
-  async function established(d: BgpDriver): Promise<void> {
-    await waitFor(() => d.peers().find((p) => p.address === IP.peer)?.state === 'established',
-      { timeoutMs: 30_000, intervalMs: 100, what: 'the driver to see the session established' });
+  /**
+   * Waits for the driver to see the session to the BIRD peer established; a timeout says what
+   * gobgpd and BIRD saw then, since either side may be the one still waiting.
+   */
+  async function established(d: BgpDriver, timeoutMs = 30_000): Promise<void> {
+    try {
+      await waitFor(() => d.peers().find((p) => p.address === IP.peer)?.state === 'established',
+        { timeoutMs, intervalMs: 100, what: 'the driver to see the session established' });
+    } catch (err) {
+      const seen = await Promise.all([
+        inspect.listPeers().then((peers) => JSON.stringify(peers.map((p) => ({ peer: p.state?.neighbor_address, session: p.state?.session_state, admin: p.state?.admin_state }))), (e: Error) => `(${e.message})`),
+        bird.neighborStatus(IP.twill).then((n) => JSON.stringify(n), (e: Error) => `(${e.message})`),
+      ]);
+      throw new Error(`${(err as Error).message}; driver ${JSON.stringify(d.peers())}; gobgpd ${seen[0]}; BIRD ${seen[1]}`, { cause: err });
+    }
   }
 
   beforeAll(async () => {
@@ -354,8 +366,11 @@ describe.skipIf(!isRoot || !avail.gobgp || !avail.bird)('gobgp driver against a 
     // gobgpd dropped what the peer gave without an UPDATE: the driver withdraws it.
     await waitFor(() => rec.withdrawn(IP.peer, THEIRS), { timeoutMs: 15_000, what: 'the peer\'s paths withdrawn' });
 
-    // The driver lets it in again (EnablePeer after its backoff).
-    await established(d);
+    // The driver lets it in again (EnablePeer after its backoff). Then either side connects:
+    // gobgpd after its random 5-10 s connect delay, BIRD after its error wait (up to 5 s, grown by
+    // the connections gobgpd refused during the hold-down) and connect retry (2 s). On a loaded
+    // machine that took more than 30 s after the 10 s hold-down once.
+    await established(d, 60_000);
     await waitFor(() => rec.learned(IP.peer).has(THEIRS), { timeoutMs: 30_000, what: `${THEIRS} after the reset` });
     expect(rec.maxPrefix).toHaveLength(1);
   });
