@@ -1,5 +1,6 @@
 // Types of bundle-loaded.mjs, for the unit tests that import it.
 export function asciiOnly(text: string): string;
+export function wrapForLoader(script: string): string | undefined;
 export function finishLoadedBundle(opts: {
   output: string;
   loaderSource: string;

@@ -3,6 +3,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync }
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { wrapForLoader } from '../../scripts/bundle-loaded.mjs';
 
 // twilld's entry point (src/agent/twilld-entry.mjs, dist/src/agent/main.js once built): it runs the
 // bundle beside it and keeps V8's code cache of it, written when the agent exits cleanly after
@@ -15,14 +16,14 @@ const HELPER = new URL('../../src/core/code-cache-file.cjs', import.meta.url);
 const ID = '0123456789abcdef';
 
 /**
- * Stands in for twilld.bundle.cjs, wrapped as scripts/bundle-loaded.mjs wraps it: reports how it
- * was run, exits $FAKE_EXIT.
+ * Stands in for twilld.bundle.cjs, wrapped by the build's own wrapForLoader
+ * (scripts/bundle-loaded.mjs): reports how it was run, exits $FAKE_EXIT.
  */
-const FAKE_BUNDLE = `(function (exports, require, module, __filename, __dirname) {//!/usr/bin/env node
+const FAKE_BUNDLE = wrapForLoader(`#!/usr/bin/env node
 const path = require('node:path');
 process.stdout.write(JSON.stringify({ args: process.argv.slice(2), file: path.basename(__filename), dirOk: __dirname === path.dirname(__filename), tuned: globalThis.fakeTuned === true }));
 process.exit(Number(process.env.FAKE_EXIT ?? 0));
-\n})`;
+`)!;
 
 /** Stands in for heap-tuning.js: a V8 flag is part of what a cache must match. */
 const FAKE_TUNING = `import { setFlagsFromString } from 'node:v8';

@@ -56,4 +56,13 @@ describe('finishLoadedBundle', () => {
     expect(readFileSync(loader, 'utf8')).toBe(`const BUNDLE_ID = '${id}';\n`);
     expect(() => readFileSync(codeCache)).toThrow(/ENOENT/);
   });
+
+  it('refuses a bundle without the entry\'s hashbang line, leaving it as it was', () => {
+    const d = (dir = mkdtempSync(join(tmpdir(), 'twill-bundle-loaded-')));
+    const output = join(d, 'x.bundle.cjs');
+    writeFileSync(output, 'module.exports = 1;\n');
+    const fail = (m: string): never => { throw new Error(m); };
+    expect(() => finishLoadedBundle({ output, loaderSource: join(d, 'none'), loader: join(d, 'l'), codeCache: join(d, 'c'), fail })).toThrow(/hashbang/);
+    expect(readFileSync(output, 'utf8')).toBe('module.exports = 1;\n');
+  });
 });

@@ -3,6 +3,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync }
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { wrapForLoader } from '../../scripts/bundle-loaded.mjs';
 
 // The fallback's loader (src/cni/shim/twill-plugin.cjs): it runs the bundle beside it and keeps
 // V8's code cache of it, written by the calls that succeed with a command it does not cover yet.
@@ -14,14 +15,14 @@ const HELPER = new URL('../../src/core/code-cache-file.cjs', import.meta.url);
 const ID = '0123456789abcdef';
 
 /**
- * Stands in for twill-plugin.bundle.cjs, wrapped as scripts/bundle-loaded.mjs wraps it: reports
- * how it was run, exits $FAKE_EXIT.
+ * Stands in for twill-plugin.bundle.cjs, wrapped by the build's own wrapForLoader
+ * (scripts/bundle-loaded.mjs): reports how it was run, exits $FAKE_EXIT.
  */
-const FAKE_BUNDLE = `(function (exports, require, module, __filename, __dirname) {//!/usr/bin/env node
+const FAKE_BUNDLE = wrapForLoader(`#!/usr/bin/env node
 const path = require('node:path');
 process.stdout.write(JSON.stringify({ args: process.argv.slice(2), file: path.basename(__filename), dirOk: __dirname === path.dirname(__filename) }));
 process.exit(Number(process.env.FAKE_EXIT ?? 0));
-\n})`;
+`)!;
 
 let root: string;
 /** As dist/cni/: the loader, the bundle, the cache; the helper is in ../src/core/. */
