@@ -25,6 +25,7 @@
 //   node scripts/bundle-agent.mjs
 import { build } from 'esbuild';
 import { readFileSync, rmSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import path from 'node:path';
 import { finishLoadedBundle } from './bundle-loaded.mjs';
 
@@ -48,12 +49,32 @@ function fromBundle(file) {
   return JSON.stringify(path.relative(path.dirname(path.resolve(OUTPUT)), file).split(path.sep).join('/'));
 }
 
+/**
+ * etcd3 parses its rpc.proto (and the two files it imports) with protobufjs when it loads: about
+ * 30 ms of every start. The bundle gets the parsed definitions instead, as protobufjs's JSON
+ * made here from the same files with the same options, which proto-loader's fromJSON turns into
+ * the same package definition (its loadSync is that same parse, then fromJSON's steps). The call
+ * is matched exactly: another etcd3 fails the build rather than keep the slow path unnoticed.
+ */
+const ETCD3_POOL = path.join('node_modules', 'etcd3', 'lib', 'connection-pool.js');
+const ETCD3_LOAD = /\(0, proto_loader_1\.loadSync\)\(`\$\{__dirname\}\/\.\.\/proto\/rpc\.proto`, (\{\s*keepCase: true,\s*longs: String,\s*enums: String,\s*defaults: true,\s*oneofs: true,\s*\})\)/;
+
+function withPrebuiltEtcdProto(source, file) {
+  const match = ETCD3_LOAD.exec(source);
+  if (match === null) fail(`${file} no longer loads rpc.proto as this script expects: update withPrebuiltEtcdProto`);
+  // proto-loader's own parse (its loadSync's first step), so the options mean the same.
+  const { loadProtosWithOptionsSync } = createRequire(import.meta.url)('@grpc/proto-loader/build/src/util.js');
+  const root = loadProtosWithOptionsSync(path.join(path.dirname(file), '..', 'proto', 'rpc.proto'), { keepCase: true, longs: String, enums: String, defaults: true, oneofs: true });
+  return source.replace(match[0], `(0, proto_loader_1.fromJSON)(${JSON.stringify(root.toJSON())}, ${match[1]})`);
+}
+
 /** @type {import('esbuild').Plugin} */
 const ownLocation = {
   name: 'own-location',
   setup(b) {
     b.onLoad({ filter: /\.[cm]?js$/ }, (args) => {
       const source = readFileSync(args.path, 'utf8');
+      if (args.path.endsWith(ETCD3_POOL)) return { contents: withPrebuiltEtcdProto(source, args.path), loader: 'js' };
       if (args.path.includes(`${path.sep}node_modules${path.sep}`)) {
         if (!/\b__(dirname|filename)\b/.test(source)) return undefined;
         // Declared inside the module's own wrapper function, so each module sees its own.

@@ -270,20 +270,55 @@ export function prefixContains(outer: Cidr, inner: Cidr): boolean {
 /** The sort key of an item whose prefix does not parse (those sort last, by text). */
 const EMPTY = Buffer.alloc(0);
 
+/** An item's sort key: `value` orders IPv4 addresses, `bytes` IPv6 ones. */
+interface PrefixSortKey<T> {
+  readonly item: T;
+  /** 4, 6, or 9 for text that is not a prefix. */
+  readonly family: number;
+  readonly value: number;
+  readonly bytes: Buffer;
+  readonly length: number;
+  readonly text: string;
+}
+
+/**
+ * The key of "a.b.c.d/len" with a canonical quad and a length of 0..32 in one or two digits (every
+ * lease subnet), read in one pass; undefined for any other text, which parseCidr then reads.
+ */
+function plainIpv4SortKey<T>(item: T, text: string): PrefixSortKey<T> | undefined {
+  const slash = text.indexOf('/');
+  const digits = text.length - slash - 1;
+  if (slash < 0 || digits < 1 || digits > 2) return undefined;
+  let length = 0;
+  for (let i = slash + 1; i < text.length; i++) {
+    const d = text.charCodeAt(i) - 48;
+    if (d < 0 || d > 9) return undefined;
+    length = length * 10 + d;
+  }
+  const value = length <= 32 ? parseIpv4Value(text, 0, slash) : -1;
+  return value < 0 ? undefined : { item, family: 4, value, bytes: EMPTY, length, text: '' };
+}
+
 /**
  * Sorts prefixes numerically ("10.244.9.0/24" before "10.244.10.0/24"), IPv4 before IPv6,
  * then by length; text that is not a prefix goes last. Each key is computed once (a comparator
- * that re-parsed both sides cost most of a 5,000-lease sync).
+ * that re-parsed both sides cost most of a 5,000-lease sync), an IPv4 one as a number (Buffer
+ * keys and Buffer.compare were a third of a 5,000-lease start's screening).
  */
 export function sortPrefixes<T>(items: readonly T[], prefixOf: (item: T) => string): T[] {
-  const keyed = items.map((item) => {
+  const keyed = items.map((item): PrefixSortKey<T> => {
+    const text = prefixOf(item);
+    const plain = plainIpv4SortKey(item, text);
+    if (plain !== undefined) return plain;
     try {
-      const c = parseCidr(prefixOf(item));
-      return { item, family: c.address.family, bytes: c.address.bytes, length: c.prefixLength, text: '' };
+      const c = parseCidr(text);
+      const v4 = c.address.family === 4;
+      return { item, family: c.address.family, value: v4 ? c.address.bytes.readUInt32BE(0) : 0, bytes: v4 ? EMPTY : c.address.bytes, length: c.prefixLength, text: '' };
     } catch {
-      return { item, family: 9, bytes: EMPTY, length: 0, text: prefixOf(item) };
+      return { item, family: 9, value: 0, bytes: EMPTY, length: 0, text };
     }
   });
-  keyed.sort((a, b) => a.family - b.family || Buffer.compare(a.bytes, b.bytes) || a.length - b.length || (a.text < b.text ? -1 : a.text > b.text ? 1 : 0));
+  keyed.sort((a, b) => a.family - b.family || a.value - b.value || (a.family === 6 ? Buffer.compare(a.bytes, b.bytes) : 0) || a.length - b.length
+    || (a.text < b.text ? -1 : a.text > b.text ? 1 : 0));
   return keyed.map((k) => k.item);
 }

@@ -132,6 +132,12 @@ export function describeSubnets(s: LeaseSubnets): string {
  * Never throws (see the table above).
  */
 export function parseSubnetKeyName(name: string): KeyNameParse {
+  const plain = plainIpv4KeySubnet(name);
+  return plain === undefined ? parseAnySubnetKeyName(name) : { ok: true, subnet: plain };
+}
+
+/** The general reading of any key name (plainIpv4KeySubnet reads the common one faster); exported for the test that compares the two. */
+export function parseAnySubnetKeyName(name: string): KeyNameParse {
   const problem = strictProblem(name);
   const read = flannelReading(name);
   // A name Twill accepts is one flannel's regex reads from its first character, to the same subnets.
@@ -141,6 +147,30 @@ export function parseSubnetKeyName(name: string): KeyNameParse {
   const keyed = keyedIpv4Subnet(name);
   if (keyed === undefined) return { ok: false, reason };
   return { ok: false, reason: `${reason}; its IPv4 subnet ${keyed} stays taken while the key exists`, subnet: keyed };
+}
+
+/**
+ * The subnet of the common key, an IPv4 lease named exactly as flannel and Twill write it
+ * ("10.244.3.0-24": a canonical dotted quad, a canonical length of 0..31, no host bits), read
+ * without the general path's regex, Buffers and message strings: that path took about 35 ms for
+ * the 5,000 keys of a start. Undefined for any other name, which the general path then reads;
+ * both give the same answer for every name this one takes (key-name tests check that).
+ */
+function plainIpv4KeySubnet(name: string): string | undefined {
+  const dash = name.indexOf('-');
+  const lengthDigits = name.length - dash - 1;
+  // "0.0.0.0" is the shortest quad; a length is one digit, or two without a leading zero.
+  if (dash < 7 || lengthDigits < 1 || lengthDigits > 2 || (lengthDigits === 2 && name.charCodeAt(dash + 1) === 48)) return undefined;
+  let length = 0;
+  for (let i = dash + 1; i < name.length; i++) {
+    const digit = name.charCodeAt(i) - 48;
+    if (digit < 0 || digit > 9) return undefined;
+    length = length * 10 + digit;
+  }
+  if (length > 31) return undefined; // flannel's ParseUint(.., 5): 32 does not parse
+  const address = parseIpv4Value(name, 0, dash); // canonical only, as Go's net.ParseIP
+  if (address < 0 || address % 2 ** (32 - length) !== 0) return undefined;
+  return `${name.slice(0, dash)}/${length}`;
 }
 
 /** The IPv4 subnet a name's text before "&" names as Twill writes it ("10.244.3.0-24&..."), if it does. */

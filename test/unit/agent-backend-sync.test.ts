@@ -8,7 +8,7 @@
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
-import { Agent } from '../../src/agent/agent.js';
+import { Agent, type AgentDeps } from '../../src/agent/agent.js';
 import { AgentMetrics } from '../../src/agent/metrics.js';
 import { writeSubnetFile } from '../../src/agent/subnet-file.js';
 import { registerBuiltins } from '../../src/backends/builtins.js';
@@ -31,7 +31,9 @@ afterEach(async () => {
 });
 
 /** twilld on a host with eth0 198.18.0.1/24, whose subnet file says 10.244.1.0/24, running until the test ends. */
-async function startAgent(): Promise<{ agent: Agent; store: MemoryStore; nl: FakeNetlink; metrics: AgentMetrics; eth0: number }> {
+async function startAgent(
+  masquerade: AgentDeps['masquerade'] = { apply: () => Promise.resolve(), remove: () => Promise.resolve() },
+): Promise<{ agent: Agent; store: MemoryStore; nl: FakeNetlink; metrics: AgentMetrics; eth0: number; done: Promise<void>; stop: () => void }> {
   const nl = new FakeNetlink();
   const eth0 = nl.kernel.addUplink('eth0', '198.18.0.1/24').index;
   const store = new MemoryStore();
@@ -41,14 +43,14 @@ async function startAgent(): Promise<{ agent: Agent; store: MemoryStore; nl: Fak
   const metrics = new AgentMetrics();
   const agent = new Agent({
     settings: { iface: ['eth0'], publicIp: undefined, subnetFile, leaseTtlSeconds: 60, ipMasq: false, resyncIntervalMs: 3_600_000, syncRetryInitialMs: 5 },
-    masquerade: { apply: () => Promise.resolve(), remove: () => Promise.resolve() },
+    masquerade,
     store, netlink: nl, registry: registerBuiltins(), log: pino({ level: 'silent' }), metrics,
   });
   const ac = new AbortController();
   const done = agent.run(ac.signal);
   stops.push(async () => { ac.abort(); await done; });
   await waitFor(() => agent.health().ready, { what: 'the agent ready on its subnet', timeoutMs: 5000 });
-  return { agent, store, nl, metrics, eth0 };
+  return { agent, store, nl, metrics, eth0, done, stop: () => ac.abort() };
 }
 
 async function twillRoutes(nl: FakeNetlink): Promise<string[]> {
@@ -83,5 +85,31 @@ describe('agent lease watch -> host-gw -> kernel', () => {
     expect(await twillRoutes(nl)).toEqual(['10.244.3.0/24 via 198.18.0.3']);
     // Nothing outside the desired set was ever written: no route to the hostile subnets, ever.
     expect(nl.writeLog().filter((w) => w.includes('10.99.') || w.includes('10.244.6.'))).toEqual([]);
+  });
+
+  it('without --ip-masq removes a stale masquerading table beside the start, and waits for it before it returns', async () => {
+    let removals = 0;
+    let finishRemoval!: () => void;
+    const removal = new Promise<void>((resolve) => { finishRemoval = resolve; });
+    const { agent, store, nl, done, stop } = await startAgent({
+      apply: () => Promise.reject(new Error('apply must not run without --ip-masq')),
+      remove: () => { removals++; return removal; },
+    });
+    // Ready, and syncing leases, while nft is still running.
+    expect(removals).toBe(1);
+    store.put('10.244.2.0-24', rec('198.18.0.2'));
+    await waitFor(async () => (await twillRoutes(nl)).length > 0, { what: 'the route to host 2 while the removal runs' });
+    expect(agent.health().ready).toBe(true);
+
+    stop();
+    let returned = false;
+    void done.then(() => { returned = true; });
+    await new Promise((resolve) => setImmediate(resolve));
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(returned).toBe(false);
+    finishRemoval();
+    await done;
+    expect(returned).toBe(true);
+    expect(removals).toBe(1);
   });
 });

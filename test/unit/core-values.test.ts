@@ -97,4 +97,13 @@ describe('sortPrefixes', () => {
     const input = ['10.244.10.0/24', 'junk', 'fd00::/64', '10.244.9.0/24', '10.244.9.0/25', '9.0.0.0/8'];
     expect(sortPrefixes(input, (s) => s)).toEqual(['9.0.0.0/8', '10.244.9.0/24', '10.244.9.0/25', '10.244.10.0/24', 'fd00::/64', 'junk']);
   });
+
+  it('orders the forms it reads in one pass and those parseCidr reads by the same keys', async () => {
+    const { sortPrefixes } = await import('../../src/core/ip.js');
+    // "/024" and " /8"-like forms go through parseCidr; the rest through the one-pass reader.
+    const input = ['255.255.255.255/32', '10.0.0.0/024', 'fd00::1/128', '10.0.0.0/8', '0.0.0.0/0', '10.0.0.0/023', '128.0.0.0/1',
+      '10.0.0.0/33', '10.0.0.0/', '::/0', '10.0.0.0/7', '1.2.3.4/32', 'zz', '010.0.0.0/8', '9.255.255.255/32'];
+    expect(sortPrefixes(input, (s) => s)).toEqual(['0.0.0.0/0', '1.2.3.4/32', '9.255.255.255/32', '10.0.0.0/7', '10.0.0.0/8', '10.0.0.0/023',
+      '10.0.0.0/024', '128.0.0.0/1', '255.255.255.255/32', '::/0', 'fd00::1/128', '010.0.0.0/8', '10.0.0.0/', '10.0.0.0/33', 'zz']);
+  });
 });

@@ -73,34 +73,29 @@ export async function applyPlan(
     for (const e of fdb) if (e.dst !== undefined) haveFdb.set(fdbKey({ index, mac: e.mac, dst: e.dst }), { index, mac: e.mac, dst: e.dst });
   }));
 
-  const wantNeigh = new Map<string, NeighbourSpec>();
-  const wantFdb = new Map<string, FdbSpec>();
-  const subnetsOf = new Map<string, string[]>(); // entry key -> the peers that need it
-  const need = (key: string, subnet: string): void => {
-    const list = subnetsOf.get(key);
-    if (list) list.push(subnet);
-    else subnetsOf.set(key, [subnet]);
-  };
+  // Each wanted entry with the subnets of the peers that need it (two leases of one node, a
+  // stale lease beside the current one, share one FDB entry): that list is the entry's token in
+  // the batch, so a refused entry names its peers without a second map keyed by strings.
+  const wantNeigh = new Map<string, Wanted<NeighbourSpec>>();
+  const wantFdb = new Map<string, Wanted<FdbSpec>>();
   for (const p of peers) {
-    if (p.neighbour) { wantNeigh.set(neighbourKey(p.neighbour), p.neighbour); need(`n ${neighbourKey(p.neighbour)}`, p.subnet); }
-    // Two leases of one node (a stale lease beside the current one) share one FDB entry.
-    if (p.fdb) { wantFdb.set(fdbKey(p.fdb), p.fdb); need(`f ${fdbKey(p.fdb)}`, p.subnet); }
+    if (p.neighbour) want(wantNeigh, neighbourKey(p.neighbour), p.neighbour, p.subnet);
+    if (p.fdb) want(wantFdb, fdbKey(p.fdb), p.fdb, p.subnet);
   }
 
   let changes = 0;
   const refused = new Map<string, string>(); // subnet -> why
   const removalErrors: Error[] = [];
 
-  // Phase 1: neighbours, then FDB entries, sent together in that order. The token of each is the
-  // key of the peers that need it. `replace` points an existing MAC at a new destination in place
-  // (a peer's new PublicIP).
-  const add = nl.batch<string>();
-  for (const [key, n] of wantNeigh) if (haveNeigh.get(key)?.mac !== n.mac) add.replaceNeighbour(n, `n ${key}`);
-  for (const [key, f] of wantFdb) if (!haveFdb.has(key)) add.replaceFdb(f, `f ${key}`);
+  // Phase 1: neighbours, then FDB entries, sent together in that order. `replace` points an
+  // existing MAC at a new destination in place (a peer's new PublicIP).
+  const add = nl.batch<string[]>();
+  for (const [key, n] of wantNeigh) if (haveNeigh.get(key)?.mac !== n.spec.mac) add.replaceNeighbour(n.spec, n.subnets);
+  for (const [key, f] of wantFdb) if (!haveFdb.has(key)) add.replaceFdb(f.spec, f.subnets);
   const addFailures = await add.commit();
   changes += add.size - addFailures.length;
   for (const { token, error } of addFailures) {
-    for (const s of subnetsOf.get(token) ?? []) if (!refused.has(s)) refused.set(s, `the kernel refused an entry: ${error.message}`);
+    for (const s of token) if (!refused.has(s)) refused.set(s, `the kernel refused an entry: ${error.message}`);
   }
 
   // Phase 2: routes (replacements, then removals). A peer whose neighbour or FDB entry is missing
@@ -124,7 +119,23 @@ export async function applyPlan(
   changes += remove.size - removeFailures.length;
   for (const { error } of removeFailures) if (!alreadyGone(error)) removalErrors.push(error);
 
-  written?.recordOverlay(wantNeigh.values(), wantFdb.values());
+  written?.recordOverlay(specsOf(wantNeigh), specsOf(wantFdb));
   if (removalErrors.length > 0) throw new VxlanApplyError(removalErrors);
   return { changes, failed: [...[...refused].map(([subnet, reason]) => ({ subnet, reason, code: 'write_failed' as const })), ...writeFailed, ...result.refused] };
+}
+
+/** A kernel entry the plan wants, and the subnets of the peers that need it. */
+interface Wanted<T> {
+  readonly spec: T;
+  readonly subnets: string[];
+}
+
+function want<T>(wanted: Map<string, Wanted<T>>, key: string, spec: T, subnet: string): void {
+  const entry = wanted.get(key);
+  if (entry) entry.subnets.push(subnet);
+  else wanted.set(key, { spec, subnets: [subnet] });
+}
+
+function* specsOf<T>(wanted: Map<string, Wanted<T>>): Iterable<T> {
+  for (const w of wanted.values()) yield w.spec;
 }
