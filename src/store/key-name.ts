@@ -25,7 +25,7 @@
  * too, even where flannel skips the key: creating a key for that subnet checks every key that starts
  * so (create-conditions.ts), and a pick that did not avoid it would lose that check forever.
  */
-import { formatCidr, networkOf, parseCidr, parseIp, parseIpv4Value, type IpAddress } from '../core/ip.js';
+import { formatCidr, networkOf, parseCidr, parseIp, parseIpv4Value, plainIpv4IsNetwork, plainIpv4Length, readPlainIpv4Prefix, type IpAddress } from '../core/ip.js';
 
 /** flannel's subnetRegex, verbatim (note the unescaped dots and the missing "^"). */
 export const FLANNEL_SUBNET_REGEX = /(\d+\.\d+.\d+.\d+)-(\d+)(?:&([a-f\d:]+)-(\d+))?$/;
@@ -157,20 +157,10 @@ export function parseAnySubnetKeyName(name: string): KeyNameParse {
  * both give the same answer for every name this one takes (key-name tests check that).
  */
 function plainIpv4KeySubnet(name: string): string | undefined {
-  const dash = name.indexOf('-');
-  const lengthDigits = name.length - dash - 1;
-  // "0.0.0.0" is the shortest quad; a length is one digit, or two without a leading zero.
-  if (dash < 7 || lengthDigits < 1 || lengthDigits > 2 || (lengthDigits === 2 && name.charCodeAt(dash + 1) === 48)) return undefined;
-  let length = 0;
-  for (let i = dash + 1; i < name.length; i++) {
-    const digit = name.charCodeAt(i) - 48;
-    if (digit < 0 || digit > 9) return undefined;
-    length = length * 10 + digit;
-  }
-  if (length > 31) return undefined; // flannel's ParseUint(.., 5): 32 does not parse
-  const address = parseIpv4Value(name, 0, dash); // canonical only, as Go's net.ParseIP
-  if (address < 0 || address % 2 ** (32 - length) !== 0) return undefined;
-  return `${name.slice(0, dash)}/${length}`;
+  const plain = readPlainIpv4Prefix(name, '-');
+  // flannel reads the length with ParseUint(.., 5): 32 does not parse.
+  if (plain < 0 || plainIpv4Length(plain) > 31 || !plainIpv4IsNetwork(plain)) return undefined;
+  return `${name.slice(0, name.indexOf('-'))}/${plainIpv4Length(plain)}`;
 }
 
 /** The IPv4 subnet a name's text before "&" names as Twill writes it ("10.244.3.0-24&..."), if it does. */

@@ -115,6 +115,23 @@ describe('Speaker over loopback', () => {
     await expect.poll(() => received.some((m) => m.type === 3 && m.code === 4), { timeout: 2000 }).toBe(true);
   });
 
+  it('keeps a session whose peer sends a message within every hold time (each one restarts the hold timer)', async () => {
+    const A = await speaker({ local: { asn: 65001, routerId: '1.1.1.1' }, listen: [{ host: '127.0.0.1', port: 0 }] });
+    A.addPeer({ address: '127.0.0.2', asn: 65002, passive: true, timers: FAST });
+    const up = waitFor(A, 'session', established('127.0.0.2'));
+    const peer = await rawPeer(A.listenAddresses[0]!.port, { asn: 65002, holdTime: 3 });
+    await up;
+    let dropped = false;
+    A.on('session', (ev: SessionEvent) => { if (ev.from === 'established') dropped = true; });
+    // 4.5 s of KEEPALIVEs a second apart: one hold time and a half after the session came up.
+    for (let i = 0; i < 9; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      if (i % 2 === 1) peer.send(encodeKeepalive());
+    }
+    expect(dropped).toBe(false);
+    expect(A.peerStates()[0]!.state).toBe('established');
+  });
+
   it('keeps a graceful-restart peer\'s routes as stale when its connection drops, until its End-of-RIB', async () => {
     const A = await speaker({ local: { asn: 65001, routerId: '1.1.1.1' }, listen: [{ host: '127.0.0.1', port: 0 }], import: { accept: ['10.0.0.0/8,le=32'] } });
     A.addPeer({ address: '127.0.0.2', asn: 65002, passive: true, timers: FAST });

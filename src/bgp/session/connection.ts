@@ -1,6 +1,9 @@
 import { EventEmitter } from 'node:events';
 import type net from 'node:net';
-import { BgpMessageError, decodeReceived, MessageReader, type CodecOptions, type ReceivedMessage } from '../wire/index.js';
+import { MessageType } from '../types.js';
+import { BgpMessageError, decodeReceived, joinableUpdate, joinUpdate, MessageReader, type CodecOptions, type JoinableUpdate, type ReceivedMessage } from '../wire/index.js';
+
+const NO_WARNINGS: readonly BgpMessageError[] = Object.freeze([]);
 
 /** What a Connection reports; a connection never logs. */
 interface ConnectionEvents {
@@ -101,6 +104,10 @@ export class Connection extends EventEmitter<ConnectionEvents> {
     this.socket.write(data);
   }
 
+  /**
+   * Decodes and reports the messages of one read. A run of UPDATEs that only add prefixes under
+   * the same attributes is reported as one (wire/update-join.ts says why that is the same).
+   */
   private receive(chunk: Buffer): void {
     if (this.ended) return;
     let messages: Buffer[];
@@ -110,8 +117,15 @@ export class Connection extends EventEmitter<ConnectionEvents> {
       this.protocolError(err);
       return;
     }
+    let run: JoinableUpdate | undefined;
     for (const raw of messages) {
       if (this.ended) return;
+      if (run !== undefined) {
+        if (joinUpdate(run, raw)) continue;
+        this.emit('message', { type: MessageType.UPDATE, update: run.update }, NO_WARNINGS);
+        run = undefined;
+        if (this.ended) return;
+      }
       let decoded;
       try {
         decoded = decodeReceived(raw, this.codec);
@@ -123,8 +137,11 @@ export class Connection extends EventEmitter<ConnectionEvents> {
         this.protocolError(err);
         return;
       }
-      this.emit('message', decoded.message, decoded.warnings);
+      const message = decoded.message;
+      if (message.type === MessageType.UPDATE && decoded.warnings.length === 0) run = joinableUpdate(raw, message.update);
+      if (run === undefined) this.emit('message', message, decoded.warnings);
     }
+    if (run !== undefined && !this.ended) this.emit('message', { type: MessageType.UPDATE, update: run.update }, NO_WARNINGS);
   }
 
   private protocolError(err: unknown): void {

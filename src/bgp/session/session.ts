@@ -78,6 +78,8 @@ interface Attempt {
   state: ConnectionState;
   negotiated?: Negotiated | undefined;
   holdTimer?: NodeJS.Timeout | undefined;
+  /** The hold timer's period, in seconds. */
+  holdSeconds?: number;
   keepaliveTimer?: NodeJS.Timeout | undefined;
   /** Set when a NOTIFICATION was exchanged on it (no graceful restart then). */
   notification?: SessionNotification | undefined;
@@ -380,8 +382,16 @@ export class Session extends EventEmitter<SessionEvents> {
 
   // --- timers ------------------------------------------------------------------------------
 
+  /** (Re)starts the hold timer (RFC 4271 §4.4: every KEEPALIVE or UPDATE restarts it). */
   private armHold(a: Attempt, seconds: number): void {
+    // Every message of a table does this: restarting the same timer in place costs a tenth of
+    // clearing it and making a new one.
+    if (a.holdTimer !== undefined && a.holdSeconds === seconds) {
+      a.holdTimer.refresh();
+      return;
+    }
     if (a.holdTimer) clearTimeout(a.holdTimer);
+    a.holdSeconds = seconds;
     a.holdTimer = undefined;
     if (seconds === 0) return;
     a.holdTimer = setTimeout(() => {

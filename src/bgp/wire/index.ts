@@ -3,6 +3,7 @@
 export { HEADER_LENGTH, MAX_MESSAGE, AS_TRANS } from './constants.js';
 export { MessageReader } from './reader.js';
 export { decodeMessage, decodeReceived, type CodecOptions, type Decoded, type DecodedReceived, type PackedUpdateMessage, type ReceivedMessage } from './decode.js';
+export { joinableUpdate, joinUpdate, type JoinableUpdate } from './update-join.js';
 export { packedEndOfRib, toUpdateMessage, type PackedMpReach, type PackedMpUnreach, type PackedUpdate } from './packed-update.js';
 export { encodeOpen } from './open.js';
 export { encodeKeepalive, encodeNotification, encodeRouteRefresh } from './simple-messages.js';
