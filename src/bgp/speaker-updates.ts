@@ -10,7 +10,7 @@ import type { BatchResult, ReceivedBatch, Rejection } from './rib/rib.js';
 import type { Family, Prefix, Route } from './types.js';
 import type { PackedUpdate } from './wire/index.js';
 
-/** Routes one UPDATE (or a session loss, or a stale sweep) changed in one peer's Adj-RIB-In. */
+/** Routes one UPDATE (or a run of UPDATEs joined on receipt, wire/update-join.ts; or a session loss, or a stale sweep) changed in one peer's Adj-RIB-In. */
 export interface PeerRoutesEvent {
   readonly peer: string;
   readonly announced: readonly Route[];

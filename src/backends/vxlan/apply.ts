@@ -90,8 +90,10 @@ export async function applyPlan(
   // Phase 1: neighbours, then FDB entries, sent together in that order. `replace` points an
   // existing MAC at a new destination in place (a peer's new PublicIP).
   const add = nl.batch<string[]>();
-  for (const [key, n] of wantNeigh) if (haveNeigh.get(key)?.mac !== n.spec.mac) add.replaceNeighbour(n.spec, n.subnets);
-  for (const [key, f] of wantFdb) if (!haveFdb.has(key)) add.replaceFdb(f.spec, f.subnets);
+  // forEach, not for-of: these loops run once per sync, unoptimised, where for-of makes an entry
+  // and a result object per element (6 of the 185 MB a 5,000-host start allocated, from these loops).
+  wantNeigh.forEach((n, key) => { if (haveNeigh.get(key)?.mac !== n.spec.mac) add.replaceNeighbour(n.spec, n.subnets); });
+  wantFdb.forEach((f, key) => { if (!haveFdb.has(key)) add.replaceFdb(f.spec, f.subnets); });
   const addFailures = await add.commit();
   changes += add.size - addFailures.length;
   for (const { token, error } of addFailures) {
@@ -113,8 +115,8 @@ export async function applyPlan(
 
   // Phase 3: stale FDB entries, then stale neighbours.
   const remove = nl.batch<undefined>();
-  for (const [key, e] of haveFdb) if (!wantFdb.has(key)) remove.deleteFdb(e, undefined);
-  for (const [key, n] of haveNeigh) if (!wantNeigh.has(key)) remove.deleteNeighbour({ index: n.index, ip: n.ip }, undefined);
+  haveFdb.forEach((e, key) => { if (!wantFdb.has(key)) remove.deleteFdb(e, undefined); });
+  haveNeigh.forEach((n, key) => { if (!wantNeigh.has(key)) remove.deleteNeighbour({ index: n.index, ip: n.ip }, undefined); });
   const removeFailures = await remove.commit();
   changes += remove.size - removeFailures.length;
   for (const { error } of removeFailures) if (!alreadyGone(error)) removalErrors.push(error);
