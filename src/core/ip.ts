@@ -314,8 +314,8 @@ export const plainIpv4IsNetwork = (plain: number): boolean => plainIpv4Address(p
 /**
  * Sorts prefixes numerically ("10.244.9.0/24" before "10.244.10.0/24"), IPv4 before IPv6,
  * then by length; text that is not a prefix goes last. Each key is computed once (a comparator
- * that re-parsed both sides cost most of a 5,000-lease sync), an IPv4 one as a number (Buffer
- * keys and Buffer.compare were a third of a 5,000-lease start's screening).
+ * that re-parsed both sides cost most of a 5,000-lease sync), an IPv4 one as a number (with
+ * Buffer keys and Buffer.compare, this sort took about 50 ms of a start with 5,000 leases).
  */
 export function sortPrefixes<T>(items: readonly T[], prefixOf: (item: T) => string): T[] {
   const keyed = items.map((item): PrefixSortKey<T> => {

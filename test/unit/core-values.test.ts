@@ -107,3 +107,22 @@ describe('sortPrefixes', () => {
       '10.0.0.0/024', '128.0.0.0/1', '255.255.255.255/32', '::/0', 'fd00::1/128', '010.0.0.0/8', '10.0.0.0/', '10.0.0.0/33', 'zz']);
   });
 });
+
+describe('readPlainIpv4Prefix', () => {
+  it('reads a canonical quad and length in one number, and refuses every other form', async () => {
+    const { readPlainIpv4Prefix, plainIpv4Address, plainIpv4Length, plainIpv4IsNetwork } = await import('../../src/core/ip.js');
+    const read = (text: string, sep?: '/' | '-'): [number, number, boolean] | undefined => {
+      const p = readPlainIpv4Prefix(text, sep);
+      return p < 0 ? undefined : [plainIpv4Address(p), plainIpv4Length(p), plainIpv4IsNetwork(p)];
+    };
+    expect(read('10.244.3.0/24')).toEqual([0x0af40300, 24, true]);
+    expect(read('10.244.3.5/24')).toEqual([0x0af40305, 24, false]);
+    expect(read('255.255.255.255/32')).toEqual([0xffffffff, 32, true]);
+    expect(read('0.0.0.0/0')).toEqual([0, 0, true]);
+    expect(read('1.0.0.0/0')).toEqual([0x01000000, 0, false]);
+    expect(read('10.244.3.0-24', '-')).toEqual([0x0af40300, 24, true]);
+    for (const bad of ['10.244.3.0/024', '10.244.3.0/33', '10.244.3.0/', '010.244.3.0/24', '10.244.3/24', '10.244.3.0/2a', ' 10.244.3.0/24', '10.244.3.0-24', 'fd00::/64', '10.244.3.0/24 ']) {
+      expect(read(bad), bad).toBeUndefined();
+    }
+  });
+});

@@ -22,8 +22,6 @@ import { MessageType } from '../types.js';
 export interface JoinableUpdate {
   readonly update: PackedUpdate;
   readonly attributeOctets: Buffer;
-  /** How many UPDATEs it holds. */
-  messages: number;
 }
 
 /** Where an UPDATE's path attributes lie, or undefined when the lengths do not fit (the decoder then says why). */
@@ -45,7 +43,7 @@ function attributeRange(msg: Buffer): { start: number; end: number; withdrawnLen
 export function joinableUpdate(msg: Buffer, update: PackedUpdate): JoinableUpdate | undefined {
   if (update.attributes === undefined || update.mpReach !== undefined || update.mpUnreach !== undefined || update.nlri.count === 0) return undefined;
   const range = attributeRange(msg);
-  return range === undefined ? undefined : { update, attributeOctets: msg.subarray(range.start, range.end), messages: 1 };
+  return range === undefined ? undefined : { update, attributeOctets: msg.subarray(range.start, range.end) };
 }
 
 /**
@@ -68,6 +66,5 @@ export function joinUpdate(run: JoinableUpdate, msg: Buffer): boolean {
   }
   // The first UPDATE's list is this run's own (nothing has seen it yet): it grows in place.
   run.update.nlri.append(added);
-  run.messages += 1;
   return true;
 }
