@@ -308,6 +308,13 @@ export function readPlainIpv4Prefix(text: string, separator: '/' | '-' = '/'): n
 export const plainIpv4Address = (plain: number): number => Math.floor(plain / 64);
 /** The prefix length of readPlainIpv4Prefix's result. */
 export const plainIpv4Length = (plain: number): number => plain % 64;
+/** Whether prefix `inner` lies inside prefix `outer`, both readPlainIpv4Prefix results (host bits of `outer` ignored, as prefixContains does). */
+export function plainIpv4Contains(outer: number, inner: number): boolean {
+  const outerLength = plainIpv4Length(outer);
+  if (plainIpv4Length(inner) < outerLength) return false;
+  const size = 2 ** (32 - outerLength);
+  return Math.floor(plainIpv4Address(inner) / size) === Math.floor(plainIpv4Address(outer) / size);
+}
 /** Whether the address of readPlainIpv4Prefix's result has no bits past its length. */
 export const plainIpv4IsNetwork = (plain: number): boolean => plainIpv4Address(plain) % 2 ** (32 - plainIpv4Length(plain)) === 0;
 

@@ -8,6 +8,7 @@ import {
   NETLINK_CAP_ACK, NETLINK_EXT_ACK, NETLINK_GET_STRICT_CHK, SOL_NETLINK, SOL_SOCKET, SO_RCVBUFFORCE,
   SO_SNDBUFFORCE, setsockoptInt,
 } from './libc.js';
+import { zeroPadding } from './wire.js';
 
 const { RawNetlinkSocket } = rawNetlink;
 type RawSocket = InstanceType<typeof RawNetlinkSocket>;
@@ -415,7 +416,7 @@ function writeFramed(buf: Buffer, off: number, o: Outgoing): number {
   buf.writeUInt32LE(0, off + 12); // nlmsg_pid: the kernel fills in the sender
   o.body.copy(buf, off + HEADER);
   const end = (off + len + 3) & ~3;
-  buf.fill(0, off + len, end);
+  zeroPadding(buf, off + len, end);
   return end;
 }
 

@@ -123,13 +123,18 @@ describe('Speaker over loopback', () => {
     await up;
     let dropped = false;
     A.on('session', (ev: SessionEvent) => { if (ev.from === 'established') dropped = true; });
-    // 4.5 s of KEEPALIVEs a second apart: one hold time and a half after the session came up.
-    for (let i = 0; i < 9; i++) {
-      await new Promise((resolve) => setTimeout(resolve, 500));
-      if (i % 2 === 1) peer.send(encodeKeepalive());
+    const [first] = A.peerStates();
+    expect(first!.negotiated?.holdTime).toBe(3);
+    // KEEPALIVEs a second apart, until the session has been up for one hold time and a half
+    // (without the restarts, the timer expires at 3 s) or has dropped.
+    const beat = setInterval(() => peer.send(encodeKeepalive()), 1000);
+    try {
+      await expect.poll(() => dropped || Date.now() - first!.establishedAt! >= 4500, { timeout: 8000, interval: 50 }).toBe(true);
+    } finally {
+      clearInterval(beat);
     }
     expect(dropped).toBe(false);
-    expect(A.peerStates()[0]!.state).toBe('established');
+    expect(A.peerStates()[0]).toMatchObject({ state: 'established', establishedAt: first!.establishedAt });
   });
 
   it('keeps a graceful-restart peer\'s routes as stale when its connection drops, until its End-of-RIB', async () => {

@@ -121,6 +121,10 @@ describe('readPlainIpv4Prefix', () => {
     expect(read('0.0.0.0/0')).toEqual([0, 0, true]);
     expect(read('1.0.0.0/0')).toEqual([0x01000000, 0, false]);
     expect(read('10.244.3.0-24', '-')).toEqual([0x0af40300, 24, true]);
+    const { plainIpv4Contains } = await import('../../src/core/ip.js');
+    const contains = (outer: string, inner: string): boolean => plainIpv4Contains(readPlainIpv4Prefix(outer), readPlainIpv4Prefix(inner));
+    expect([contains('10.0.0.0/8', '10.255.0.0/16'), contains('10.0.0.0/8', '11.0.0.0/16'), contains('10.0.0.0/16', '10.0.0.0/8'),
+      contains('0.0.0.0/0', '255.255.255.255/32'), contains('10.1.2.3/8', '10.9.0.0/16'), contains('10.0.0.4/32', '10.0.0.4/32')]).toEqual([true, false, false, true, true, true]);
     for (const bad of ['10.244.3.0/024', '10.244.3.0/33', '10.244.3.0/', '010.244.3.0/24', '10.244.3/24', '10.244.3.0/2a', ' 10.244.3.0/24', '10.244.3.0-24', 'fd00::/64', '10.244.3.0/24 ']) {
       expect(read(bad), bad).toBeUndefined();
     }

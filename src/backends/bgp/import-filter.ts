@@ -1,4 +1,4 @@
-import { formatCidr, parseCidr, parsePrefix, plainIpv4Address, plainIpv4IsNetwork, plainIpv4Length, prefixContains, readPlainIpv4Prefix, type Cidr } from '../../core/ip.js';
+import { formatCidr, parseCidr, parsePrefix, plainIpv4Contains, plainIpv4IsNetwork, prefixContains, readPlainIpv4Prefix, type Cidr } from '../../core/ip.js';
 
 /**
  * Which prefixes learned over BGP the bgp backend may install (issue 16, item 3). The speaker's
@@ -51,18 +51,17 @@ export function importFilter(input: ImportFilterInput): (prefix: string) => Impo
       // The agent screens leases before they get here; a broken one simply leases nothing.
     }
   }
-  const cluster4 = clusters[4];
-  const cluster4Value = cluster4 === undefined ? 0 : cluster4.address.bytes.readUInt32BE(0);
-  const cluster4Length = cluster4?.prefixLength ?? 0;
+  // -1 (no fast path) in an IPv6-only cluster, or for a cluster network in another form.
+  const cluster4 = input.clusterNetwork === undefined ? -1 : readPlainIpv4Prefix(input.clusterNetwork);
   /**
    * A table is IPv4 prefixes in canonical text, as the speaker formats them: one that may be
    * installed is recognised without parsing or a lookup in the memo below (together a tenth of a
    * 10,000-route install). Undefined for anything else, refusals included: decide() words them.
    */
   const accepted = (text: string): ImportDecision | undefined => {
-    const plain = cluster4 === undefined ? -1 : readPlainIpv4Prefix(text);
-    return plain > 0 && plainIpv4IsNetwork(plain) && leased.has(text) && !own.has(text)
-      && within(plainIpv4Address(plain), plainIpv4Length(plain), cluster4Value, cluster4Length) ? { ok: true, prefix: text } : undefined;
+    const plain = cluster4 < 0 ? -1 : readPlainIpv4Prefix(text);
+    return plain > 0 && plainIpv4IsNetwork(plain) && leased.has(text) && !own.has(text) && plainIpv4Contains(cluster4, plain)
+      ? { ok: true, prefix: text } : undefined;
   };
   // The same prefixes are asked again at every plan (10,000 of them after a full table): each is
   // parsed once per lease set.
@@ -99,11 +98,4 @@ export function importFilter(input: ImportFilterInput): (prefix: string) => Impo
     if (!leased.has(canonical)) return no('no_lease', `no host holds a lease for ${canonical}`);
     return { ok: true, prefix: canonical };
   }
-}
-
-/** Whether IPv4 prefix value/length lies inside network/networkLength (lengths 0..32). */
-function within(value: number, length: number, network: number, networkLength: number): boolean {
-  if (length < networkLength) return false;
-  const size = 2 ** (32 - networkLength);
-  return Math.floor(value / size) === Math.floor(network / size);
 }

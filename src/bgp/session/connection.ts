@@ -118,11 +118,12 @@ export class Connection extends EventEmitter<ConnectionEvents> {
       return;
     }
     let run: JoinableUpdate | undefined;
+    const reportRun = (r: JoinableUpdate): void => { this.emit('message', { type: MessageType.UPDATE, update: r.update }, NO_WARNINGS); };
     for (const raw of messages) {
       if (this.ended) return;
       if (run !== undefined) {
         if (joinUpdate(run, raw)) continue;
-        this.emit('message', { type: MessageType.UPDATE, update: run.update }, NO_WARNINGS);
+        reportRun(run);
         run = undefined;
         if (this.ended) return;
       }
@@ -141,7 +142,7 @@ export class Connection extends EventEmitter<ConnectionEvents> {
       if (message.type === MessageType.UPDATE && decoded.warnings.length === 0) run = joinableUpdate(raw, message.update);
       if (run === undefined) this.emit('message', message, decoded.warnings);
     }
-    if (run !== undefined && !this.ended) this.emit('message', { type: MessageType.UPDATE, update: run.update }, NO_WARNINGS);
+    if (run !== undefined && !this.ended) reportRun(run);
   }
 
   private protocolError(err: unknown): void {
