@@ -9,9 +9,9 @@
 // module loader took about 40 ms, and the ~300 files of its npm packages (etcd3, gRPC, protobufjs,
 // prom-client, pino) about 100 ms more on this machine's slow file reads (resolve each path, stat,
 // read, and for each CommonJS package a pre-parse of its exports). So they are bundled too, except
-// koffi, whose loader picks one of several binary packages at run time. netlink's JavaScript (its
-// raw socket, all src/netlink imports) is bundled: it finds its binary through node-gyp-build in
-// its own folder, from the __dirname it keeps (below).
+// koffi's loader and the native binaries: koffi's and netlink's binaries are loaded by the paths
+// their loaders chose at build time, with those loaders as the fallback (prebuilt-natives.mjs).
+// netlink's JavaScript (its raw socket, all src/netlink imports) is bundled.
 // A script rather than an ES module because only a script can be compiled with V8's code cache on
 // Node 20 (the loader does that).
 //
@@ -28,6 +28,7 @@ import { readFileSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { finishLoadedBundle } from './bundle-loaded.mjs';
+import { prebuiltNatives, withPrebuiltNetlinkBinding } from './prebuilt-natives.mjs';
 
 const ENTRY = 'dist/src/agent/main.js';
 const OUTPUT = 'dist/src/agent/twilld.bundle.cjs';
@@ -36,8 +37,8 @@ const LOADER_SOURCE = 'src/agent/twilld-entry.mjs';
 const LOADER = ENTRY;
 /** Written by the agent (see the loader); a new bundle starts without. */
 const CODE_CACHE = 'dist/src/agent/twilld.bundle.v8cache';
-/** The packages left outside the bundle: native code with a loader of its own, run from its own files. */
-const EXTERNAL = ['koffi'];
+/** netlink's raw socket, whose binding load prebuilt-natives.mjs rewrites. */
+const NETLINK_RAW = path.join('node_modules', 'netlink', 'dist', 'raw.js');
 
 function fail(message) {
   console.error(`bundle-agent: ${message}`);
@@ -75,6 +76,8 @@ const ownLocation = {
     b.onLoad({ filter: /\.[cm]?js$/ }, (args) => {
       const source = readFileSync(args.path, 'utf8');
       if (args.path.endsWith(ETCD3_POOL)) return { contents: withPrebuiltEtcdProto(source, args.path), loader: 'js' };
+      // Its rewritten text no longer uses __dirname (below).
+      if (args.path.endsWith(NETLINK_RAW)) return { contents: withPrebuiltNetlinkBinding(source, args.path, OUTPUT, fail), loader: 'js' };
       if (args.path.includes(`${path.sep}node_modules${path.sep}`)) {
         if (!/\b__(dirname|filename)\b/.test(source)) return undefined;
         // Declared inside the module's own wrapper function, so each module sees its own.
@@ -108,8 +111,7 @@ try {
     platform: 'node',
     target: 'node20',
     format: 'cjs',
-    external: EXTERNAL,
-    plugins: [ownLocation],
+    plugins: [ownLocation, prebuiltNatives(OUTPUT, fail)],
     define: { 'import.meta.url': '__twillBundleUrl' },
     banner: { js: BANNER },
     sourcemap: 'linked',

@@ -10,9 +10,10 @@
 // more than its work (docs/design/cni-shim-and-socket.md, "The fallback's start-up"). One
 // CommonJS file skips the ES module loader's per-file resolving and linking. Left outside, in
 // node_modules/ (which a release ships):
-//   - koffi and netlink: native code, found by their own loaders relative to their packages;
+//   - the native binaries of koffi and netlink, loaded by the paths their loaders chose at build
+//     time, with those loaders (koffi, node-gyp-build) as the fallback (prebuilt-natives.mjs);
 //   - pino: loaded only when a call logs (src/cni/fallback-log.ts), most never do.
-// From netlink only dist/raw.js (RawNetlinkSocket, all src/netlink uses) is loaded up front: the
+// From netlink only dist/raw.js (RawNetlinkSocket, all src/netlink uses) is bundled: the
 // package's index also loads its generated rtnetlink, nl80211 and wireguard codecs, ~1.5 MB of
 // JavaScript Twill never calls. Any other export still works: it loads the whole package.
 //
@@ -22,9 +23,11 @@
 //
 //   node scripts/bundle-plugin.mjs
 import { build } from 'esbuild';
+import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { finishLoadedBundle } from './bundle-loaded.mjs';
+import { prebuiltNatives, withPrebuiltNetlinkBinding } from './prebuilt-natives.mjs';
 
 const ENTRY = 'dist/src/cni/main.js';
 const OUTPUT = 'dist/cni/twill-plugin.bundle.cjs';
@@ -33,8 +36,11 @@ const LOADER_SOURCE = 'src/cni/shim/twill-plugin.cjs';
 const LOADER = 'dist/cni/twill-plugin.cjs';
 /** Written by the plugin's calls (see the loader); a new bundle starts without. */
 const CODE_CACHE = 'dist/cni/twill-plugin.bundle.v8cache';
-const EXTERNAL = ['koffi', 'pino'];
+/** Packages required at run time from node_modules, never bundled. */
+const EXTERNAL = ['pino', 'node-gyp-build'];
 const NETLINK_RAW = 'netlink/dist/raw.js';
+/** The one file of an npm package the bundle holds (its binding load rewritten, above). */
+const NETLINK_RAW_FILE = createRequire(path.resolve(OUTPUT)).resolve(NETLINK_RAW);
 
 /** `netlink` becomes this module: RawNetlinkSocket from raw.js, anything else from the package. */
 const NETLINK_SHIM = `
@@ -47,8 +53,12 @@ const netlinkRawOnly = {
   name: 'netlink-raw-only',
   setup(b) {
     b.onResolve({ filter: /^netlink$/ }, (args) => (args.namespace === 'netlink-raw-only' ? { path: 'netlink', external: true } : { path: 'netlink', namespace: 'netlink-raw-only' }));
-    b.onResolve({ filter: /^netlink\/dist\/raw\.js$/ }, () => ({ path: NETLINK_RAW, external: true }));
+    b.onResolve({ filter: /^netlink\/dist\/raw\.js$/ }, () => ({ path: NETLINK_RAW_FILE }));
     b.onLoad({ filter: /.*/, namespace: 'netlink-raw-only' }, () => ({ contents: NETLINK_SHIM, loader: 'js' }));
+    b.onLoad({ filter: /[\\/]netlink[\\/]dist[\\/]raw\.js$/ }, (args) => ({
+      contents: withPrebuiltNetlinkBinding(readFileSync(args.path, 'utf8'), args.path, OUTPUT, fail),
+      loader: 'js',
+    }));
   },
 };
 
@@ -69,7 +79,7 @@ try {
     // externals are CommonJS packages anyway.
     format: 'cjs',
     external: EXTERNAL,
-    plugins: [netlinkRawOnly],
+    plugins: [netlinkRawOnly, prebuiltNatives(OUTPUT, fail)],
     // CommonJS has no import.meta; src/core/version.ts finds package.json from import.meta.url.
     define: { 'import.meta.url': 'import_meta_url' },
     banner: { js: "const import_meta_url = require('node:url').pathToFileURL(__filename).href;" },
@@ -82,14 +92,14 @@ try {
 }
 if (result.warnings.length > 0) fail(`esbuild warnings:\n${result.warnings.map((w) => `  ${w.text} (${w.location?.file ?? '?'})`).join('\n')}`);
 
-const bundled = Object.keys(result.metafile.inputs).filter((input) => input.includes('node_modules/'));
+const bundled = Object.keys(result.metafile.inputs).filter((input) => input.includes('node_modules/') && path.resolve(input) !== NETLINK_RAW_FILE);
 if (bundled.length > 0) fail(`npm packages would be bundled (mark them external, or keep them out of the fallback): ${bundled.join(', ')}`);
 const dynamic = result.metafile.outputs[OUTPUT]?.imports.filter((i) => i.kind === 'dynamic-import') ?? [];
 if (dynamic.length > 0) fail(`the bundle would import() ${dynamic.map((i) => i.path).join(', ')}: require it instead`);
 
 // The externals as the bundle will resolve them (node_modules above dist/cni).
 const requireFromBundle = createRequire(path.resolve(OUTPUT));
-for (const name of [...EXTERNAL, 'netlink']) {
+for (const name of [...EXTERNAL, 'koffi', 'netlink']) {
   try {
     requireFromBundle.resolve(name);
   } catch (err) {

@@ -1,4 +1,3 @@
-import { isIPv6 } from 'node:net';
 import { InvalidArgumentError } from './errors.js';
 
 export type IpFamily = 4 | 6;
@@ -47,6 +46,16 @@ export function parseIpv4Value(text: string, start = 0, end = text.length): numb
   return value * 256 + octet;
 }
 
+/** Whether text is a dotted quad as node:net's isIPv4 accepts it (no leading zeros). */
+export function isIpv4Text(text: string): boolean {
+  return parseIpv4Value(text) >= 0;
+}
+
+/** Whether text is an IPv6 address as node:net's isIPv6 accepts it, without a "%zone". */
+export function isIpv6Text(text: string): boolean {
+  return ipv6Groups(text) !== undefined;
+}
+
 /** The value of a hex digit's char code, or -1. */
 function hexValue(c: number): number {
   if (c >= 48 && c <= 57) return c - 48;
@@ -56,12 +65,14 @@ function hexValue(c: number): number {
 }
 
 /**
- * The 8 groups of an IPv6 address without an embedded dotted quad or a zone, in one pass, or
- * undefined when the text is not one (then parseIp's general path decides). Lease syncs parse
- * tens of thousands of these; the general path (a regex, splits, arrays) cost a dual-stack sync of
- * 5,000 leases about a third of its time.
+ * The 8 groups of an IPv6 address in RFC 4291 §2.2 text form (hex groups, at most one "::", an
+ * optional dotted quad as the last two groups; no zone), in one pass, or undefined when the text
+ * is not one: exactly the texts node:net's isIPv6 accepts without a "%zone". Lease syncs parse tens
+ * of thousands of these; a regex, splits and arrays cost a dual-stack sync of 5,000 leases about a
+ * third of its time. And no node:net: loading it (with the streams it loads) cost each CNI call
+ * without the agent about 4 ms (its own start-up, docs/design/cni-shim-and-socket.md).
  */
-function fastIpv6Groups(text: string): Uint16Array | undefined {
+function ipv6Groups(text: string): Uint16Array | undefined {
   const n = text.length;
   if (n < 2) return undefined;
   const groups = new Uint16Array(8);
@@ -74,6 +85,7 @@ function fastIpv6Groups(text: string): Uint16Array | undefined {
     i = 2;
   }
   while (i < n) {
+    const start = i;
     let value = 0;
     let digits = 0;
     for (; i < n; i++) {
@@ -81,6 +93,14 @@ function fastIpv6Groups(text: string): Uint16Array | undefined {
       if (h < 0) break;
       value = value * 16 + h;
       if (++digits > 4) return undefined;
+    }
+    if (i < n && text.charCodeAt(i) === 46) {
+      // A dotted quad ends the text and stands for the last two groups ("::ffff:192.0.2.1").
+      const quad = parseIpv4Value(text, start, n);
+      if (quad < 0 || count > 6) return undefined;
+      groups[count++] = Math.floor(quad / 0x10000);
+      groups[count++] = quad % 0x10000;
+      break;
     }
     if (digits === 0 || count === 8) return undefined;
     groups[count++] = value;
@@ -128,25 +148,6 @@ function formatIpv6Groups(groups: ArrayLike<number>): string {
   return out;
 }
 
-function ipv6Bytes(text: string): Buffer {
-  // Expand an embedded dotted quad ("::ffff:1.2.3.4") into two hex groups first.
-  let s = text;
-  const v4 = /(\d+\.\d+\.\d+\.\d+)$/.exec(s);
-  if (v4?.[1]) {
-    // isIPv6() accepted the text, so the quad is valid.
-    const value = parseIpv4Value(v4[1]);
-    s = s.slice(0, -v4[1].length) + `${Math.floor(value / 0x10000).toString(16)}:${(value % 0x10000).toString(16)}`;
-  }
-  const [head = '', tail] = s.split('::');
-  const headGroups = head ? head.split(':') : [];
-  const tailGroups = tail ? tail.split(':') : [];
-  const zeros = tail === undefined ? 0 : 8 - headGroups.length - tailGroups.length;
-  const groups = [...headGroups, ...Array<string>(zeros).fill('0'), ...tailGroups];
-  const out = Buffer.alloc(16);
-  groups.forEach((g, i) => out.writeUInt16BE(parseInt(g, 16), i * 2));
-  return out;
-}
-
 /** Formats 4 or 16 network-order bytes as an address in canonical text form (RFC 5952 for IPv6). */
 
 export function formatIp(bytes: Uint8Array): string {
@@ -168,15 +169,11 @@ export function parseIp(text: string, what = 'IP address'): IpAddress {
     bytes.writeUInt32BE(v4);
     return { family: 4, bytes, text };
   }
-  const groups = fastIpv6Groups(text);
+  const groups = ipv6Groups(text);
   if (groups !== undefined) {
     const bytes = Buffer.allocUnsafe(16);
     for (let i = 0; i < 8; i++) bytes.writeUInt16BE(groups[i]!, 2 * i);
     return { family: 6, bytes, text: formatIpv6Groups(groups) };
-  }
-  if (isIPv6(text) && !text.includes('%')) {
-    const bytes = ipv6Bytes(text);
-    return { family: 6, bytes, text: formatIp(bytes) };
   }
   throw new InvalidArgumentError(what, text, 'not an IPv4 or IPv6 address');
 }

@@ -1,11 +1,9 @@
 import { closeSync, ftruncateSync, mkdirSync, openSync, readdirSync, renameSync, rmdirSync, statSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
-import { isIPv4, isIPv6 } from 'node:net';
 import { join } from 'node:path';
 import { InvalidArgumentError } from '../core/errors.js';
-import { formatIp, parseIp } from '../core/ip.js';
+import { isIpv4Text, isIpv6Text, parseIp, parseIpv4Value } from '../core/ip.js';
 import { validateIfname } from '../core/ifname.js';
 import { NotRegularFileError, readRegularFile } from '../core/regular-file.js';
-import { ipv4ToInt } from './ipv4.js';
 import { bytesToBigInt } from './ipv6.js';
 import { errnoOf, ioError, PodIpamError } from './pod-ipam-errors.js';
 
@@ -217,10 +215,10 @@ export class PodIpamStore {
       if (errnoOf(err) === 'ENOENT') return [];
       throw ioError('list', this.dir, err);
     }
-    // node:net's isIPv4 accepts canonical dotted quads only ("010.1.1.1" is not one).
+    // Canonical dotted quads only ("010.1.1.1" is not one).
     const v4 = names
-      .filter((name) => isIPv4(name))
-      .map((name) => ({ name, key: ipv4ToInt(Uint8Array.from(name.split('.'), Number)) }))
+      .filter((name) => isIpv4Text(name))
+      .map((name) => ({ name, key: parseIpv4Value(name) }))
       .sort((a, b) => a.key - b.key)
       .map((a) => a.name);
     const v6 = names
@@ -470,7 +468,7 @@ export class PodIpamStore {
 
 /** An IPv6 address in the one text form the allocator names its files with. */
 export function isCanonicalIpv6(name: string): boolean {
-  return isIPv6(name) && !name.includes('%') && formatIp(parseIp(name).bytes) === name;
+  return isIpv6Text(name) && parseIp(name).text === name;
 }
 
 /** A file's content; undefined when it does not exist. Never blocks (core/regular-file.ts). */

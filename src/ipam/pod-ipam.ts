@@ -1,8 +1,7 @@
-import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { isIPv4 } from 'node:net';
 import { InvalidArgumentError } from '../core/errors.js';
-import { parseCidr, parseIp, type IpAddress } from '../core/ip.js';
+import { randomHex } from '../core/random-hex.js';
+import { isIpv4Text, parseCidr, parseIp, type IpAddress } from '../core/ip.js';
 import { blockSize, formatIpv4Prefix, intToIpv4, ipv4ToInt, parseIpv4Prefix } from './ipv4.js';
 import { bigIntToIpv6, blockSize6, bytesToBigInt, formatIpv6Prefix, parseIpv6Prefix } from './ipv6.js';
 import { PodIpamError } from './pod-ipam-errors.js';
@@ -190,7 +189,7 @@ export class PodIpam {
       ...(req.netns === undefined ? {} : { netns: req.netns }),
       ips: [],
       created: new Date().toISOString(),
-      attempt: randomBytes(6).toString('hex'),
+      attempt: randomHex(6),
     };
     if (!this.store.claimAttachment(placeholder)) throw this.duplicateError(owner);
 
@@ -442,7 +441,7 @@ export class PodIpam {
 
   /** A released address as a CIDR: its family's subnet length, or /32 (/128) when no subnet was given. */
   private cidrOf(ip: string): string {
-    return isIPv4(ip) ? `${ip}/${this.range?.prefixLength ?? 32}` : `${ip}/${this.range6?.prefixLength ?? 128}`;
+    return isIpv4Text(ip) ? `${ip}/${this.range?.prefixLength ?? 32}` : `${ip}/${this.range6?.prefixLength ?? 128}`;
   }
 
   private listForCleanup(errors: Error[]): AttachmentListing {
@@ -566,7 +565,7 @@ function valueOf(range: PodRange, text: string): bigint {
 /** The first candidate to try: the one after the hint when the hint is ours, else the start. */
 function startAfter(range: PodRange, hint: string | undefined): bigint {
   if (hint === undefined) return range.first;
-  if (range.family === 4 ? !isIPv4(hint) : !isCanonicalIpv6(hint)) return range.first;
+  if (range.family === 4 ? !isIpv4Text(hint) : !isCanonicalIpv6(hint)) return range.first;
   const last = valueOf(range, hint);
   if (last < range.first || last >= range.last) return range.first;
   return last + 1n;
@@ -609,7 +608,7 @@ function describeOwner(owner: Owner): string {
 function addressOf(cidr: string): string | undefined {
   const slash = cidr.indexOf('/');
   const ip = slash < 0 ? cidr : cidr.slice(0, slash);
-  return isIPv4(ip) || isCanonicalIpv6(ip) ? ip : undefined;
+  return isIpv4Text(ip) || isCanonicalIpv6(ip) ? ip : undefined;
 }
 
 /**

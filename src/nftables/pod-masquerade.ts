@@ -1,5 +1,5 @@
-import { createHash } from 'node:crypto';
 import { InvalidArgumentError } from '../core/errors.js';
+import { lazyCrypto } from '../core/lazy-builtins.js';
 import { formatCidr, parseIp, parsePrefix, type IpFamily } from '../core/ip.js';
 import { NftError } from './errors.js';
 import { Nft, type NftOptions } from './nft.js';
@@ -45,7 +45,7 @@ const MAX_OWNER_LENGTH = 128;
  * network's name stays readable; the hash (of both) keeps the tag unique and short.
  */
 export function podMasqueradeOwner(dataDir: string, network: string): string {
-  const hash = createHash('sha256').update(`${dataDir}\n${network}`).digest('hex').slice(0, 16);
+  const hash = lazyCrypto().createHash('sha256').update(`${dataDir}\n${network}`).digest('hex').slice(0, 16);
   return `${network.slice(0, 96)} ${hash}`;
 }
 

@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import { lazyChildProcess } from '../core/lazy-builtins.js';
 
 /** How one nft invocation ended. */
 export interface NftResult {
@@ -36,7 +36,7 @@ export function nftArgv(opts: SpawnRunnerOptions, args: readonly string[]): [str
 export function spawnRunner(opts: SpawnRunnerOptions = {}): NftRunner {
   return (args, input) => new Promise<NftResult>((resolve, reject) => {
     const [file, argv] = nftArgv(opts, args);
-    const child = spawn(file, argv, { stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
+    const child = lazyChildProcess().spawn(file, argv, { stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? DEFAULT_TIMEOUT_MS);

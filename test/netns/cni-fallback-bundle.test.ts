@@ -11,10 +11,13 @@ import { isRoot, useCleanup } from '../helpers/vitest.js';
  * Issue 18, "CNI fallback": with no agent, the shim runs the bundled plugin
  * (dist/cni/twill-plugin.cjs, made by scripts/bundle-plugin.mjs), the path build-shim.mjs compiles
  * in, and that call loads only what it needs: no module of dist/src one by one, netlink's raw
- * socket without the package's codecs, and none of the agent's packages nor the logger when
- * nothing is logged. Each node the shim starts here is run through a wrapper ($TWILL_NODE) that
- * preloads a probe: at exit it records the script node ran and every CommonJS module loaded (the
- * bundle is CommonJS, and so are the packages it loads).
+ * socket without the package's codecs, koffi's and netlink's binaries without their loaders,
+ * none of the agent's packages nor the logger when nothing is logged, and none of the Node
+ * builtins these calls do not use (node:net, node:crypto, node:child_process: the plugin runs nft
+ * only when it masquerades itself, and this host's agent does). Each node the shim starts here is
+ * run through a wrapper ($TWILL_NODE) that preloads a probe: at exit it records the script node
+ * ran, every CommonJS module loaded (the bundle is CommonJS, and so are the packages it loads)
+ * and the builtins loaded after the probe.
  */
 
 const LOADER = join(repoRoot(), 'dist/cni/twill-plugin.cjs');
@@ -24,14 +27,17 @@ interface Probe {
   readonly command: string;
   readonly script: string;
   readonly modules: string[];
+  readonly builtins: string[];
 }
 
 /** $TWILL_NODE for the shim: node with the probe preloaded, writing one JSON line per process to `log`. */
 function probedNode(log: string): string {
   const dir = tempDir('cni-probe');
   const probe = join(dir, 'probe.cjs');
-  writeFileSync(probe, `process.on('exit', () => require('node:fs').appendFileSync(${JSON.stringify(log)}, JSON.stringify({
-  command: process.env.CNI_COMMAND, script: process.argv[1], modules: Object.keys(require.cache) }) + '\\n'));\n`);
+  writeFileSync(probe, `const before = new Set(process.moduleLoadList);
+process.on('exit', () => require('node:fs').appendFileSync(${JSON.stringify(log)}, JSON.stringify({
+  command: process.env.CNI_COMMAND, script: process.argv[1], modules: Object.keys(require.cache),
+  builtins: process.moduleLoadList.filter((m) => !before.has(m) && m.startsWith('NativeModule ')).map((m) => m.slice(13)) }) + '\\n'));\n`);
   const wrapper = join(dir, 'node');
   writeFileSync(wrapper, `#!/bin/sh\nexec ${JSON.stringify(process.execPath)} -r ${JSON.stringify(probe)} "$@"\n`);
   chmodSync(wrapper, 0o755);
@@ -60,9 +66,14 @@ describe.skipIf(!isRoot || !existsSync(CNI_SHIM))('the shim\'s fallback runs the
     for (const p of probes) {
       expect(p.script, p.command).toBe(LOADER);
       const loaded = p.modules.join('\n');
-      expect(loaded, p.command).toMatch(/node_modules\/koffi\//);
-      expect(loaded, p.command).toMatch(/node_modules\/netlink\/dist\/raw\.js$/m);
-      expect(loaded, p.command).not.toMatch(/node_modules\/netlink\/dist\/index\.js$/m);
+      // The binaries their loaders chose at build time, and neither loader (scripts/prebuilt-natives.mjs).
+      expect(loaded, p.command).toMatch(/node_modules\/@koromix\/koffi-[^/]+\/[^/]+\/koffi\.node$/m);
+      expect(loaded, p.command).toMatch(/node_modules\/netlink\/prebuilds\/[^/]+\/[^/]+\.node$/m);
+      expect(loaded, p.command).not.toMatch(/node_modules\/(koffi|node-gyp-build)\//);
+      // raw.js is in the bundle; the package's index (its codecs) is never loaded.
+      expect(loaded, p.command).not.toMatch(/node_modules\/netlink\/dist\//);
+      expect(p.builtins, p.command).toContain('vm'); // the loader's: the probe sees what loads after it
+      expect(p.builtins, p.command).not.toEqual(expect.arrayContaining([expect.stringMatching(/^(net|crypto|child_process|dgram|stream)$/)]));
       // Of Twill's unbundled modules only the code cache helper it shares with twilld's entry point.
       expect(p.modules.filter((m) => m.includes('/dist/src/')), p.command).toEqual([expect.stringMatching(/\/dist\/src\/core\/code-cache-file\.cjs$/)]);
       expect(loaded, p.command).not.toMatch(/node_modules\/(pino|etcd3|@grpc|prom-client)\//);

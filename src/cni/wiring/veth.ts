@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { randomHex } from '../../core/random-hex.js';
 import { isNetlinkError, writeSysctl, type Link, type Netlink } from '../../netlink/index.js';
 import { CniCode, CniError } from '../spec/errors.js';
 
@@ -34,7 +34,7 @@ export async function createPodVeth(hostNl: Netlink, podNl: Netlink, spec: PodVe
   // in one request, so nothing is left behind); only then is it worth a lookup to say which.
   let hostName = '';
   for (let attempt = 1; ; attempt++) {
-    hostName = `veth${randomBytes(4).toString('hex')}`;
+    hostName = `veth${randomHex(4)}`;
     try {
       await hostNl.createVeth({ name: hostName, peerName: spec.ifname, peerNetnsPath: spec.netnsPath, mtu: spec.mtu, ...(spec.mac && { peerMac: spec.mac }) });
       break;
