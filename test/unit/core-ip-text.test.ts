@@ -1,21 +1,11 @@
 import { isIPv4, isIPv6 } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { isIpv4Text, isIpv6Text, parseIp } from '../../src/core/ip.js';
+import { prng } from './bgp-prng.js';
 
 // core/ip.ts reads address text itself rather than load node:net (a CNI call without the agent
 // pays for every module it loads): these tests hold it to node:net's answers and to the WHATWG
 // URL parser's canonical IPv6 text, on chosen cases and on seeded random ones.
-
-/** A small seeded generator (mulberry32), so a failure names a text that reproduces. */
-function random(seed: number): () => number {
-  let a = seed;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** RFC 5952 text as the URL parser writes an IPv6 host. */
 function urlCanonical(text: string): string {
@@ -41,7 +31,7 @@ describe('address text as node:net reads it', () => {
   it.each(CHOSEN)('%j', (text) => expectAsNodeNet(text));
 
   it('agrees on 20,000 random texts made of address characters', () => {
-    const next = random(18);
+    const next = prng(18).next;
     const alphabet = '0123456789abcdefABCDEF:::::....%';
     for (let k = 0; k < 20_000; k++) {
       let text = '';
@@ -52,8 +42,9 @@ describe('address text as node:net reads it', () => {
   });
 
   it('agrees on 20,000 random near-addresses (groups, one gap, a dotted quad, then a mutation)', () => {
-    const next = random(4291);
-    const pick = <T>(items: readonly T[]): T => items[Math.floor(next() * items.length)]!;
+    const rng = prng(4291);
+    const next = rng.next;
+    const pick = rng.pick;
     let accepted = 0;
     for (let k = 0; k < 20_000; k++) {
       const groups = Array.from({ length: Math.floor(next() * 9) }, () => Math.floor(next() * 0x10000).toString(16));

@@ -2,6 +2,7 @@ import type { MethodDefinition } from '@grpc/proto-loader';
 import { createRequire } from 'node:module';
 import { describe, expect, it } from 'vitest';
 import { decodeRangeResponse, withRangeResponseDecoder } from '../../src/store/range-response.js';
+import { prng } from './bgp-prng.js';
 
 // The agent's bundle decodes etcd's RangeResponse with src/store/range-response.ts instead of
 // proto-loader's generated decoder: it must give etcd3 the very same object, and fail where that
@@ -43,17 +44,6 @@ function expectNeverLaxer(buf: Buffer, what: string): boolean {
   return false;
 }
 
-/** A seeded generator (mulberry32): a failure names a case that reproduces. */
-function random(seed: number): () => number {
-  let a = seed;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 // Protobuf wire writing for hand-made messages.
 function varint(value: bigint): number[] {
   let v = BigInt.asUintN(64, value);
@@ -90,7 +80,7 @@ describe('decodeRangeResponse, against proto-loader with etcd3\'s options', () =
   });
 
   it('writes 2,000 random 64-bit values as proto-loader does, signed and unsigned', () => {
-    const next = random(64);
+    const next = prng(64).next;
     const word = (): bigint => BigInt(Math.floor(next() * 2 ** 32));
     const values = Array.from({ length: 2000 }, () => {
       const bits = (word() << 32n) | word();
@@ -124,7 +114,7 @@ describe('decodeRangeResponse, against proto-loader with etcd3\'s options', () =
   });
 
   it('is never laxer on every truncation of a listing and on 3,000 random mutations of it, and equal where both decode', () => {
-    const next = random(4271);
+    const next = prng(4271).next;
     const kvs = Array.from({ length: 6 }, (_, i) => ({ key: Buffer.from(`k${i}`), value: Buffer.from(`v${i}`), create_revision: String(i * 1000), mod_revision: '7', version: '1', lease: String(7587886372946431000n + BigInt(i)) }));
     const listing = encode({ header: { cluster_id: '1', member_id: '2', revision: '99', raft_term: '3' }, kvs, count: '6' });
     let stricter = 0;
