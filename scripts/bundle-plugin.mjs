@@ -39,8 +39,10 @@ const CODE_CACHE = 'dist/cni/twill-plugin.bundle.v8cache';
 /** Packages required at run time from node_modules, never bundled. */
 const EXTERNAL = ['pino', 'node-gyp-build'];
 const NETLINK_RAW = 'netlink/dist/raw.js';
-/** The one file of an npm package the bundle holds (its binding load rewritten, above). */
-const NETLINK_RAW_FILE = createRequire(path.resolve(OUTPUT)).resolve(NETLINK_RAW);
+/** Resolves as the bundle will at run time (node_modules above dist/cni). */
+const requireFromBundle = createRequire(path.resolve(OUTPUT));
+/** The one file of an npm package the bundle holds (its binding load rewritten, below). */
+const NETLINK_RAW_FILE = requireFromBundle.resolve(NETLINK_RAW);
 
 /** `netlink` becomes this module: RawNetlinkSocket from raw.js, anything else from the package. */
 const NETLINK_SHIM = `
@@ -97,8 +99,7 @@ if (bundled.length > 0) fail(`npm packages would be bundled (mark them external,
 const dynamic = result.metafile.outputs[OUTPUT]?.imports.filter((i) => i.kind === 'dynamic-import') ?? [];
 if (dynamic.length > 0) fail(`the bundle would import() ${dynamic.map((i) => i.path).join(', ')}: require it instead`);
 
-// The externals as the bundle will resolve them (node_modules above dist/cni).
-const requireFromBundle = createRequire(path.resolve(OUTPUT));
+// The externals as the bundle will resolve them.
 for (const name of [...EXTERNAL, 'koffi', 'netlink']) {
   try {
     requireFromBundle.resolve(name);

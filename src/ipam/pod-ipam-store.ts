@@ -1,7 +1,7 @@
 import { closeSync, ftruncateSync, mkdirSync, openSync, readdirSync, renameSync, rmdirSync, statSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { InvalidArgumentError } from '../core/errors.js';
-import { isIpv4Text, isIpv6Text, parseIp, parseIpv4Value } from '../core/ip.js';
+import { isIpv6Text, parseIp, parseIpv4Value } from '../core/ip.js';
 import { validateIfname } from '../core/ifname.js';
 import { NotRegularFileError, readRegularFile } from '../core/regular-file.js';
 import { bytesToBigInt } from './ipv6.js';
@@ -215,10 +215,10 @@ export class PodIpamStore {
       if (errnoOf(err) === 'ENOENT') return [];
       throw ioError('list', this.dir, err);
     }
-    // Canonical dotted quads only ("010.1.1.1" is not one).
+    // Canonical dotted quads only ("010.1.1.1" is not one: its value is -1).
     const v4 = names
-      .filter((name) => isIpv4Text(name))
       .map((name) => ({ name, key: parseIpv4Value(name) }))
+      .filter((a) => a.key >= 0)
       .sort((a, b) => a.key - b.key)
       .map((a) => a.name);
     const v6 = names

@@ -201,27 +201,28 @@ function decodeHeader(r: Reader): RangeResponseHeader {
 function decodeKeyValue(r: Reader): RangeKeyValue {
   let key: Buffer | undefined;
   let value: Buffer | undefined;
-  const kv: RangeKeyValue = { key: EMPTY, create_revision: '0', mod_revision: '0', version: '0', value: EMPTY, lease: '0' };
+  let createRevision = '0';
+  let modRevision = '0';
+  let version = '0';
+  let lease = '0';
   while (r.pos < r.len) {
     const tag = r.uint32();
     switch (tag >>> 3) {
       case 1: key = r.bytes(); break;
-      case 2: kv.create_revision = r.int64Text(true); break;
-      case 3: kv.mod_revision = r.int64Text(true); break;
-      case 4: kv.version = r.int64Text(true); break;
+      case 2: createRevision = r.int64Text(true); break;
+      case 3: modRevision = r.int64Text(true); break;
+      case 4: version = r.int64Text(true); break;
       case 5: value = r.bytes(); break;
-      case 6: kv.lease = r.int64Text(true); break;
+      case 6: lease = r.int64Text(true); break;
       default: r.skip(tag & 7);
     }
   }
-  // An absent bytes field is a new empty Buffer each time, as proto-loader's defaults are.
-  kv.key = key ?? Buffer.alloc(0);
-  kv.value = value ?? Buffer.alloc(0);
-  return kv;
+  // Field order as proto-loader's; an absent bytes field is a new empty Buffer each time, as its defaults are.
+  return {
+    key: key ?? Buffer.alloc(0), create_revision: createRevision, mod_revision: modRevision, version,
+    value: value ?? Buffer.alloc(0), lease,
+  };
 }
-
-/** Stands in until the real value is known; never returned. */
-const EMPTY = Buffer.alloc(0);
 
 /** Decodes one RangeResponse message (a gRPC response's bytes). */
 export function decodeRangeResponse(buf: Buffer): RangeResponseObject {
