@@ -474,7 +474,11 @@ class GobgpDriver extends EventEmitter<DriverEvents> implements BgpDriver {
       for (const family of this.#families) paths.push(...await this.client.listPaths('ADJ_IN', peer, gobgpFamily(family)));
     } catch (err) {
       this.#learned.abandon(peer);
-      if (!this.#closed && this.#configured.has(peer)) this.emit('warning', err as Error);
+      // A peer that setPeers() no longer wants is being deleted from gobgpd (#syncPeers drops it
+      // from #configured only once DeletePeer returns): its ListPath may fail with "neighbor that
+      // has ... doesn't exist", which is that removal, not a fault to report.
+      const wanted = this.#wantedPeers?.has(peer) ?? true;
+      if (!this.#closed && this.#configured.has(peer) && wanted) this.emit('warning', err as Error);
       return;
     }
     if (this.#closed || !this.#configured.has(peer)) {
