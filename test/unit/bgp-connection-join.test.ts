@@ -90,6 +90,14 @@ describe('Connection: UPDATEs joined within one read', () => {
     expect(r.errors[0]!.message).toMatch(/prefix length 33/);
   });
 
+  it('adds nothing of a malformed UPDATE to the run, not even the prefixes before its bad one', () => {
+    const bad = update({ attributes: A, nlri: ['10.2.0.0/24', '10.4.0.0/24'] });
+    bad[bad.length - 4] = 33; // the second prefix's length octet
+    const r = connectionReading([Buffer.concat([update({ attributes: A, nlri: ['10.1.0.0/24'] }), bad])]);
+    expect(updates(r)).toEqual([{ withdrawn: [], attributes: A, nlri: ['10.1.0.0/24'] }]);
+    expect(r.errors[0]!.message).toMatch(/prefix length 33/);
+  });
+
   it('leaves every random stream of UPDATEs with the routes its messages give one by one', () => {
     let seed = 11;
     // The high bits of the LCG: its low bits repeat with a short period.

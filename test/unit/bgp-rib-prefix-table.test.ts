@@ -111,6 +111,27 @@ describe('PrefixTable', () => {
     expect(same.map((p) => get(table, p))).toEqual([0, undefined, 2, 3, 4, 5]);
   });
 
+  it('tells apart keys whose slots also hold the same hash bits, and refuses to grow past its limit', () => {
+    // A slot keeps only the top byte of the hash: these keys start at the same slot and carry
+    // the same byte, so only their keys tell them apart.
+    const table = new PrefixTable<number>('ipv4-unicast');
+    const bits = (p: string): number => {
+      const h = hashPrefix(key(p).words, 0, 1, 32);
+      return (h & 15) | ((h >>> 24) << 4);
+    };
+    const target = bits('10.0.0.0/32');
+    const same: string[] = ['10.0.0.0/32'];
+    for (let i = 1; same.length < 4; i++) {
+      const p = `10.${i >> 16}.${(i >> 8) & 255}.${i & 255}/32`;
+      if (bits(p) === target) same.push(p);
+    }
+    same.slice(0, 3).forEach((p, i) => put(table, p, i));
+    expect(same.map((p) => get(table, p))).toEqual([0, 1, 2, undefined]);
+    del(table, same[0]!);
+    expect(same.map((p) => get(table, p))).toEqual([undefined, 1, 2, undefined]);
+    expect(() => new PrefixTable<number>('ipv4-unicast', 2 ** 23 + 1)).toThrow(RangeError);
+  });
+
   it('behaves like a Map keyed by prefix text through random inserts, replacements and deletions, order included', () => {
     for (const family of ['ipv4-unicast', 'ipv6-unicast'] as const) {
       const rng = prng(family === 'ipv4-unicast' ? 1 : 2);

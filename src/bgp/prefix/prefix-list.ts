@@ -39,7 +39,10 @@ export class PrefixList {
 
   /** Appends every prefix of `other` (same family). */
   append(other: PrefixList): void {
-    for (let i = 0; i < other.count; i++) this.push(other.words, i * other.stride, other.lens[i]!);
+    this.makeRoom(other.count);
+    this.words.set(other.words.subarray(0, other.count * other.stride), this.count * this.stride);
+    this.lens.set(other.lens.subarray(0, other.count), this.count);
+    this.count += other.count;
   }
 
   /** The canonical text of prefix `i` ("10.244.1.0/24", "fd00::/64"). */
@@ -54,16 +57,25 @@ export class PrefixList {
     return out;
   }
 
+  /**
+   * Makes room for `n` more prefixes beyond `count` (at least doubling, so a list filled by
+   * appends copies each prefix a bounded number of times).
+   */
+  makeRoom(n: number): void {
+    const need = this.count + n;
+    if (need <= this.lens.length) return;
+    const capacity = Math.max(need, 2 * this.lens.length);
+    const words = new Uint32Array(capacity * this.stride);
+    words.set(this.words.subarray(0, this.count * this.stride));
+    this.words = words;
+    const lens = new Uint8Array(capacity);
+    lens.set(this.lens.subarray(0, this.count));
+    this.lens = lens;
+  }
+
   /** Makes room for one more prefix and returns its index. */
   private reserve(): number {
-    if (this.count === this.lens.length) {
-      const words = new Uint32Array(this.words.length * 2);
-      words.set(this.words);
-      this.words = words;
-      const lens = new Uint8Array(this.lens.length * 2);
-      lens.set(this.lens);
-      this.lens = lens;
-    }
+    if (this.count === this.lens.length) this.makeRoom(1);
     return this.count++;
   }
 }

@@ -29,26 +29,45 @@ function badNlri(what: string): never {
  * field (RFC 4271 §6.3). Host bits beyond the length are cleared, so equal prefixes are equal keys.
  */
 export function readPrefixes(family: Family, buf: Uint8Array, start: number, end: number): PrefixList {
+  const list = new PrefixList(family, countPrefixes(family, buf, start, end));
+  fill(buf, start, end, list);
+  return list;
+}
+
+/**
+ * readPrefixes() appended to `list` (of the family the field carries): a joined run of UPDATEs
+ * (update-join.ts) grows one list instead of decoding each message into its own and copying it
+ * over. The field is checked whole before anything is written, so a bad one leaves `list` as it was.
+ */
+export function readPrefixesInto(list: PrefixList, buf: Uint8Array, start: number, end: number): void {
+  list.makeRoom(countPrefixes(list.family, buf, start, end));
+  fill(buf, start, end, list);
+}
+
+/** How many prefixes buf[start, end) holds; throws on a bad length or an overrun. */
+function countPrefixes(family: Family, buf: Uint8Array, start: number, end: number): number {
   const max = maxPrefixLength(family);
-  const name = family === 'ipv4-unicast' ? 'IPv4' : 'IPv6';
   let count = 0;
   for (let p = start; p < end; count++) {
     const len = buf[p++]!;
-    if (len > max) badNlri(`${name} prefix length ${len} is more than ${max}`);
+    if (len > max) badNlri(`${family === 'ipv4-unicast' ? 'IPv4' : 'IPv6'} prefix length ${len} is more than ${max}`);
     p += (len + 7) >> 3;
-    if (p > end) badNlri(`${name} prefix /${len} runs past its field`);
+    if (p > end) badNlri(`${family === 'ipv4-unicast' ? 'IPv4' : 'IPv6'} prefix /${len} runs past its field`);
   }
-  const list = new PrefixList(family, count);
-  if (family === 'ipv4-unicast') readIpv4(buf, start, end, list);
+  return count;
+}
+
+/** Appends the prefixes of a checked field (countPrefixes) to `list`, which has room for them. */
+function fill(buf: Uint8Array, start: number, end: number, list: PrefixList): void {
+  if (list.stride === 1) readIpv4(buf, start, end, list);
   else readIpv6(buf, start, end, list);
-  return list;
 }
 
 function readIpv4(buf: Uint8Array, start: number, end: number, list: PrefixList): void {
   // The hot loop of a table transfer: a few loads and shifts per prefix, nothing allocated.
   const words = list.words;
   const lens = list.lens;
-  let i = 0;
+  let i = list.count;
   for (let p = start; p < end; i++) {
     const len = buf[p++]!;
     const n = (len + 7) >> 3;
@@ -70,7 +89,7 @@ function readIpv4(buf: Uint8Array, start: number, end: number, list: PrefixList)
 function readIpv6(buf: Uint8Array, start: number, end: number, list: PrefixList): void {
   const words = list.words;
   const lens = list.lens;
-  let i = 0;
+  let i = list.count;
   for (let p = start; p < end; i++) {
     const len = buf[p++]!;
     const n = (len + 7) >> 3;

@@ -15,7 +15,7 @@
 import { HEADER_LENGTH } from './constants.js';
 import { checkHeader } from './header.js';
 import type { PackedUpdate } from './packed-update.js';
-import { readPrefixes } from './prefix.js';
+import { readPrefixesInto } from './prefix.js';
 import { MessageType } from '../types.js';
 
 /** An UPDATE that later ones may join, with the attribute octets they must repeat. */
@@ -57,14 +57,13 @@ export function joinUpdate(run: JoinableUpdate, msg: Buffer): boolean {
   const octets = run.attributeOctets;
   if (range === undefined || range.withdrawnLength !== 0 || range.end - range.start !== octets.length || range.end === msg.length) return false;
   if (msg.compare(octets, 0, octets.length, range.start, range.end) !== 0) return false;
-  let added;
   try {
     if (checkHeader(msg, 0) !== msg.length) return false;
-    added = readPrefixes('ipv4-unicast', msg, range.end, msg.length);
+    // The first UPDATE's list is this run's own (nothing has seen it yet): it grows in place. A
+    // bad NLRI field throws before anything is written, leaving the run as it was.
+    readPrefixesInto(run.update.nlri, msg, range.end, msg.length);
   } catch {
     return false;
   }
-  // The first UPDATE's list is this run's own (nothing has seen it yet): it grows in place.
-  run.update.nlri.append(added);
   return true;
 }
