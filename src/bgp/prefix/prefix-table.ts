@@ -3,7 +3,8 @@
 // bytes), hashing it, and three tagged slots; a full table is 10^5..10^6 of them, and the old
 // RIB spent most of a table transfer in Map lookups and the garbage collector. Here a key is one
 // or four 32-bit words plus a length in typed arrays (off the JS heap, never scanned by the
-// collector); only the values are JS references.
+// collector), and so is each entry's value, an id of interned-values.ts: only the distinct values
+// are JS references.
 //
 // Layout (CPython's compact dict): the entries are dense arrays in insertion order, so iterating
 // the entries (next()) is insertion order exactly as with a Map (tests and the order of UPDATEs depend
@@ -17,15 +18,13 @@
 //
 // Memory is the cost that counts: a table of 10^5 routes is a few MiB of fresh pages, and each
 // first touch of a page is a fault the kernel serves (12 us each on the 2-core CI machine, a third
-// of the time a 100,000-prefix transfer spent in the RIB). One int32 per slot, not two, is a
-// quarter less memory per entry.
-//
-// A deleted entry stays, marked, until that rebuild, which then also renumbers the entries. So
-// deleting while iterating is safe; inserting into the table being iterated is not (a rebuild
-// may renumber), and the RIB never does it.
+// of the time a 100,000-prefix transfer spent in the RIB). Hence one int32 per slot, not two, and
+// values as ids in an Int32Array, which the kernel maps in as entries are written, where a JS
+// array of references is filled (every page touched) as soon as it is allocated.
 
 import { strideOf, type PrefixList, type Stride } from './prefix-list.js';
 import { formatPrefixWords } from './prefix-text.js';
+import { InternedValues } from './interned-values.js';
 import type { Family } from '../types.js';
 
 /** Slots: empty, deleted, else the entry number plus FIRST in the low bits (TAG) and the hash's top byte above. */
@@ -61,17 +60,6 @@ export function hashPrefix(words: Uint32Array, at: number, stride: Stride, len: 
   return fmix(h);
 }
 
-/**
- * A copy of the first `used` values in an array with room for `capacity`: appending to a JS array
- * one element at a time regrows and copies its backing store every half again, and while a table
- * is learned that was the largest cost of an insertion. The holes past `used` read as undefined.
- */
-function valuesWithRoom<V>(vals: readonly (V | undefined)[], used: number, capacity: number): (V | undefined)[] {
-  const room = new Array<V | undefined>(capacity);
-  for (let e = 0; e < used; e++) room[e] = vals[e];
-  return room;
-}
-
 function powerOfTwoAtLeast(n: number): number {
   let c = MIN_CAPACITY;
   while (c < n) c *= 2;
@@ -104,7 +92,9 @@ export class PrefixTable<V> {
   private words: Uint32Array;
   /** Per entry, the prefix length, or GONE once deleted. */
   private lens = new Uint8Array(MIN_CAPACITY);
-  private vals: (V | undefined)[] = [];
+  /** Per entry, its value's id in `values` (0 once deleted). */
+  private ids = new Int32Array(MIN_CAPACITY);
+  private values = new InternedValues<V>();
   /** Entries numbered since the last rebuild, deleted ones included. */
   private used = 0;
   private live = 0;
@@ -161,14 +151,14 @@ export class PrefixTable<V> {
 
   get(words: Uint32Array, at: number, len: number, h?: number): V | undefined {
     const e = this.find(words, at, len, h);
-    return e < 0 ? undefined : this.vals[e];
+    return e < 0 ? undefined : this.values.get(this.ids[e]!);
   }
 
   /** Adds or replaces; a replaced entry keeps its place in the order (as Map.set). Returns the entry. */
   set(words: Uint32Array, at: number, len: number, value: V, h = this.hash(words, at, len)): number {
     const e = this.find(words, at, len, h);
     if (e >= 0) {
-      this.vals[e] = value;
+      this.setValueAt(e, value);
       return e;
     }
     return this.insert(words, at, len, value, h);
@@ -186,7 +176,7 @@ export class PrefixTable<V> {
       this.words[e * 4 + 3] = words[at + 3]!;
     }
     this.lens[e] = len;
-    this.vals[e] = value;
+    this.ids[e] = this.values.take(value);
     this.live++;
     place(this.slots, this.slotMask, h, e);
     return e;
@@ -200,7 +190,8 @@ export class PrefixTable<V> {
 
   /** Removes entry `e` (a live one) and returns its value. Its key stays readable until the next insertion. */
   deleteAt(e: number): V {
-    const value = this.vals[e] as V;
+    const id = this.ids[e]!;
+    const value = this.values.get(id);
     const slots = this.slots;
     const mask = this.slotMask;
     const h = this.hash(this.words, e * this.stride, this.lens[e]!);
@@ -210,18 +201,22 @@ export class PrefixTable<V> {
     // DELETED, not EMPTY: probes for keys placed after this one must go on past it.
     slots[i] = DELETED;
     this.lens[e] = GONE;
-    this.vals[e] = undefined;
+    this.ids[e] = 0;
+    this.values.release(id);
     this.live--;
     return value;
   }
 
   /** The value of live entry `e`. */
   valueAt(e: number): V {
-    return this.vals[e] as V;
+    return this.values.get(this.ids[e]!);
   }
 
   setValueAt(e: number, value: V): void {
-    this.vals[e] = value;
+    const old = this.ids[e]!;
+    // Taken before the old one is released: the same value must not be forgotten in between.
+    this.ids[e] = this.values.take(value);
+    this.values.release(old);
   }
 
   /** The first live entry at or after `e`, or -1: `for (let e = t.next(0); e >= 0; e = t.next(e + 1))`. */
@@ -256,7 +251,8 @@ export class PrefixTable<V> {
     this.slotMask = 2 * MIN_CAPACITY - 1;
     this.words = new Uint32Array(MIN_CAPACITY * this.stride);
     this.lens = new Uint8Array(MIN_CAPACITY);
-    this.vals = [];
+    this.ids = new Int32Array(MIN_CAPACITY);
+    this.values = new InternedValues<V>();
     this.used = 0;
     this.live = 0;
   }
@@ -278,28 +274,29 @@ export class PrefixTable<V> {
   /** Room for `capacity` entries (and twice as many slots); drops the deleted entries, renumbering the rest in order. */
   private rebuild(capacity: number): void {
     if (capacity > MAX_CAPACITY) throw new RangeError(`a prefix table holds at most ${MAX_CAPACITY} prefixes`);
-    const { words, lens, vals, used, live, stride } = this;
+    const { words, lens, ids, used, live, stride } = this;
     if (live < used) {
       // Compact the entries, in order.
       const keptWords = new Uint32Array(capacity * stride);
       const keptLens = new Uint8Array(capacity);
-      const kept: (V | undefined)[] = new Array<V | undefined>(capacity);
+      const keptIds = new Int32Array(capacity);
       let n = 0;
       for (let e = 0; e < used; e++) {
         if (lens[e] === GONE) continue;
         for (let k = 0; k < stride; k++) keptWords[n * stride + k] = words[e * stride + k]!;
         keptLens[n] = lens[e]!;
-        kept[n++] = vals[e];
+        keptIds[n++] = ids[e]!;
       }
       this.words = keptWords;
       this.lens = keptLens;
-      this.vals = kept;
+      this.ids = keptIds;
     } else {
       this.words = new Uint32Array(capacity * stride);
       this.words.set(words.subarray(0, used * stride));
       this.lens = new Uint8Array(capacity);
       this.lens.set(lens.subarray(0, used));
-      this.vals = valuesWithRoom(vals, used, capacity);
+      this.ids = new Int32Array(capacity);
+      this.ids.set(ids.subarray(0, used));
     }
     this.used = this.live = live;
     // The index, from the entries' keys in order (hashing one is a few multiplications; reading
