@@ -26,6 +26,9 @@ describe('InternedValues', () => {
     expect(values.get(ia)).toBeUndefined();
     values.release(ib);
     expect(values.size).toBe(0);
+    // Id 0 (a deleted entry's) refers to nothing: releasing it must not make 0 an id to hand out.
+    values.release(0);
+    expect(values.take(b)).not.toBe(0);
   });
 
   it('gives a new id to a value taken again after it was forgotten, even right after', () => {

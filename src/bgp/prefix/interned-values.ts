@@ -36,9 +36,9 @@ export class InternedValues<V> {
     return id;
   }
 
-  /** An entry no longer refers to `id`; the value is forgotten with its last reference. */
+  /** An entry no longer refers to `id`; the value is forgotten with its last reference. Id 0 refers to nothing. */
   release(id: number): void {
-    if (--this.refs[id]! > 0) return;
+    if (id === 0 || --this.refs[id]! > 0) return;
     this.idOf.delete(this.values[id] as V);
     this.values[id] = undefined;
     this.free.push(id);

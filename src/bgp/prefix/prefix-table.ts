@@ -21,6 +21,10 @@
 // of the time a 100,000-prefix transfer spent in the RIB). Hence one int32 per slot, not two, and
 // values as ids in an Int32Array, which the kernel maps in as entries are written, where a JS
 // array of references is filled (every page touched) as soon as it is allocated.
+//
+// A deleted entry stays, marked, until the next rebuild, which then also renumbers the entries.
+// So deleting while iterating is safe; inserting into the table being iterated is not (a rebuild
+// may renumber), and the RIB never does it.
 
 import { strideOf, type PrefixList, type Stride } from './prefix-list.js';
 import { formatPrefixWords } from './prefix-text.js';
