@@ -1,11 +1,10 @@
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { cleanup, tempDir } from '../test/helpers/cleanup.js';
 import { CNI_SHIM, startCniServer, writeSubnetFile } from '../test/helpers/cni.js';
 import type { Daemon } from '../test/helpers/daemon.js';
 import { run as runCommand, shellQuote, type RunResult } from '../test/helpers/exec.js';
 import { createTestNetns, type TestNetns } from '../test/helpers/netns.js';
-import { median, numberOption, percentile, report, round, stringOption } from './report.js';
+import { median, numberOption, percentile, procStat, report, round, stringOption } from './report.js';
 
 /**
  * `npm run bench -- cni [--cycles N] [--rounds R] [--workers W] [--wrapper nsenter|ip] [--variants twill_agent,twill_fallback]`
@@ -80,12 +79,11 @@ interface Samples {
 
 /** CPU time in clock ticks (100 a second): this process's waited-for children, plus `pid`'s own. */
 function cpuTicks(pid?: number): number {
-  const fields = (p: number | 'self'): number[] => readFileSync(`/proc/${p}/stat`, 'utf8').split(') ')[1]!.split(' ').map(Number);
-  const self = fields('self');
+  const self = procStat('self');
   // cutime + cstime: every plugin call (nsenter execs the plugin; host-local and node are its children).
   let ticks = self[13]! + self[14]!;
   if (pid !== undefined) {
-    const svc = fields(pid);
+    const svc = procStat(pid);
     ticks += svc[11]! + svc[12]!;
   }
   return ticks;

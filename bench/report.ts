@@ -31,14 +31,22 @@ export function processRssMiB(pid: number, field: 'VmRSS' | 'VmHWM'): number {
 }
 
 /**
- * The minor page faults of process `pid` so far (/proc/<pid>/stat, field 10): each first touch of
- * a fresh page. On the CI machine one costs about 12 us, so a process growing its tables by some
- * MiB spends measurable time there.
+ * The fields of /proc/<pid>/stat after the command name, as numbers: index 0 is field 3 (state,
+ * NaN), index 7 minflt, 11 utime, 12 stime, 13 cutime, 14 cstime. The name (field 2) may hold
+ * spaces and ") ", so the fields start past its last ") ".
+ */
+export function procStat(pid: number | 'self'): number[] {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  return stat.slice(stat.lastIndexOf(') ') + 2).split(' ').map(Number);
+}
+
+/**
+ * The minor page faults of process `pid` so far: each first touch of a fresh page. On the CI
+ * machine one costs about 12 us, so a process growing its tables by some MiB spends measurable
+ * time there.
  */
 export function processMinorFaults(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  // The command name (field 2) may hold spaces; the fields after it start past its ") ".
-  return Number(stat.slice(stat.lastIndexOf(') ') + 2).split(' ')[7]);
+  return procStat(pid)[7]!;
 }
 
 /** Peak resident set size of this process so far, in MiB. */

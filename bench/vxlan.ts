@@ -1,4 +1,4 @@
-import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { EtcdSubnetStore, encodeLease, keyLayout, subnetToKeyName } from '../src/store/index.js';
 import { enterNetns, Netlink, RTPROT_TWILL } from '../src/netlink/index.js';
@@ -14,7 +14,7 @@ import { fibPrefixes, inNetns } from './fib-count.js';
 import { measureDriftRepair } from './drift-repair.js';
 import { waitFor } from '../test/helpers/wait.js';
 import { runIpv6 } from './vxlan-ipv6.js';
-import { median, newBurst, numberOption, percentile, processRssMiB, remoteHosts, report, reportBurst, round, stringOption, type RemoteHost } from './report.js';
+import { median, newBurst, numberOption, percentile, processRssMiB, procStat, remoteHosts, report, reportBurst, round, stringOption, type RemoteHost } from './report.js';
 
 /**
  * `npm run bench -- vxlan [--leases N] [--joins N] [--burst-rounds N] [--idle-seconds S] [--settle-seconds S] [--repairs N]`
@@ -87,8 +87,8 @@ async function iproute2Reference(cluster: Cluster, leases: readonly FakeLease[],
 
 /** utime+stime of a process, in clock ticks (100 per second on Linux). */
 function cpuTicks(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  return Number(fields[11]) + Number(fields[12]);
+  const fields = procStat(pid);
+  return fields[11]! + fields[12]!;
 }
 
 export async function run(args: string[]): Promise<void> {
