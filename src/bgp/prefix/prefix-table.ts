@@ -155,7 +155,7 @@ export class PrefixTable<V> {
 
   get(words: Uint32Array, at: number, len: number, h?: number): V | undefined {
     const e = this.find(words, at, len, h);
-    return e < 0 ? undefined : this.values.get(this.ids[e]!);
+    return e < 0 ? undefined : this.valueAt(e);
   }
 
   /** Adds or replaces; a replaced entry keeps its place in the order (as Map.set). Returns the entry. */
@@ -307,9 +307,9 @@ export class PrefixTable<V> {
     // the old slots instead would be a random read per entry, as is writing the new one).
     const into = new Int32Array(2 * capacity);
     const mask = 2 * capacity - 1;
-    const kept = this.words;
-    const keptLens = this.lens;
-    for (let e = 0; e < live; e++) place(into, mask, hashPrefix(kept, e * stride, stride, keptLens[e]!), e);
+    const newWords = this.words;
+    const newLens = this.lens;
+    for (let e = 0; e < live; e++) place(into, mask, hashPrefix(newWords, e * stride, stride, newLens[e]!), e);
     this.slots = into;
     this.slotMask = mask;
   }

@@ -47,12 +47,13 @@ export function readPrefixesInto(list: PrefixList, buf: Uint8Array, start: numbe
 /** How many prefixes buf[start, end) holds; throws on a bad length or an overrun. */
 function countPrefixes(family: Family, buf: Uint8Array, start: number, end: number): number {
   const max = maxPrefixLength(family);
+  const name = family === 'ipv4-unicast' ? 'IPv4' : 'IPv6';
   let count = 0;
   for (let p = start; p < end; count++) {
     const len = buf[p++]!;
-    if (len > max) badNlri(`${family === 'ipv4-unicast' ? 'IPv4' : 'IPv6'} prefix length ${len} is more than ${max}`);
+    if (len > max) badNlri(`${name} prefix length ${len} is more than ${max}`);
     p += (len + 7) >> 3;
-    if (p > end) badNlri(`${family === 'ipv4-unicast' ? 'IPv4' : 'IPv6'} prefix /${len} runs past its field`);
+    if (p > end) badNlri(`${name} prefix /${len} runs past its field`);
   }
   return count;
 }
