@@ -80,4 +80,45 @@ describe.skipIf(!canUseNetns)('pipelined netlink requests', () => {
     // The neighbours of the valid entries went in with them.
     expect((await s.nl.listNeighbours(vx)).filter((x) => x.permanent)).toHaveLength(n - refused.length - 1);
   });
+
+  it('interleaves a batch bigger than the in-flight limit with single requests, each failure on its own request', async () => {
+    const { s, vx } = await vxlanHost('bulk');
+    // 9,000 requests: more than the 4,096 in flight at once and many datagrams, so the batch goes
+    // out in runs between the single requests issued meanwhile.
+    const n = 9000;
+    const batch = s.nl.batch<number>();
+    for (let i = 0; i < n; i++) {
+      if (i % 997 === 5) batch.replaceRoute({ dst: subnet(i), gateway: '192.0.2.77' }, i);
+      else batch.replaceRoute({ dst: subnet(i), gateway: '10.0.0.1', oif: vx, onlink: true }, i);
+    }
+    const committed = batch.commit();
+    const singles = Promise.allSettled(Array.from({ length: 200 }, (_, j) => (j % 50 === 7
+      ? s.nl.replaceRoute({ dst: `10.250.${j}.0/24`, gateway: '192.0.2.77' })
+      : s.nl.replaceRoute({ dst: `10.250.${j}.0/24`, gateway: '10.0.0.1', oif: vx, onlink: true }))));
+    const failures = await committed;
+    const refusedTokens = Array.from({ length: n }, (_, i) => i).filter((i) => i % 997 === 5);
+    expect(failures.map((f) => f.token).sort((a, b) => a - b)).toEqual(refusedTokens);
+    for (const f of failures) {
+      expect(f.error).toBeInstanceOf(NetlinkError);
+      expect((f.error as NetlinkError).target).toBe(subnet(f.token));
+      expect((f.error as NetlinkError).code).toBe('ENETUNREACH');
+    }
+    const singleResults = await singles;
+    singleResults.forEach((r, j) => expect(r.status).toBe(j % 50 === 7 ? 'rejected' : 'fulfilled'));
+    const installed = await s.nl.listRoutes({ protocol: RTPROT_TWILL });
+    expect(installed).toHaveLength(n - refusedTokens.length + singleResults.filter((r) => r.status === 'fulfilled').length);
+  });
+
+  it('fails every unanswered request of a batch when the channel closes under it', async () => {
+    const { s, vx } = await vxlanHost('closing');
+    const batch = s.nl.batch<number>();
+    for (let i = 0; i < 5000; i++) batch.replaceRoute({ dst: subnet(i), gateway: '10.0.0.1', oif: vx, onlink: true }, i);
+    const committed = batch.commit();
+    // Closed before the first datagram leaves (requests are sent from a microtask).
+    s.nl.close();
+    const failures = await committed;
+    expect(failures).toHaveLength(5000);
+    expect(failures.every((f) => /closed/.test(f.error.message))).toBe(true);
+    expect(await s.ipJson('route', 'show', 'proto', String(RTPROT_TWILL))).toEqual([]);
+  });
 });
