@@ -36,7 +36,7 @@ const FLAGS: readonly FlagSpec[] = [
   { name: 'peer', kind: 'repeated', arg: 'ADDR[:PORT],asn=N[,passive][,md5=KEY][,multihop=TTL][,local=IP][,families=ipv4|ipv6|ipv4+ipv6][,hold=S][,max-prefix=N][,nexthop6=IPv6][,graceful-restart=S]', help: `a peer (repeatable). IPv6 with a port: [addr]:port. max-prefix: most routes per family taken from the peer before Cease/1 (default ${DEFAULT_MAX_PREFIXES}). graceful-restart: the restart time advertised (RFC 4724, receiving speaker; default 120, 0 = no capability).` },
   { name: 'announce', kind: 'repeated', arg: 'PREFIX[,nexthop=IP]', help: 'originate this prefix (repeatable); next hop self unless given.' },
   { name: 'accept', kind: 'repeated', arg: 'PREFIX[,le=N][,ge=N]', help: 'learn prefixes inside this range (repeatable); the default route is never learned. Without any, nothing is learned.' },
-  { name: 'print-routes', kind: 'boolean', default: 'true', help: 'print a JSON line per learned or withdrawn route; --no-print-routes prints per-peer route counts instead, at most every 20 ms (large tables).' },
+  { name: 'print-routes', kind: 'boolean', default: 'true', help: 'print a JSON line per learned or withdrawn route; --no-print-routes prints per-peer route counts instead, at most every 5 ms (large tables).' },
   { name: 'netns', kind: 'string', arg: 'PATH', help: 'open the speaker\'s sockets inside this network namespace (e.g. /run/netns/tor1).' },
 ];
 
