@@ -40,6 +40,12 @@ export function procStat(pid: number | 'self'): number[] {
   return stat.slice(stat.lastIndexOf(') ') + 2).split(' ').map(Number);
 }
 
+/** The CPU time (user and system) process `pid` has used so far, in ms (the kernel counts 10 ms ticks). */
+export function processCpuMs(pid: number): number {
+  const fields = procStat(pid);
+  return (fields[11]! + fields[12]!) * 10;
+}
+
 /**
  * The minor page faults of process `pid` so far: each first touch of a fresh page. On the CI
  * machine one costs about 12 us, so a process growing its tables by some MiB spends measurable

@@ -14,7 +14,7 @@ import { fibPrefixes, inNetns } from './fib-count.js';
 import { measureDriftRepair } from './drift-repair.js';
 import { waitFor } from '../test/helpers/wait.js';
 import { runIpv6 } from './vxlan-ipv6.js';
-import { median, newBurst, numberOption, percentile, processRssMiB, procStat, remoteHosts, report, reportBurst, round, stringOption, type RemoteHost } from './report.js';
+import { median, newBurst, numberOption, percentile, processCpuMs, processRssMiB, remoteHosts, report, reportBurst, round, stringOption, type RemoteHost } from './report.js';
 
 /**
  * `npm run bench -- vxlan [--leases N] [--joins N] [--burst-rounds N] [--idle-seconds S] [--settle-seconds S] [--repairs N]`
@@ -85,11 +85,6 @@ async function iproute2Reference(cluster: Cluster, leases: readonly FakeLease[],
   return elapsed;
 }
 
-/** utime+stime of a process, in clock ticks (100 per second on Linux). */
-function cpuTicks(pid: number): number {
-  const fields = procStat(pid);
-  return fields[11]! + fields[12]!;
-}
 
 export async function run(args: string[]): Promise<void> {
   if (args.includes('--ipv6')) return runIpv6(args); // dual-stack: vxlan-ipv6.ts
@@ -216,9 +211,9 @@ export async function run(args: string[]): Promise<void> {
     // Idle means steady state: the start's own garbage collection and V8's heap shrinking
     // (its memory reducer) settle first.
     await new Promise((r) => setTimeout(r, settleSeconds * 1000));
-    const before = cpuTicks(pid);
+    const before = processCpuMs(pid);
     await new Promise((r) => setTimeout(r, idleSeconds * 1000));
-    const idle = (cpuTicks(pid) - before) / 100 / idleSeconds;
+    const idle = (processCpuMs(pid) - before) / 1000 / idleSeconds;
     report({ bench: 'vxlan', metric: 'agent_rss', value: round(processRssMiB(pid, 'VmRSS'), 1), unit: 'MiB', target: '<120' });
     report({ bench: 'vxlan', metric: 'agent_peak_rss', value: round(processRssMiB(pid, 'VmHWM'), 1), unit: 'MiB' });
     report({ bench: 'vxlan', metric: 'agent_idle_cpu', value: round(idle * 100, 2), unit: '%', target: '<0.5' });
