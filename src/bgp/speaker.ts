@@ -404,14 +404,18 @@ export class Speaker extends EventEmitter<SpeakerEvents> {
     if (ip.bytes.some((b) => b !== 0)) this.ownAddresses.add(ip.text);
   }
 
-  /** Sends every established peer what changed for it, once per tick whatever the number of changes. */
+  /**
+   * Sends every established peer what changed for it, once per tick whatever the number of
+   * changes. A peer with nothing pending is skipped: a ToR that sends its table one prefix per
+   * UPDATE (gobgpd) makes a tick per UPDATE, and its own routes are never sent back to it.
+   */
   private scheduleFlush(): void {
     if (this.flushScheduled) return;
     this.flushScheduled = true;
     setImmediate(() => {
       this.flushScheduled = false;
       for (const [address, entry] of this.peers) {
-        if (entry.session.state === 'established' && this.rib.hasPeer(address) && entry.initialTable === undefined) void this.flush(address, entry);
+        if (entry.session.state === 'established' && this.rib.hasPeer(address) && entry.initialTable === undefined && this.rib.hasPending(address)) void this.flush(address, entry);
       }
     });
   }

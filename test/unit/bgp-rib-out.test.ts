@@ -16,6 +16,26 @@ describe('Adj-RIB-Out: pendingFor / markSent', () => {
     expect(rib.stats().peers[0]).toMatchObject({ advertised: 1, pendingChanges: 0 });
   });
 
+  it('says whether a peer has anything pending: a new session does, its own routes make nothing pending for it, another peer\'s routes do', () => {
+    const rib = newRib();
+    addPeer(rib, 'src', 65001, 1);
+    addPeer(rib, 'dst', 65002, 2);
+    expect([rib.hasPending('src'), rib.hasPending('dst')]).toEqual([true, true]);
+    rib.pendingFor('src');
+    rib.markSent('src');
+    rib.pendingFor('dst');
+    rib.markSent('dst');
+    expect([rib.hasPending('src'), rib.hasPending('dst')]).toEqual([false, false]);
+    announce(rib, 'src', [P], attrs([65001]));
+    // Never back to the sender (the speaker skips its flush); the other peer is to be told.
+    expect([rib.hasPending('src'), rib.hasPending('dst')]).toEqual([false, true]);
+    expect(summary(rib.pendingFor('dst')).announce).toHaveProperty([P]);
+    rib.markSent('dst');
+    expect(rib.hasPending('dst')).toBe(false);
+    withdraw(rib, 'src', [P]);
+    expect([rib.hasPending('src'), rib.hasPending('dst')]).toEqual([false, true]);
+  });
+
   it('groups prefixes with identical outgoing attributes, across UPDATEs, so one UPDATE can carry them', () => {
     const rib = newRib();
     addPeer(rib, 'src', 65001, 1);

@@ -251,6 +251,8 @@ export class PrefixTable<V> {
   }
 
   clear(): void {
+    // Empty and at its smallest already (the Adj-RIB-Out clears its sets after every send): keep it.
+    if (this.used === 0 && this.lens.length === MIN_CAPACITY) return;
     this.slots = new Int32Array(2 * MIN_CAPACITY);
     this.slotMask = 2 * MIN_CAPACITY - 1;
     this.words = new Uint32Array(MIN_CAPACITY * this.stride);

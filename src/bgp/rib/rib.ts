@@ -245,6 +245,12 @@ export class Rib {
     this.peer(peerId).setExportPolicy(policy);
   }
 
+  /** Whether pendingFor() could give the peer anything: a prefix whose best route changed, or a full comparison due. */
+  hasPending(peerId: string): boolean {
+    const pending = this.peer(peerId).out.pendingCount();
+    return pending === 'full' || pending > 0;
+  }
+
   /** What the peer should be sent now; call markSent() once it is. */
   pendingFor(peerId: string): PendingUpdate {
     const peer = this.peer(peerId);
