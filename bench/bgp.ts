@@ -4,7 +4,7 @@
  * rounds alternating. For each measurement a fresh sender peers with the receiver alone; once the
  * session is Established the sender is given the N routes (`birdc configure` with a static
  * protocol), and the clock runs from that moment until the receiver holds all N (Twill: its own
- * progress line, printed at its first route and then at most 20 ms apart; BIRD: `show protocols
+ * progress line, printed at its first route and then at most 5 ms apart; BIRD: `show protocols
  * all` over its control socket, every 5 ms). Announcing after Established keeps BIRD on its
  * incremental export path: pre-loaded, its initial feed held back the last partial batch (160 of
  * 100,000) for 3 s toward some sessions (strace: BIRD idle in poll with a 3 s timeout).

@@ -4,7 +4,7 @@ import { CNI_SHIM, startCniServer, writeSubnetFile } from '../test/helpers/cni.j
 import type { Daemon } from '../test/helpers/daemon.js';
 import { run as runCommand, shellQuote, type RunResult } from '../test/helpers/exec.js';
 import { createTestNetns, type TestNetns } from '../test/helpers/netns.js';
-import { median, numberOption, percentile, procStat, report, round, stringOption } from './report.js';
+import { median, numberOption, percentile, processCpuMs, procStat, report, round, stringOption } from './report.js';
 
 /**
  * `npm run bench -- cni [--cycles N] [--rounds R] [--workers W] [--wrapper nsenter|ip] [--variants twill_agent,twill_fallback]`
@@ -73,20 +73,16 @@ interface Samples {
   readonly par: Timings;
   /** Cycles per second of each parallel round. */
   readonly parRate: number[];
-  /** CPU clock ticks spent over the sequential cycles: plugin processes plus the agent's service. */
-  cpuTicks: number;
+  /** CPU time (ms) spent over the sequential cycles: plugin processes plus the agent's service. */
+  cpuMs: number;
 }
 
-/** CPU time in clock ticks (100 a second): this process's waited-for children, plus `pid`'s own. */
-function cpuTicks(pid?: number): number {
+/** CPU time in ms: this process's waited-for children, plus `pid`'s own. */
+function cpuMs(pid?: number): number {
   const self = procStat('self');
-  // cutime + cstime: every plugin call (nsenter execs the plugin; host-local and node are its children).
-  let ticks = self[13]! + self[14]!;
-  if (pid !== undefined) {
-    const svc = procStat(pid);
-    ticks += svc[11]! + svc[12]!;
-  }
-  return ticks;
+  // cutime + cstime (10 ms ticks): every plugin call (nsenter execs the plugin; host-local and node are its children).
+  const children = (self[13]! + self[14]!) * 10;
+  return pid === undefined ? children : children + processCpuMs(pid);
 }
 
 function timings(): Timings {
@@ -234,7 +230,7 @@ export async function run(args: string[]): Promise<void> {
       process.stderr.write(`warm-up ${v.name}: ok\n`);
     }
 
-    const samples = new Map<VariantName, Samples>(variants.map((v) => [v.name, { seq: timings(), par: timings(), parRate: [], cpuTicks: 0 }]));
+    const samples = new Map<VariantName, Samples>(variants.map((v) => [v.name, { seq: timings(), par: timings(), parRate: [], cpuMs: 0 }]));
     for (let r = 0; r < rounds; r++) {
       const order = variants.map((_, i) => variants[(i + r) % variants.length]!);
       const line: string[] = [];
@@ -242,9 +238,9 @@ export async function run(args: string[]): Promise<void> {
         const s = samples.get(v.name)!;
         const seq = timings();
         const par = timings();
-        const cpu = cpuTicks(v.servicePid);
+        const cpu = cpuMs(v.servicePid);
         await bench.sequential(v, pods, seqPerRound, seq);
-        s.cpuTicks += cpuTicks(v.servicePid) - cpu;
+        s.cpuMs += cpuMs(v.servicePid) - cpu;
         const rate = await bench.parallel(v, pods, parPerWorker, par);
         for (const [from, to] of [[seq, s.seq], [par, s.par]] as const) {
           to.cycles.push(...from.cycles);
@@ -271,7 +267,7 @@ export async function run(args: string[]): Promise<void> {
       report({ bench: BENCH, metric: `${v.name}_seq_cycle_p99_ms`, value: ms(s.seq.cycles, 99), unit: 'ms' });
       report({ bench: BENCH, metric: `${v.name}_seq_add_p50_ms`, value: ms(s.seq.adds, 50), unit: 'ms' });
       report({ bench: BENCH, metric: `${v.name}_seq_del_p50_ms`, value: ms(s.seq.dels, 50), unit: 'ms' });
-      report({ bench: BENCH, metric: `${v.name}_seq_cpu_ms_per_cycle`, value: round((s.cpuTicks * 10) / s.seq.cycles.length, 1), unit: 'ms' });
+      report({ bench: BENCH, metric: `${v.name}_seq_cpu_ms_per_cycle`, value: round(s.cpuMs / s.seq.cycles.length, 1), unit: 'ms' });
       report({ bench: BENCH, metric: `${v.name}_${par}_cycle_p50_ms`, value: ms(s.par.cycles, 50), unit: 'ms' });
       report({ bench: BENCH, metric: `${v.name}_${par}_cycle_p99_ms`, value: ms(s.par.cycles, 99), unit: 'ms' });
       report({ bench: BENCH, metric: `${v.name}_${par}_cycles_per_s`, value: round(median(s.parRate), 1), unit: 'cycles/s' });

@@ -85,7 +85,6 @@ async function iproute2Reference(cluster: Cluster, leases: readonly FakeLease[],
   return elapsed;
 }
 
-
 export async function run(args: string[]): Promise<void> {
   if (args.includes('--ipv6')) return runIpv6(args); // dual-stack: vxlan-ipv6.ts
   const n = numberOption(args, '--leases', 5000);
