@@ -9,6 +9,9 @@ import { connectTcp, listenTcp, setTcpTtl } from '../../netlink/index.js';
 /** 4 MiB: a 100k-route table arrives in about 2 MB; see TcpTransportOptions.receiveBuffer. */
 const RECEIVE_BUFFER = 4 << 20;
 
+/** See BgpTransport.readGatherMs: the buffer above holds what a trickling peer sends meanwhile. */
+const READ_GATHER_MS = 1;
+
 export function kernelTransport(netnsPath?: string): BgpTransport {
   const ns = { receiveBuffer: RECEIVE_BUFFER, ...(netnsPath !== undefined && { netnsPath }) };
   return {
@@ -24,5 +27,6 @@ export function kernelTransport(netnsPath?: string): BgpTransport {
     }),
     listen: (opts) => listenTcp({ host: opts.host, port: opts.port, ...(opts.md5 !== undefined && { md5: opts.md5 }), ...ns }),
     setTtl: (socket, ttl) => setTcpTtl(socket, ttl, undefined),
+    readGatherMs: READ_GATHER_MS,
   };
 }

@@ -21,6 +21,12 @@ interface ConnectionEvents {
 const WRITE_CHUNK = 64 * 1024;
 
 /**
+ * A read of UPDATEs smaller than this means the peer trickles them (gobgpd, for one, sends a table
+ * one prefix per UPDATE and per segment); a larger one means a backlog, taken on at once.
+ */
+const READ_GATHER_BELOW = 16 * 1024;
+
+/**
  * One TCP connection carrying BGP: framing (MessageReader), decoding with the options the session
  * negotiated, and writes with backpressure. Which peer it belongs to and what the messages mean
  * is the session's business.
@@ -34,14 +40,21 @@ export class Connection extends EventEmitter<ConnectionEvents> {
   private ended = false;
   private pendingOut: Buffer[] = [];
   private pendingBytes = 0;
+  private readPause: NodeJS.Timeout | undefined;
 
-  constructor(private readonly socket: net.Socket, readonly initiatedLocally: boolean) {
+  /**
+   * `readGatherMs` (0: off; BgpTransport.readGatherMs) is how long reading pauses after a small
+   * read of UPDATEs, so that the next read takes the UPDATEs of that time together: each read,
+   * decode and report has a fixed cost, and a run of UPDATEs under the same attributes is
+   * reported as one (wire/update-join.ts). An UPDATE waits at most that long.
+   */
+  constructor(private readonly socket: net.Socket, readonly initiatedLocally: boolean, private readonly readGatherMs = 0) {
     super();
     this.remoteAddress = normaliseAddress(socket.remoteAddress ?? '');
     this.remotePort = socket.remotePort ?? 0;
     this.localAddress = normaliseAddress(socket.localAddress ?? '');
     socket.setNoDelay(true);
-    socket.on('data', (chunk: Buffer) => this.receive(chunk));
+    socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('error', (err) => this.finish(err));
     socket.on('close', () => this.finish(undefined));
   }
@@ -104,28 +117,45 @@ export class Connection extends EventEmitter<ConnectionEvents> {
     this.socket.write(data);
   }
 
+  private onData(chunk: Buffer): void {
+    const sawUpdate = this.receive(chunk);
+    if (sawUpdate && this.readGatherMs > 0 && chunk.length < READ_GATHER_BELOW) this.pauseReading();
+  }
+
+  /** What comes meanwhile waits in the socket's receive buffer. */
+  private pauseReading(): void {
+    if (this.ended || this.readPause !== undefined) return;
+    this.socket.pause();
+    this.readPause = setTimeout(() => {
+      this.readPause = undefined;
+      if (!this.ended) this.socket.resume();
+    }, this.readGatherMs);
+  }
+
   /**
    * Decodes and reports the messages of one read. A run of UPDATEs that only add prefixes under
    * the same attributes is reported as one (wire/update-join.ts says why that is the same).
+   * True if the read held an UPDATE.
    */
-  private receive(chunk: Buffer): void {
-    if (this.ended) return;
+  private receive(chunk: Buffer): boolean {
+    if (this.ended) return false;
     let messages: Buffer[];
     try {
       messages = this.reader.push(chunk);
     } catch (err) {
       this.protocolError(err);
-      return;
+      return false;
     }
     let run: JoinableUpdate | undefined;
+    let sawUpdate = false;
     const reportRun = (r: JoinableUpdate): void => { this.emit('message', { type: MessageType.UPDATE, update: r.update }, NO_WARNINGS); };
     for (const raw of messages) {
-      if (this.ended) return;
+      if (this.ended) return false;
       if (run !== undefined) {
         if (joinUpdate(run, raw)) continue;
         reportRun(run);
         run = undefined;
-        if (this.ended) return;
+        if (this.ended) return false;
       }
       let decoded;
       try {
@@ -136,13 +166,17 @@ export class Connection extends EventEmitter<ConnectionEvents> {
           continue;
         }
         this.protocolError(err);
-        return;
+        return false;
       }
       const message = decoded.message;
-      if (message.type === MessageType.UPDATE && decoded.warnings.length === 0) run = joinableUpdate(raw, message.update);
+      if (message.type === MessageType.UPDATE) {
+        sawUpdate = true;
+        if (decoded.warnings.length === 0) run = joinableUpdate(raw, message.update);
+      }
       if (run === undefined) this.emit('message', message, decoded.warnings);
     }
     if (run !== undefined && !this.ended) reportRun(run);
+    return sawUpdate;
   }
 
   private protocolError(err: unknown): void {
@@ -153,6 +187,8 @@ export class Connection extends EventEmitter<ConnectionEvents> {
   private finish(err: Error | undefined): void {
     if (this.ended) return;
     this.ended = true;
+    clearTimeout(this.readPause);
+    this.readPause = undefined;
     this.pendingOut = [];
     this.pendingBytes = 0;
     this.emit('closed', err);

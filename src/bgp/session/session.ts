@@ -185,7 +185,7 @@ export class Session extends EventEmitter<SessionEvents> {
    * local user of the peer's host can open one.
    */
   accept(socket: net.Socket): void {
-    const conn = new Connection(socket, false);
+    const conn = new Connection(socket, false, this.transport.readGatherMs);
     if (!this.started) {
       conn.close(encodeNotification(NotificationCode.CEASE, CeaseSubcode.CONNECTION_REJECTED));
       return;
@@ -241,7 +241,7 @@ export class Session extends EventEmitter<SessionEvents> {
         socket.destroy();
         return;
       }
-      this.adopt(new Connection(socket, true));
+      this.adopt(new Connection(socket, true, this.transport.readGatherMs));
     }, (err: Error) => {
       this.connecting = undefined;
       if (!this.started || abort.signal.aborted) return;
