@@ -38,11 +38,21 @@ export function importFilter(input: ImportFilterInput): (prefix: string) => Impo
     6: input.clusterNetworkV6 === undefined ? undefined : parseCidr(input.clusterNetworkV6, 'IPv6 cluster network'),
   };
   const own = new Set([input.ownSubnet, input.ownSubnetV6].flatMap((s) => (s === undefined ? [] : [formatCidr(parsePrefix(s, 'own subnet'))])));
+  // -1 (no fast path) in an IPv6-only cluster, or for a cluster network in another form.
+  const cluster4 = input.clusterNetwork === undefined ? -1 : readPlainIpv4Prefix(input.clusterNetwork);
   const leased = new Set<string>();
+  /**
+   * The decision for each prefix that may be installed, by its canonical text, made once per
+   * lease set: a table is prefixes in canonical text, as the speakers format them, so a prefix
+   * that may be installed costs one lookup, with no parsing and no allocation (the filter is
+   * asked twice per learned prefix: when it comes, and when its route is planned).
+   */
+  const accepted = new Map<string, ImportDecision>();
   for (const s of input.leasedSubnets) {
     const plain = readPlainIpv4Prefix(s);
     if (plain >= 0 && plainIpv4IsNetwork(plain)) {
       leased.add(s); // canonical already: what formatCidr would make of it
+      if (plain > 0 && cluster4 >= 0 && plainIpv4Contains(cluster4, plain)) accepted.set(s, { ok: true, prefix: s });
       continue;
     }
     try {
@@ -51,23 +61,12 @@ export function importFilter(input: ImportFilterInput): (prefix: string) => Impo
       // The agent screens leases before they get here; a broken one simply leases nothing.
     }
   }
-  // -1 (no fast path) in an IPv6-only cluster, or for a cluster network in another form.
-  const cluster4 = input.clusterNetwork === undefined ? -1 : readPlainIpv4Prefix(input.clusterNetwork);
-  /**
-   * A table is IPv4 prefixes in canonical text, as the speaker formats them: one that may be
-   * installed is recognised without parsing or a lookup in the memo below (together a tenth of a
-   * 10,000-route install). Undefined for anything else, refusals included: decide() words them.
-   */
-  const accepted = (text: string): ImportDecision | undefined => {
-    const plain = cluster4 < 0 ? -1 : readPlainIpv4Prefix(text);
-    return plain > 0 && plainIpv4IsNetwork(plain) && leased.has(text) && !own.has(text) && plainIpv4Contains(cluster4, plain)
-      ? { ok: true, prefix: text } : undefined;
-  };
+  for (const subnet of own) accepted.delete(subnet);
   // The same prefixes are asked again at every plan (10,000 of them after a full table): each is
   // parsed once per lease set.
   const decided = new Map<string, ImportDecision>();
   return (text) => {
-    let decision = accepted(text) ?? decided.get(text);
+    let decision = accepted.get(text) ?? decided.get(text);
     if (decision === undefined) {
       decision = decide(text);
       // Bounded: peers are held to their max-prefix, but a lease set may live long.
