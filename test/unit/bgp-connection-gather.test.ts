@@ -8,13 +8,13 @@ import { EventEmitter, once } from 'node:events';
 import net from 'node:net';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { Connection } from '../../src/bgp/session/connection.js';
-import { MessageType, type PathAttributes, type UpdateMessage } from '../../src/bgp/types.js';
+import { MessageType, type PathAttributes } from '../../src/bgp/types.js';
 import { encodeKeepalive, encodeUpdate, toUpdateMessage, type ReceivedMessage } from '../../src/bgp/wire/index.js';
 
 const OPTS = { fourOctetAsn: true };
 const A: PathAttributes = { origin: 0, asPath: [{ type: 'sequence', asns: [65000] }], nextHop: '198.18.64.1' };
 const update = (nlri: string[]): Buffer => encodeUpdate({ withdrawn: [], nlri, attributes: A }, OPTS);
-const nlriOf = (m: ReceivedMessage): string[] => (m.type === MessageType.UPDATE ? toUpdateMessage(m.update).nlri : []);
+const nlriOf = (m: ReceivedMessage): readonly string[] => (m.type === MessageType.UPDATE ? toUpdateMessage(m.update).nlri : []);
 
 /** A stand-in socket that records pause() and resume(). */
 function standIn(): EventEmitter & { paused: number; resumed: number; setNoDelay(): void; write(): boolean; pause(): void; resume(): void } {
@@ -89,7 +89,7 @@ describe('Connection: reads gathered after a small read of UPDATEs', () => {
     const gatherMs = 200;
     const conn = new Connection(accepted, false, gatherMs);
     conn.setCodecOptions(OPTS);
-    const reports: { at: number; nlri: string[] }[] = [];
+    const reports: { at: number; nlri: readonly string[] }[] = [];
     const next = (): Promise<void> => new Promise((resolve) => conn.once('message', () => resolve()));
     conn.on('message', (m) => reports.push({ at: performance.now(), nlri: nlriOf(m) }));
     try {
