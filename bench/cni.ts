@@ -4,7 +4,7 @@ import { CNI_SHIM, startCniServer, writeSubnetFile } from '../test/helpers/cni.j
 import type { Daemon } from '../test/helpers/daemon.js';
 import { run as runCommand, shellQuote, type RunResult } from '../test/helpers/exec.js';
 import { createTestNetns, type TestNetns } from '../test/helpers/netns.js';
-import { median, numberOption, percentile, processCpuMs, procStat, report, round, stringOption } from './report.js';
+import { median, numberOption, percentile, processCpuMs, report, round, stringOption } from './report.js';
 
 /**
  * `npm run bench -- cni [--cycles N] [--rounds R] [--workers W] [--wrapper nsenter|ip] [--variants twill_agent,twill_fallback]`
@@ -79,9 +79,8 @@ interface Samples {
 
 /** CPU time in ms: this process's waited-for children, plus `pid`'s own. */
 function cpuMs(pid?: number): number {
-  const self = procStat('self');
-  // cutime + cstime (10 ms ticks): every plugin call (nsenter execs the plugin; host-local and node are its children).
-  const children = (self[13]! + self[14]!) * 10;
+  // Every plugin call is a waited-for child (nsenter execs the plugin; host-local and node are its children).
+  const children = processCpuMs('self', 'children');
   return pid === undefined ? children : children + processCpuMs(pid);
 }
 

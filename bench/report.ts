@@ -40,10 +40,14 @@ export function procStat(pid: number | 'self'): number[] {
   return stat.slice(stat.lastIndexOf(') ') + 2).split(' ').map(Number);
 }
 
-/** The CPU time (user and system) process `pid` has used so far, in ms (the kernel counts 10 ms ticks). */
-export function processCpuMs(pid: number): number {
+/**
+ * The CPU time (user and system) process `pid` has used so far, in ms (the kernel counts 10 ms
+ * ticks); with `children`, that of its children it has waited for instead (cutime + cstime).
+ */
+export function processCpuMs(pid: number | 'self', which: 'own' | 'children' = 'own'): number {
   const fields = procStat(pid);
-  return (fields[11]! + fields[12]!) * 10;
+  const at = which === 'own' ? 11 : 13;
+  return (fields[at]! + fields[at + 1]!) * 10;
 }
 
 /**

@@ -111,11 +111,12 @@ function answered(bulk: Bulk, count = 1): void {
   if (bulk.left === 0) bulk.resolve(bulk.errors);
 }
 
-/** Fails request `index` of `bulk`, unless the kernel already refused it. */
-function failBulkRequest(bulk: Bulk, index: number, err: Error & { errno?: number }): void {
-  if (bulk.errors.has(index)) return;
+/** Fails request `index` of `bulk`, unless it has failed already (the kernel refused it); true if it had not. */
+function failBulkRequest(bulk: Bulk, index: number, err: Error & { errno?: number }): boolean {
+  if (bulk.errors.has(index)) return false;
   bulk.errors.set(index, toNetlinkError(err, bulk.requests[index]!.label));
   answered(bulk);
+  return true;
 }
 
 /**
@@ -422,11 +423,11 @@ export class RtnlChannel {
         const offset = (msg.seq - span.firstSeq) >>> 0;
         if (offset >= span.count) continue;
         const index = span.first + offset;
-        if (span.bulk.errors.has(index)) return;
-        span.failed++;
-        this.inFlight--;
-        span.bulk.errors.set(index, new NetlinkError({ ...span.bulk.requests[index]!.label, errno, extack: parseExtack(msg) }));
-        answered(span.bulk);
+        const refusal = new NetlinkError({ ...span.bulk.requests[index]!.label, errno, extack: parseExtack(msg) });
+        if (failBulkRequest(span.bulk, index, refusal)) {
+          span.failed++;
+          this.inFlight--;
+        }
         return;
       }
     }

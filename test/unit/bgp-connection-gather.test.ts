@@ -4,10 +4,11 @@
  * (BgpTransport.readGatherMs). Checked on a stand-in socket for when it pauses, and over a real
  * loopback TCP connection for what the peer's next UPDATEs become.
  */
-import { EventEmitter, once } from 'node:events';
+import { once } from 'node:events';
 import net from 'node:net';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { Connection } from '../../src/bgp/session/connection.js';
+import { standInSocket } from '../helpers/bgp-stand-in-socket.js';
 import { MessageType, type PathAttributes } from '../../src/bgp/types.js';
 import { encodeKeepalive, encodeUpdate, toUpdateMessage, type ReceivedMessage } from '../../src/bgp/wire/index.js';
 
@@ -16,17 +17,6 @@ const A: PathAttributes = { origin: 0, asPath: [{ type: 'sequence', asns: [65000
 const update = (nlri: string[]): Buffer => encodeUpdate({ withdrawn: [], nlri, attributes: A }, OPTS);
 const nlriOf = (m: ReceivedMessage): readonly string[] => (m.type === MessageType.UPDATE ? toUpdateMessage(m.update).nlri : []);
 
-/** A stand-in socket that records pause() and resume(). */
-function standIn(): EventEmitter & { paused: number; resumed: number; setNoDelay(): void; write(): boolean; pause(): void; resume(): void } {
-  const socket = Object.assign(new EventEmitter(), {
-    paused: 0, resumed: 0, remoteAddress: '198.18.64.1', remotePort: 179, localAddress: '198.18.64.2',
-    setNoDelay: () => undefined, write: () => true,
-    pause: () => { socket.paused++; },
-    resume: () => { socket.resumed++; },
-  });
-  return socket;
-}
-
 afterEach(() => {
   vi.useRealTimers();
 });
@@ -34,8 +24,8 @@ afterEach(() => {
 describe('Connection: reads gathered after a small read of UPDATEs', () => {
   it('pauses for the gather time after a small read with an UPDATE, not after a KEEPALIVE, a large read or with no gather time', () => {
     vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
-    const socket = standIn();
-    const conn = new Connection(socket as unknown as net.Socket, false, 5);
+    const socket = standInSocket();
+    const conn = new Connection(socket.socket, false, 5);
     conn.setCodecOptions(OPTS);
     const seen: ReceivedMessage[] = [];
     conn.on('message', (m) => seen.push(m));
@@ -59,8 +49,8 @@ describe('Connection: reads gathered after a small read of UPDATEs', () => {
     expect(seen.at(-1) && nlriOf(seen.at(-1)!)).toHaveLength(400);
     expect(socket.paused).toBe(1);
 
-    const plain = standIn();
-    const off = new Connection(plain as unknown as net.Socket, false);
+    const plain = standInSocket();
+    const off = new Connection(plain.socket, false);
     off.setCodecOptions(OPTS);
     plain.emit('data', update(['10.1.0.0/24']));
     expect(plain.paused).toBe(0);
@@ -68,8 +58,8 @@ describe('Connection: reads gathered after a small read of UPDATEs', () => {
 
   it('a closed connection does not resume its socket', () => {
     vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
-    const socket = Object.assign(standIn(), { destroy: () => undefined });
-    const conn = new Connection(socket as unknown as net.Socket, false, 5);
+    const socket = standInSocket();
+    const conn = new Connection(socket.socket, false, 5);
     conn.setCodecOptions(OPTS);
     socket.emit('data', update(['10.1.0.0/24']));
     expect(socket.paused).toBe(1);

@@ -4,10 +4,9 @@
  * makes of them one by one: checked here on chosen cases and on random streams, against each
  * message decoded on its own.
  */
-import { EventEmitter } from 'node:events';
-import type net from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { Connection } from '../../src/bgp/session/connection.js';
+import { standInSocket } from '../helpers/bgp-stand-in-socket.js';
 import { MessageType, type PathAttributes } from '../../src/bgp/types.js';
 import { BgpMessageError, decodeReceived, encodeKeepalive, encodeUpdate, toUpdateMessage, type ReceivedMessage } from '../../src/bgp/wire/index.js';
 import type { UpdateMessage } from '../../src/bgp/types.js';
@@ -23,8 +22,8 @@ interface Reported {
 
 /** A Connection over a stand-in socket: each chunk given is one read. */
 function connectionReading(chunks: Buffer[]): Reported {
-  const socket = Object.assign(new EventEmitter(), { setNoDelay: () => undefined, write: () => true, remoteAddress: '198.18.64.1', remotePort: 179, localAddress: '198.18.64.2' });
-  const conn = new Connection(socket as unknown as net.Socket, false);
+  const socket = standInSocket();
+  const conn = new Connection(socket.socket, false);
   conn.setCodecOptions(OPTS);
   const reported: Reported = { messages: [], errors: [] };
   conn.on('message', (message, warnings) => reported.messages.push({ message, warnings }));
