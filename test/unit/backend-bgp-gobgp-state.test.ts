@@ -59,13 +59,32 @@ describe('gobgp driver: session states', () => {
     expect(table.list([PEER, '198.18.0.99'])).toHaveLength(1);
   });
 
-  it('after EnablePeer, a peer held down again is a new trip, even with no observation between', () => {
+  it('after EnablePeer, a hold-down seen again is a new trip only after a look showed it lifted', () => {
     const table = new PeerStatusTable(500);
     table.describe(PEER, 64512, 'mesh');
     expect(table.update(observe(peer('IDLE', 'PFX_CT'))!)).toMatchObject({ prefixLimitHit: true });
+    const askedBefore = table.epoch();
     table.enabled(PEER);
-    // The peer came back still over its limit: gobgpd reset and held it down before we looked.
-    expect(table.update(observe(peer('IDLE', 'PFX_CT', { accepted: 0, eor: false }), 1)!)).toMatchObject({ prefixLimitHit: true });
+    // A ListPeer asked before the enable: the old hold-down, neither a trip nor a hold-down now.
+    expect(table.update(observe(peer('IDLE', 'PFX_CT', { accepted: 0, eor: false }), 0, askedBefore)!))
+      .toMatchObject({ prefixLimitHit: false, stillHeldDown: false });
+    // gobgpd answered EnablePeer before its session applied it: still held down, no new trip.
+    expect(table.update(observe(peer('IDLE', 'PFX_CT'))!)).toMatchObject({ prefixLimitHit: false, stillHeldDown: true });
+    expect(table.update(observe(peer('IDLE', 'PFX_CT', { accepted: 0, eor: false }), 0, table.epoch())!))
+      .toMatchObject({ prefixLimitHit: false, stillHeldDown: true });
+    // The hold-down lifted, then the peer came back still over its limit: a new trip.
+    expect(table.update(observe(peer('ACTIVE'))!)).toMatchObject({ prefixLimitHit: false, stillHeldDown: false });
+    expect(table.update(observe(peer('IDLE', 'PFX_CT'))!)).toMatchObject({ prefixLimitHit: true, stillHeldDown: false });
+  });
+
+  it('a ListPeer asked before EnablePeer cannot end the wait for the hold-down to lift', () => {
+    const table = new PeerStatusTable(500);
+    table.describe(PEER, 64512, 'mesh');
+    table.update(observe(peer('IDLE', 'PFX_CT'))!);
+    const askedBefore = table.epoch();
+    table.enabled(PEER);
+    table.update(observe(peer('IDLE', 'UP', { accepted: 0, eor: false }), 0, askedBefore)!);
+    expect(table.update(observe(peer('IDLE', 'PFX_CT'))!)).toMatchObject({ prefixLimitHit: false, stillHeldDown: true });
   });
 
   it('gobgpd out of reach: every session idle with the reason, once', () => {

@@ -433,6 +433,8 @@ class GobgpDriver extends EventEmitter<DriverEvents> implements BgpDriver {
     if (change.prefixLimitHit) {
       this.emit('max-prefix', { peer, limit: this.opts.maxPrefixes });
       this.#retryAfterPrefixLimit(peer);
+    } else if (change.stillHeldDown && this.#prefixLimit.get(peer)?.timer === undefined) {
+      this.#retryAfterPrefixLimit(peer);
     }
     if (change.stateChanged) {
       void this.#reconcile(peer);
@@ -504,6 +506,7 @@ class GobgpDriver extends EventEmitter<DriverEvents> implements BgpDriver {
     this.#refreshing = true;
     try {
       const changes = this.#changes;
+      const askedAt = this.#status.epoch();
       const peers = await this.client.listPeers();
       if (this.#closed) return;
       for (const p of peers) {
@@ -519,7 +522,7 @@ class GobgpDriver extends EventEmitter<DriverEvents> implements BgpDriver {
           if (this.#busy > 0 || this.#changes !== changes) continue;
           throw err;
         }
-        const o = observe(p, sent);
+        const o = observe(p, sent, askedAt);
         if (!o || this.#closed) continue;
         this.#observed(o);
         // A count that differs: something was dropped without an event (learned.ts), or is on its way.

@@ -25,14 +25,16 @@ export interface Observation {
   readonly state: PeerState;
   readonly admin: AdminState;
   readonly counters: PeerCounters | undefined;
+  /** For a ListPeer answer: the table's epoch() when it was asked for. */
+  readonly askedAt?: number;
 }
 
-export function observe(p: Peer, adjOut?: number): Observation | undefined {
+export function observe(p: Peer, adjOut?: number, askedAt?: number): Observation | undefined {
   const address = p.state?.neighbor_address || p.conf?.neighbor_address;
   if (!address || address === '<nil>') return undefined; // END_OF_INIT's empty peer
   const state = STATES[p.state?.session_state ?? 'UNKNOWN'] ?? 'idle';
   const admin = p.state?.admin_state ?? 'UP';
-  if (adjOut === undefined) return { address, state, admin, counters: undefined };
+  if (adjOut === undefined) return { address, state, admin, counters: undefined, ...(askedAt !== undefined && { askedAt }) };
   const families = p.afi_safis ?? [];
   const inUse = families.some((a) => a.state?.enabled === true) ? families.filter((a) => a.state?.enabled === true) : families;
   const uptime = p.timers?.state?.uptime?.seconds;
@@ -45,6 +47,7 @@ export function observe(p: Peer, adjOut?: number): Observation | undefined {
       upSince: state === 'established' && uptime ? uptime * 1000 : undefined,
       endOfRib: inUse.length > 0 && inUse.every((a) => a.mp_graceful_restart?.state?.end_of_rib_received === true),
     },
+    ...(askedAt !== undefined && { askedAt }),
   };
 }
 
@@ -55,6 +58,12 @@ export interface StatusChange {
   readonly stateChanged: boolean;
   /** gobgpd just reset the session for exceeding the prefix limit and holds it down (admin state PFX_CT). */
   readonly prefixLimitHit: boolean;
+  /**
+   * gobgpd still holds the peer down after our EnablePeer, with no sign of the peer between: gobgpd
+   * had not applied the enable yet, or the peer tripped again through states we did not see. Not
+   * reported as a trip; the driver makes sure another EnablePeer is on its way.
+   */
+  readonly stillHeldDown: boolean;
   /** End-of-RIB from the peer in this session, not reported before. */
   readonly endOfRib: boolean;
 }
@@ -70,11 +79,15 @@ interface Entry {
   lastError: string | undefined;
   countersDue: boolean;
   endOfRibReported: boolean;
+  /** The epoch of our last EnablePeer after a hold-down, while no look at the peer since has shown it lifted. */
+  enabledAt: number | undefined;
 }
 
 /** The sessions' last known state, kept from peer events and ListPeer (peers() must answer at once). */
 export class PeerStatusTable {
   readonly #peers = new Map<string, Entry>();
+  /** Counts EnablePeer calls, so a ListPeer answer can be placed before or after one. */
+  #epoch = 0;
 
   constructor(private readonly maxPrefixes: number) {}
 
@@ -83,7 +96,7 @@ export class PeerStatusTable {
     const e = this.#peers.get(address);
     if (e) Object.assign(e, { asn, role });
     else this.#peers.set(address, {
-      asn, role, state: 'idle', admin: 'UP', upSince: undefined, received: 0, sent: 0, lastError: undefined, countersDue: false, endOfRibReported: false,
+      asn, role, state: 'idle', admin: 'UP', upSince: undefined, received: 0, sent: 0, lastError: undefined, countersDue: false, endOfRibReported: false, enabledAt: undefined,
     });
   }
 
@@ -115,13 +128,22 @@ export class PeerStatusTable {
     return changed;
   }
 
+  /** Now, for a ListPeer about to be asked for (Observation.askedAt). */
+  epoch(): number {
+    return this.#epoch;
+  }
+
   /**
-   * After EnablePeer: gobgpd no longer holds the peer down, so the next PFX_CT it reports is a new
-   * trip (the peer still over its limit) even if no observation of the state between came.
+   * After EnablePeer on a peer held down. gobgpd answers EnablePeer before its session applies it,
+   * and a ListPeer asked before it still shows the hold-down, so PFX_CT seen until a look after the
+   * enable shows the peer otherwise is not a new trip (update() reports it as stillHeldDown). After
+   * that look, PFX_CT is a new trip: the peer came back still over its limit.
    */
   enabled(address: string): void {
     const e = this.#peers.get(address);
-    if (e !== undefined && e.admin === 'PFX_CT') e.admin = 'UP';
+    if (e === undefined || e.admin !== 'PFX_CT') return;
+    e.admin = 'UP';
+    e.enabledAt = ++this.#epoch;
   }
 
   /** Applies an observation of a described peer; undefined for a peer not described. */
@@ -129,11 +151,22 @@ export class PeerStatusTable {
     const e = this.#peers.get(o.address);
     if (!e) return undefined;
     const stateChanged = o.state !== e.state;
-    const prefixLimitHit = o.admin === 'PFX_CT' && e.admin !== 'PFX_CT';
+    let admin = o.admin;
+    let stillHeldDown = false;
+    if (e.enabledAt !== undefined) {
+      const askedBeforeEnable = o.askedAt !== undefined && o.askedAt < e.enabledAt;
+      if (admin === 'PFX_CT') {
+        stillHeldDown = !askedBeforeEnable;
+        admin = e.admin;
+      } else if (!askedBeforeEnable) {
+        e.enabledAt = undefined;
+      }
+    }
+    const prefixLimitHit = admin === 'PFX_CT' && e.admin !== 'PFX_CT';
     if (prefixLimitHit) e.lastError = `more than ${this.maxPrefixes} prefixes: reset (RFC 4486 Cease/1) and held down by gobgpd`;
-    else if (o.admin === 'DOWN' && e.admin !== 'DOWN') e.lastError = 'administratively down in gobgpd';
+    else if (admin === 'DOWN' && e.admin !== 'DOWN') e.lastError = 'administratively down in gobgpd';
     else if (stateChanged && e.state === 'established') e.lastError = 'session went down (gobgpd gives no reason: see its log)';
-    e.admin = o.admin;
+    e.admin = admin;
     if (stateChanged) {
       if (o.state === 'established') {
         e.upSince = Date.now();
@@ -158,7 +191,7 @@ export class PeerStatusTable {
       }
       if (c.endOfRib && e.state === 'established' && !e.endOfRibReported) endOfRib = e.endOfRibReported = true;
     }
-    return { status: statusOf(o.address, e), notify, stateChanged, prefixLimitHit, endOfRib };
+    return { status: statusOf(o.address, e), notify, stateChanged, prefixLimitHit, stillHeldDown, endOfRib };
   }
 }
 
