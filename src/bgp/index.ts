@@ -13,3 +13,4 @@ export { parsePrefixRange, PrefixRange } from './policy/prefix-set.js';
 export type { BestChange, LocalAdvertisement, Rejection } from './rib/rib.js';
 export type * from './types.js';
 export { Origin, MessageType } from './types.js';
+export { DEFAULT_WARM_UP_PREFIXES, MAX_WARM_UP_PREFIXES, warmUpSpeaker, type WarmUpOptions, type WarmUpResult } from './warm-up.js';

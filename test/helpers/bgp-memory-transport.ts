@@ -27,48 +27,9 @@
 import { EventEmitter } from 'node:events';
 import { afterEach, beforeEach, vi } from 'vitest';
 import type net from 'node:net';
-import { Duplex } from 'node:stream';
 import type { BgpListener, BgpTransport, ConnectOptions } from '../../src/bgp/index.js';
+import { MemorySocket } from '../../src/bgp/session/memory-socket.js';
 import { recordMessages, type ReceivedMessage } from './bgp-scripted-peer.js';
-
-/** One end of an in-memory TCP connection: what Connection reads from a net.Socket. */
-class MemorySocket extends Duplex {
-  other: MemorySocket | undefined;
-  private eof = false;
-
-  constructor(readonly localAddress: string, readonly localPort: number, readonly remoteAddress: string, readonly remotePort: number) {
-    super({ allowHalfOpen: false });
-  }
-
-  setNoDelay(): this {
-    return this;
-  }
-
-  override _read(): void {}
-
-  override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (err?: Error | null) => void): void {
-    this.other?.deliver(chunk);
-    callback();
-  }
-
-  /** end(): a FIN to the other side. */
-  override _final(callback: (err?: Error | null) => void): void {
-    this.other?.deliver(null);
-    callback();
-  }
-
-  /** destroy(): the other side sees the connection end too (a reset reads as an end here). */
-  override _destroy(err: Error | null, callback: (err?: Error | null) => void): void {
-    this.other?.deliver(null);
-    callback(err);
-  }
-
-  private deliver(chunk: Buffer | null): void {
-    if (this.eof || this.destroyed) return;
-    if (chunk === null) this.eof = true;
-    this.push(chunk);
-  }
-}
 
 /** The test's end of a connection: the peer's side. */
 export class MemoryEnd {
@@ -176,15 +137,10 @@ export class MemoryNetwork {
 
   private pair(speakerAddress: string, speakerPort: number, peerAddress: string, dialledBySpeaker: boolean): [net.Socket, MemoryEnd] {
     const peerPort = nextPort++;
-    const speakerSide = new MemorySocket(speakerAddress, speakerPort, peerAddress, peerPort);
-    const peerSide = new MemorySocket(peerAddress, peerPort, speakerAddress, speakerPort);
-    speakerSide.other = peerSide;
-    peerSide.other = speakerSide;
+    const [speakerSide, peerSide] = MemorySocket.pair({ address: speakerAddress, port: speakerPort }, { address: peerAddress, port: peerPort });
     const end = new MemoryEnd(peerAddress, dialledBySpeaker, peerSide, speakerSide);
     this.ends.push(end);
-    // Connection reads what net.Socket has (remoteAddress, setNoDelay, writableNeedDrain...); a
-    // MemorySocket has those, not the rest of net.Socket's surface.
-    return [speakerSide as unknown as net.Socket, end];
+    return [speakerSide.asSocket, end];
   }
 
   private connect(opts: ConnectOptions): Promise<net.Socket> {
@@ -211,13 +167,10 @@ export class MemoryNetwork {
   private link(opts: ConnectOptions, listener: Server): net.Socket {
     const from = opts.localAddress ?? '198.18.255.1';
     const fromPort = nextPort++;
-    const dialler = new MemorySocket(from, fromPort, listener.host, listener.port);
-    const accepted = new MemorySocket(listener.host, listener.port, from, fromPort);
-    dialler.other = accepted;
-    accepted.other = dialler;
+    const [dialler, accepted] = MemorySocket.pair({ address: from, port: fromPort }, { address: listener.host, port: listener.port });
     // Either side's messages wait in the other's stream until its Connection reads them.
-    listener.server.emit('connection', accepted);
-    return dialler as unknown as net.Socket;
+    listener.server.emit('connection', accepted.asSocket);
+    return dialler.asSocket;
   }
 
   private listen(host: string, port: number): BgpListener {

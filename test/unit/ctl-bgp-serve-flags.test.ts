@@ -32,8 +32,20 @@ describe('twillctl bgp serve flags', () => {
       [() => parseServeFlags(['--asn', '1'], {}), /--router-id.*is required/],
       [() => parseServeFlags(['--asn', '1', '--router-id', '1.1.1.1', '--accept', '10.0.0.0/33'], {}), /10\.0\.0\.0\/33/],
       [() => parseServeFlags(['--asn', '1', '--router-id', '1.1.1.1', '--peer', '198.18.0.2,asn=2,passive'], {}), /--listen.*is required when a peer is passive/],
+      [() => parseServeFlags(['--asn', '1', '--router-id', '1.1.1.1', '--warm-up-prefixes', '-1'], {}), /--warm-up-prefixes "-1"/],
+      [() => parseServeFlags(['--asn', '1', '--router-id', '1.1.1.1'], { TWILL_BGP_WARM_UP_PREFIXES: '5000000' }), /TWILL_BGP_WARM_UP_PREFIXES "5000000"/],
     ];
     for (const [fn, msg] of bad) expect(fn).toThrow(msg);
+  });
+
+  it('warms the speaker up with 20,000 prefixes unless told another number, 0 for none', () => {
+    const warmUp = (argv: string[], env: Record<string, string> = {}): unknown => {
+      const cmd = parseServeFlags(['--asn', '1', '--router-id', '1.1.1.1', ...argv], env);
+      return cmd.kind === 'run' ? cmd.config.warmUpPrefixes : cmd.kind;
+    };
+    expect(warmUp([])).toBe(20_000);
+    expect(warmUp(['--warm-up-prefixes', '0'])).toBe(0);
+    expect(warmUp([], { TWILL_BGP_WARM_UP_PREFIXES: '500' })).toBe(500);
   });
 
   it('merges a JSON config file with flags, and refuses a malformed one', () => {

@@ -1,4 +1,4 @@
-import { Speaker, type PeerRoutesEvent, type Route, type SessionEvent } from '../../bgp/index.js';
+import { Speaker, warmUpSpeaker, type PeerRoutesEvent, type Route, type SessionEvent } from '../../bgp/index.js';
 import { InvalidArgumentError } from '../../core/errors.js';
 import { throttle } from '../../core/throttle.js';
 import { parseServeFlags, type ServeConfig } from './serve-flags.js';
@@ -65,6 +65,10 @@ function routePrinter(speaker: Speaker, config: ServeConfig, print: Print): void
 }
 
 export async function serve(config: ServeConfig, print: Print, signal: AbortSignal): Promise<void> {
+  if (config.warmUpPrefixes > 0) {
+    const warm = await warmUpSpeaker({ prefixes: config.warmUpPrefixes });
+    print({ event: 'warm-up', prefixes: warm.prefixes, received: warm.received, ms: Math.round(warm.ms) });
+  }
   const speaker = await Speaker.start({
     local: { asn: config.asn, routerId: config.routerId },
     listen: config.listen,
