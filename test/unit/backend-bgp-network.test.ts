@@ -1,4 +1,4 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { Network, RemoteLease } from '../../src/backends/backend.js';
 import { parseBgpOptions, parsePeerFlag } from '../../src/backends/bgp/config.js';
 import { BgpNetwork } from '../../src/backends/bgp/network.js';
@@ -75,6 +75,34 @@ describe('bgp network', () => {
     // A lease that goes away takes its route with it, even while a peer still announces it.
     await network.sync([]);
     expect(await twillRoutes(nl)).toEqual([]);
+  });
+
+  it('a path after a quiet spell is written within 2 ms; one right after a write waits 20 ms for the rest of its burst', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'performance'] });
+    try {
+      const { network, driver, nl } = await started();
+      await network.sync([lease(2), lease(3), lease(4)]);
+      const installed = async (prefix: string): Promise<boolean> => (await twillRoutes(nl)).some((r) => r.startsWith(prefix));
+      // A host joined: its route alone.
+      driver.give('198.18.0.2', [path('10.244.2.0/24', '198.18.0.2')]);
+      await vi.advanceTimersByTimeAsync(1);
+      expect(await installed('10.244.2.0/24')).toBe(false);
+      await vi.advanceTimersByTimeAsync(1);
+      expect(await installed('10.244.2.0/24')).toBe(true);
+      // The next UPDATE of a burst: gathered with what follows it.
+      driver.give('198.18.0.3', [path('10.244.3.0/24', '198.18.0.3')]);
+      await vi.advanceTimersByTimeAsync(19);
+      expect(await installed('10.244.3.0/24')).toBe(false);
+      await vi.advanceTimersByTimeAsync(1);
+      expect(await installed('10.244.3.0/24')).toBe(true);
+      // Quiet again.
+      await vi.advanceTimersByTimeAsync(100);
+      driver.give('198.18.0.4', [path('10.244.4.0/24', '198.18.0.4')]);
+      await vi.advanceTimersByTimeAsync(2);
+      expect(await installed('10.244.4.0/24')).toBe(true);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('equal-cost paths from two ToRs become one route through a nexthop group; one ToR gone, a plain route via the other', async () => {
