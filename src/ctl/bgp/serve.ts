@@ -66,8 +66,11 @@ function routePrinter(speaker: Speaker, config: ServeConfig, print: Print): void
 
 export async function serve(config: ServeConfig, print: Print, signal: AbortSignal): Promise<void> {
   if (config.warmUpPrefixes > 0) {
-    const warm = await warmUpSpeaker({ prefixes: config.warmUpPrefixes });
-    print({ event: 'warm-up', prefixes: warm.prefixes, received: warm.received, ms: Math.round(warm.ms) });
+    // Only a head start: the speaker starts either way.
+    await warmUpSpeaker({ prefixes: config.warmUpPrefixes }).then(
+      (warm) => print({ event: 'warm-up', prefixes: warm.prefixes, received: warm.received, ms: Math.round(warm.ms) }),
+      (err: Error) => print({ event: 'warning', message: `warm-up failed, starting without it: ${err.message}` }),
+    );
   }
   const speaker = await Speaker.start({
     local: { asn: config.asn, routerId: config.routerId },
