@@ -1,9 +1,8 @@
-import { EventEmitter } from 'node:events';
-import type net from 'node:net';
 import type { LocalAdvertisement } from './rib/rib.js';
 import { parsePrefixRange } from './policy/prefix-set.js';
-import { MemorySocket } from './session/memory-socket.js';
-import type { BgpTransport } from './session/transport.js';
+import { formatIpv4Prefix } from './prefix/prefix-text.js';
+import { memoryListener, MemorySocket } from './session/memory-socket.js';
+import type { BgpListener, BgpTransport } from './session/transport.js';
 import { Speaker } from './speaker.js';
 
 // A fresh process runs the speaker's per-prefix code (UPDATE decoding, import policy, Adj-RIB-In,
@@ -73,10 +72,7 @@ export async function warmUpSpeaker(opts: WarmUpOptions = {}): Promise<WarmUpRes
 
 function table(count: number): LocalAdvertisement[] {
   const out: LocalAdvertisement[] = [];
-  for (let i = 0; i < count; i++) {
-    const a = TABLE_BASE + i;
-    out.push({ prefix: `${a >>> 24}.${(a >>> 16) & 255}.${(a >>> 8) & 255}.${a & 255}/32`, nextHop: SENDER.address });
-  }
+  for (let i = 0; i < count; i++) out.push({ prefix: formatIpv4Prefix(TABLE_BASE + i, 32), nextHop: SENDER.address });
   return out;
 }
 
@@ -102,27 +98,20 @@ function receivedCount(receiver: Speaker, count: number, timeoutMs: number): Pro
 
 /** Listeners and connections in memory: a connect reaches the listener on its host and port at once. */
 function memoryTransport(): BgpTransport {
-  const listeners = new Map<string, EventEmitter>();
+  const listeners = new Map<string, BgpListener>();
   let nextPort = 40_000;
   return {
     listen(opts) {
       const key = `${opts.host}:${opts.port}`;
-      const server = Object.assign(new EventEmitter(), { address: () => ({ address: opts.host, port: opts.port, family: 'IPv4' }) });
-      listeners.set(key, server);
-      return Promise.resolve({
-        server: server as unknown as net.Server,
-        setMd5Key: () => {},
-        close: () => {
-          listeners.delete(key);
-          return Promise.resolve();
-        },
-      });
+      const listener = memoryListener(opts.host, opts.port, () => listeners.delete(key));
+      listeners.set(key, listener);
+      return Promise.resolve(listener);
     },
     connect(opts) {
-      const server = listeners.get(`${opts.host}:${opts.port}`);
-      if (server === undefined) return Promise.reject(new Error(`connect ECONNREFUSED ${opts.host}:${opts.port}`));
+      const listener = listeners.get(`${opts.host}:${opts.port}`);
+      if (listener === undefined) return Promise.reject(new Error(`connect ECONNREFUSED ${opts.host}:${opts.port}`));
       const [dialler, accepted] = MemorySocket.pair({ address: opts.localAddress ?? SENDER.address, port: nextPort++ }, { address: opts.host, port: opts.port });
-      server.emit('connection', accepted.asSocket);
+      listener.server.emit('connection', accepted.asSocket);
       return Promise.resolve(dialler.asSocket);
     },
   };

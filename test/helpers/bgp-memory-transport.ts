@@ -24,11 +24,10 @@
  *   const a = await Speaker.start({ ..., transport: net.transport });
  *   a.addPeer({ address: '198.18.0.10', localAddress: '198.18.0.1', ... });   // up once settled
  */
-import { EventEmitter } from 'node:events';
 import { afterEach, beforeEach, vi } from 'vitest';
 import type net from 'node:net';
 import type { BgpListener, BgpTransport, ConnectOptions } from '../../src/bgp/index.js';
-import { MemorySocket } from '../../src/bgp/session/memory-socket.js';
+import { memoryListener, MemorySocket } from '../../src/bgp/session/memory-socket.js';
 import { recordMessages, type ReceivedMessage } from './bgp-scripted-peer.js';
 
 /** The test's end of a connection: the peer's side. */
@@ -88,7 +87,7 @@ let nextPort = 40000;
 interface Server {
   readonly host: string;
   readonly port: number;
-  readonly server: EventEmitter;
+  readonly server: net.Server;
 }
 
 export class MemoryNetwork {
@@ -174,18 +173,10 @@ export class MemoryNetwork {
   }
 
   private listen(host: string, port: number): BgpListener {
-    const server = new EventEmitter();
-    const entry = { host, port: port === 0 ? 179 : port, server };
-    this.servers.push(entry);
-    Object.assign(server, { address: () => ({ address: entry.host, port: entry.port, family: host.includes(':') ? 'IPv6' : 'IPv4' }) });
-    return {
-      server: server as unknown as net.Server,
-      setMd5Key: () => {},
-      close: () => {
-        this.servers.splice(this.servers.indexOf(entry), 1);
-        return Promise.resolve();
-      },
-    };
+    const bound = port === 0 ? 179 : port;
+    const listener = memoryListener(host, bound, () => this.servers.splice(this.servers.findIndex((s) => s.server === listener.server), 1));
+    this.servers.push({ host, port: bound, server: listener.server });
+    return listener;
   }
 }
 

@@ -1,5 +1,7 @@
+import { EventEmitter } from 'node:events';
 import type net from 'node:net';
 import { Duplex } from 'node:stream';
+import type { BgpListener } from './transport.js';
 
 /**
  * One end of a connection held in memory: what a session's Connection reads from a net.Socket
@@ -58,4 +60,21 @@ export class MemorySocket extends Duplex {
   get asSocket(): net.Socket {
     return this as unknown as net.Socket;
   }
+}
+
+/**
+ * A listener with no socket under it, for a BgpTransport held in memory: a connection comes in
+ * when the transport emits 'connection' on its server with the accepted end of a pair.
+ * `address()` answers what the speaker asks of it (listenAddresses); `onClose` runs on close().
+ */
+export function memoryListener(host: string, port: number, onClose: () => void): BgpListener {
+  const server = Object.assign(new EventEmitter(), { address: () => ({ address: host, port, family: host.includes(':') ? 'IPv6' : 'IPv4' }) });
+  return {
+    server: server as unknown as net.Server,
+    setMd5Key: () => {},
+    close: () => {
+      onClose();
+      return Promise.resolve();
+    },
+  };
 }
