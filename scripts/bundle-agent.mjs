@@ -57,11 +57,13 @@ function fromBundle(file) {
  * the same package definition (its loadSync is that same parse, then fromJSON's steps). The call
  * is matched exactly: another etcd3 fails the build rather than keep the slow path unnoticed.
  * The definition's Range method then decodes its responses with src/store/range-response.ts
- * (the same objects; the start-up listing of every lease is one such response).
+ * (the same objects; the start-up listing of every lease is one such response), and its Watch
+ * method the stream's messages with src/store/watch-response.ts (a burst of leases is one).
  */
 const ETCD3_POOL = path.join('node_modules', 'etcd3', 'lib', 'connection-pool.js');
-/** tsc's output of src/store/range-response.ts. */
+/** tsc's output of src/store/range-response.ts and watch-response.ts. */
 const RANGE_RESPONSE = path.resolve('dist', 'src', 'store', 'range-response.js');
+const WATCH_RESPONSE = path.resolve('dist', 'src', 'store', 'watch-response.js');
 const ETCD3_LOAD = /\(0, proto_loader_1\.loadSync\)\(`\$\{__dirname\}\/\.\.\/proto\/rpc\.proto`, (\{\s*keepCase: true,\s*longs: String,\s*enums: String,\s*defaults: true,\s*oneofs: true,\s*\})\)/;
 
 function withPrebuiltEtcdProto(source, file) {
@@ -70,8 +72,9 @@ function withPrebuiltEtcdProto(source, file) {
   // proto-loader's own parse (its loadSync's first step), so the options mean the same.
   const { loadProtosWithOptionsSync } = createRequire(import.meta.url)('@grpc/proto-loader/build/src/util.js');
   const root = loadProtosWithOptionsSync(path.join(path.dirname(file), '..', 'proto', 'rpc.proto'), { keepCase: true, longs: String, enums: String, defaults: true, oneofs: true });
-  const decoder = JSON.stringify(path.relative(path.dirname(file), RANGE_RESPONSE).split(path.sep).join('/'));
-  return source.replace(match[0], `require(${decoder}).withRangeResponseDecoder((0, proto_loader_1.fromJSON)(${JSON.stringify(root.toJSON())}, ${match[1]}))`);
+  const from = (module) => JSON.stringify(path.relative(path.dirname(file), module).split(path.sep).join('/'));
+  const definition = `(0, proto_loader_1.fromJSON)(${JSON.stringify(root.toJSON())}, ${match[1]})`;
+  return source.replace(match[0], `require(${from(RANGE_RESPONSE)}).withRangeResponseDecoder(require(${from(WATCH_RESPONSE)}).withWatchResponseDecoder(${definition}))`);
 }
 
 /** @type {import('esbuild').Plugin} */

@@ -1,65 +1,17 @@
-import type { MethodDefinition } from '@grpc/proto-loader';
-import { createRequire } from 'node:module';
 import { describe, expect, it } from 'vitest';
 import { decodeRangeResponse, withRangeResponseDecoder } from '../../src/store/range-response.js';
 import { prng } from './bgp-prng.js';
+import { decoderCheck, delimited, etcdDefinition, INT64_EDGES, int, outcome, protoLoaderMethod, tag } from './etcd-decoder-check.js';
 
 // The agent's bundle decodes etcd's RangeResponse with src/store/range-response.ts instead of
 // proto-loader's generated decoder: it must give etcd3 the very same object, and fail where that
 // one fails. Here both decode the same bytes: messages proto-loader encodes, and hand-made ones
 // with unknown, repeated, mistyped and truncated fields.
 
-const require = createRequire(import.meta.url);
-const protoLoader = require('@grpc/proto-loader') as typeof import('@grpc/proto-loader');
-const RPC_PROTO = require.resolve('etcd3/proto/rpc.proto');
-/** etcd3's options (node_modules/etcd3/lib/connection-pool.js). */
-const OPTIONS = { keepCase: true, longs: String, enums: String, defaults: true, oneofs: true };
-const definition = protoLoader.loadSync(RPC_PROTO, OPTIONS);
-const range = (definition['etcdserverpb.KV'] as Record<string, MethodDefinition<unknown, unknown>>).Range!;
+const range = protoLoaderMethod('etcdserverpb.KV', 'Range');
 const reference = (buf: Buffer): unknown => range.responseDeserialize(buf);
 const encode = (message: unknown): Buffer => range.responseSerialize(message);
-
-function outcome(decode: (b: Buffer) => unknown, buf: Buffer): { value?: unknown; threw?: true } {
-  try {
-    return { value: decode(buf) };
-  } catch {
-    return { threw: true };
-  }
-}
-
-function expectSame(buf: Buffer, what: string): void {
-  expect({ what, ...outcome(decodeRangeResponse, buf) }).toEqual({ what, ...outcome(reference, buf) });
-}
-
-/**
- * Malformed bytes: whatever decodeRangeResponse returns, proto-loader returns too. It may throw
- * where proto-loader does not (protobufjs's slow path accepts a varint cut off at the very end),
- * never the other way round. Returns whether it threw where proto-loader did not.
- */
-function expectNeverLaxer(buf: Buffer, what: string): boolean {
-  const ours = outcome(decodeRangeResponse, buf);
-  const theirs = outcome(reference, buf);
-  if (ours.threw && !theirs.threw) return true;
-  expect({ what, ...ours }).toEqual({ what, ...theirs });
-  return false;
-}
-
-// Protobuf wire writing for hand-made messages.
-function varint(value: bigint): number[] {
-  let v = BigInt.asUintN(64, value);
-  const out: number[] = [];
-  do {
-    const b = Number(v & 0x7fn);
-    v >>= 7n;
-    out.push(v > 0n ? b | 0x80 : b);
-  } while (v > 0n);
-  return out;
-}
-const tag = (field: number, wireType: number): number[] => varint(BigInt((field << 3) | wireType));
-const delimited = (field: number, bytes: number[]): number[] => [...tag(field, 2), ...varint(BigInt(bytes.length)), ...bytes];
-const int = (field: number, value: bigint): number[] => [...tag(field, 0), ...varint(value)];
-
-const INT64_EDGES = [0n, 1n, 127n, 128n, 2n ** 31n, 2n ** 32n - 1n, 2n ** 32n, 2n ** 53n - 1n, 2n ** 53n, 2n ** 53n + 1n, 7587886372946431000n, 2n ** 63n - 1n, -1n, -(2n ** 63n), -(2n ** 32n)];
+const { expectSame, expectNeverLaxer } = decoderCheck(decodeRangeResponse, reference);
 
 describe('decodeRangeResponse, against proto-loader with etcd3\'s options', () => {
   it('decodes what etcd sends: an empty range, a listing, 64-bit edges, empty bytes', () => {
@@ -135,12 +87,12 @@ describe('decodeRangeResponse, against proto-loader with etcd3\'s options', () =
 
 describe('withRangeResponseDecoder', () => {
   it('makes decodeRangeResponse the Range method\'s response decoder of a package definition', () => {
-    const def = protoLoader.loadSync(RPC_PROTO, OPTIONS);
+    const def = etcdDefinition();
     expect(withRangeResponseDecoder(def)).toBe(def);
-    expect((def['etcdserverpb.KV'] as Record<string, MethodDefinition<unknown, unknown>>).Range!.responseDeserialize).toBe(decodeRangeResponse);
+    expect((def['etcdserverpb.KV'] as Record<string, { responseDeserialize: unknown }>).Range!.responseDeserialize).toBe(decodeRangeResponse);
   });
 
   it('refuses a definition without it, so a changed etcd3 fails the build', () => {
-    expect(() => withRangeResponseDecoder({ 'etcdserverpb.Lease': {} })).toThrow(/no etcdserverpb.KV Range/);
+    expect(() => withRangeResponseDecoder({ 'etcdserverpb.Lease': {} })).toThrow(/no etcdserverpb.KV Range method/);
   });
 });
