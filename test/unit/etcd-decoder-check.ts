@@ -6,6 +6,7 @@
 import type { MethodDefinition } from '@grpc/proto-loader';
 import { createRequire } from 'node:module';
 import { expect } from 'vitest';
+import { prng } from './bgp-prng.js';
 
 const require = createRequire(import.meta.url);
 const protoLoader = require('@grpc/proto-loader') as typeof import('@grpc/proto-loader');
@@ -58,19 +59,39 @@ export interface DecoderCheck {
    * proto-loader did not.
    */
   expectNeverLaxer(buf: Buffer, what: string): boolean;
+  /**
+   * expectNeverLaxer() on every truncation of `message` and on `mutations` copies of it with one
+   * to three random bytes changed (seeded): how often ours was stricter, and how often
+   * proto-loader threw on a mutation (both outcomes must be common for the comparison to prove much).
+   */
+  truncatedAndMutated(message: Buffer, seed: number, mutations: number): { stricter: number; threw: number };
 }
 
 export function decoderCheck(ours: (b: Buffer) => unknown, reference: (b: Buffer) => unknown): DecoderCheck {
+  const expectNeverLaxer = (buf: Buffer, what: string): boolean => {
+    const mine = outcome(ours, buf);
+    const theirs = outcome(reference, buf);
+    if (mine.threw && !theirs.threw) return true;
+    expect({ what, ...mine }).toEqual({ what, ...theirs });
+    return false;
+  };
   return {
     expectSame(buf, what) {
       expect({ what, ...outcome(ours, buf) }).toEqual({ what, ...outcome(reference, buf) });
     },
-    expectNeverLaxer(buf, what) {
-      const mine = outcome(ours, buf);
-      const theirs = outcome(reference, buf);
-      if (mine.threw && !theirs.threw) return true;
-      expect({ what, ...mine }).toEqual({ what, ...theirs });
-      return false;
+    expectNeverLaxer,
+    truncatedAndMutated(message, seed, mutations) {
+      const next = prng(seed).next;
+      let stricter = 0;
+      for (let n = 0; n < message.length; n++) if (expectNeverLaxer(message.subarray(0, n), `first ${n} bytes`)) stricter++;
+      let threw = 0;
+      for (let k = 0; k < mutations; k++) {
+        const bytes = Buffer.from(message);
+        for (let m = 1 + Math.floor(next() * 3); m > 0; m--) bytes[Math.floor(next() * bytes.length)] = Math.floor(next() * 256);
+        if (expectNeverLaxer(bytes, `mutation ${k}: ${bytes.toString('hex')}`)) stricter++;
+        if (outcome(reference, bytes).threw) threw++;
+      }
+      return { stricter, threw };
     },
   };
 }
