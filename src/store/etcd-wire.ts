@@ -69,31 +69,25 @@ export class Reader {
   }
 
   /**
-   * Reads a nested message's length and makes its end the limit (protobufjs's decode(reader,
-   * length)); returns the limit to restore with leave() once the message's fields are read.
+   * A nested message (a length, then its fields): `read` reads it with the message's end as the
+   * limit (protobufjs's decode(reader, length)), and the outer limit holds again after it. Every
+   * read inside is checked against the nested limit, so the message ends exactly at its own end
+   * (protobufjs checks after the fact, as one of its reads is not).
    */
-  private enter(): number {
-    const end = this.uint32() + this.pos;
-    if (end > this.len) throw this.outOfRange(end - this.pos);
+  message<T>(read: (r: Reader) => T): T {
+    const end = this.delimitedEnd();
     const outer = this.len;
     this.len = end;
-    return outer;
-  }
-
-  /** A nested message (a length, then its fields): `read` reads it with the message's end as the limit. */
-  message<T>(read: (r: Reader) => T): T {
-    const outer = this.enter();
     const value = read(this);
-    this.leave(outer);
+    this.len = outer;
     return value;
   }
 
-  /**
-   * `outer` is the limit again. The nested message ended exactly at its own: every read here is
-   * checked against the limit (protobufjs checks after the fact, as one of its reads is not).
-   */
-  private leave(outer: number): void {
-    this.len = outer;
+  /** Reads a length-delimited field's length; returns where the field ends, which must lie within the limit. */
+  private delimitedEnd(): number {
+    const end = this.uint32() + this.pos;
+    if (end > this.len) throw this.outOfRange(end - this.pos);
+    return end;
   }
 
   private outOfRange(n = 1): Error {
@@ -140,11 +134,10 @@ export class Reader {
   }
 
   bytes(): Buffer {
-    const length = this.uint32();
+    const end = this.delimitedEnd();
     const start = this.pos;
-    if (start + length > this.len) throw this.outOfRange(length);
-    this.pos += length;
-    return length === 0 ? Buffer.alloc(0) : this.buf.subarray(start, start + length);
+    this.pos = end;
+    return end === start ? Buffer.alloc(0) : this.buf.subarray(start, end);
   }
 
   /**
@@ -152,11 +145,10 @@ export class Reader {
    * on; this one throws there, as bytes() does: never laxer.
    */
   string(): string {
-    const length = this.uint32();
+    const end = this.delimitedEnd();
     const start = this.pos;
-    if (start + length > this.len) throw this.outOfRange(length);
-    this.pos += length;
-    return this.buf.toString('utf8', start, start + length);
+    this.pos = end;
+    return this.buf.toString('utf8', start, end);
   }
 
   skip(wireType: number, depth = 0): void {
@@ -188,7 +180,7 @@ export class Reader {
   }
 }
 
-/** A ResponseHeader's fields, up to the reader's limit (the caller entered the message). */
+/** A ResponseHeader's fields, up to the reader's limit (read through Reader.message()). */
 export function decodeHeader(r: Reader): EtcdResponseHeader {
   const header: EtcdResponseHeader = { cluster_id: '0', member_id: '0', revision: '0', raft_term: '0' };
   while (r.pos < r.len) {
@@ -204,7 +196,7 @@ export function decodeHeader(r: Reader): EtcdResponseHeader {
   return header;
 }
 
-/** A KeyValue's fields, up to the reader's limit (the caller entered the message). */
+/** A KeyValue's fields, up to the reader's limit (read through Reader.message()). */
 export function decodeKeyValue(r: Reader): EtcdKeyValue {
   let key: Buffer | undefined;
   let value: Buffer | undefined;
