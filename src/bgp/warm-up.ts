@@ -1,7 +1,7 @@
 import type { LocalAdvertisement } from './rib/rib.js';
 import { parsePrefixRange } from './policy/prefix-set.js';
 import { formatIpv4Prefix } from './prefix/prefix-text.js';
-import { memoryListener, MemorySocket } from './session/memory-socket.js';
+import { dialMemoryListener, memoryListener } from './session/memory-socket.js';
 import type { BgpListener, BgpTransport } from './session/transport.js';
 import { Speaker } from './speaker.js';
 
@@ -110,9 +110,7 @@ function memoryTransport(): BgpTransport {
     connect(opts) {
       const listener = listeners.get(`${opts.host}:${opts.port}`);
       if (listener === undefined) return Promise.reject(new Error(`connect ECONNREFUSED ${opts.host}:${opts.port}`));
-      const [dialler, accepted] = MemorySocket.pair({ address: opts.localAddress ?? SENDER.address, port: nextPort++ }, { address: opts.host, port: opts.port });
-      listener.server.emit('connection', accepted.asSocket);
-      return Promise.resolve(dialler.asSocket);
+      return Promise.resolve(dialMemoryListener(listener.server, { address: opts.localAddress ?? SENDER.address, port: nextPort++ }, { address: opts.host, port: opts.port }));
     },
   };
 }

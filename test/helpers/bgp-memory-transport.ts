@@ -27,7 +27,7 @@
 import { afterEach, beforeEach, vi } from 'vitest';
 import type net from 'node:net';
 import type { BgpListener, BgpTransport, ConnectOptions } from '../../src/bgp/index.js';
-import { memoryListener, MemorySocket } from '../../src/bgp/session/memory-socket.js';
+import { dialMemoryListener, memoryListener, MemorySocket } from '../../src/bgp/session/memory-socket.js';
 import { recordMessages, type ReceivedMessage } from './bgp-scripted-peer.js';
 
 /** The test's end of a connection: the peer's side. */
@@ -164,12 +164,7 @@ export class MemoryNetwork {
 
   /** A connection from one speaker (the dialler's side, returned) to another's listener. */
   private link(opts: ConnectOptions, listener: Server): net.Socket {
-    const from = opts.localAddress ?? '198.18.255.1';
-    const fromPort = nextPort++;
-    const [dialler, accepted] = MemorySocket.pair({ address: from, port: fromPort }, { address: listener.host, port: listener.port });
-    // Either side's messages wait in the other's stream until its Connection reads them.
-    listener.server.emit('connection', accepted.asSocket);
-    return dialler.asSocket;
+    return dialMemoryListener(listener.server, { address: opts.localAddress ?? '198.18.255.1', port: nextPort++ }, { address: listener.host, port: listener.port });
   }
 
   private listen(host: string, port: number): BgpListener {

@@ -78,3 +78,14 @@ export function memoryListener(host: string, port: number, onClose: () => void):
     },
   };
 }
+
+/**
+ * A connection in memory from `from` to a listener at `to` (its server a memoryListener's): the
+ * listener's server gets the accepted end at once; returns the dialler's end. Either side's
+ * messages wait in the other's stream until its Connection reads them.
+ */
+export function dialMemoryListener(server: net.Server, from: { readonly address: string; readonly port: number }, to: { readonly address: string; readonly port: number }): net.Socket {
+  const [dialler, accepted] = MemorySocket.pair(from, to);
+  server.emit('connection', accepted.asSocket);
+  return dialler.asSocket;
+}
